@@ -1,6 +1,27 @@
-"""A serverless audit pipeline for AWS CDK: publish audit events, record each exactly once."""
+"""A serverless audit pipeline for AWS CDK: publish audit events, record each exactly once.
 
-from audit_stack.pipeline import AuditPipeline
-from audit_stack.stack import AuditStack
+``AuditPipeline`` and ``AuditStack`` load aws-cdk-lib on first use, so the local emulator and the
+operator CLI (which only read synthesized templates) start without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audit_stack.pipeline import AuditPipeline
+    from audit_stack.stack import AuditStack
 
 __all__ = ["AuditPipeline", "AuditStack"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AuditPipeline":
+        from audit_stack.pipeline import AuditPipeline
+
+        return AuditPipeline
+    if name == "AuditStack":
+        from audit_stack.stack import AuditStack
+
+        return AuditStack
+    raise AttributeError(f"module 'audit_stack' has no attribute {name!r}")
