@@ -268,7 +268,14 @@ class AuditPipeline(Construct):
             resource_arns=[self._table.table_arn],
         )
         if encryption_key is not None:
-            encryption_key.grant_encrypt_decrypt(self._recorder)
+            # Exact actions rather than grant_encrypt_decrypt's ReEncrypt*/GenerateDataKey*.
+            encryption_key.grant(
+                self._recorder,
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:DescribeKey",
+            )
 
     def _function(
         self,
@@ -365,13 +372,14 @@ class AuditPipeline(Construct):
 
     def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let another principal publish audit events to the topic."""
-        if self._encryption_key is not None:
-            return self._topic.grant_publish(grantee)
-        # The AWS-managed aws/sns key's own policy already lets any principal of the account
-        # use it through SNS, so sns:Publish on this topic is all a publisher needs.
-        return iam.Grant.add_to_principal(
+        grant = iam.Grant.add_to_principal(
             grantee=grantee, actions=["sns:Publish"], resource_arns=[self._topic.topic_arn]
         )
+        # With the AWS-managed aws/sns key, its own key policy already lets any principal of
+        # the account use it through SNS; a customer key needs exactly these two actions.
+        if self._encryption_key is not None:
+            self._encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+        return grant
 
 
 def _logical_id_hint(log_group: logs.LogGroup) -> str:

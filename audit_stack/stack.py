@@ -41,7 +41,7 @@ class AuditStack(Stack):
             OUTPUT_TABLE_NAME: (self.pipeline.table.table_name, "Append-only audit table"),
             OUTPUT_PUBLISHER_FUNCTION_NAME: (
                 self.pipeline.publisher_function.function_name,
-                "deleteAccount: invoke with {\"email\": ...}",
+                'deleteAccount: invoke with {"email": ...}',
             ),
             OUTPUT_RECORDER_FUNCTION_NAME: (
                 self.pipeline.recorder_function.function_name,

@@ -44,7 +44,5 @@ def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def template_json(cloud_assembly: Path) -> dict[str, Any]:
     """The synthesized CloudFormation template of the app's stack, as JSON."""
-    data: dict[str, Any] = json.loads(
-        (cloud_assembly / f"{STACK_NAME}.template.json").read_text()
-    )
+    data: dict[str, Any] = json.loads((cloud_assembly / f"{STACK_NAME}.template.json").read_text())
     return data

@@ -1,0 +1,348 @@
+"""Fine-grained assertions on the synthesized template: one test per row of the defaults table."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Match, Template
+
+from audit_stack.pipeline import POWERTOOLS_VERSION, RUNTIME
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def template(template_json: dict[str, Any]) -> Template:
+    return Template.from_json(template_json)
+
+
+def _only(template: Template, resource_type: str, props: Any = None) -> dict[str, Any]:
+    found = template.find_resources(resource_type, props)
+    assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
+    return dict(next(iter(found.values())))
+
+
+def _logical_id(template: Template, resource_type: str, props: Any = None) -> str:
+    found = template.find_resources(resource_type, props)
+    assert len(found) == 1
+    return next(iter(found))
+
+
+def _queues(template: Template) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(source queue, dead-letter queue, DLQ logical id)."""
+    queues = template.find_resources("AWS::SQS::Queue")
+    source = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    dlq_ids = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    assert len(source) == 1 and len(dlq_ids) == 1
+    return dict(source[0]), dict(queues[dlq_ids[0]]), dlq_ids[0]
+
+
+def _recorder(template: Template) -> dict[str, Any]:
+    return _only(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.record_audit_event.handler"}},
+    )
+
+
+def _publisher(template: Template) -> dict[str, Any]:
+    return _only(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.delete_account.handler"}},
+    )
+
+
+def test_dead_letter_queue_after_five_receives(template: Template) -> None:
+    source, _, dlq_id = _queues(template)
+    assert source["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+
+
+def test_dead_letter_queue_keeps_messages_fourteen_days(template: Template) -> None:
+    _, dlq, _ = _queues(template)
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_source_queue_retention_is_shorter_than_the_dead_letter_queue(template: Template) -> None:
+    source, dlq, _ = _queues(template)
+    assert source["Properties"]["MessageRetentionPeriod"] == 7 * 24 * 3600
+    assert (
+        source["Properties"]["MessageRetentionPeriod"] < dlq["Properties"]["MessageRetentionPeriod"]
+    )
+
+
+def test_visibility_timeout_is_six_times_the_recorder_timeout(template: Template) -> None:
+    source, _, _ = _queues(template)
+    timeout = _recorder(template)["Properties"]["Timeout"]
+    assert source["Properties"]["VisibilityTimeout"] == 6 * timeout == 180
+
+
+def test_topic_is_encrypted_and_signs_with_sha256(template: Template) -> None:
+    topic = _only(template, "AWS::SNS::Topic")
+    key = topic["Properties"]["KmsMasterKeyId"]
+    assert "alias/aws/sns" in str(key)
+    assert topic["Properties"]["SignatureVersion"] == "2"
+
+
+def test_both_queues_are_encrypted_with_sse_sqs(template: Template) -> None:
+    # SNS cannot deliver to a queue encrypted with the AWS-managed alias/aws/sqs key.
+    for queue in template.find_resources("AWS::SQS::Queue").values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert "KmsMasterKeyId" not in queue["Properties"]
+
+
+def test_table_is_encrypted_at_rest_with_kms(template: Template) -> None:
+    table = _only(template, "AWS::DynamoDB::Table")
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+
+
+@pytest.mark.parametrize(
+    ("policy_type", "target_type", "count"),
+    [
+        ("AWS::SNS::TopicPolicy", "AWS::SNS::Topic", 1),
+        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 2),
+    ],
+)
+def test_resource_policies_deny_requests_without_tls(
+    template: Template, policy_type: str, target_type: str, count: int
+) -> None:
+    policies = template.find_resources(
+        policy_type,
+        {
+            "Properties": {
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                }
+            }
+        },
+    )
+    assert len(policies) == count
+    assert len(template.find_resources(target_type)) == count
+
+
+def test_table_is_on_demand_with_point_in_time_recovery_and_deletion_protection(
+    template: Template,
+) -> None:
+    table = _only(template, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["DeletionProtectionEnabled"] is True
+
+
+def test_table_survives_cdk_destroy(template: Template) -> None:
+    table = _only(template, "AWS::DynamoDB::Table")
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_table_keys_serve_the_auditors_questions(template: Template) -> None:
+    props = _only(template, "AWS::DynamoDB::Table")["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "subject", "KeyType": "HASH"},
+        {"AttributeName": "event_key", "KeyType": "RANGE"},
+    ]
+    assert props["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "by-event-type",
+            "KeySchema": [
+                {"AttributeName": "event_type", "KeyType": "HASH"},
+                {"AttributeName": "event_key", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+
+
+def test_table_resource_policy_makes_the_log_append_only(template: Template) -> None:
+    props = _only(template, "AWS::DynamoDB::Table")["Properties"]
+    statement = props["ResourcePolicy"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == {"AWS": "*"}
+    assert set(statement["Action"]) >= {
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    }
+
+
+def _policy_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
+    role_id = _publisher(template)["Properties"]["Role"]["Fn::GetAtt"][0]
+    topic_id = _logical_id(template, "AWS::SNS::Topic")
+    statements = _policy_statements(template, role_id)
+    data_statements = [
+        s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
+    ]
+    assert data_statements == [
+        {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}}
+    ]
+
+
+def test_recorder_may_only_consume_its_queue_and_put_items(template: Template) -> None:
+    role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
+    queues = template.find_resources("AWS::SQS::Queue")
+    source_id = next(k for k, q in queues.items() if "RedrivePolicy" in q["Properties"])
+    table_id = _logical_id(template, "AWS::DynamoDB::Table")
+    statements = _policy_statements(template, role_id)
+    data_statements = [
+        s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
+    ]
+    assert data_statements == [
+        {
+            "Action": [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ReceiveMessage",
+            ],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [source_id, "Arn"]},
+        },
+        {
+            "Action": "dynamodb:PutItem",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
+        },
+    ]
+
+
+def test_functions_write_only_to_their_own_log_group(template: Template) -> None:
+    for function in (_publisher(template), _recorder(template)):
+        role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        log_group = function["Properties"]["LoggingConfig"]["LogGroup"]
+        log_statements = [
+            s
+            for s in _policy_statements(template, role_id)
+            if any(a.startswith("logs:") for a in _actions(s))
+        ]
+        assert log_statements == [
+            {
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Effect": "Allow",
+                "Resource": {"Fn::GetAtt": [log_group["Ref"], "Arn"]},
+            }
+        ]
+
+
+def test_no_principal_may_update_or_delete_audit_records(template: Template) -> None:
+    forbidden = re.compile(
+        r"^(dynamodb:(\*|Update.*|Delete.*|BatchWrite.*|PartiQL.*|Put\*|.*\*)|\*)$"
+    )
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            for action in _actions(statement):
+                assert not forbidden.match(action), action
+    assert template.find_resources("AWS::IAM::ManagedPolicy") == {}
+    for role in template.find_resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_functions_run_the_newest_python_on_arm64_with_tracing(template: Template) -> None:
+    newest = max(
+        (name for name in dir(lambda_.Runtime) if re.fullmatch(r"PYTHON_3_\d+", name)),
+        key=lambda name: int(name.rsplit("_", 1)[1]),
+    )
+    assert getattr(lambda_.Runtime, newest).name == RUNTIME.name
+    for function in (_publisher(template), _recorder(template)):
+        props = function["Properties"]
+        assert props["Runtime"] == RUNTIME.name
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_log_groups_are_explicit_with_retention(template: Template) -> None:
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 2
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 365
+        assert group["DeletionPolicy"] == "Retain"
+
+
+def test_no_custom_resources_and_no_docker_assets(
+    template: Template, template_json: dict[str, Any], cloud_assembly: Path
+) -> None:
+    types = {r["Type"] for r in template_json["Resources"].values()}
+    assert not [t for t in types if t.startswith("Custom::")]
+    assert "AWS::CloudFormation::CustomResource" not in types
+    assets = json.loads((cloud_assembly / "AuditPipelineStack.assets.json").read_text())
+    assert assets.get("dockerImages", {}) == {}
+    assert [a["source"]["packaging"] for a in assets["files"].values()].count("zip") == 1
+
+
+def test_recorder_event_source_reports_partial_batch_failures(template: Template) -> None:
+    mapping = _only(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+def test_queue_subscribes_to_account_deleted_events_in_sns_envelopes(template: Template) -> None:
+    subscription = _only(template, "AWS::SNS::Subscription")["Properties"]
+    assert subscription["Protocol"] == "sqs"
+    assert subscription["RawMessageDelivery"] is False
+    assert subscription["FilterPolicy"] == {"event_type": ["AccountDeleted"]}
+
+
+def test_powertools_layer_matches_the_pinned_library(template_json: dict[str, Any]) -> None:
+    pinned = re.search(
+        r"^aws-lambda-powertools==(\S+)$",
+        (ROOT / "requirements-dev.txt").read_text(),
+        re.MULTILINE,
+    )
+    assert pinned is not None
+    assert POWERTOOLS_VERSION == pinned.group(1) == version("aws-lambda-powertools")
+    parameter_paths = [p.get("Default") for p in template_json["Parameters"].values()]
+    assert (
+        f"/aws/service/powertools/python/arm64/{RUNTIME.name}/{POWERTOOLS_VERSION}"
+        in parameter_paths
+    )
+
+
+def test_stack_outputs_name_every_resource_an_operator_needs(
+    template_json: dict[str, Any],
+) -> None:
+    assert set(template_json["Outputs"]) == {
+        "TopicArn",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        "TableName",
+        "PublisherFunctionName",
+        "RecorderFunctionName",
+    }
