@@ -212,7 +212,7 @@ class AuditPipeline(Construct):
 
         code = lambda_.Code.from_asset(
             str(lambda_code_dir()),
-            exclude=["**/__pycache__", "**/*.pyc", "*.egg-info", "__init__.py"],
+            exclude=["**/__pycache__", "**/*.pyc", "*.egg-info"],
         )
         powertools_layer = lambda_.LayerVersion.from_layer_version_arn(
             self,

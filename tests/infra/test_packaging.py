@@ -1,0 +1,67 @@
+"""Another CDK app pip-installs this repository and synthesizes AuditPipeline(stack, "Audit")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.infra.test_compliance import cfn_lint_errors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+IMPORTING_APP = textwrap.dedent(
+    """
+    import sys
+
+    import aws_cdk as cdk
+    import audit_stack
+    from audit_stack import AuditPipeline
+    from cdk_nag import AwsSolutionsChecks
+
+    app = cdk.App(outdir=sys.argv[1])
+    stack = cdk.Stack(app, "ConsumerStack")
+    AuditPipeline(stack, "Audit")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    print(audit_stack.__file__)
+    """
+)
+
+
+def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) -> None:
+    wheels, site, app_dir, outdir = (tmp_path / n for n in ("wheels", "site", "app", "out"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text(IMPORTING_APP)
+
+    # Run from an unrelated folder, with the installed copy first on the path: assets must
+    # resolve from the package, not from the current working directory or this checkout.
+    result = subprocess.run(
+        [sys.executable, "app.py", str(outdir)],
+        cwd=app_dir,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(site))
+
+    template = json.loads((outdir / "ConsumerStack.template.json").read_text())
+    assert cfn_lint_errors(template) == []
+    assets = json.loads((outdir / "ConsumerStack.assets.json").read_text())
+    (asset,) = [a for a in assets["files"].values() if a["source"].get("packaging") == "zip"]
+    code = outdir / asset["source"]["path"]
+    assert sorted(p.name for p in (code / "audit_events").glob("*.py")) == [
+        "__init__.py",
+        "delete_account.py",
+        "event.py",
+        "record_audit_event.py",
+    ]
