@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -40,6 +42,11 @@ TABLE_PARTITION_KEY = "subject"
 TABLE_SORT_KEY = "event_key"
 EVENT_TYPE_INDEX = "by-event-type"
 EVENT_TYPE_ATTRIBUTE = "event_type"
+
+# Custom metrics the recorder emits with Powertools Metrics (dimension "service").
+METRIC_EVENTS_RECORDED = "AuditEventsRecorded"
+METRIC_DUPLICATES_SKIPPED = "DuplicateAuditEventsSkipped"
+METRIC_POISON_MESSAGES = "PoisonMessages"
 
 _EVENT_TYPE_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
@@ -79,6 +86,9 @@ class AuditPipeline(Construct):
         groups. RETAIN by default; DESTROY (for throwaway dev stacks) also lifts the table's
         deletion protection.
     :param log_retention: how long the functions' logs are kept.
+    :param oldest_message_age_alarm: alarm when the oldest queued message is this old.
+    :param alarm_action: where every alarm (and its return to OK) is sent, e.g. an SNS action.
+    :param dashboard: also create a CloudWatch dashboard of the pipeline.
     """
 
     def __init__(
@@ -95,8 +105,12 @@ class AuditPipeline(Construct):
         encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        oldest_message_age_alarm: Duration | None = None,
+        alarm_action: cloudwatch.IAlarmAction | None = None,
+        dashboard: bool = False,
     ) -> None:
         recorder_timeout = recorder_timeout or Duration.seconds(30)
+        oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
         # Validate every prop before creating any child, so bad input leaves nothing behind.
         _validate_props(
             max_receive_count=max_receive_count,
@@ -105,6 +119,7 @@ class AuditPipeline(Construct):
             max_concurrency=max_concurrency,
             recorder_timeout=recorder_timeout,
             event_types=event_types,
+            oldest_message_age_alarm=oldest_message_age_alarm,
         )
         super().__init__(scope, construct_id)
 
@@ -277,6 +292,84 @@ class AuditPipeline(Construct):
                 "kms:DescribeKey",
             )
 
+        self._alarms = self._create_alarms(oldest_message_age_alarm, alarm_action)
+        if dashboard:
+            self._create_dashboard()
+
+    def _create_alarms(
+        self, oldest_message_age: Duration, action: cloudwatch.IAlarmAction | None
+    ) -> tuple[cloudwatch.Alarm, ...]:
+        one_minute, five_minutes = Duration.minutes(1), Duration.minutes(5)
+        specs = [
+            (
+                "DeadLetterQueueNotEmptyAlarm",
+                self.metric_dead_letter_queue_depth(period=one_minute),
+                1,
+                "Audit events failed max_receive_count times and wait in the DLQ: "
+                "inspect them, fix the cause, then redrive.",
+            ),
+            (
+                "OldestMessageAgeAlarm",
+                self.metric_oldest_message_age(period=one_minute),
+                oldest_message_age.to_seconds(),
+                "Audit events are waiting too long in the queue: the recorder is failing, "
+                "throttled or too slow.",
+            ),
+            (
+                "RecorderErrorsAlarm",
+                self.metric_recorder_errors(period=five_minutes),
+                1,
+                "The recorder function failed (whole batches return to the queue).",
+            ),
+            (
+                "RecorderThrottlesAlarm",
+                self.metric_recorder_throttles(period=five_minutes),
+                1,
+                "The recorder function was throttled (account or reserved concurrency).",
+            ),
+        ]
+        alarms = []
+        for alarm_id, metric, threshold, description in specs:
+            alarm = metric.create_alarm(
+                self,
+                alarm_id,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            if action is not None:
+                alarm.add_alarm_action(action)
+                alarm.add_ok_action(action)
+            alarms.append(alarm)
+        return tuple(alarms)
+
+    def _create_dashboard(self) -> None:
+        board = cloudwatch.Dashboard(self, "Dashboard")
+        board.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Audit events",
+                left=[
+                    self.metric_events_recorded(),
+                    self.metric_duplicates_skipped(),
+                    self.metric_poison_messages(),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Queues",
+                left=[self.metric_dead_letter_queue_depth()],
+                right=[self.metric_oldest_message_age()],
+            ),
+            cloudwatch.GraphWidget(
+                title="Recorder",
+                left=[self.metric_recorder_errors(), self.metric_recorder_throttles()],
+            ),
+        )
+        board.add_widgets(
+            cloudwatch.AlarmStatusWidget(alarms=list(self._alarms), title="Alarms", width=24)
+        )
+
     def _function(
         self,
         construct_id: str,
@@ -370,6 +463,55 @@ class AuditPipeline(Construct):
         """The original solution's recordDeletedAccountInfo: writes events to the table."""
         return self._recorder
 
+    @property
+    def alarms(self) -> tuple[cloudwatch.IAlarm, ...]:
+        """DLQ not empty, oldest message too old, recorder errors, recorder throttles."""
+        return self._alarms
+
+    def metric_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.Metric:
+        """Messages waiting in the DLQ (Maximum)."""
+        return self._dead_letter_queue.metric_approximate_number_of_messages_visible(
+            **{"statistic": "Maximum", **props}
+        )
+
+    def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
+        """Age in seconds of the oldest message in the queue (Maximum)."""
+        return self._queue.metric_approximate_age_of_oldest_message(
+            **{"statistic": "Maximum", **props}
+        )
+
+    def metric_recorder_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed recorder invocations (Sum)."""
+        return self._recorder.metric_errors(**{"statistic": "Sum", **props})
+
+    def metric_recorder_throttles(self, **props: Any) -> cloudwatch.Metric:
+        """Throttled recorder invocations (Sum)."""
+        return self._recorder.metric_throttles(**{"statistic": "Sum", **props})
+
+    def metric_events_recorded(self, **props: Any) -> cloudwatch.Metric:
+        """Audit events written to the table (custom metric, Sum)."""
+        return self._custom_metric(METRIC_EVENTS_RECORDED, props)
+
+    def metric_duplicates_skipped(self, **props: Any) -> cloudwatch.Metric:
+        """Redelivered events recognised as already recorded (custom metric, Sum)."""
+        return self._custom_metric(METRIC_DUPLICATES_SKIPPED, props)
+
+    def metric_poison_messages(self, **props: Any) -> cloudwatch.Metric:
+        """Messages the recorder rejected as malformed (custom metric, Sum)."""
+        return self._custom_metric(METRIC_POISON_MESSAGES, props)
+
+    def _custom_metric(self, name: str, props: dict[str, Any]) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            **{
+                "namespace": METRICS_NAMESPACE,
+                "metric_name": name,
+                "dimensions_map": {"service": SERVICE_NAME},
+                "statistic": "Sum",
+                "period": Duration.minutes(5),
+                **props,
+            }
+        )
+
     def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let another principal publish audit events to the topic."""
         grant = iam.Grant.add_to_principal(
@@ -394,6 +536,7 @@ def _validate_props(
     max_concurrency: int,
     recorder_timeout: Duration,
     event_types: Sequence[str],
+    oldest_message_age_alarm: Duration,
 ) -> None:
     def fail(field: str, rule: str) -> None:
         raise ValueError(f"AuditPipeline {field}: {rule}")
@@ -418,3 +561,5 @@ def _validate_props(
     for event_type in event_types:
         if not isinstance(event_type, str) or not _EVENT_TYPE_PATTERN.match(event_type):
             fail("event_types", "each must match ^[A-Z][A-Za-z0-9]{0,63}$ (e.g. AccountDeleted)")
+    if oldest_message_age_alarm.to_seconds() < 60:
+        fail("oldest_message_age_alarm", "must be at least 1 minute")

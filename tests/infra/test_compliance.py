@@ -68,6 +68,15 @@ def importing_app_template() -> dict[str, Any]:
         stack, "OtherService", assumed_by=cdk.aws_iam.ServicePrincipal("ecs-tasks.amazonaws.com")
     )
     pipeline.grant_publish(other_publisher)
+    alarm_topic = cdk.aws_sns.Topic(stack, "Pager", master_key=key, enforce_ssl=True)
+    pipeline_with_action = AuditPipeline(
+        stack,
+        "AuditWithAlarms",
+        alarm_action=cdk.aws_cloudwatch_actions.SnsAction(alarm_topic),
+        dashboard=True,
+        oldest_message_age_alarm=cdk.Duration.minutes(5),
+    )
+    assert len(pipeline_with_action.alarms) == 4
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     assembly = app.synth()  # raises on any unacknowledged cdk-nag finding
     return assembly.get_stack_by_name("ImportingStack").template  # type: ignore[no-any-return]
@@ -107,6 +116,27 @@ def test_importing_app_gets_its_props(importing_app_template: dict[str, Any]) ->
     )
 
 
+def test_importing_app_alarms_notify_its_action_and_it_gets_a_dashboard(
+    importing_app_template: dict[str, Any],
+) -> None:
+    template = cdk.assertions.Template.from_json(importing_app_template)
+    pager = next(
+        k
+        for k, r in importing_app_template["Resources"].items()
+        if "Pager" in k and r["Type"] == "AWS::SNS::Topic"
+    )
+    alarms = template.find_resources(
+        "AWS::CloudWatch::Alarm",
+        {"Properties": {"AlarmActions": [{"Ref": pager}], "OKActions": [{"Ref": pager}]}},
+    )
+    assert len(alarms) == 4
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "ApproximateAgeOfOldestMessage", "Threshold": 300},
+    )
+
+
 def test_importing_app_encrypts_everything_with_its_key(
     importing_app_template: dict[str, Any],
 ) -> None:
@@ -115,9 +145,10 @@ def test_importing_app_encrypts_everything_with_its_key(
     )
     key_arn = {"Fn::GetAtt": [key_id, "Arn"]}
     resources = importing_app_template["Resources"].values()
+    # The first pipeline ("Audit") is the one built with the customer key.
     topic = next(r for r in resources if r["Type"] == "AWS::SNS::Topic")
     assert topic["Properties"]["KmsMasterKeyId"] == key_arn
-    queues = [r for r in resources if r["Type"] == "AWS::SQS::Queue"]
+    queues = [r for r in resources if r["Type"] == "AWS::SQS::Queue"][:2]
     assert [q["Properties"]["KmsMasterKeyId"] for q in queues] == [key_arn, key_arn]
     table = next(r for r in resources if r["Type"] == "AWS::DynamoDB::Table")
     assert table["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key_arn
@@ -144,6 +175,10 @@ def test_importing_app_template_has_no_cfn_lint_errors(
         ({"event_types": []}, "event_types: must be a non-empty list"),
         ({"event_types": "AccountDeleted"}, "event_types: must be a non-empty list"),
         ({"event_types": ["account deleted"]}, "event_types: each must match"),
+        (
+            {"oldest_message_age_alarm": cdk.Duration.seconds(30)},
+            "oldest_message_age_alarm: must be at least 1 minute",
+        ),
     ],
 )
 def test_bad_props_fail_with_a_clear_message_and_leave_nothing_behind(

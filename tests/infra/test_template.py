@@ -346,3 +346,49 @@ def test_stack_outputs_name_every_resource_an_operator_needs(
         "PublisherFunctionName",
         "RecorderFunctionName",
     }
+
+
+def _alarm(template: Template, metric_name: str) -> dict[str, Any]:
+    return _only(template, "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": metric_name}})
+
+
+def test_alarm_when_any_message_waits_in_the_dead_letter_queue(template: Template) -> None:
+    _, _, dlq_id = _queues(template)
+    props = _alarm(template, "ApproximateNumberOfMessagesVisible")["Properties"]
+    assert props["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+    ]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert (props["Period"], props["Statistic"], props["EvaluationPeriods"]) == (
+        60,
+        "Maximum",
+        1,
+    )
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_when_the_oldest_queued_message_is_fifteen_minutes_old(template: Template) -> None:
+    props = _alarm(template, "ApproximateAgeOfOldestMessage")["Properties"]
+    assert (props["Threshold"], props["Period"], props["Statistic"]) == (900, 60, "Maximum")
+
+
+@pytest.mark.parametrize("metric_name", ["Errors", "Throttles"])
+def test_alarm_on_any_recorder_error_or_throttle(template: Template, metric_name: str) -> None:
+    recorder_id = _logical_id(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.record_audit_event.handler"}},
+    )
+    props = _alarm(template, metric_name)["Properties"]
+    assert props["Namespace"] == "AWS/Lambda"
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": recorder_id}}]
+    assert (props["Threshold"], props["Period"], props["Statistic"]) == (1, 300, "Sum")
+
+
+def test_alarms_have_no_action_unless_one_is_given(template: Template) -> None:
+    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
+        assert "AlarmActions" not in alarm["Properties"]
+    assert template.find_resources("AWS::CloudWatch::Dashboard") == {}
