@@ -11,7 +11,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint typecheck unit synth diff deploy up clean
+.PHONY: help setup demo test lint typecheck synth diagram diff deploy up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ typecheck: setup ## mypy (strict)
 
 synth: setup ## synthesize the CloudFormation template into cdk.out/
 	$(CDK) synth --quiet
+
+diagram: synth ## redraw the README's architecture diagram from the synthesized template
+	$(BIN)/python -m audit_stack.diagram cdk.out/AuditPipelineStack.template.json --readme README.md
 
 diff: setup ## compare with the deployed stack (needs AWS credentials)
 	$(CDK) diff
