@@ -174,7 +174,7 @@ class AuditPipeline(Construct):
         self._topic.add_subscription(
             subscriptions.SqsSubscription(
                 self._queue,
-                # The SNS envelope is kept: its MessageId and Timestamp are recorded as provenance.
+                # The SNS envelope is kept: its MessageId is recorded as provenance.
                 raw_message_delivery=False,
                 filter_policy={
                     EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
