@@ -1,0 +1,289 @@
+"""Command line of the embedded emulator: ``demo`` (the README's main command) and ``up``.
+
+``python -m audit_stack.local demo [--assembly cdk.out] [--verbose]``
+``python -m audit_stack.local up [--assembly cdk.out] [--port N] [--verbose]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from types import FrameType
+from typing import Any, TextIO
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
+from audit_stack.local.template import DeploymentError
+
+# The stack's CfnOutput ids (defined in audit_stack/stack.py, which needs aws_cdk to import).
+TABLE_NAME_OUTPUT = "TableName"
+DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
+# The original solution's test payload.
+DEMO_EMAIL = "john.doe@mail.com"
+_MAX_CELL = 72
+
+
+class _Steps:
+    """Numbered progress lines, each with how long its step took."""
+
+    def __init__(self, total: int, out: TextIO, *, verbose: bool) -> None:
+        self._total = total
+        self._number = 0
+        self._out = out
+        self._verbose = verbose
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[Callable[[str], None]]:
+        self._number += 1
+        # Verbose logs come between a step's title and its outcome: the outcome gets its own line.
+        ending = "\n" if self._verbose else " "
+        self._out.write(f"[{self._number}/{self._total}] {title} ...{ending}")
+        self._out.flush()
+        outcome = ["done"]
+        started = time.monotonic()
+        try:
+            yield lambda text: outcome.__setitem__(0, text)
+        except BaseException:
+            outcome[0] = "failed"
+            raise
+        finally:
+            prefix = "      -> " if self._verbose else ""
+            elapsed = time.monotonic() - started
+            self._out.write(f"{prefix}{outcome[0]} ({elapsed:.2f} s)\n")
+            self._out.flush()
+
+
+def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
+    """Publish the original payload, let the recorder record it, print the audit trail."""
+    started = time.monotonic()
+    out.write(
+        "Audit pipeline demo: the synthesized stack on an embedded AWS emulator "
+        "(no AWS account, no Docker)\n\n"
+    )
+    steps = _Steps(5, out, verbose=verbose)
+    with steps.step(f"Read the cloud assembly {assembly} (stack {stack})") as result:
+        pipeline = LocalAuditPipeline(assembly, stack, verbose=verbose, output=out)
+        resources = pipeline.template.get("Resources", {})
+        result(f"{len(resources)} resources")
+    with steps.step("Start the emulator on loopback and deploy the stack") as result:
+        pipeline.start()
+        deployment = pipeline.deployment
+        result(
+            f"{pipeline.endpoint_url}: {len(deployment.resources) - len(deployment.skipped)} "
+            f"resources created, {len(deployment.skipped)} skipped (off the data path)"
+        )
+    try:
+        payload = {"email": DEMO_EMAIL}
+        with steps.step(f"Invoke the publisher with {json.dumps(payload)}") as result:
+            response = pipeline.invoke("publisher", payload)
+            result(f"published {json.dumps(response)}")
+        table = pipeline.outputs[TABLE_NAME_OUTPUT]
+        ddb = pipeline.client("dynamodb")
+        partition_key, sort_key = _key_names(ddb, table)
+        subject = DEMO_EMAIL.lower()
+
+        def query() -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = ddb.query(
+                TableName=table,
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeNames={"#pk": partition_key},
+                ExpressionAttributeValues={":pk": {"S": subject}},
+                ScanIndexForward=False,
+            )["Items"]
+            return items
+
+        with steps.step("Let the recorder consume the queue until the event is recorded") as result:
+            pipeline.run_until_idle(timeout=30)
+            recorded = query()
+            if not recorded:
+                raise RuntimeError(f"no record for {subject} in {table} after the queue drained")
+            result(f"{len(recorded)} record(s) for {subject}")
+        with steps.step(f"Query the audit trail of {subject}, newest first") as result:
+            items = [_plain(item) for item in query()]
+            result(f"{len(items)} event(s)")
+        out.write(f"\nAudit trail of {subject} (table {table}, key {partition_key}/{sort_key}):\n")
+        out.write(_render(items, first=[partition_key, sort_key]) + "\n\n")
+    finally:
+        stopping = time.monotonic()
+        pipeline.stop()
+        out.write(f"Stopped the emulator ({time.monotonic() - stopping:.2f} s). ")
+        out.write(f"Total {time.monotonic() - started:.2f} s.\n")
+    return 0
+
+
+def up(assembly: str, stack: str, port: int, verbose: bool, out: TextIO) -> int:
+    """Run the emulator and its pollers in the foreground until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {
+        signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with LocalAuditPipeline(
+            assembly, stack, verbose=verbose, port=port, output=out
+        ) as pipeline:
+            out.write(_usage(pipeline) + "\n")
+            out.flush()
+            stop.wait()
+            out.write("\nStopping the emulator ...\n")
+            out.flush()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    out.write("Stopped.\n")
+    return 0
+
+
+def _usage(pipeline: LocalAuditPipeline) -> str:
+    """The endpoint, the outputs, and commands to try against them."""
+    outputs = pipeline.outputs
+    width = max(map(len, outputs))
+    lines = [
+        f"Audit pipeline emulator running on {pipeline.endpoint_url} "
+        f"(region {pipeline.region}); Ctrl-C stops it.",
+        "",
+        "Stack outputs:",
+        *(f"  {key.ljust(width)}  {value}" for key, value in outputs.items()),
+        "",
+        "Try it with the AWS CLI (v2) in another terminal:",
+        f"  export AWS_ENDPOINT_URL={pipeline.endpoint_url} AWS_REGION={pipeline.region} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+    ]
+    publisher = pipeline.function_name("publisher")
+    payload = json.dumps({"email": DEMO_EMAIL})
+    lines.append(
+        f"  aws lambda invoke --function-name {publisher} --cli-binary-format raw-in-base64-out "
+        f"--payload {shlex.quote(payload)} /dev/stdout"
+    )
+    table = outputs.get(TABLE_NAME_OUTPUT)
+    if table:
+        partition_key, _ = _key_names(pipeline.client("dynamodb"), table)
+        values = json.dumps({":pk": {"S": DEMO_EMAIL}})
+        lines.append(
+            f"  aws dynamodb query --table-name {table} --key-condition-expression "
+            f"{shlex.quote(f'{partition_key} = :pk')} --expression-attribute-values "
+            f"{shlex.quote(values)} --no-scan-index-forward"
+        )
+    dead_letter_url = outputs.get(DEAD_LETTER_QUEUE_URL_OUTPUT)
+    if dead_letter_url:
+        arn = pipeline.client("sqs").get_queue_attributes(
+            QueueUrl=dead_letter_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        lines.append(
+            f"  aws sqs get-queue-attributes --queue-url {dead_letter_url} "
+            "--attribute-names ApproximateNumberOfMessages"
+        )
+        lines.append(f"  aws sqs start-message-move-task --source-arn {arn}")
+    lines += [
+        "",
+        "Or with boto3:",
+        f'  lambda_ = boto3.client("lambda", endpoint_url="{pipeline.endpoint_url}", '
+        f'region_name="{pipeline.region}", aws_access_key_id="testing", '
+        'aws_secret_access_key="testing")',
+        f'  lambda_.invoke(FunctionName="{publisher}", Payload={payload!r})["Payload"].read()',
+    ]
+    return "\n".join(lines)
+
+
+def _key_names(ddb: Any, table: str) -> tuple[str, str]:
+    """(partition key, sort key) of a deployed table, as its template defined them."""
+    schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
+    keys = {element["KeyType"]: element["AttributeName"] for element in schema}
+    return keys["HASH"], keys.get("RANGE", "")
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    deserializer = TypeDeserializer()
+    return {name: deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Decimal):
+        text = str(value)
+    elif isinstance(value, dict | list | set):
+        text = json.dumps(value, default=_json_default, sort_keys=True)
+    else:
+        text = str(value)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set):
+        return sorted(value)
+    return str(value)
+
+
+def _render(items: list[dict[str, Any]], *, first: Sequence[str]) -> str:
+    """Items as a table: one row per attribute (keys first), one column per item."""
+    if not items:
+        return "(no events)"
+    names = [name for name in first if name] + sorted(
+        {name for item in items for name in item} - set(first)
+    )
+    headers = ["attribute"] + [
+        f"event {index}" + (" (newest)" if index == 1 and len(items) > 1 else "")
+        for index in range(1, len(items) + 1)
+    ]
+    rows = [
+        [name] + [_cell(item[name]) if name in item else "" for item in items] for name in names
+    ]
+    widths = [max(len(row[column]) for row in [headers, *rows]) for column in range(len(headers))]
+    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
+
+    def line(cells: list[str]) -> str:
+        return (
+            "| "
+            + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+            + " |"
+        )
+
+    return "\n".join([rule, line(headers), rule, *(line(row) for row in rows), rule])
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = argparse.ArgumentParser(
+        prog="python -m audit_stack.local",
+        description="Run the synthesized audit pipeline on an embedded AWS emulator (loopback).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("demo", "deploy, publish the original payload, print the recorded audit trail, stop"),
+        ("up", "run the emulator and its event-source pollers until Ctrl-C"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--assembly", default="cdk.out", help="cloud assembly (cdk.out)")
+        command.add_argument("--stack", default="AuditPipelineStack", help="stack to deploy")
+        command.add_argument(
+            "--verbose", action="store_true", help="print emulator and function logs"
+        )
+        if name == "up":
+            command.add_argument(
+                "--port", type=int, default=0, help="loopback port (default: a free one)"
+            )
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.command == "demo":
+            return demo(arguments.assembly, arguments.stack, arguments.verbose, out)
+        return up(arguments.assembly, arguments.stack, arguments.port, arguments.verbose, out)
+    except (DeploymentError, FunctionInvocationError, OSError, RuntimeError, TimeoutError) as error:
+        out.write(f"\nerror: {error}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

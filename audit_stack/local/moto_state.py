@@ -1,0 +1,162 @@
+"""Process-wide hooks into moto's in-process backends: one request at a time, SQS's virtual clock.
+
+moto's backends are module-level state shared by every server in the process, so these hooks are
+installed once per running emulator and removed again when it stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import moto.sqs.models
+from moto.core.utils import unix_time as _real_unix_time
+
+# moto's backends are not thread-safe: e.g. DeleteMessage rebuilds a queue's message list, so a
+# SendMessage that appends meanwhile would be lost. Every request that reaches moto holds this.
+MOTO_LOCK = threading.RLock()
+_holder = threading.local()
+# Typed as Any: these hooks replace names that moto.sqs.models imported for itself.
+_SQS_MODELS: Any = moto.sqs.models
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What an SQS queue holds at one instant of its virtual clock (times in epoch ms)."""
+
+    name: str
+    visible: int
+    in_flight: dict[str, float]
+    """message id -> when it becomes visible again"""
+    delayed: dict[str, float]
+    """message id -> when its delay ends"""
+
+    @property
+    def total(self) -> int:
+        return self.visible + len(self.in_flight) + len(self.delayed)
+
+    def next_change_ms(self) -> float | None:
+        """When a message next becomes receivable by itself, on the virtual clock."""
+        moments = [*self.in_flight.values(), *self.delayed.values()]
+        return min(moments) if moments else None
+
+
+class MotoHooks:
+    """Installs the serialising lock around moto's SQS long-poll wait and the virtual clock."""
+
+    def __init__(self) -> None:
+        self._offset_ms = 0.0
+        self._installed = False
+        self._originals: dict[str, Any] = {}
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        self._originals = {
+            "unix_time": _SQS_MODELS.unix_time,
+            "unix_time_millis": _SQS_MODELS.unix_time_millis,
+            "wait_for_messages": _SQS_MODELS.Queue.wait_for_messages,
+        }
+        # moto.sqs.models imported these by name: replacing the module's names moves the clock
+        # of every SQS time computation (visibility, delays, retention, timestamps) and nothing
+        # else in moto.
+        _SQS_MODELS.unix_time = self._unix_time
+        _SQS_MODELS.unix_time_millis = self._unix_time_millis
+        original_wait: Callable[[Any, int], None] = self._originals["wait_for_messages"]
+
+        def wait_for_messages(queue: Any, timeout: int) -> None:
+            # A long poll waits inside a request that holds MOTO_LOCK: let other requests in.
+            depth = getattr(_holder, "depth", 0)
+            for _ in range(depth):
+                MOTO_LOCK.release()
+            try:
+                original_wait(queue, timeout)
+            finally:
+                for _ in range(depth):
+                    MOTO_LOCK.acquire()
+
+        _SQS_MODELS.Queue.wait_for_messages = wait_for_messages
+        self._installed = True
+
+    def uninstall(self) -> None:
+        if not self._installed:
+            return
+        _SQS_MODELS.unix_time = self._originals["unix_time"]
+        _SQS_MODELS.unix_time_millis = self._originals["unix_time_millis"]
+        _SQS_MODELS.Queue.wait_for_messages = self._originals["wait_for_messages"]
+        self._installed = False
+        self._offset_ms = 0.0
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far SQS's clock is ahead of the real one."""
+        return self._offset_ms / 1000
+
+    def now_ms(self) -> float:
+        """SQS's virtual time, epoch milliseconds."""
+        return self._unix_time_millis()
+
+    def advance(self, seconds: float) -> None:
+        """Move SQS's clock forward and wake every waiting long poll to look again."""
+        if seconds < 0:
+            raise ValueError("advance_time: seconds must not be negative (time only moves on)")
+        with MOTO_LOCK:
+            self._offset_ms += seconds * 1000
+        self._wake_long_polls()
+
+    def _unix_time(self, dt: Any = None) -> float:
+        if dt is not None:
+            return float(_real_unix_time(dt))
+        return float(_real_unix_time()) + self._offset_ms / 1000
+
+    def _unix_time_millis(self, dt: Any = None) -> float:
+        return self._unix_time(dt) * 1000.0
+
+    def _wake_long_polls(self) -> None:
+        for queue in _all_queues():
+            with queue._messages_lock:
+                queue._messages_lock.notify_all()
+
+
+def _all_queues() -> Iterator[Any]:
+    with MOTO_LOCK:
+        queues = [
+            queue
+            for account in list(_SQS_MODELS.sqs_backends.values())
+            for backend in list(account.values())
+            for queue in list(backend.queues.values())
+        ]
+    yield from queues
+
+
+def queue_snapshot(account_id: str, region: str, queue_name: str) -> QueueSnapshot:
+    """The messages of a queue by state, read from moto under its lock."""
+    with MOTO_LOCK:
+        queue = _SQS_MODELS.sqs_backends[account_id][region].queues.get(queue_name)
+        if queue is None:
+            return QueueSnapshot(queue_name, 0, {}, {})
+        visible = 0
+        in_flight: dict[str, float] = {}
+        delayed: dict[str, float] = {}
+        for message in list(queue._messages):
+            if message.delayed:
+                delayed[message.id] = float(message.delayed_until)
+            elif message.visible:
+                visible += 1
+            else:
+                in_flight[message.id] = float(message.visible_at)
+        return QueueSnapshot(queue_name, visible, in_flight, delayed)
+
+
+@contextmanager
+def serialized() -> Iterator[None]:
+    """Hold moto's lock around a request to moto (a long poll lets go of it while it waits)."""
+    with MOTO_LOCK:
+        _holder.depth = getattr(_holder, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _holder.depth -= 1

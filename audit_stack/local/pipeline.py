@@ -1,0 +1,532 @@
+"""LocalAuditPipeline: the synthesized stack in an embedded AWS emulator, for tests and demos.
+
+Everything runs in this process and its worker processes, on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+import boto3
+from botocore.config import Config
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from audit_stack.local.activity import Activity
+from audit_stack.local.deploy import Deployer, Deployment
+from audit_stack.local.functions import (
+    DUMMY_CREDENTIALS,
+    FunctionRegistry,
+    FunctionRuntime,
+    Invocation,
+    InvocationResult,
+)
+from audit_stack.local.message_moves import MessageMoveTasks
+from audit_stack.local.moto_state import MotoHooks, queue_snapshot
+from audit_stack.local.pollers import SqsPoller
+from audit_stack.local.server import EmulatorServer
+from audit_stack.local.template import CloudAssembly
+
+# moto's backends are module-level state: one emulator per process at a time.
+_PROCESS_LOCK = threading.Lock()
+# The function-name outputs of the stack name the roles that invoke() accepts: an output
+# "PublisherFunctionName" makes "publisher" an alias of the function it names.
+_FUNCTION_OUTPUT_SUFFIX = "FunctionName"
+# run_until_idle looks again at least this often, e.g. for visibility timeouts ending in real time.
+_IDLE_RECHECK_SECONDS = 1.0
+# On shutdown the SQS clock jumps this far, so that open long polls of other clients end at once.
+_SHUTDOWN_CLOCK_JUMP_SECONDS = 86_400.0
+
+
+class FunctionInvocationError(Exception):
+    """A function invocation failed (Lambda's FunctionError: Unhandled)."""
+
+    def __init__(self, function_name: str, error: dict[str, Any]) -> None:
+        self.function_name = function_name
+        self.error = error
+        self.error_type = str(error.get("errorType", ""))
+        self.error_message = str(error.get("errorMessage", ""))
+        super().__init__(f"{function_name} failed: {self.error_type}: {self.error_message}")
+
+
+class LocalAuditPipeline:
+    """The stack of a cloud assembly, running locally while the context is open.
+
+    ::
+
+        with LocalAuditPipeline("cdk.out") as pipeline:
+            pipeline.invoke("publisher", {"email": "john.doe@mail.com"})
+            pipeline.run_until_idle()
+            table = pipeline.outputs["TableName"]
+
+    :param assembly_dir: the ``cdk.out`` folder of ``cdk synth``.
+    :param stack_name: the stack to deploy.
+    :param verbose: print deployment steps, event-source activity and function logs.
+    :param region: the region the stack is deployed in.
+    :param port: the loopback port to listen on (0: a free one).
+    :param output: where verbose output goes (default stderr).
+    """
+
+    def __init__(
+        self,
+        assembly_dir: str | Path,
+        stack_name: str = "AuditPipelineStack",
+        *,
+        verbose: bool = False,
+        region: str = "us-east-1",
+        port: int = 0,
+        output: TextIO | None = None,
+    ) -> None:
+        self._assembly = CloudAssembly(assembly_dir, stack_name)
+        self._verbose = verbose
+        self._region = region
+        self._port = port
+        self._output = output
+        self._activity = Activity()
+        self._hooks = MotoHooks()
+        self._server: EmulatorServer | None = None
+        self._deployment: Deployment | None = None
+        self._functions: FunctionRegistry | None = None
+        self._move_tasks: MessageMoveTasks | None = None
+        self._pollers: list[SqsPoller] = []
+        self._aliases: dict[str, str] = {}
+        self._logs: deque[tuple[str, str]] = deque(maxlen=10_000)
+        self._session: boto3.session.Session | None = None
+        self._session_lock = threading.RLock()
+        self._clients: dict[str, Any] = {}
+        self._owns_process_lock = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalAuditPipeline:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.stop()
+            return
+        try:
+            self.stop()
+        except Exception as stop_error:
+            # The body's exception is the one to see; the shutdown problem is reported beside it.
+            print(f"LocalAuditPipeline: error while stopping: {stop_error!r}", file=sys.stderr)
+
+    def start(self) -> None:
+        """Start the emulator, deploy the stack and start the event-source pollers."""
+        if not _PROCESS_LOCK.acquire(blocking=False):
+            raise RuntimeError(
+                "another LocalAuditPipeline is running in this process (moto's state is "
+                "process-wide); stop it first"
+            )
+        self._owns_process_lock = True
+        try:
+            self._hooks.install()
+            self._server = EmulatorServer(
+                activity=self._activity, on_event=self._event, port=self._port
+            )
+            self._server.start()
+            self._event(f"emulator listening on {self._server.endpoint_url}")
+            self._reset_moto()
+            self._session = boto3.session.Session(
+                aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+                region_name=self._region,
+            )
+            self._deploy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _deploy(self) -> None:
+        assert self._server is not None
+        deployment = Deployer(
+            self._assembly,
+            client=self._cached_client,
+            region=self._region,
+            account_id=self.account_id,
+        ).deploy()
+        self._deployment = deployment
+        self._report(deployment)
+        for output, value in deployment.outputs.items():
+            if output.endswith(_FUNCTION_OUTPUT_SUFFIX) and len(output) > len(
+                _FUNCTION_OUTPUT_SUFFIX
+            ):
+                self._aliases[output[: -len(_FUNCTION_OUTPUT_SUFFIX)].lower()] = value
+        self._functions = FunctionRegistry(self._activity)
+        for spec in deployment.functions:
+            self._functions.add(
+                FunctionRuntime(
+                    spec,
+                    endpoint_url=self._server.endpoint_url,
+                    region=self._region,
+                    on_log=self._function_log,
+                )
+            )
+        self._server.functions = self._functions
+        self._move_tasks = MessageMoveTasks(
+            lambda: self._cached_client("sqs"),
+            activity=self._activity,
+            region=self._region,
+            account_id=self.account_id,
+            on_event=self._event,
+        )
+        self._server.move_tasks = self._move_tasks
+        for source in deployment.event_sources:
+            poller = SqsPoller(
+                source,
+                sqs=self._cached_client("sqs"),
+                invoke=self._invoke_from_event_source,
+                activity=self._activity,
+                region=self._region,
+                snapshot=functools.partial(
+                    queue_snapshot, self.account_id, self._region, source.queue_name
+                ),
+                now_ms=self._hooks.now_ms,
+                on_event=self._event,
+            )
+            self._pollers.append(poller)
+            poller.start()
+
+    def _report(self, deployment: Deployment) -> None:
+        """Verbose output: what was created, skipped, and not reproduced."""
+        skipped = {logical_id for logical_id, _, _ in deployment.skipped}
+        for logical_id, physical in deployment.resources.items():
+            if logical_id not in skipped:
+                resource_type = deployment.resource_types[logical_id]
+                self._event(f"created {resource_type} {logical_id}: {physical.ref}")
+        for logical_id, resource_type, reason in deployment.skipped:
+            self._event(f"skipped {resource_type} {logical_id}: {reason}")
+        for logical_id, name, reason in deployment.not_reproduced:
+            self._event(f"not reproduced: {logical_id}.{name}: {reason}")
+
+    def stop(self) -> None:
+        """Stop pollers, move tasks, workers and the server; free the port. Safe to repeat."""
+        errors: list[BaseException] = []
+
+        def attempt(step: Callable[[], None]) -> None:
+            try:
+                step()
+            except BaseException as error:
+                errors.append(error)
+
+        for poller in self._pollers:
+            attempt(poller.stop)
+        self._pollers = []
+        if self._move_tasks is not None:
+            attempt(self._move_tasks.stop)
+        if self._functions is not None:
+            attempt(self._functions.close)
+        if self._server is not None:
+            attempt(lambda: self._hooks.advance(_SHUTDOWN_CLOCK_JUMP_SECONDS))
+            attempt(self._reset_moto)
+            attempt(self._server.stop)
+            self._server = None
+        for client in self._clients.values():
+            attempt(client.close)
+        self._clients = {}
+        attempt(self._hooks.uninstall)
+        if self._owns_process_lock:
+            self._owns_process_lock = False
+            _PROCESS_LOCK.release()
+        if errors:
+            raise errors[0]
+
+    def _reset_moto(self) -> None:
+        # moto's own reset endpoint; the opener ignores proxy settings: loopback stays loopback.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with opener.open(request, timeout=30) as response:
+            response.read()
+
+    # -- what a test or a user reads -------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where the emulator listens, e.g. ``http://127.0.0.1:49152``."""
+        if self._server is None:
+            raise RuntimeError("the pipeline is not running")
+        return self._server.endpoint_url
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def account_id(self) -> str:
+        return str(DEFAULT_ACCOUNT_ID)
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The stack's outputs, same keys as the deployed stack's CfnOutputs."""
+        return dict(self._running_deployment().outputs)
+
+    @property
+    def deployment(self) -> Deployment:
+        """What was created, skipped and not reproduced, with physical names."""
+        return self._running_deployment()
+
+    @property
+    def template(self) -> dict[str, Any]:
+        """The stack's synthesized template, as read from the cloud assembly."""
+        return self._assembly.template
+
+    def _running_deployment(self) -> Deployment:
+        if self._deployment is None:
+            raise RuntimeError("the pipeline is not running")
+        return self._deployment
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A new boto3 client bound to the emulator (dummy credentials, no proxies)."""
+        if self._session is None:
+            raise RuntimeError("the pipeline is not running")
+        config = Config(proxies={}, retries={"mode": "standard"})
+        if "config" in kwargs:
+            config = config.merge(kwargs.pop("config"))
+        with self._session_lock:
+            return self._session.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self._region,
+                config=config,
+                **kwargs,
+            )
+
+    def _cached_client(self, service: str) -> Any:
+        with self._session_lock:
+            if service not in self._clients:
+                if service == "lambda":
+                    # An invocation is never retried by the client (it would run twice), and it
+                    # may take as long as Lambda's longest timeout.
+                    config = Config(read_timeout=960, retries={"total_max_attempts": 1})
+                    self._clients[service] = self.client(service, config=config)
+                else:
+                    self._clients[service] = self.client(service)
+            return self._clients[service]
+
+    def function_name(self, name: str) -> str:
+        """The physical name of a function given as alias ("publisher"), logical id or name."""
+        functions = self._running_deployment().functions
+        if name in self._aliases:
+            return self._aliases[name]
+        for spec in functions:
+            if name in {spec.name, spec.logical_id, spec.arn}:
+                return spec.name
+        known = sorted(self._aliases) + sorted(spec.logical_id for spec in functions)
+        raise KeyError(f"no function {name!r} in the stack; known: {', '.join(known)}")
+
+    def invocations(self, name: str | None = None) -> list[Invocation]:
+        """Finished invocations, oldest first, of one function or of all."""
+        if self._functions is None:
+            return []
+        wanted = self.function_name(name) if name is not None else None
+        return [
+            invocation
+            for invocation in list(self._functions.invocations)
+            if wanted is None or invocation.function_name == wanted
+        ]
+
+    def logs(self, name: str | None = None) -> list[str]:
+        """The captured stdout/stderr lines of one function's workers, or of all."""
+        wanted = self.function_name(name) if name is not None else None
+        return [line for function, line in list(self._logs) if wanted in (None, function)]
+
+    # -- what a test or a user does --------------------------------------------------------------
+
+    def invoke(self, name: str, payload: Any) -> Any:
+        """Invoke a function through the emulator's Lambda API (RequestResponse), like boto3 does.
+
+        Returns the parsed response; raises FunctionInvocationError carrying the function's
+        errorMessage when it fails or times out.
+        """
+        function = self.function_name(name)
+        response = self._cached_client("lambda").invoke(
+            FunctionName=function, Payload=json.dumps(payload).encode()
+        )
+        body = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise FunctionInvocationError(function, json.loads(body))
+        return json.loads(body) if body else None
+
+    def run_until_idle(self, timeout: float = 30.0, *, fast_forward: bool = True) -> None:
+        """Return once the event-source queues are drained and no invocation is in flight.
+
+        Drained means no visible, in-flight or delayed message in any queue that an event source
+        mapping consumes (messages left in a dead-letter queue do not count). With fast_forward,
+        when all that is left is messages waiting out their visibility timeout (a failed batch),
+        SQS's virtual clock jumps to the moment the first of them becomes visible again, so
+        retries and the redrive to the DLQ happen at once instead of after minutes.
+
+        :raises TimeoutError: naming what is still pending.
+        """
+        deadline = time.monotonic() + timeout
+        condition = self._activity.condition
+        while True:
+            with condition:
+                pending, stalled_until = self._pending_work()
+                if not pending:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"not idle after {timeout:.1f} s; still pending: {'; '.join(pending)}"
+                    )
+                if not (fast_forward and stalled_until is not None):
+                    condition.wait(min(remaining, _IDLE_RECHECK_SECONDS))
+                    continue
+            # Outside the condition: moving the clock takes moto's lock and wakes the pollers.
+            jump = max(stalled_until - self._hooks.now_ms(), 0.0) / 1000 + 0.001
+            self._event(f"fast-forward: SQS clock +{jump:.3f} s")
+            self.advance_time(jump)
+
+    def _pending_work(self) -> tuple[list[str], float | None]:
+        """What keeps the pipeline busy, and when the clock must show for it all to resume
+        (set only when nothing but visibility timeouts and delays is left)."""
+        pending: list[str] = []
+        only_waiting_for_clock = True
+        resume_at: float | None = None
+        for poller in self._pollers:
+            name = poller.spec.queue_name
+            snapshot = queue_snapshot(self.account_id, self._region, name)
+            held = poller.held_message_ids
+            if snapshot.visible:
+                paused = " (event source paused)" if poller.paused else ""
+                pending.append(f"{name}: {snapshot.visible} visible message(s){paused}")
+                only_waiting_for_clock = False
+            if poller.busy:
+                pending.append(f"{name}: {poller.active_batches} batch(es) being processed")
+                only_waiting_for_clock = False
+            waiting = {
+                message_id: moment
+                for message_id, moment in {**snapshot.in_flight, **snapshot.delayed}.items()
+                if message_id not in held
+            }
+            if waiting:
+                pending.append(
+                    f"{name}: {len(waiting)} message(s) waiting for a visibility timeout or delay"
+                )
+                earliest = min(waiting.values())
+                resume_at = earliest if resume_at is None else min(resume_at, earliest)
+        if self._functions is not None and self._functions.in_flight:
+            pending.append(f"{self._functions.in_flight} invocation(s) in flight")
+            only_waiting_for_clock = False
+        if self._move_tasks is not None and self._move_tasks.running:
+            pending.append(f"{len(self._move_tasks.running)} message move task(s) running")
+            only_waiting_for_clock = False
+        return pending, resume_at if only_waiting_for_clock else None
+
+    @property
+    def sqs_clock_offset(self) -> float:
+        """Seconds that SQS's virtual clock is ahead of real time (advance_time, fast-forward)."""
+        return self._hooks.offset_seconds
+
+    def advance_time(self, seconds: float) -> None:
+        """Move SQS's clock forward (visibility timeouts, delays, retention; real time goes on).
+
+        Only SQS's clock moves: function timeouts and the batching window stay in real time.
+        """
+        self._hooks.advance(seconds)
+        self._activity.changed()
+
+    def redrive_dlq(self, timeout: float = 60.0) -> int:
+        """Move every dead-letter queue's messages back to their source queue; the number moved.
+
+        Goes through the emulator's StartMessageMoveTask API and waits for each task to finish.
+        """
+        assert self._move_tasks is not None
+        sqs = self._cached_client("sqs")
+        dead_letter_arns = sorted(
+            {
+                queue.dead_letter_target_arn
+                for queue in self._running_deployment().queues
+                if queue.dead_letter_target_arn
+            }
+        )
+        moved = 0
+        for arn in dead_letter_arns:
+            handle = sqs.start_message_move_task(SourceArn=arn)["TaskHandle"]
+            task = self._move_tasks.task(handle)
+            if not task.finished.wait(timeout):
+                raise TimeoutError(f"redrive of {arn} not finished after {timeout:.1f} s")
+            if task.status != "COMPLETED":
+                raise RuntimeError(f"redrive of {arn} {task.status}: {task.failure_reason}")
+            moved += task.moved
+        return moved
+
+    @contextmanager
+    def event_sources_paused(self) -> Iterator[None]:
+        """Like disabling every event-source mapping for the block: nothing is received."""
+        for poller in self._pollers:
+            poller.pause()
+        try:
+            yield
+        finally:
+            for poller in self._pollers:
+                poller.resume()
+
+    @contextmanager
+    def inject_fault(
+        self,
+        operation: str,
+        *,
+        error_code: str | None = None,
+        message: str = "Injected by LocalAuditPipeline.inject_fault",
+        latency: float = 0.0,
+    ) -> Iterator[None]:
+        """Make an AWS operation (``"dynamodb:PutItem"``) slow and/or fail for the block.
+
+        ``latency`` holds each matching request that long (released early when the block ends);
+        ``error_code`` then answers it with that AWS error instead of performing it.
+        """
+        if error_code is None and latency <= 0:
+            raise ValueError("inject_fault: give an error_code, a latency, or both")
+        if self._server is None:
+            raise RuntimeError("the pipeline is not running")
+        with self._server.fault(operation, error_code=error_code, message=message, latency=latency):
+            yield
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str = "") -> None:
+        """Wait (woken by every change in the emulator) until ``predicate()`` holds."""
+        if not self._activity.wait_for(predicate, timeout):
+            raise TimeoutError(f"not reached within {timeout:.1f} s: {what or predicate}")
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _invoke_from_event_source(self, function_name: str, payload: bytes) -> InvocationResult:
+        assert self._functions is not None
+        return self._functions.invoke(function_name, payload, trigger="sqs")
+
+    def _label(self, function_name: str) -> str:
+        for alias, name in self._aliases.items():
+            if name == function_name:
+                return alias
+        return function_name
+
+    def _function_log(self, function_name: str, line: str) -> None:
+        self._logs.append((function_name, line))
+        if self._verbose:
+            self._print(f"[{self._label(function_name)}] {line}")
+
+    def _event(self, message: str) -> None:
+        if self._verbose:
+            self._print(f"[emulator] {message}")
+
+    def _print(self, text: str) -> None:
+        stream = self._output or sys.stderr
+        print(text, file=stream, flush=True)

@@ -1,0 +1,72 @@
+"""pytest fixtures for the embedded emulator: ``local_audit_pipeline`` and the assembly it deploys.
+
+Opt in from the top-level conftest.py: ``pytest_plugins = ["audit_stack.local.pytest_plugin"]``.
+The cloud assembly comes from the suite's own ``cloud_assembly`` fixture when it has one (return
+the ``cdk.out`` path), else it is synthesized once per session with the project's CDK CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audit_stack.local.pipeline import LocalAuditPipeline
+
+_SYNTH_TIMEOUT_SECONDS = 600
+
+
+def _cdk_command(root: Path) -> list[str]:
+    local = root / "node_modules" / ".bin" / "cdk"
+    if local.exists():
+        return [str(local)]
+    installed = shutil.which("cdk")
+    if installed:
+        return [installed]
+    raise pytest.UsageError(
+        "local_audit_pipeline needs a cloud assembly: define a `cloud_assembly` fixture that "
+        "returns your cdk.out path, or install the CDK CLI (npm install aws-cdk)"
+    )
+
+
+def synthesize(root: Path, outdir: Path) -> Path:
+    """``cdk synth`` of the CDK app in ``root`` (its cdk.json) into ``outdir``."""
+    if not (root / "cdk.json").is_file():
+        raise pytest.UsageError(
+            f"local_audit_pipeline needs a cloud assembly: no cdk.json in the rootdir {root}; "
+            "define a `cloud_assembly` fixture that returns your cdk.out path"
+        )
+    result = subprocess.run(
+        [*_cdk_command(root), "synth", "--quiet", "--output", str(outdir)],
+        cwd=root,
+        env={**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=_SYNTH_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cdk synth failed:\n{result.stdout}\n{result.stderr}")
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def local_audit_assembly(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The cloud assembly to deploy: the suite's ``cloud_assembly``, or a fresh synthesis."""
+    try:
+        return Path(request.getfixturevalue("cloud_assembly"))
+    except pytest.FixtureLookupError:
+        return synthesize(request.config.rootpath, tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture
+def local_audit_pipeline(local_audit_assembly: Path) -> Iterator[LocalAuditPipeline]:
+    """A freshly deployed stack on the embedded emulator, stopped after the test."""
+    with LocalAuditPipeline(local_audit_assembly) as pipeline:
+        yield pipeline

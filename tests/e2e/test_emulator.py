@@ -1,0 +1,461 @@
+"""The emulator itself: function workers, deployment checks, message move tasks, clean shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import botocore.exceptions
+import pytest
+
+from audit_stack.local import DeploymentError, FunctionInvocationError, LocalAuditPipeline
+from tests.e2e.helpers import queue_counts
+
+pytestmark = pytest.mark.e2e
+
+PROBE_HANDLER = """
+import importlib.util
+import os
+import sys
+import time
+
+INITS = 0
+INITS += 1  # module-level code: runs once per execution environment
+
+
+def handler(event, context):
+    records = event.get("Records") or []
+    sleep = event.get("sleep") or (float(records[0]["body"]) if records else 0)
+    if sleep:
+        time.sleep(sleep)
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    return {
+        "pid": os.getpid(),
+        "inits": INITS,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "sys_path": sys.path,
+        "emulator_importable": importlib.util.find_spec("audit_stack") is not None,
+        "context": {
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "invoked_function_arn": context.invoked_function_arn,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "aws_request_id": context.aws_request_id,
+            "log_group_name": context.log_group_name,
+            "log_stream_name": context.log_stream_name,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+        },
+    }
+"""
+
+# What the Lambda service itself puts into a function's environment (and the emulator's
+# endpoint and isolation settings), on top of the template's variables.
+LAMBDA_SET_VARIABLES = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_LOG_FORMAT",
+    "AWS_EXECUTION_ENV",
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "TZ",
+    "LANG",
+    "PATH",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+}
+
+
+def write_assembly(directory: Path, resources: dict[str, Any], outputs: dict[str, Any]) -> Path:
+    """A minimal cloud assembly: one stack, one directory asset holding the probe handler."""
+    asset = directory / "asset.probe"
+    asset.mkdir(parents=True)
+    (asset / "probe.py").write_text(PROBE_HANDLER)
+    (directory / "ProbeStack.template.json").write_text(
+        json.dumps({"Resources": resources, "Outputs": outputs})
+    )
+    (directory / "ProbeStack.assets.json").write_text(
+        json.dumps(
+            {
+                "files": {
+                    "probe": {
+                        "source": {"path": "asset.probe", "packaging": "zip"},
+                        "destinations": {"d": {"bucketName": "assets", "objectKey": "probe.zip"}},
+                    }
+                }
+            }
+        )
+    )
+    (directory / "manifest.json").write_text(
+        json.dumps(
+            {
+                "artifacts": {
+                    "ProbeStack.assets": {
+                        "type": "cdk:asset-manifest",
+                        "properties": {"file": "ProbeStack.assets.json"},
+                    },
+                    "ProbeStack": {
+                        "type": "aws:cloudformation:stack",
+                        "properties": {"templateFile": "ProbeStack.template.json"},
+                        "dependencies": ["ProbeStack.assets"],
+                    },
+                }
+            }
+        )
+    )
+    return directory
+
+
+def probe_function(**properties: Any) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Code": {"S3Bucket": "assets", "S3Key": "probe.zip"},
+            "Handler": "probe.handler",
+            "Runtime": "python3.14",
+            "Timeout": 1,
+            "MemorySize": 512,
+            "Environment": {
+                "Variables": {"GREETING": "hello", "REGION_SEEN": {"Ref": "AWS::Region"}}
+            },
+            **properties,
+        },
+    }
+
+
+@pytest.fixture
+def probe(tmp_path: Path) -> Iterator[LocalAuditPipeline]:
+    directory = write_assembly(
+        tmp_path / "probe.out",
+        {"Probe": probe_function()},
+        {"ProbeFunctionName": {"Value": {"Ref": "Probe"}}},
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        yield pipeline
+
+
+def test_worker_runs_its_asset_with_the_template_environment_and_no_emulator_code(
+    probe: LocalAuditPipeline,
+) -> None:
+    result = probe.invoke("probe", {})
+
+    environment = result["env"]
+    assert set(environment) == {"GREETING", "REGION_SEEN"} | LAMBDA_SET_VARIABLES
+    assert environment["GREETING"] == "hello"
+    assert environment["REGION_SEEN"] == probe.region
+    assert environment["AWS_ENDPOINT_URL"] == probe.endpoint_url
+    assert environment["_HANDLER"] == "probe.handler"
+    asset = environment["LAMBDA_TASK_ROOT"]
+    assert Path(asset).name == "asset.probe"
+    assert result["cwd"] == asset
+    assert result["sys_path"][0] == asset
+    assert result["emulator_importable"] is False
+
+
+def test_context_object_has_lambdas_attributes(probe: LocalAuditPipeline) -> None:
+    context = probe.invoke("probe", {})["context"]
+
+    name = probe.outputs["ProbeFunctionName"]
+    assert context["function_name"] == name
+    assert context["function_version"] == "$LATEST"
+    assert context["invoked_function_arn"] == (
+        f"arn:aws:lambda:{probe.region}:{probe.account_id}:function:{name}"
+    )
+    assert context["memory_limit_in_mb"] == "512"
+    assert len(context["aws_request_id"]) == 36
+    assert context["log_group_name"] == f"/aws/lambda/{name}"
+    assert "[$LATEST]" in context["log_stream_name"]
+    assert 0 < context["remaining_ms"] <= 1000
+
+
+def test_module_code_runs_once_per_warm_worker(probe: LocalAuditPipeline) -> None:
+    first = probe.invoke("probe", {})
+    second = probe.invoke("probe", {})
+
+    assert first["pid"] == second["pid"]
+    assert second["inits"] == 1
+
+
+def test_concurrent_invocations_run_in_separate_workers(probe: LocalAuditPipeline) -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: probe.invoke("probe", {"sleep": 0.3}), range(2)))
+
+    assert results[0]["pid"] != results[1]["pid"]
+
+
+def test_handler_exception_is_an_unhandled_function_error(probe: LocalAuditPipeline) -> None:
+    with pytest.raises(FunctionInvocationError) as raised:
+        probe.invoke("probe", {"fail": True})
+
+    assert raised.value.error_type == "ValueError"
+    assert raised.value.error_message == "asked to fail"
+    assert any("asked to fail" in line for line in probe.logs("probe"))
+
+
+def test_timeout_kills_the_worker_and_the_next_invocation_starts_fresh(
+    probe: LocalAuditPipeline,
+) -> None:
+    warm = probe.invoke("probe", {})
+    started = time.monotonic()
+
+    with pytest.raises(FunctionInvocationError) as raised:
+        probe.invoke("probe", {"sleep": 30})
+
+    assert time.monotonic() - started < 5
+    assert raised.value.error_type == "Sandbox.Timedout"
+    assert raised.value.error_message.endswith("Task timed out after 1.00 seconds")
+    fresh = probe.invoke("probe", {})
+    assert fresh["pid"] != warm["pid"]
+    assert fresh["inits"] == 1
+
+
+def test_unknown_function_is_resource_not_found(probe: LocalAuditPipeline) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        probe.client("lambda").invoke(FunctionName="no-such-function", Payload=b"{}")
+
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def sqs_fed_probe(directory: Path, **mapping: Any) -> Path:
+    """The probe function fed by a queue through an event source mapping with ``mapping``."""
+    return write_assembly(
+        directory,
+        {
+            "Probe": probe_function(),
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 30}},
+            "Mapping": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    "FunctionName": {"Ref": "Probe"},
+                    **mapping,
+                },
+            },
+        },
+        {"QueueUrl": {"Value": {"Ref": "Queue"}}},
+    )
+
+
+def send(pipeline: LocalAuditPipeline, bodies: list[str]) -> None:
+    sqs = pipeline.client("sqs")
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(
+            QueueUrl=pipeline.outputs["QueueUrl"],
+            Entries=[
+                {"Id": str(index), "MessageBody": body}
+                for index, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+
+
+def test_batching_window_gathers_a_batch_larger_than_one_receive(tmp_path: Path) -> None:
+    directory = sqs_fed_probe(tmp_path, BatchSize=25, MaximumBatchingWindowInSeconds=5)
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        with pipeline.event_sources_paused():
+            send(pipeline, ["0"] * 25)
+        started = time.monotonic()
+        pipeline.run_until_idle()
+
+        (invocation,) = pipeline.invocations("Probe")
+        assert len(invocation.event["Records"]) == 25
+        # A full batch is invoked at once, without waiting out the window.
+        assert time.monotonic() - started < 5
+
+
+def test_event_source_runs_at_most_maximum_concurrency_batches_at_once(tmp_path: Path) -> None:
+    directory = sqs_fed_probe(tmp_path, BatchSize=1, ScalingConfig={"MaximumConcurrency": 2})
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        with pipeline.event_sources_paused():
+            send(pipeline, ["0.3"] * 6)
+        pipeline.run_until_idle()
+
+        invocations = pipeline.invocations("Probe")
+        assert len(invocations) == 6
+        moments = sorted(
+            [(call.started_at, 1) for call in invocations]
+            + [(call.started_at + call.duration_seconds, -1) for call in invocations]
+        )
+        running, most = 0, 0
+        for _, change in moments:
+            running += change
+            most = max(most, running)
+        assert most == 2
+
+
+def test_data_path_resource_the_emulator_cannot_run_is_an_error_naming_its_type(
+    tmp_path: Path,
+) -> None:
+    directory = write_assembly(
+        tmp_path, {"Probe": probe_function(), "Bucket": {"Type": "AWS::S3::Bucket"}}, {}
+    )
+
+    with pytest.raises(DeploymentError, match=r"AWS::S3::Bucket"):
+        LocalAuditPipeline(directory, "ProbeStack").start()
+
+
+def test_data_path_property_the_emulator_cannot_reproduce_is_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    function = probe_function(FileSystemConfigs=[{"Arn": "arn", "LocalMountPath": "/mnt/x"}])
+    directory = write_assembly(tmp_path, {"Probe": function}, {})
+
+    with pytest.raises(DeploymentError, match=r"AWS::Lambda::Function property FileSystemConfigs"):
+        LocalAuditPipeline(directory, "ProbeStack").start()
+
+
+def test_message_move_task_is_rate_limited_cancellable_and_one_per_source(
+    local_audit_pipeline: LocalAuditPipeline,
+) -> None:
+    pipeline = local_audit_pipeline
+    sqs = pipeline.client("sqs")
+    dead_letter_url = pipeline.outputs["DeadLetterQueueUrl"]
+    dead_letter_arn = sqs.get_queue_attributes(
+        QueueUrl=dead_letter_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=pipeline.outputs["QueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    for index in range(3):
+        sqs.send_message(
+            QueueUrl=dead_letter_url,
+            MessageBody=f"message {index}",
+            MessageAttributes={"n": {"DataType": "Number", "StringValue": str(index)}},
+        )
+
+    with pytest.raises(sqs.exceptions.UnsupportedOperation):
+        sqs.start_message_move_task(SourceArn=queue_arn)  # not a dead-letter queue
+    with pipeline.event_sources_paused():
+        handle = sqs.start_message_move_task(
+            SourceArn=dead_letter_arn, MaxNumberOfMessagesPerSecond=1
+        )["TaskHandle"]
+        with pytest.raises(sqs.exceptions.UnsupportedOperation):
+            sqs.start_message_move_task(SourceArn=dead_letter_arn)
+        pipeline.wait_until(
+            lambda: queue_counts(pipeline, "QueueUrl")[0] >= 1, timeout=5, what="first move"
+        )
+        moved = sqs.cancel_message_move_task(TaskHandle=handle)["ApproximateNumberOfMessagesMoved"]
+        pipeline.wait_until(
+            lambda: (
+                sqs.list_message_move_tasks(SourceArn=dead_letter_arn)["Results"][0]["Status"]
+                == "CANCELLED"
+            ),
+            timeout=5,
+            what="cancellation",
+        )
+
+        (task,) = sqs.list_message_move_tasks(SourceArn=dead_letter_arn, MaxResults=10)["Results"]
+        assert "TaskHandle" not in task
+        assert task["ApproximateNumberOfMessagesToMove"] == 3
+        assert task["ApproximateNumberOfMessagesMoved"] == moved
+        assert 1 <= moved < 3
+        assert queue_counts(pipeline, "QueueUrl")[0] == moved
+        assert queue_counts(pipeline, "DeadLetterQueueUrl")[0] == 3 - moved
+        (received,) = sqs.receive_message(
+            QueueUrl=pipeline.outputs["QueueUrl"], MessageAttributeNames=["All"]
+        )["Messages"]
+        assert received["Body"] == "message 0"
+        assert received["MessageAttributes"]["n"] == {"DataType": "Number", "StringValue": "0"}
+
+
+def test_importing_the_emulator_does_not_load_aws_cdk() -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, audit_stack.local, audit_stack.local.pytest_plugin; "
+            "print(sorted(name for name in sys.modules if name.split('.')[0] in "
+            "{'aws_cdk', 'jsii', 'constructs'}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert completed.stdout.strip() == "[]"
+
+
+def _child_processes() -> set[int]:
+    """Live processes whose parent is this one (read from /proc)."""
+    children = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+            if fields.get("PPid", "").strip() == str(os.getpid()):
+                children.add(int(status.parent.name))
+    return children
+
+
+def _listening_addresses() -> set[str]:
+    """Local addresses of this process's listening TCP sockets (from /proc/net/tcp*)."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                addresses.add(fields[1])
+    return addresses
+
+
+class _BodyFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("body_raises", [False, True], ids=["body-returns", "body-raises"])
+def test_clean_shutdown_leaves_no_process_thread_or_port(
+    cloud_assembly: Path, body_raises: bool
+) -> None:
+    threads_before = set(threading.enumerate())
+    children_before = _child_processes()
+
+    with contextlib.ExitStack() as stack:
+        if body_raises:
+            stack.enter_context(pytest.raises(_BodyFailed))
+        with LocalAuditPipeline(cloud_assembly) as pipeline:
+            pipeline.invoke("publisher", {"email": "shutdown@mail.com"})
+            pipeline.run_until_idle()
+            port = urlparse(pipeline.endpoint_url).port
+            assert port is not None
+            assert len(_child_processes() - children_before) == 2  # publisher, recorder
+            assert _listening_addresses() == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
+            if body_raises:
+                raise _BodyFailed
+
+    assert _child_processes() <= children_before
+    assert set(threading.enumerate()) == threads_before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    with socket.socket() as probe_socket:
+        probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe_socket.bind(("127.0.0.1", port))
