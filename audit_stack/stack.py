@@ -7,15 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from audit_stack import outputs
 from audit_stack.pipeline import AuditPipeline
-
-# CfnOutput ids: the contract that `cdk deploy` users, the local emulator and the CLI share.
-OUTPUT_TOPIC_ARN = "TopicArn"
-OUTPUT_QUEUE_URL = "QueueUrl"
-OUTPUT_DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
-OUTPUT_TABLE_NAME = "TableName"
-OUTPUT_PUBLISHER_FUNCTION_NAME = "PublisherFunctionName"
-OUTPUT_RECORDER_FUNCTION_NAME = "RecorderFunctionName"
 
 
 class AuditStack(Stack):
@@ -31,22 +24,22 @@ class AuditStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
         self.pipeline = AuditPipeline(self, "Audit", **(pipeline_props or {}))
-        outputs = {
-            OUTPUT_TOPIC_ARN: (self.pipeline.topic.topic_arn, "Publish audit events here"),
-            OUTPUT_QUEUE_URL: (self.pipeline.queue.queue_url, "Queue the recorder consumes"),
-            OUTPUT_DEAD_LETTER_QUEUE_URL: (
+        values = {
+            outputs.TOPIC_ARN: (self.pipeline.topic.topic_arn, "Publish audit events here"),
+            outputs.QUEUE_URL: (self.pipeline.queue.queue_url, "Queue the recorder consumes"),
+            outputs.DEAD_LETTER_QUEUE_URL: (
                 self.pipeline.dead_letter_queue.queue_url,
                 "Messages that failed max_receive_count times",
             ),
-            OUTPUT_TABLE_NAME: (self.pipeline.table.table_name, "Append-only audit table"),
-            OUTPUT_PUBLISHER_FUNCTION_NAME: (
+            outputs.TABLE_NAME: (self.pipeline.table.table_name, "Append-only audit table"),
+            outputs.PUBLISHER_FUNCTION_NAME: (
                 self.pipeline.publisher_function.function_name,
                 'deleteAccount: invoke with {"email": ...}',
             ),
-            OUTPUT_RECORDER_FUNCTION_NAME: (
+            outputs.RECORDER_FUNCTION_NAME: (
                 self.pipeline.recorder_function.function_name,
                 "recordDeletedAccountInfo: consumes the queue",
             ),
         }
-        for output_id, (value, description) in outputs.items():
+        for output_id, (value, description) in values.items():
             CfnOutput(self, output_id, value=value, description=description)

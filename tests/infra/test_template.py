@@ -12,6 +12,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from audit_stack import outputs
 from audit_stack.pipeline import POWERTOOLS_VERSION, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,14 +339,18 @@ def test_powertools_layer_matches_the_pinned_library(template_json: dict[str, An
 def test_stack_outputs_name_every_resource_an_operator_needs(
     template_json: dict[str, Any],
 ) -> None:
-    assert set(template_json["Outputs"]) == {
-        "TopicArn",
-        "QueueUrl",
-        "DeadLetterQueueUrl",
-        "TableName",
-        "PublisherFunctionName",
-        "RecorderFunctionName",
-    }
+    assert (
+        set(template_json["Outputs"])
+        == set(outputs.ALL)
+        == {
+            "TopicArn",
+            "QueueUrl",
+            "DeadLetterQueueUrl",
+            "TableName",
+            "PublisherFunctionName",
+            "RecorderFunctionName",
+        }
+    )
 
 
 def _alarm(template: Template, metric_name: str) -> dict[str, Any]:

@@ -1,0 +1,20 @@
+"""The AuditStack's CfnOutput keys: the contract shared by `cdk deploy`, the emulator and the CLI.
+
+Kept free of aws_cdk so that the emulator and the operator CLI can import it cheaply.
+"""
+
+TOPIC_ARN = "TopicArn"
+QUEUE_URL = "QueueUrl"
+DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
+TABLE_NAME = "TableName"
+PUBLISHER_FUNCTION_NAME = "PublisherFunctionName"
+RECORDER_FUNCTION_NAME = "RecorderFunctionName"
+
+ALL = (
+    TOPIC_ARN,
+    QUEUE_URL,
+    DEAD_LETTER_QUEUE_URL,
+    TABLE_NAME,
+    PUBLISHER_FUNCTION_NAME,
+    RECORDER_FUNCTION_NAME,
+)
