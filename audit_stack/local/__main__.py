@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import shlex
 import signal
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
 from audit_stack.local.template import DeploymentError
 
@@ -186,6 +188,20 @@ def _usage(pipeline: LocalAuditPipeline) -> str:
             "--attribute-names ApproximateNumberOfMessages"
         )
         lines.append(f"  aws sqs start-message-move-task --source-arn {arn}")
+    # `audit --local` means this endpoint in this region; anything else is spelled out.
+    target = (
+        "--local"
+        if (pipeline.endpoint_url, pipeline.region) == (LOCAL_ENDPOINT_URL, LOCAL_REGION)
+        else f"--endpoint-url {pipeline.endpoint_url} --region {pipeline.region}"
+    )
+    lines += [
+        "",
+        "Or with the operator CLI (audit --help):",
+        f"  audit {target} delete-account {DEMO_EMAIL}",
+        f"  audit {target} trail {DEMO_EMAIL}",
+        f"  audit {target} status",
+        f"  audit {target} dlq show",
+    ]
     lines += [
         "",
         "Or with boto3:",
@@ -273,14 +289,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         )
         if name == "up":
             command.add_argument(
-                "--port", type=int, default=0, help="loopback port (default: a free one)"
+                "--port",
+                type=int,
+                default=LOCAL_PORT,
+                help=f"loopback port (default {LOCAL_PORT}: `audit --local`; 0: a free one)",
             )
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "demo":
             return demo(arguments.assembly, arguments.stack, arguments.verbose, out)
         return up(arguments.assembly, arguments.stack, arguments.port, arguments.verbose, out)
-    except (DeploymentError, FunctionInvocationError, OSError, RuntimeError, TimeoutError) as error:
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            out.write(
+                f"\nerror: port {arguments.port} is in use (another emulator?): stop it, or pass "
+                "--port N (0: a free one)\n"
+            )
+        else:
+            out.write(f"\nerror: {error}\n")
+        return 1
+    except (DeploymentError, FunctionInvocationError, RuntimeError, TimeoutError) as error:
         out.write(f"\nerror: {error}\n")
         return 1
 

@@ -31,7 +31,7 @@ from audit_stack.local.template import (
 _SKIPPED_PREFIXES = {
     "AWS::IAM::": "IAM is not enforced by the emulator",
     "AWS::Logs::": "function logs are captured by the emulator instead",
-    "AWS::CloudWatch::": "metrics and alarms are not emulated",
+    "AWS::CloudWatch::": "metrics and dashboards are not emulated",
     "AWS::KMS::": "encryption at rest is not emulated",
 }
 _SKIPPED_TYPES = {
@@ -89,6 +89,7 @@ class Deployment:
     stack_name: str
     region: str
     account_id: str
+    stack_id: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     resources: dict[str, PhysicalResource] = field(default_factory=dict)
     resource_types: dict[str, str] = field(default_factory=dict)
@@ -123,7 +124,9 @@ class Deployer:
             account_id=account_id,
             stack_name=assembly.stack_name,
         )
-        self._deployment = Deployment(assembly.stack_name, region, account_id)
+        self._deployment = Deployment(
+            assembly.stack_name, region, account_id, stack_id=self._resolver.stack_id
+        )
         self._handlers: dict[str, Callable[[TemplateResource], PhysicalResource]] = {
             "AWS::SNS::Topic": self._topic,
             "AWS::SQS::Queue": self._queue,
@@ -132,6 +135,8 @@ class Deployer:
             "AWS::DynamoDB::GlobalTable": self._global_table,
             "AWS::Lambda::Function": self._function,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
+            # Off the data path, but created so that operators read their states locally too.
+            "AWS::CloudWatch::Alarm": self._alarm,
         }
 
     def deploy(self) -> Deployment:
@@ -154,7 +159,7 @@ class Deployer:
             if resource.condition and not self._resolver.condition(resource.condition):
                 continue
             self._deployment.resource_types[resource.logical_id] = resource.type
-            reason = _skip_reason(resource.type)
+            reason = None if resource.type in self._handlers else _skip_reason(resource.type)
             if reason is not None:
                 physical = self._placeholder(resource)
                 self._deployment.skipped.append((resource.logical_id, resource.type, reason))
@@ -447,6 +452,61 @@ class Deployer:
             name,
             {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")},
         )
+
+    # -- CloudWatch ----------------------------------------------------------------------------
+
+    _ALARM_KEYS: frozenset[str] = frozenset(
+        {
+            "ActionsEnabled",
+            "AlarmActions",
+            "AlarmDescription",
+            "AlarmName",
+            "ComparisonOperator",
+            "DatapointsToAlarm",
+            "Dimensions",
+            "EvaluateLowSampleCountPercentile",
+            "EvaluationPeriods",
+            "ExtendedStatistic",
+            "InsufficientDataActions",
+            "MetricName",
+            "Metrics",
+            "Namespace",
+            "OKActions",
+            "Period",
+            "Statistic",
+            "Tags",
+            "Threshold",
+            "ThresholdMetricId",
+            "TreatMissingData",
+            "Unit",
+        }
+    )
+
+    def _alarm(self, resource: TemplateResource) -> PhysicalResource:
+        # The properties are PutMetricAlarm's parameters; CloudFormation also accepts numbers and
+        # booleans as strings.
+        request = self._properties(resource, reproduced=self._ALARM_KEYS)
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in request:
+                request[key] = int(request[key])
+        if "Threshold" in request:
+            request["Threshold"] = float(request["Threshold"])
+        if "ActionsEnabled" in request:
+            request["ActionsEnabled"] = str(request["ActionsEnabled"]).lower() == "true"
+        name = self._name(resource, request.pop("AlarmName", None), max_length=255)
+        cloudwatch = self._client("cloudwatch")
+        cloudwatch.put_metric_alarm(AlarmName=name, **request)
+        # AWS's state for a new alarm (moto starts at OK). Nothing publishes metrics locally, so
+        # the alarm is never evaluated and keeps this state.
+        cloudwatch.set_alarm_state(
+            AlarmName=name,
+            StateValue="INSUFFICIENT_DATA",
+            StateReason="Unchecked: Initial alarm creation",
+        )
+        self._deployment.not_reproduced.append(
+            (resource.logical_id, "Threshold", "never evaluated: no metrics are published locally")
+        )
+        return PhysicalResource(name, {"Arn": self._arn("cloudwatch", f"alarm:{name}")})
 
     # -- Lambda --------------------------------------------------------------------------------
 

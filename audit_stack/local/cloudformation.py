@@ -1,0 +1,158 @@
+"""CloudFormation's read API for the locally deployed stack: DescribeStacks and ListStackResources.
+
+Tools find the stack's queues, table and functions through its outputs, as they do on AWS (the
+operator CLI resolves ``--stack`` this way on both targets). Answered from the emulator's own
+deployment, not from moto's CloudFormation, which never saw the stack.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+from xml.etree import ElementTree
+
+from audit_stack.local.deploy import Deployment
+
+_NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
+_REGION_IN_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/(?P<region>[^/]+)/")
+_CONTENT_TYPE = [("Content-Type", "text/xml")]
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
+"""(HTTP status line, headers, body) of one API answer."""
+
+
+class StackApi:
+    """Answers CloudFormation's query-protocol requests about one deployed stack."""
+
+    OPERATIONS = frozenset({"DescribeStacks", "ListStackResources"})
+
+    def __init__(self, deployment: Deployment, template: Mapping[str, Any]) -> None:
+        self._deployment = deployment
+        self._template = template
+        self._created = _timestamp(datetime.now(UTC))
+
+    def handle(self, operation: str, body: bytes, authorization: str) -> Answer:
+        """The answer to one request (``operation`` as in its Action parameter)."""
+        parameters = {
+            name: values[0]
+            for name, values in parse_qs(body.decode("utf-8", errors="replace")).items()
+        }
+        if operation not in self.OPERATIONS:
+            # Refused rather than passed on to moto, whose CloudFormation would answer as if the
+            # stack did not exist.
+            return _error(
+                "400 Bad Request",
+                "UnsupportedOperation",
+                f"CloudFormation {operation} is not emulated: the emulator deploys the cloud "
+                f"assembly's stack when it starts; it answers {', '.join(sorted(self.OPERATIONS))}",
+            )
+        match = _REGION_IN_SCOPE.search(authorization)
+        region = match.group("region") if match else self._deployment.region
+        stack_name = parameters.get("StackName")
+        if stack_name is None and operation == "DescribeStacks":
+            stacks = [self._stack()] if region == self._deployment.region else []
+            return _result(operation, [_element("Stacks", stacks)])
+        if stack_name is None:
+            return _error(
+                "400 Bad Request",
+                "ValidationError",
+                "1 validation error detected: Value null at 'stackName' failed to satisfy "
+                "constraint: Member must not be null",
+            )
+        known = {self._deployment.stack_name, self._deployment.stack_id}
+        if region != self._deployment.region or stack_name not in known:
+            # AWS's answer for a stack that is not in the region of the request.
+            return _error(
+                "400 Bad Request", "ValidationError", f"Stack with id {stack_name} does not exist"
+            )
+        if operation == "DescribeStacks":
+            return _result(operation, [_element("Stacks", [self._stack()])])
+        return _result(operation, [_element("StackResourceSummaries", self._resources())])
+
+    def _stack(self) -> ElementTree.Element:
+        deployment = self._deployment
+        template_outputs = self._template.get("Outputs", {})
+        outputs = []
+        for key, value in deployment.outputs.items():
+            output = [_element("OutputKey", key), _element("OutputValue", value)]
+            description = template_outputs.get(key, {}).get("Description")
+            if isinstance(description, str):
+                output.append(_element("Description", description))
+            outputs.append(_element("member", output))
+        children = [
+            _element("StackId", deployment.stack_id),
+            _element("StackName", deployment.stack_name),
+            _element("CreationTime", self._created),
+            _element("StackStatus", "CREATE_COMPLETE"),
+            _element("DisableRollback", "false"),
+            _element("EnableTerminationProtection", "false"),
+            _element("Outputs", outputs),
+            _element("Tags", []),
+            _element("DriftInformation", [_element("StackDriftStatus", "NOT_CHECKED")]),
+        ]
+        description = self._template.get("Description")
+        if isinstance(description, str):
+            children.insert(2, _element("Description", description))
+        return _element("member", children)
+
+    def _resources(self) -> list[ElementTree.Element]:
+        deployment = self._deployment
+        skipped = {logical_id: reason for logical_id, _, reason in deployment.skipped}
+        members = []
+        for logical_id, physical in deployment.resources.items():
+            children = [
+                _element("LogicalResourceId", logical_id),
+                _element("PhysicalResourceId", physical.ref),
+                _element("ResourceType", deployment.resource_types[logical_id]),
+                _element("LastUpdatedTimestamp", self._created),
+                _element("ResourceStatus", "CREATE_COMPLETE"),
+            ]
+            if logical_id in skipped:
+                # The placeholder's name is shaped like the real one, but nothing exists behind it.
+                children.append(
+                    _element(
+                        "ResourceStatusReason",
+                        f"not created by the local emulator: {skipped[logical_id]}",
+                    )
+                )
+            children.append(
+                _element("DriftInformation", [_element("StackResourceDriftStatus", "NOT_CHECKED")])
+            )
+            members.append(_element("member", children))
+        return members
+
+
+def _element(tag: str, content: str | list[ElementTree.Element]) -> ElementTree.Element:
+    element = ElementTree.Element(tag)
+    if isinstance(content, str):
+        element.text = content
+    else:
+        element.extend(content)
+    return element
+
+
+def _result(operation: str, children: list[ElementTree.Element]) -> Answer:
+    response = ElementTree.Element(f"{operation}Response", xmlns=_NAMESPACE)
+    response.append(_element(f"{operation}Result", children))
+    response.append(_element("ResponseMetadata", [_element("RequestId", str(uuid.uuid4()))]))
+    return "200 OK", _CONTENT_TYPE, ElementTree.tostring(response, encoding="utf-8")
+
+
+def _error(status: str, code: str, message: str) -> Answer:
+    response = ElementTree.Element("ErrorResponse", xmlns=_NAMESPACE)
+    response.append(
+        _element(
+            "Error",
+            [_element("Type", "Sender"), _element("Code", code), _element("Message", message)],
+        )
+    )
+    response.append(_element("RequestId", str(uuid.uuid4())))
+    return status, _CONTENT_TYPE, ElementTree.tostring(response, encoding="utf-8")
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

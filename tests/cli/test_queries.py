@@ -1,0 +1,245 @@
+"""`audit delete-account`, `trail` and `events` against the emulator, and how a target resolves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from audit_stack import cli
+from audit_stack.local import LocalAuditPipeline
+from tests.cli.conftest import Audit
+from tests.cli.helpers import depth, event_ids, publish_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_delete_account_then_trail_shows_the_event_newest_first(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    first = audit("--json", "delete-account", "Trail.Owner@mail.com")
+    second = audit("delete-account", "trail.owner@mail.com")
+    pipeline.run_until_idle()
+
+    assert first.exit_code == 0, first.stderr
+    published = first.json()
+    assert published["event_type"] == "AccountDeleted"
+    assert second.exit_code == 0, second.stderr
+    assert "event_id" in second.stdout and "audit --endpoint-url" in second.stdout
+    second_id = second.stdout.split()[1]
+
+    trail = audit("trail", "TRAIL.OWNER@mail.com", "--json")
+    assert trail.exit_code == 0, trail.stderr
+    assert event_ids(trail.json()) == [second_id, published["event_id"]]
+    assert trail.json()["more"] is False
+    newest = trail.json()["events"][0]
+    assert newest["subject"] == "trail.owner@mail.com"
+    assert newest["details"] == {"email": "trail.owner@mail.com"}
+
+    table = audit("trail", "trail.owner@mail.com")
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0] == "2 event(s) for trail.owner@mail.com, newest first:"
+    assert lines[2].split() == [
+        "OCCURRED",
+        "AT",
+        "EVENT",
+        "TYPE",
+        "EVENT",
+        "ID",
+        "SOURCE",
+        "DETAILS",
+    ]
+    assert second_id in lines[3] and published["event_id"] in lines[4]
+
+
+def test_delete_account_with_an_invalid_email_is_a_usage_error_and_publishes_nothing(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    invocations = len(pipeline.invocations("recorder"))
+
+    run = audit("delete-account", "not-an-address")
+    pipeline.run_until_idle()
+
+    assert run.exit_code == 2
+    assert run.stderr == (
+        "audit: error: the publisher rejected the request: email: must be a valid email address\n"
+    )
+    assert run.stdout == ""
+    assert len(pipeline.invocations("recorder")) == invocations
+    assert depth(pipeline, "QueueUrl") == (0, 0)
+
+
+def test_trail_of_an_unknown_account_is_empty_not_an_error(audit: Audit) -> None:
+    run = audit("trail", "nobody@mail.com")
+
+    assert run.exit_code == 0
+    assert run.stdout == "No events for nobody@mail.com.\n"
+    assert audit("trail", "nobody@mail.com", "--json").json() == {"events": [], "more": False}
+
+
+def test_trail_filters_by_type_and_stops_at_the_limit(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    for _ in range(3):
+        assert audit("delete-account", "limited@mail.com").exit_code == 0
+    pipeline.run_until_idle()
+
+    everything = event_ids(audit("trail", "limited@mail.com", "--json").json())
+    limited = audit("trail", "limited@mail.com", "--limit", "2", "--json").json()
+    table = audit("trail", "limited@mail.com", "--limit", "2")
+    other_type = audit("trail", "limited@mail.com", "--type", "AccountCreated", "--json").json()
+    same_type = audit("trail", "limited@mail.com", "--type", "AccountDeleted", "--json").json()
+
+    assert len(everything) == 3
+    assert event_ids(limited) == everything[:2] and limited["more"] is True
+    assert "More events match" in table.stdout
+    assert other_type == {"events": [], "more": False}
+    assert event_ids(same_type) == everything
+
+
+def test_events_by_type_in_a_time_range(audit: Audit, pipeline: LocalAuditPipeline) -> None:
+    # Events from a producer with chosen times, far from the "now" of the other tests' events.
+    times = {
+        "day_before": datetime(2024, 1, 14, 23, 59, 59, 999999, tzinfo=UTC),
+        "midnight": datetime(2024, 1, 15, 0, 0, tzinfo=UTC),
+        "noon": datetime(2024, 1, 15, 12, 0, tzinfo=UTC),
+        "last_microsecond": datetime(2024, 1, 15, 23, 59, 59, 999999, tzinfo=UTC),
+        "day_after": datetime(2024, 1, 16, 0, 0, tzinfo=UTC),
+    }
+    ids = {
+        name: publish_event(pipeline, f"{name}@mail.com", moment, "AccountDeleted")
+        for name, moment in times.items()
+    }
+    pipeline.run_until_idle()
+
+    def between(*options: str) -> list[str]:
+        run = audit("events", "--type", "AccountDeleted", *options, "--json")
+        assert run.exit_code == 0, run.stderr
+        return event_ids(run.json())
+
+    whole_day = between("--since", "2024-01-15", "--until", "2024-01-15")
+    # 13:00 at UTC+1 is noon UTC; a naive time is UTC.
+    from_noon = between("--since", "2024-01-15T13:00:00+01:00", "--until", "2024-01-16")
+    to_noon = between("--since", "2024-01-14T23:59:59.999999", "--until", "2024-01-15T12:00:00Z")
+    recent = between("--since", "2025-01-01")
+
+    assert whole_day == [ids["last_microsecond"], ids["noon"], ids["midnight"]]
+    assert from_noon == [ids["day_after"], ids["last_microsecond"], ids["noon"]]
+    assert to_noon == [ids["noon"], ids["midnight"], ids["day_before"]]
+    assert not set(ids.values()) & set(recent)
+    table = audit(
+        "events", "--type", "AccountDeleted", "--since", "2024-01-15", "--until", "2024-01-15"
+    )
+    assert table.stdout.splitlines()[0] == (
+        "3 event(s) of type AccountDeleted since 2024-01-15 until 2024-01-15, newest first:"
+    )
+    assert "noon@mail.com" in table.stdout and "day_after@mail.com" not in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["trail", "a@mail.com", "--since", "2024-13-01"],
+            "argument --since: '2024-13-01' is not an ISO 8601 date or date-time",
+        ),
+        (
+            ["events", "--type", "AccountDeleted", "--until", "yesterday"],
+            "argument --until: 'yesterday' is not an ISO 8601 date or date-time",
+        ),
+        (
+            [
+                "events",
+                "--type",
+                "AccountDeleted",
+                "--since",
+                "2024-02-01",
+                "--until",
+                "2024-01-31",
+            ],
+            "--since is after --until",
+        ),
+        (["events", "--since", "2024-01-01"], "the following arguments are required: --type"),
+        (["trail", "a@mail.com", "--limit", "0"], "argument --limit: '0' must be at least 1"),
+    ],
+)
+def test_bad_input_is_a_one_line_usage_error(audit: Audit, argv: list[str], message: str) -> None:
+    run = audit(*argv)
+
+    assert run.exit_code == 2
+    assert run.stderr.startswith(f"audit: error: {message}")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert run.stdout == ""
+
+
+def test_unknown_stack_is_an_operational_error(audit: Audit) -> None:
+    run = audit("--stack", "NoSuchStack", "status")
+
+    assert run.exit_code == 1
+    assert run.stderr.startswith("audit: error: stack 'NoSuchStack' not found in us-east-1 at ")
+    assert run.stderr.count("\n") == 1
+
+
+def test_target_options_work_before_and_after_the_command(
+    audit_anywhere: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    before = audit_anywhere(
+        "--endpoint-url", pipeline.endpoint_url, "--json", "trail", "x@mail.com"
+    )
+    after = audit_anywhere("trail", "x@mail.com", "--endpoint-url", pipeline.endpoint_url, "--json")
+    nested = audit_anywhere("dlq", "show", "--endpoint-url", pipeline.endpoint_url, "--json")
+
+    assert before.exit_code == after.exit_code == nested.exit_code == 0
+    assert before.json() == after.json() == {"events": [], "more": False}
+    assert nested.json()["messages"] == []
+
+
+def test_local_means_the_default_endpoint_of_the_emulator(
+    audit_anywhere: Audit, pipeline: LocalAuditPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The module's emulator listens on a free port, not on LOCAL_PORT (a `make up` may run there).
+    monkeypatch.setattr(cli, "LOCAL_ENDPOINT_URL", pipeline.endpoint_url)
+
+    run = audit_anywhere("--local", "status", "--json")
+
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["endpoint_url"] == pipeline.endpoint_url
+    assert run.json()["region"] == cli.LOCAL_REGION == pipeline.region
+
+
+def test_installed_console_script_and_python_m_run_the_same_cli(
+    pipeline: LocalAuditPipeline, tmp_path: Path
+) -> None:
+    script = Path(sys.executable).with_name("audit")
+    assert script.is_file(), "the console script is missing: pip install -e ."
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and "PROXY" not in key.upper()
+    }
+    env |= {
+        "AWS_CONFIG_FILE": str(empty),
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    argv = ["--endpoint-url", pipeline.endpoint_url, "trail", "nobody@mail.com", "--json"]
+
+    for command in ([str(script)], [sys.executable, "-m", "audit_stack"]):
+        result = subprocess.run(
+            [*command, *argv], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"events": [], "more": False}
+
+    help_run = subprocess.run(
+        [str(script), "--help"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert help_run.returncode == 0 and "exit codes:" in help_run.stdout
