@@ -59,5 +59,12 @@ up: setup ## the emulator in the foreground, for poking with the AWS CLI or boto
 	$(CDK) synth --quiet
 	$(BIN)/python -m audit_stack.local up --assembly cdk.out
 
+.PHONY: bench soak
+bench: synth ## benchmark next to the original configuration (EVENTS=1000,10000 for both sizes)
+	$(BIN)/python -m bench --assembly cdk.out $(if $(EVENTS),--events $(EVENTS))
+
+soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each
+	AUDIT_SOAK=1 $(BIN)/pytest tests/reliability
+
 clean: ## remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache build *.egg-info

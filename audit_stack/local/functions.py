@@ -438,6 +438,15 @@ class FunctionRuntime:
         with self._lock:
             return [worker.process.pid for worker in self._all]
 
+    def kill_busy_workers(self) -> list[int]:
+        """Kill the workers running an invocation now (the invocations fail with
+        Runtime.ExitError, as a crashed execution environment's do); their process ids."""
+        with self._lock:
+            busy = [worker for worker in self._all if worker not in self._idle]
+        for worker in busy:
+            worker.kill()
+        return [worker.process.pid for worker in busy]
+
 
 @dataclass
 class FunctionRegistry:

@@ -7,6 +7,7 @@ installed once per running emulator and removed again when it stops.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class MotoHooks:
             "unix_time": _SQS_MODELS.unix_time,
             "unix_time_millis": _SQS_MODELS.unix_time_millis,
             "wait_for_messages": _SQS_MODELS.Queue.wait_for_messages,
+            "retention_check": _SQS_MODELS.SQSBackend.is_message_valid_based_on_retention_period,
         }
         # moto.sqs.models imported these by name: replacing the module's names moves the clock
         # of every SQS time computation (visibility, delays, retention, timestamps) and nothing
@@ -79,6 +81,7 @@ class MotoHooks:
                     MOTO_LOCK.acquire()
 
         _SQS_MODELS.Queue.wait_for_messages = wait_for_messages
+        _SQS_MODELS.SQSBackend.is_message_valid_based_on_retention_period = _within_retention
         self._installed = True
 
     def uninstall(self) -> None:
@@ -87,6 +90,9 @@ class MotoHooks:
         _SQS_MODELS.unix_time = self._originals["unix_time"]
         _SQS_MODELS.unix_time_millis = self._originals["unix_time_millis"]
         _SQS_MODELS.Queue.wait_for_messages = self._originals["wait_for_messages"]
+        _SQS_MODELS.SQSBackend.is_message_valid_based_on_retention_period = self._originals[
+            "retention_check"
+        ]
         self._installed = False
         self._offset_ms = 0.0
 
@@ -110,7 +116,9 @@ class MotoHooks:
     def _unix_time(self, dt: Any = None) -> float:
         if dt is not None:
             return float(_real_unix_time(dt))
-        return float(_real_unix_time()) + self._offset_ms / 1000
+        # time.time() is what moto's unix_time() computes through two datetimes; SQS reads the
+        # clock for every queued message on every receive, so the cheap form keeps receives fast.
+        return time.time() + self._offset_ms / 1000
 
     def _unix_time_millis(self, dt: Any = None) -> float:
         return self._unix_time(dt) * 1000.0
@@ -119,6 +127,14 @@ class MotoHooks:
         for queue in _all_queues():
             with queue._messages_lock:
                 queue._messages_lock.notify_all()
+
+
+def _within_retention(backend: Any, queue_name: str, message: Any) -> bool:
+    """moto's retention check, reading the period directly: moto reads it through
+    get_queue_attributes, which also counts the queue's messages, so each message received cost a
+    pass over the whole queue and a backlog made receiving quadratically slow."""
+    retention_seconds = int(backend.get_queue(queue_name).message_retention_period)
+    return bool(retention_seconds + message.sent_timestamp / 1000 > _SQS_MODELS.unix_time())
 
 
 def _all_queues() -> Iterator[Any]:

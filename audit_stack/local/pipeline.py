@@ -23,6 +23,7 @@ from botocore.config import Config
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from audit_stack.local.activity import Activity
+from audit_stack.local.cloudformation import StackApi
 from audit_stack.local.deploy import Deployer, Deployment
 from audit_stack.local.functions import (
     DUMMY_CREDENTIALS,
@@ -31,6 +32,7 @@ from audit_stack.local.functions import (
     Invocation,
     InvocationResult,
 )
+from audit_stack.local.instrumentation import Instrumentation
 from audit_stack.local.message_moves import MessageMoveTasks
 from audit_stack.local.moto_state import MotoHooks, queue_snapshot
 from audit_stack.local.pollers import SqsPoller
@@ -94,6 +96,8 @@ class LocalAuditPipeline:
         self._output = output
         self._activity = Activity()
         self._hooks = MotoHooks()
+        # Counts every request at the endpoint; injects faults only inside inject_faults blocks.
+        self.instrumentation = Instrumentation(notify=self._activity.notify)
         self._server: EmulatorServer | None = None
         self._deployment: Deployment | None = None
         self._functions: FunctionRegistry | None = None
@@ -140,6 +144,7 @@ class LocalAuditPipeline:
             self._server = EmulatorServer(
                 activity=self._activity, on_event=self._event, port=self._port
             )
+            self._server.wsgi_app = self.instrumentation.wrap(self._server)
             self._server.start()
             self._event(f"emulator listening on {self._server.endpoint_url}")
             self._reset_moto()
@@ -164,6 +169,8 @@ class LocalAuditPipeline:
         ).deploy()
         self._deployment = deployment
         self._report(deployment)
+        # DescribeStacks answers with these outputs: clients resolve the stack as on AWS.
+        self._server.stack_api = StackApi(deployment, self._assembly.template)
         for output, value in deployment.outputs.items():
             if output.endswith(_FUNCTION_OUTPUT_SUFFIX) and len(output) > len(
                 _FUNCTION_OUTPUT_SUFFIX
@@ -500,6 +507,13 @@ class LocalAuditPipeline:
             raise RuntimeError("the pipeline is not running")
         with self._server.fault(operation, error_code=error_code, message=message, latency=latency):
             yield
+
+    def kill_busy_workers(self, name: str) -> list[int]:
+        """Kill (SIGKILL) every worker of a function that is running an invocation right now, as
+        when an execution environment crashes mid-batch; the process ids killed."""
+        if self._functions is None:
+            raise RuntimeError("the pipeline is not running")
+        return self._functions.find(self.function_name(name)).kill_busy_workers()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str = "") -> None:
         """Wait (woken by every change in the emulator) until ``predicate()`` holds."""

@@ -1,8 +1,9 @@
 """The emulator's HTTP endpoint on loopback: moto's WSGI app behind a middleware for what it lacks.
 
-The middleware answers Lambda Invoke with the emulator's own workers and SQS message move tasks
-itself, injects faults that tests ask for, serialises every request that reaches moto, and tells
-waiters (pollers, run_until_idle) that something changed.
+The middleware answers Lambda Invoke with the emulator's own workers, SQS message move tasks and
+CloudFormation's DescribeStacks / ListStackResources itself, injects faults that tests ask for,
+serialises every request that reaches moto, and tells waiters (pollers, run_until_idle) that
+something changed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import ThreadedWSGIServer
 
 from audit_stack.local.activity import Activity
+from audit_stack.local.cloudformation import StackApi
 from audit_stack.local.functions import (
     FunctionNotFoundError,
     FunctionRegistry,
@@ -104,6 +106,9 @@ class EmulatorServer:
         self._stopping = threading.Event()
         self.functions: FunctionRegistry | None = None
         self.move_tasks: MessageMoveTasks | None = None
+        self.stack_api: StackApi | None = None
+        # What the HTTP server calls: this object, or a middleware around it (set before start).
+        self.wsgi_app: Callable[[Environ, StartResponse], Iterable[bytes]] = self
 
     @property
     def port(self) -> int:
@@ -122,7 +127,9 @@ class EmulatorServer:
             listener.listen(128)
             # werkzeug takes a bound socket by descriptor, so a busy port is a clean OSError here
             # instead of werkzeug's sys.exit.
-            self._server = _Server(LOOPBACK, 0, self, handler=_RequestHandler, fd=listener.fileno())
+            self._server = _Server(
+                LOOPBACK, 0, self.wsgi_app, handler=_RequestHandler, fd=listener.fileno()
+            )
         finally:
             listener.close()
         self._server.on_event = self._on_event
@@ -218,6 +225,11 @@ class EmulatorServer:
             name = operation.split(":", 1)[1]
             if name in MessageMoveTasks.OPERATIONS:
                 return self._message_move(name, body)
+        if operation is not None and operation.startswith("cloudformation:") and self.stack_api:
+            answer = self.stack_api.handle(
+                operation.split(":", 1)[1], body, environ.get("HTTP_AUTHORIZATION", "")
+            )
+            return _Response(*answer)
         return None
 
     def _message_move(self, name: str, body: bytes) -> _Response:

@@ -153,10 +153,18 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     return TABLE_NAME
 
 
+_IMPORTED_IN_THIS_ENVIRONMENT: set[str] = set()
+
+
 def _handler_module(name: str) -> Iterator[ModuleType]:
     # Imported after lambda_environment: Powertools reads its settings at import time, as in
-    # Lambda. The cached AWS client is dropped around each test so it is made inside the mock.
+    # Lambda. Another suite of the session may have imported the module first, without this
+    # environment, so the first use here reloads it. The cached AWS client is dropped around
+    # each test so it is made inside the mock.
     module = importlib.import_module(name)
+    if name not in _IMPORTED_IN_THIS_ENVIRONMENT:
+        module = importlib.reload(module)
+        _IMPORTED_IN_THIS_ENVIRONMENT.add(name)
     _forget_aws_clients(module)
     yield module
     _forget_aws_clients(module)

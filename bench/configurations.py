@@ -1,0 +1,133 @@
+"""The two configurations the benchmark runs side by side, and what their templates say about them.
+
+Settings that matter for cost (memory, architecture, indexes, batch size) are read from each
+synthesized template, never restated here: the template is what would be deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_STACK_NAME = "AuditPipelineStack"
+_SYNTH_TIMEOUT_SECONDS = 600
+# Lambda's defaults when a template leaves them out.
+_DEFAULT_MEMORY_MB = 128
+_DEFAULT_ARCHITECTURE = "x86_64"
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    """A function of a template: what its cost depends on."""
+
+    logical_id: str
+    memory_mb: int
+    architecture: str
+
+
+@dataclass(frozen=True)
+class TemplateFacts:
+    """What a stack's template configures for the data path."""
+
+    functions: dict[str, FunctionFacts]
+    global_secondary_indexes: int
+    batch_size: int
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One side of the comparison: a stack in a cloud assembly and where its records keep time.
+
+    :param subject_attribute: the item attribute holding the account's e-mail.
+    :param occurred_attribute: when the publisher created the event (before publishing).
+    :param recorded_attribute: when the recorder wrote the item.
+    """
+
+    key: str
+    label: str
+    assembly_dir: Path
+    stack_name: str
+    subject_attribute: str
+    occurred_attribute: str
+    recorded_attribute: str
+
+    @property
+    def template(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(
+            (self.assembly_dir / f"{self.stack_name}.template.json").read_text()
+        )
+        return data
+
+    def facts(self) -> TemplateFacts:
+        """Memory and architecture per function, index count, batch settings."""
+        resources = self.template["Resources"]
+        functions: dict[str, FunctionFacts] = {}
+        indexes = 0
+        batch_size = 10
+        report_failures = False
+        for logical_id, resource in resources.items():
+            properties = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Lambda::Function":
+                functions[logical_id] = FunctionFacts(
+                    logical_id=logical_id,
+                    memory_mb=int(properties.get("MemorySize", _DEFAULT_MEMORY_MB)),
+                    architecture=(properties.get("Architectures") or [_DEFAULT_ARCHITECTURE])[0],
+                )
+            elif resource["Type"] == "AWS::DynamoDB::Table":
+                indexes += len(properties.get("GlobalSecondaryIndexes", []))
+            elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
+                batch_size = int(properties.get("BatchSize", 10))
+                report_failures = "ReportBatchItemFailures" in properties.get(
+                    "FunctionResponseTypes", []
+                )
+        return TemplateFacts(functions, indexes, batch_size, report_failures)
+
+
+def project(assembly_dir: Path) -> Configuration:
+    """The project's AuditStack as `cdk synth` wrote it (the recorder's item schema)."""
+    if not (assembly_dir / f"{PROJECT_STACK_NAME}.template.json").is_file():
+        raise SystemExit(f"{assembly_dir} has no {PROJECT_STACK_NAME}: run `make synth` first")
+    return Configuration(
+        key="project",
+        label="project (AuditStack)",
+        assembly_dir=assembly_dir,
+        stack_name=PROJECT_STACK_NAME,
+        subject_attribute="subject",
+        occurred_attribute="occurred_at",
+        recorded_attribute="recorded_at",
+    )
+
+
+def original(outdir: Path) -> Configuration:
+    """The original solution's configuration, synthesized into ``outdir`` by a child process
+    (so that this process never starts jsii's Node.js kernel)."""
+    bin_dir = str(Path(sys.executable).parent)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.original.app", str(outdir)],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        timeout=_SYNTH_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"synthesis of the original failed:\n{result.stdout}\n{result.stderr}")
+    return Configuration(
+        key="original",
+        label="original (Serverless config)",
+        assembly_dir=outdir,
+        stack_name=ORIGINAL_STACK_NAME,
+        subject_attribute="email",
+        occurred_attribute="deletedAt",
+        recorded_attribute="recordedAt",
+    )

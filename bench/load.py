@@ -1,0 +1,312 @@
+"""Load runs of N events through a configuration, from its publisher function to its table.
+
+``run_load`` is end to end and closed-loop with a bounded backlog: a few threads each invoke the
+publisher again as soon as its previous invocation returned, unless the event-source queue
+already holds more than BACKLOG_LIMIT messages, while the event source records concurrently.
+Both halves share this machine's cores, as they would not on AWS.
+
+``run_drain`` measures the recording side alone: events are published while the event source is
+paused, then the time to record them is measured, in waves of at most DRAIN_WAVE events.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from audit_stack.local import LocalAuditPipeline
+from audit_stack.local.instrumentation import OperationCount
+from audit_stack.local.moto_state import queue_snapshot
+from bench.configurations import Configuration
+
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SAMPLE_SECONDS = 1.0
+_GATE_CHECK_SECONDS = 0.05
+# Publishers wait while the event-source queue holds more than this: 20 full batches of 10.
+BACKLOG_LIMIT = 200
+# Drain waves stay this small for the same reason: moto scans the whole queue on each receive.
+DRAIN_WAVE = 1000
+# Run events are told apart from warm-up events by their e-mail's local part.
+RUN_PREFIX = "bench-"
+WARMUP_PREFIX = "warmup-"
+EMAIL_DOMAIN = "bench.example"
+
+
+@dataclass
+class FunctionUse:
+    """The invocations of one function during a run."""
+
+    logical_id: str
+    durations_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def invocations(self) -> int:
+        return len(self.durations_ms)
+
+    @property
+    def billed_ms(self) -> int:
+        """Lambda's billed duration: each invocation rounded up to the millisecond."""
+        return sum(math.ceil(duration) for duration in self.durations_ms)
+
+    @property
+    def mean_ms(self) -> float:
+        return sum(self.durations_ms) / len(self.durations_ms) if self.durations_ms else 0.0
+
+
+@dataclass
+class LoadResult:
+    """What one run of N events through one configuration measured."""
+
+    configuration: str
+    events: int
+    publishers: int
+    recorded: int
+    duplicates: int
+    dead_lettered: int
+    latencies_ms: list[float]
+    span_seconds: float
+    wall_seconds: float
+    max_queue_depth: int
+    requests: dict[str, OperationCount]
+    functions: dict[str, FunctionUse]
+    publisher: str
+    """logical id of the publisher function (the application's deleteAccount)"""
+
+    @property
+    def throughput(self) -> float:
+        """Audited events per second: records over first publish to last record."""
+        return self.recorded / self.span_seconds if self.span_seconds > 0 else 0.0
+
+    def latency_percentile(self, percent: float) -> float:
+        """Nearest-rank percentile of publish-to-record latency, in milliseconds."""
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return math.nan
+        rank = max(1, math.ceil(percent / 100 * len(ordered)))
+        return ordered[rank - 1]
+
+
+class _InvocationTracker:
+    """Collects every finished invocation once (the emulator keeps only the latest 10,000)."""
+
+    def __init__(self, pipeline: LocalAuditPipeline) -> None:
+        self._pipeline = pipeline
+        self._seen: set[str] = set()
+        self.by_function: dict[str, FunctionUse] = {}
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-invocations", daemon=True)
+        self._logical_ids = {spec.name: spec.logical_id for spec in pipeline.deployment.functions}
+
+    def start(self) -> None:
+        # Everything finished so far (the warm-up) is not part of the run.
+        self._seen = {invocation.request_id for invocation in self._pipeline.invocations()}
+        self._thread.start()
+
+    def stop(self) -> dict[str, FunctionUse]:
+        self._stopped.set()
+        self._thread.join()
+        self._sweep()
+        return self.by_function
+
+    def _run(self) -> None:
+        while not self._stopped.wait(_SAMPLE_SECONDS):
+            self._sweep()
+
+    def _sweep(self) -> None:
+        for invocation in self._pipeline.invocations():
+            if invocation.request_id in self._seen:
+                continue
+            self._seen.add(invocation.request_id)
+            logical_id = self._logical_ids[invocation.function_name]
+            use = self.by_function.setdefault(logical_id, FunctionUse(logical_id))
+            use.durations_ms.append(invocation.duration_seconds * 1000)
+            use.errors += not invocation.succeeded
+
+
+class _QueueGate:
+    """Holds the publishers back while the event-source queue is over its limit, and notes the
+    deepest it got (messages visible, in flight or delayed).
+
+    A bounded backlog makes each configuration run at its recording capacity without an
+    ever-growing queue: moto scans a whole queue on every receive, so an unbounded backlog would
+    slow down the emulator itself rather than the configuration under test.
+    """
+
+    def __init__(self, pipeline: LocalAuditPipeline, limit: int) -> None:
+        self._pipeline = pipeline
+        self._queues = [source.queue_name for source in pipeline.deployment.event_sources]
+        self._limit = limit
+        self._room = threading.Event()
+        self._room.set()
+        self.max_depth = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-queue-gate", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stopped.set()
+        self._thread.join()
+        self._room.set()
+        return self.max_depth
+
+    def wait_for_room(self) -> None:
+        self._room.wait()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(_GATE_CHECK_SECONDS):
+            depth = sum(
+                queue_snapshot(self._pipeline.account_id, self._pipeline.region, name).total
+                for name in self._queues
+            )
+            self.max_depth = max(self.max_depth, depth)
+            if depth > self._limit:
+                self._room.clear()
+            else:
+                self._room.set()
+
+
+def _publish(
+    pipeline: LocalAuditPipeline,
+    emails: list[str],
+    publishers: int,
+    gate: _QueueGate | None = None,
+) -> None:
+    def publish(email: str) -> None:
+        if gate is not None:
+            gate.wait_for_room()
+        pipeline.invoke("publisher", {"email": email})
+
+    with ThreadPoolExecutor(max_workers=publishers, thread_name_prefix="bench-publish") as pool:
+        for _ in pool.map(publish, emails):
+            pass
+
+
+def _scan(pipeline: LocalAuditPipeline) -> list[dict[str, Any]]:
+    dynamodb = pipeline.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=pipeline.outputs["TableName"]):
+        items += page["Items"]
+    return items
+
+
+def _timestamp(item: dict[str, Any], attribute: str) -> datetime:
+    return datetime.strptime(item[attribute]["S"], _TIMESTAMP_FORMAT)
+
+
+def _dead_lettered(pipeline: LocalAuditPipeline) -> int:
+    attributes = pipeline.client("sqs").get_queue_attributes(
+        QueueUrl=pipeline.outputs["DeadLetterQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def run_load(configuration: Configuration, events: int, publishers: int) -> LoadResult:
+    """Deploy the configuration afresh, warm it up, then publish ``events`` and wait for them."""
+    with LocalAuditPipeline(configuration.assembly_dir, configuration.stack_name) as pipeline:
+        # Warm-up: one execution environment per publisher thread, and the recorder's, so that
+        # the run measures the steady state (cold starts are measured separately).
+        warmup = [f"{WARMUP_PREFIX}{index}@{EMAIL_DOMAIN}" for index in range(2 * publishers)]
+        _publish(pipeline, warmup, publishers)
+        pipeline.run_until_idle(timeout=120)
+
+        tracker = _InvocationTracker(pipeline)
+        gate = _QueueGate(pipeline, BACKLOG_LIMIT)
+        pipeline.instrumentation.reset_counts()
+        tracker.start()
+        gate.start()
+        started = time.monotonic()
+        emails = [f"{RUN_PREFIX}{index}@{EMAIL_DOMAIN}" for index in range(events)]
+        _publish(pipeline, emails, publishers, gate)
+        pipeline.run_until_idle(timeout=max(300.0, events * 0.5))
+        wall_seconds = time.monotonic() - started
+        # Read before anything else talks to the emulator: the counts are the run's own.
+        requests = pipeline.instrumentation.counts()
+        functions = tracker.stop()
+        max_depth = gate.stop()
+
+        items = [
+            item
+            for item in _scan(pipeline)
+            if item[configuration.subject_attribute]["S"].startswith(RUN_PREFIX)
+        ]
+        per_subject = Counter(item[configuration.subject_attribute]["S"] for item in items)
+        occurred = [_timestamp(item, configuration.occurred_attribute) for item in items]
+        recorded = [_timestamp(item, configuration.recorded_attribute) for item in items]
+        latencies = [
+            (done - began).total_seconds() * 1000
+            for began, done in zip(occurred, recorded, strict=True)
+        ]
+        span = (max(recorded) - min(occurred)).total_seconds() if items else 0.0
+        return LoadResult(
+            configuration=configuration.key,
+            events=events,
+            publishers=publishers,
+            recorded=len(per_subject),
+            duplicates=sum(count - 1 for count in per_subject.values()),
+            dead_lettered=_dead_lettered(pipeline),
+            latencies_ms=latencies,
+            span_seconds=span,
+            wall_seconds=wall_seconds,
+            max_queue_depth=max_depth,
+            requests=requests,
+            functions=functions,
+            publisher=next(
+                spec.logical_id
+                for spec in pipeline.deployment.functions
+                if spec.name == pipeline.function_name("publisher")
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """The recording side alone: how long a paused-then-resumed backlog took to record."""
+
+    configuration: str
+    events: int
+    recorded: int
+    drain_seconds: float
+    waves: int
+
+    @property
+    def throughput(self) -> float:
+        """Recorded events per second of draining."""
+        return self.recorded / self.drain_seconds if self.drain_seconds > 0 else 0.0
+
+
+def run_drain(configuration: Configuration, events: int, publishers: int) -> DrainResult:
+    """Deploy afresh; in waves, publish with the event source paused, then time the recording."""
+    with LocalAuditPipeline(configuration.assembly_dir, configuration.stack_name) as pipeline:
+        warmup = [f"{WARMUP_PREFIX}{index}@{EMAIL_DOMAIN}" for index in range(2 * publishers)]
+        _publish(pipeline, warmup, publishers)
+        pipeline.run_until_idle(timeout=120)
+        drained = 0.0
+        waves = 0
+        for first in range(0, events, DRAIN_WAVE):
+            last = min(first + DRAIN_WAVE, events)
+            with pipeline.event_sources_paused():
+                _publish(
+                    pipeline,
+                    [f"{RUN_PREFIX}{index}@{EMAIL_DOMAIN}" for index in range(first, last)],
+                    publishers,
+                )
+                started = time.monotonic()
+            pipeline.run_until_idle(timeout=max(300.0, (last - first) * 0.5))
+            drained += time.monotonic() - started
+            waves += 1
+        recorded = {
+            item[configuration.subject_attribute]["S"]
+            for item in _scan(pipeline)
+            if item[configuration.subject_attribute]["S"].startswith(RUN_PREFIX)
+        }
+        return DrainResult(configuration.key, events, len(recorded), drained, waves)

@@ -1,0 +1,1 @@
+"""The original Serverless solution's configuration as a CDK stack: the benchmark's baseline."""

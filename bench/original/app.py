@@ -1,0 +1,22 @@
+"""Synthesize the original configuration: ``python -m bench.original.app <outdir>``."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from bench.original.stack import OriginalAuditStack
+
+STACK_NAME = "OriginalAuditStack"
+
+
+def main(outdir: str) -> None:
+    """Write the cloud assembly of OriginalAuditStack into ``outdir``."""
+    app = cdk.App(outdir=outdir)
+    OriginalAuditStack(app, STACK_NAME)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
