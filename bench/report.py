@@ -260,7 +260,12 @@ def markdown(document: Document, chart_name: str) -> str:
     runs = document["runs"]
     provenance = "\n".join(
         f"- {int(size):,} events: measured {runs[size]['measured_at']} with "
-        f"`{runs[size]['command']}` ({runs[size]['publishers']} publisher threads)"
+        f"`{runs[size]['command']}` ({runs[size]['publishers']} publisher threads"
+        + (
+            f", {runs[size]['elapsed_seconds'] / 60:.0f} minutes for both stacks)"
+            if "elapsed_seconds" in runs[size]
+            else ")"
+        )
         for size in sizes
     )
     machine = document["machine"]
