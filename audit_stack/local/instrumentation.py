@@ -9,7 +9,6 @@ benchmark reads its counts; the reliability suite makes a share of one operation
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import random
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
+
+from audit_stack.local.server import read_body
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -216,7 +217,7 @@ class Instrumentation:
     def _handle(
         self, app: WsgiApp, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
-        body = _read_body(environ)
+        body = read_body(environ)
         # Unsigned requests are the emulator's own (moto's reset endpoint), never an AWS call.
         operation = _operation(environ, body) or "emulator:unsigned"
         with self._lock:
@@ -304,17 +305,6 @@ def _call(app: WsgiApp, environ: Environ) -> tuple[str, list[tuple[str, str]], l
         if close is not None:
             close()
     return answer["status"], answer["headers"], chunks
-
-
-def _read_body(environ: Environ) -> bytes:
-    """The request body, put back so that the wrapped app can read it again."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 def _operation(environ: Environ, body: bytes) -> str | None:

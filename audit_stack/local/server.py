@@ -184,7 +184,7 @@ class EmulatorServer:
     # -- WSGI ----------------------------------------------------------------------------------
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        body = _read_body(environ)
+        body = read_body(environ)
         operation = _operation(environ, body)
         try:
             fault = self._fault_for(operation)
@@ -292,7 +292,7 @@ class EmulatorServer:
             self._on_event(f"asynchronous invocation failed: {error!r}")
 
 
-def _read_body(environ: Environ) -> bytes:
+def read_body(environ: Environ) -> bytes:
     """The request body, buffered so that moto can read it again."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)

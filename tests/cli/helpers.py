@@ -8,18 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from audit_stack.local import LocalAuditPipeline
+from tests.e2e.helpers import queue_counts
 
 
 def depth(pipeline: LocalAuditPipeline, output: str) -> tuple[int, int]:
     """(visible, in flight) messages of the queue named by a stack output."""
-    attributes = pipeline.client("sqs").get_queue_attributes(
-        QueueUrl=pipeline.outputs[output],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
+    return queue_counts(pipeline, output)
 
 
 def send(pipeline: LocalAuditPipeline, output: str, *bodies: str) -> None:
