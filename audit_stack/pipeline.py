@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    Annotations,
+    Duration,
+    IStableListProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -24,6 +36,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+
+from audit_stack.sealing import DigestChain, append_only_statements
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
 # Powertools team publishes for each release; keep this equal to requirements-dev.txt's pin
@@ -48,16 +62,43 @@ METRIC_EVENTS_RECORDED = "AuditEventsRecorded"
 METRIC_DUPLICATES_SKIPPED = "DuplicateAuditEventsSkipped"
 METRIC_POISON_MESSAGES = "PoisonMessages"
 
+# Custom metrics the sealer emits.
+METRIC_TAMPERED_RECORDS = "TamperedAuditRecords"
+
 _EVENT_TYPE_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
-# Writes that could change or remove a recorded audit event. Nobody in the stack is granted
-# them, and the table's resource policy denies them to every principal (append-only log).
-_MUTATING_TABLE_ACTIONS = [
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:PartiQLUpdate",
-    "dynamodb:PartiQLDelete",
+# What an operator needs to move messages from the DLQ back to the queue (a message move task
+# sends to the source queue with the caller's own permissions).
+_REDRIVE_DLQ_ACTIONS = [
+    "sqs:StartMessageMoveTask",
+    "sqs:ListMessageMoveTasks",
+    "sqs:CancelMessageMoveTask",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+]
+
+# CloudTrail management events that weaken the audit log's controls (see docs/INTEGRITY.md).
+_CONTROL_CHANGE_EVENTS = [
+    "UpdateTable",
+    "DeleteTable",
+    "UpdateContinuousBackups",
+    "PutResourcePolicy",
+    "DeleteResourcePolicy",
+    "RestoreTableToPointInTime",
+    "SetQueueAttributes",
+    "AddPermission",
+    "RemovePermission",
+    "DeleteQueue",
+    "PurgeQueue",
+    "PutKeyPolicy",
+    "ScheduleKeyDeletion",
+    "DisableKey",
+    "CreateGrant",
+    {"prefix": "UpdateFunctionCode"},
+    {"prefix": "UpdateFunctionConfiguration"},
+    {"prefix": "DeleteFunction"},
+    {"prefix": "RemovePermission"},
 ]
 
 
@@ -88,7 +129,10 @@ class AuditPipeline(Construct):
     :param log_retention: how long the functions' logs are kept.
     :param oldest_message_age_alarm: alarm when the oldest queued message is this old.
     :param alarm_action: where every alarm (and its return to OK) is sent, e.g. an SNS action.
+        Without one, synthesis shows a warning: alarms that reach nobody protect nothing.
     :param dashboard: also create a CloudWatch dashboard of the pipeline.
+    :param seal_interval: how often the sealer signs the records written since the last digest
+        (whole minutes, 1 minute to 1 day).
     """
 
     def __init__(
@@ -108,9 +152,11 @@ class AuditPipeline(Construct):
         oldest_message_age_alarm: Duration | None = None,
         alarm_action: cloudwatch.IAlarmAction | None = None,
         dashboard: bool = False,
+        seal_interval: Duration | None = None,
     ) -> None:
         recorder_timeout = recorder_timeout or Duration.seconds(30)
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
+        seal_interval = seal_interval or Duration.minutes(5)
         # Validate every prop before creating any child, so bad input leaves nothing behind.
         _validate_props(
             max_receive_count=max_receive_count,
@@ -120,8 +166,10 @@ class AuditPipeline(Construct):
             recorder_timeout=recorder_timeout,
             event_types=event_types,
             oldest_message_age_alarm=oldest_message_age_alarm,
+            seal_interval=seal_interval,
         )
         super().__init__(scope, construct_id)
+        self._redrive_principal_arns: list[str] = []
 
         self._encryption_key = encryption_key
         retain = removal_policy
@@ -171,11 +219,28 @@ class AuditPipeline(Construct):
             ),
             removal_policy=retain,
         )
+        # Notifications SNS could not deliver to the queue (e.g. the queue's key was disabled).
+        self._subscription_dead_letter_queue = sqs.Queue(
+            self,
+            "SubscriptionDeadLetterQueue",
+            retention_period=Duration.days(14),
+            encryption=queue_encryption,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            removal_policy=retain,
+        )
+        Validations.of(self._subscription_dead_letter_queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is the topic subscription's dead-letter queue.",
+            )
+        )
         self._topic.add_subscription(
             subscriptions.SqsSubscription(
                 self._queue,
                 # The SNS envelope is kept: its MessageId is recorded as provenance.
                 raw_message_delivery=False,
+                dead_letter_queue=self._subscription_dead_letter_queue,
                 filter_policy={
                     EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
                         allowlist=list(event_types)
@@ -203,18 +268,6 @@ class AuditPipeline(Construct):
             ),
             encryption_key=encryption_key,
             removal_policy=retain,
-            resource_policy=iam.PolicyDocument(
-                statements=[
-                    iam.PolicyStatement(
-                        sid="AppendOnlyAuditLog",
-                        effect=iam.Effect.DENY,
-                        principals=[iam.AnyPrincipal()],
-                        actions=_MUTATING_TABLE_ACTIONS,
-                        # "*" is this table: a resource policy cannot name its own generated ARN.
-                        resources=["*"],
-                    )
-                ]
-            ),
         )
         self._table.add_global_secondary_index(
             index_name=EVENT_TYPE_INDEX,
@@ -238,33 +291,29 @@ class AuditPipeline(Construct):
             ),
         )
 
-        self._publisher = self._function(
-            "DeleteAccountFunction",
-            description="Publishes an AccountDeleted audit event (the original deleteAccount)",
-            handler=PUBLISHER_HANDLER,
+        make_function = partial(
+            self._function,
             code=code,
             layer=powertools_layer,
-            timeout=Duration.seconds(10),
-            environment={"TOPIC_ARN": self._topic.topic_arn},
             log_retention=log_retention,
             removal_policy=retain,
         )
+        self._publisher = make_function(
+            "DeleteAccountFunction",
+            description="Publishes an AccountDeleted audit event (the original deleteAccount)",
+            handler=PUBLISHER_HANDLER,
+            timeout=Duration.seconds(10),
+            environment={"TOPIC_ARN": self._topic.topic_arn},
+        )
         self.grant_publish(self._publisher)
 
-        self._recorder = self._function(
+        self._recorder = make_function(
             "RecordAuditEventFunction",
             description="Records audit events from the queue, once each "
             "(the original recordDeletedAccountInfo)",
             handler=RECORDER_HANDLER,
-            code=code,
-            layer=powertools_layer,
             timeout=recorder_timeout,
-            environment={
-                "TABLE_NAME": self._table.table_name,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            },
-            log_retention=log_retention,
-            removal_policy=retain,
+            environment={"TABLE_NAME": self._table.table_name},
         )
         self._recorder.add_event_source(
             event_sources.SqsEventSource(
@@ -291,22 +340,142 @@ class AuditPipeline(Construct):
                 "kms:GenerateDataKey",
                 "kms:DescribeKey",
             )
+        recorder_role = self._recorder.role
+        assert recorder_role is not None  # _function always gives an explicit role
+        # Only the recorder appends; nobody, the recorder included, changes or removes a record.
+        for statement in append_only_statements(recorder_role):
+            self._table.add_to_resource_policy(statement)
+        # Only the topic feeds the queue, and the principals allowed to redrive its DLQ
+        # (grant_redrive): anyone else with sqs:SendMessage could inject a well-formed event.
+        self._queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheTopicOrARedriveSends",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["sqs:SendMessage"],
+                resources=[self._queue.queue_arn],
+                conditions={
+                    "ArnNotEquals": {
+                        "aws:SourceArn": self._topic.topic_arn,
+                        "aws:PrincipalArn": Lazy.list(
+                            _ListProducer(lambda: self._redrive_principal_arns),
+                            omit_empty=False,
+                        ),
+                    }
+                },
+            )
+        )
 
-        self._alarms = self._create_alarms(oldest_message_age_alarm, alarm_action)
+        self._chain = DigestChain(
+            self,
+            "Sealing",
+            table=self._table,
+            recorder=self._recorder,
+            make_function=make_function,
+            interval=seal_interval,
+            encryption_key=encryption_key,
+            removal_policy=retain,
+        )
+        self._recorder.add_environment("SEAL_QUEUE_URL", self._chain.seal_queue.queue_url)
+        self._control_changes = self._watch_control_changes()
+
+        if alarm_action is None:
+            Annotations.of(self).add_warning_v2(
+                "audit-pipeline:noAlarmAction",
+                "AuditPipeline has no alarm_action: its alarms (dead letters, tampering, "
+                "control changes) will reach nobody. Pass alarm_action=SnsAction(topic).",
+            )
+        self._alarms = self._create_alarms(oldest_message_age_alarm, seal_interval, alarm_action)
         if dashboard:
             self._create_dashboard()
 
+    def _watch_control_changes(self) -> events.Rule:
+        """A rule matching CloudTrail's record of any change that weakens the log's controls."""
+        chain = self._chain
+        tables = [self._table, chain.digest_table]
+        queues = [self._queue, chain.seal_queue]
+        functions = [self._recorder, chain.sealer]
+        return events.Rule(
+            self,
+            "ControlChangeRule",
+            description="Changes to the audit log's tables, queues, signing key or functions "
+            "(CloudTrail management events; needs a trail in this region)",
+            event_pattern=events.EventPattern(
+                detail_type=["AWS API Call via CloudTrail"],
+                detail={
+                    "eventName": _CONTROL_CHANGE_EVENTS,
+                    "$or": [
+                        {"requestParameters": {"tableName": [t.table_name for t in tables]}},
+                        {"requestParameters": {"resourceArn": [t.table_arn for t in tables]}},
+                        {"requestParameters": {"queueUrl": [q.queue_url for q in queues]}},
+                        {
+                            "requestParameters": {
+                                "keyId": [chain.signing_key.key_id, chain.signing_key.key_arn]
+                            }
+                        },
+                        {
+                            "requestParameters": {
+                                "functionName": [f.function_name for f in functions]
+                                + [f.function_arn for f in functions]
+                            }
+                        },
+                    ],
+                },
+            ),
+        )
+
     def _create_alarms(
-        self, oldest_message_age: Duration, action: cloudwatch.IAlarmAction | None
+        self,
+        oldest_message_age: Duration,
+        seal_interval: Duration,
+        action: cloudwatch.IAlarmAction | None,
     ) -> tuple[cloudwatch.Alarm, ...]:
         one_minute, five_minutes = Duration.minutes(1), Duration.minutes(5)
-        specs = [
+        specs: list[tuple[str, cloudwatch.IMetric, float, str]] = [
             (
                 "DeadLetterQueueNotEmptyAlarm",
                 self.metric_dead_letter_queue_depth(period=one_minute),
                 1,
-                "Audit events failed max_receive_count times and wait in the DLQ: "
-                "inspect them, fix the cause, then redrive.",
+                "Audit events failed max_receive_count times and wait in the DLQ (visible or "
+                "being read): inspect them, fix the cause, then redrive.",
+            ),
+            (
+                "SubscriptionDeadLetterQueueNotEmptyAlarm",
+                self.metric_subscription_dead_letter_queue_depth(period=one_minute),
+                1,
+                "SNS could not deliver audit events to the queue (e.g. a key or queue policy "
+                "changed); they wait in the subscription's dead-letter queue.",
+            ),
+            (
+                "PublisherErrorsAlarm",
+                self.metric_publisher_errors(period=five_minutes),
+                1,
+                "The publisher function failed: callers' audit events may not be published.",
+            ),
+            (
+                "SealerErrorsAlarm",
+                self.metric_sealer_errors(period=five_minutes),
+                1,
+                "The sealer function failed; records stay unsealed until a run succeeds.",
+            ),
+            (
+                "SealingStalledAlarm",
+                self.metric_oldest_seal_notice_age(period=one_minute),
+                seal_interval.to_seconds() * 2 + 300,
+                "Records have waited more than two seal intervals to be sealed.",
+            ),
+            (
+                "TamperedRecordsAlarm",
+                self.metric_tampered_records(period=five_minutes),
+                1,
+                "The sealer found a recorded audit event altered or removed before sealing.",
+            ),
+            (
+                "ControlChangedAlarm",
+                self.metric_control_changes(period=five_minutes),
+                1,
+                "Someone changed the audit log's table, queue, signing key or function "
+                "settings (resource policy, PITR, deletion protection, code...).",
             ),
             (
                 "OldestMessageAgeAlarm",
@@ -330,9 +499,10 @@ class AuditPipeline(Construct):
         ]
         alarms = []
         for alarm_id, metric, threshold, description in specs:
-            alarm = metric.create_alarm(
+            alarm = cloudwatch.Alarm(
                 self,
                 alarm_id,
+                metric=metric,
                 threshold=threshold,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -416,6 +586,7 @@ class AuditPipeline(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 **environment,
             },
         )
@@ -464,14 +635,72 @@ class AuditPipeline(Construct):
         return self._recorder
 
     @property
+    def sealer_function(self) -> lambda_.IFunction:
+        """Signs the records written since the last seal into the digest chain."""
+        return self._chain.sealer
+
+    @property
+    def digest_table(self) -> dynamodb.ITable:
+        """The signed, chained digests (docs/INTEGRITY.md)."""
+        return self._chain.digest_table
+
+    @property
+    def signing_key(self) -> kms.IKey:
+        """The asymmetric key only the sealer may Sign with; verifiers use its public key."""
+        return self._chain.signing_key
+
+    @property
+    def seal_queue(self) -> sqs.IQueue:
+        """The recorder's reports of what it wrote, waiting for the sealer."""
+        return self._chain.seal_queue
+
+    @property
+    def subscription_dead_letter_queue(self) -> sqs.IQueue:
+        """Notifications SNS could not deliver to the queue."""
+        return self._subscription_dead_letter_queue
+
+    @property
     def alarms(self) -> tuple[cloudwatch.IAlarm, ...]:
-        """DLQ not empty, oldest message too old, recorder errors, recorder throttles."""
+        """Every alarm of the pipeline (README: "Alarms")."""
         return self._alarms
 
-    def metric_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.Metric:
-        """Messages waiting in the DLQ (Maximum)."""
-        return self._dead_letter_queue.metric_approximate_number_of_messages_visible(
+    def metric_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.IMetric:
+        """Messages in the DLQ, visible or in flight (Maximum of each, summed)."""
+        return _queue_depth(self._dead_letter_queue, "DLQ messages", props)
+
+    def metric_subscription_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.IMetric:
+        """Undeliverable notifications in the subscription's DLQ, visible or in flight."""
+        return _queue_depth(self._subscription_dead_letter_queue, "Undelivered", props)
+
+    def metric_publisher_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed publisher invocations (Sum)."""
+        return self._publisher.metric_errors(**{"statistic": "Sum", **props})
+
+    def metric_sealer_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed sealer runs (Sum)."""
+        return self._chain.sealer.metric_errors(**{"statistic": "Sum", **props})
+
+    def metric_oldest_seal_notice_age(self, **props: Any) -> cloudwatch.Metric:
+        """Age in seconds of the oldest record report waiting for the sealer (Maximum)."""
+        return self._chain.seal_queue.metric_approximate_age_of_oldest_message(
             **{"statistic": "Maximum", **props}
+        )
+
+    def metric_tampered_records(self, **props: Any) -> cloudwatch.Metric:
+        """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
+        return self._custom_metric(METRIC_TAMPERED_RECORDS, props)
+
+    def metric_control_changes(self, **props: Any) -> cloudwatch.Metric:
+        """CloudTrail events that changed the log's controls (EventBridge TriggeredRules)."""
+        return cloudwatch.Metric(
+            **{
+                "namespace": "AWS/Events",
+                "metric_name": "TriggeredRules",
+                "dimensions_map": {"RuleName": self._control_changes.rule_name},
+                "statistic": "Sum",
+                "period": Duration.minutes(5),
+                **props,
+            }
         )
 
     def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
@@ -523,6 +752,75 @@ class AuditPipeline(Construct):
             self._encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
         return grant
 
+    def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a principal move messages from the DLQ back to the queue (``audit dlq redrive``).
+
+        The queue's policy denies SendMessage to everyone but the topic and these principals,
+        and a DLQ redrive sends with the caller's permissions. The grantee must be a role or a
+        user (its ARN goes into the queue policy).
+        """
+        principal = grantee.grant_principal
+        arn: str
+        if hasattr(principal, "role_arn"):
+            arn = principal.role_arn
+        elif hasattr(principal, "user_arn"):
+            arn = principal.user_arn
+        elif isinstance(principal, iam.ArnPrincipal):
+            arn = principal.arn
+        else:
+            raise ValueError(
+                "AuditPipeline grant_redrive: the grantee must be an IAM role or user, "
+                f"got {type(principal).__name__}"
+            )
+        self._redrive_principal_arns.append(arn)
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=_REDRIVE_DLQ_ACTIONS,
+            resource_arns=[self._dead_letter_queue.queue_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sqs:SendMessage"], resource_arns=[self._queue.queue_arn]
+        )
+        if self._encryption_key is not None:
+            self._encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+        return grant
+
+    def grant_verify(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a principal run ``audit verify``: read records and digests, get the public key."""
+        return self._chain.grant_verify(grantee, self._table)
+
+
+@jsii.implements(IStableListProducer)
+class _ListProducer:
+    """A list read at synthesis, so grants made after construction reach a policy."""
+
+    def __init__(self, produce: Any) -> None:
+        self._produce = produce
+
+    def produce(self) -> list[str] | None:
+        values: list[str] = list(self._produce())
+        return values or None
+
+
+def _queue_depth(queue: sqs.Queue, label: str, props: dict[str, Any]) -> cloudwatch.IMetric:
+    # Visible alone drops to zero while someone reads the DLQ (`audit dlq show`), which would
+    # flip the alarm back to OK with the messages still there.
+    period = props.pop("period", Duration.minutes(1))
+    return cloudwatch.MathExpression(
+        expression="visible + inflight",
+        using_metrics={
+            "visible": queue.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=period
+            ),
+            "inflight": queue.metric_approximate_number_of_messages_not_visible(
+                statistic="Maximum", period=period
+            ),
+        },
+        label=label,
+        period=period,
+        **props,
+    )
+
 
 def _logical_id_hint(log_group: logs.LogGroup) -> str:
     return Stack.of(log_group).get_logical_id(log_group.node.default_child)  # type: ignore[arg-type]
@@ -537,6 +835,7 @@ def _validate_props(
     recorder_timeout: Duration,
     event_types: Sequence[str],
     oldest_message_age_alarm: Duration,
+    seal_interval: Duration,
 ) -> None:
     def fail(field: str, rule: str) -> None:
         raise ValueError(f"AuditPipeline {field}: {rule}")
@@ -563,3 +862,6 @@ def _validate_props(
             fail("event_types", "each must match ^[A-Z][A-Za-z0-9]{0,63}$ (e.g. AccountDeleted)")
     if oldest_message_age_alarm.to_seconds() < 60:
         fail("oldest_message_age_alarm", "must be at least 1 minute")
+    seal_seconds = seal_interval.to_seconds()
+    if not 60 <= seal_seconds <= 86_400 or seal_seconds % 60:
+        fail("seal_interval", "must be whole minutes between 1 minute and 1 day")

@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from audit_stack import outputs
 from audit_stack.pipeline import AuditPipeline
 
+# `cdk deploy -c alarm_email=ops@example.com` subscribes that address to the alarm topic.
+ALARM_EMAIL_CONTEXT = "alarm_email"
+# `cdk deploy -c redrive_role_arn=arn:aws:iam::...:role/Ops` lets that role redrive the DLQ.
+REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
+
 
 class AuditStack(Stack):
-    """One AuditPipeline plus CfnOutputs for everything an operator or a test needs."""
+    """One AuditPipeline, an alarm topic its alarms reach, and CfnOutputs for operators."""
 
     def __init__(
         self,
@@ -23,7 +33,14 @@ class AuditStack(Stack):
         **stack_props: Any,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
-        self.pipeline = AuditPipeline(self, "Audit", **(pipeline_props or {}))
+        self.alarm_topic = self._alarm_topic()
+        props = {"alarm_action": cw_actions.SnsAction(self.alarm_topic), **(pipeline_props or {})}
+        self.pipeline = AuditPipeline(self, "Audit", **props)
+        redrive_role_arn = self.node.try_get_context(REDRIVE_ROLE_CONTEXT)
+        if redrive_role_arn:
+            self.pipeline.grant_redrive(
+                iam.Role.from_role_arn(self, "RedriveRole", redrive_role_arn, mutable=False)
+            )
         values = {
             outputs.TOPIC_ARN: (self.pipeline.topic.topic_arn, "Publish audit events here"),
             outputs.QUEUE_URL: (self.pipeline.queue.queue_url, "Queue the recorder consumes"),
@@ -40,6 +57,58 @@ class AuditStack(Stack):
                 self.pipeline.recorder_function.function_name,
                 "recordDeletedAccountInfo: consumes the queue",
             ),
+            outputs.SEALER_FUNCTION_NAME: (
+                self.pipeline.sealer_function.function_name,
+                "Signs new records into the digest chain (audit seal)",
+            ),
+            outputs.DIGEST_TABLE_NAME: (
+                self.pipeline.digest_table.table_name,
+                "Signed, chained digests of the audit table (audit verify)",
+            ),
+            outputs.SIGNING_KEY_ARN: (
+                self.pipeline.signing_key.key_arn,
+                "KMS key whose public key verifies the digests",
+            ),
+            outputs.ALARM_TOPIC_ARN: (self.alarm_topic.topic_arn, "Every alarm is sent here"),
         }
         for output_id, (value, description) in values.items():
             CfnOutput(self, output_id, value=value, description=description)
+
+    def _alarm_topic(self) -> sns.Topic:
+        # CloudWatch cannot publish to a topic encrypted with the AWS-managed aws/sns key, so the
+        # alarm topic has its own key that lets CloudWatch use it for this account only.
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="Encrypts the audit pipeline's alarm topic",
+            enable_key_rotation=True,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="Audit pipeline alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        email = self.node.try_get_context(ALARM_EMAIL_CONTEXT)
+        if email:
+            topic.add_subscription(subscriptions.EmailSubscription(str(email)))
+        return topic

@@ -1,6 +1,12 @@
 """The recordDeletedAccountInfo Lambda: writes audit events from the queue to the table, once each.
 
-Reads TABLE_NAME, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and POWERTOOLS_METRICS_NAMESPACE.
+Reads TABLE_NAME, SEAL_QUEUE_URL, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and
+POWERTOOLS_METRICS_NAMESPACE.
+
+After a batch, the recorder reports every record it wrote (or found already written) to the seal
+queue, which only its role may send to; the sealer signs those records into the digest chain
+(``integrity.py``). A record whose report cannot be sent is returned as a batch item failure,
+so SQS redelivers it and the report is sent again: nothing written goes unreported.
 
 Table item, one per event (written once with PutItem, never updated or deleted):
 
@@ -19,13 +25,14 @@ source          S     what published it, e.g. ``deleteAccount``
 details         M     event-specific data (AccountDeleted: ``{"email": ...}``)
 recorded_at     S     when this function wrote the item, same format as occurred_at
 sns_message_id  S     MessageId of the SNS notification that delivered the event
+record_hash     S     SHA-256 of the item's canonical content (``integrity.record_hash``)
 ==============  ====  ==========================================================================
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, partial
@@ -52,6 +59,12 @@ from .event import (
     format_timestamp,
     parse_sns_envelope,
 )
+from .integrity import (
+    RECORD_HASH_ATTRIBUTE,
+    RecordRef,
+    notice_body,
+    with_record_hash,
+)
 
 PARTITION_KEY = "subject"
 SORT_KEY = "event_key"
@@ -67,6 +80,8 @@ _MAX_NESTING_DEPTH = 32
 _MAX_NUMBER_DIGITS = 38
 _MIN_NUMBER_EXPONENT = -130
 _MAX_NUMBER_EXPONENT = 125
+# Records per seal notice: a notice stays far below SQS's 256 KiB message limit.
+_RECORDS_PER_NOTICE = 200
 
 # Fail a slow or throttled write within a few seconds: the record is then reported as a batch
 # item failure and retried by SQS, instead of the whole batch running into the function timeout.
@@ -86,6 +101,8 @@ class _BatchCounts:
     recorded: int = 0
     duplicates: int = 0
     poison: int = 0
+    written: list[tuple[str, RecordRef]] = field(default_factory=list)
+    """(SQS message id, record) for every record this batch wrote or found already written."""
 
 
 @cache
@@ -93,6 +110,11 @@ def _dynamodb_client() -> Any:
     # Created on first use, once per execution environment: importing the module stays cheap
     # and tests can create it inside their AWS mock.
     return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+
+
+@cache
+def _sqs_client() -> Any:
+    return boto3.client("sqs", config=_CLIENT_CONFIG)
 
 
 def _utc_now() -> datetime:
@@ -112,6 +134,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         processor=processor,
         context=context,
     )
+    unreported = _report_for_sealing(os.environ["SEAL_QUEUE_URL"], counts.written)
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    response["batchItemFailures"].extend(
+        {"itemIdentifier": message_id} for message_id in unreported if message_id not in failed
+    )
     # Emitted even when zero, so dashboards and alarms see "none" rather than "no data".
     metrics.add_metric(name=RECORDED_METRIC, unit=MetricUnit.Count, value=counts.recorded)
     metrics.add_metric(name=DUPLICATE_METRIC, unit=MetricUnit.Count, value=counts.duplicates)
@@ -126,6 +153,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         },
     )
     return response
+
+
+def _report_for_sealing(queue_url: str, written: list[tuple[str, RecordRef]]) -> list[str]:
+    """Send the batch's records to the seal queue; the SQS message ids whose report failed."""
+    unreported: list[str] = []
+    for start in range(0, len(written), _RECORDS_PER_NOTICE):
+        chunk = written[start : start + _RECORDS_PER_NOTICE]
+        try:
+            _sqs_client().send_message(
+                QueueUrl=queue_url, MessageBody=notice_body(ref for _, ref in chunk)
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning(
+                "Seal notice not sent; SQS will redeliver its messages",
+                extra={"records": len(chunk), "error_code": type(error).__name__},
+            )
+            unreported.extend(message_id for message_id, _ in chunk)
+    return unreported
 
 
 def _record_message(record: SQSRecord, *, table_name: str, counts: _BatchCounts) -> None:
@@ -156,12 +201,19 @@ def _record_message(record: SQSRecord, *, table_name: str, counts: _BatchCounts)
             Item=item,
             # Redeliveries are normal for SQS; the first write of an event is the record.
             ConditionExpression=f"attribute_not_exists({PARTITION_KEY})",
+            # The stored item comes back on a duplicate, so its seal notice can be re-sent.
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code == "ConditionalCheckFailedException":
             counts.duplicates += 1
             logger.info("Duplicate delivery skipped; event already recorded", extra=log_keys)
+            # The first delivery may have written the item and died before its notice was
+            # sent; the sealer drops notices of records it has already sealed.
+            stored = error.response.get("Item") or {}
+            if RECORD_HASH_ATTRIBUTE in stored:
+                counts.written.append((record.message_id, _record_ref(stored)))
             return
         logger.warning("Write failed; SQS will redeliver", extra={**log_keys, "error_code": code})
         raise
@@ -172,26 +224,38 @@ def _record_message(record: SQSRecord, *, table_name: str, counts: _BatchCounts)
         )
         raise
     counts.recorded += 1
+    counts.written.append((record.message_id, _record_ref(item)))
     logger.info("Recorded audit event", extra=log_keys)
 
 
+def _record_ref(item: dict[str, Any]) -> RecordRef:
+    return RecordRef(
+        subject=item[PARTITION_KEY]["S"],
+        event_key=item[SORT_KEY]["S"],
+        record_hash=item[RECORD_HASH_ATTRIBUTE]["S"],
+        recorded_at=item.get("recorded_at", {}).get("S", ""),
+    )
+
+
 def to_item(event: AuditEvent, provenance: SnsProvenance, *, recorded_at: str) -> dict[str, Any]:
-    """The DynamoDB item (low-level attribute values) that records ``event``."""
+    """The DynamoDB item (low-level attribute values) that records ``event``, with its hash."""
     subject = _text("subject", event.subject)
     if len(subject.encode("utf-8")) > _MAX_PARTITION_KEY_BYTES:
         raise PoisonMessageError(f"subject: must be at most {_MAX_PARTITION_KEY_BYTES} bytes")
-    return {
-        PARTITION_KEY: {"S": subject},
-        SORT_KEY: {"S": event.event_key},
-        "event_type": {"S": event.event_type},
-        "event_id": {"S": event.event_id},
-        "occurred_at": {"S": event.occurred_at},
-        "schema_version": {"N": str(event.schema_version)},
-        "source": {"S": _text("source", event.source)},
-        "details": _attribute_value("details", event.details, depth=1),
-        "recorded_at": {"S": recorded_at},
-        "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
-    }
+    return with_record_hash(
+        {
+            PARTITION_KEY: {"S": subject},
+            SORT_KEY: {"S": event.event_key},
+            "event_type": {"S": event.event_type},
+            "event_id": {"S": event.event_id},
+            "occurred_at": {"S": event.occurred_at},
+            "schema_version": {"N": str(event.schema_version)},
+            "source": {"S": _text("source", event.source)},
+            "details": _attribute_value("details", event.details, depth=1),
+            "recorded_at": {"S": recorded_at},
+            "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
+        }
+    )
 
 
 def _attribute_value(field: str, value: object, *, depth: int) -> dict[str, Any]:

@@ -1,0 +1,415 @@
+"""The sealer Lambda: signs the records the recorder reported into the digest chain.
+
+Reads TABLE_NAME, DIGEST_TABLE_NAME, SEAL_QUEUE_URL, SIGNING_KEY_ARN, HEARTBEAT_SECONDS and the
+Powertools variables. Runs on a schedule and on demand (``audit seal``).
+
+One run: read the chain's head; take the recorder's notices from the seal queue; read each
+reported item back (strongly consistent) and check it still hashes to what the recorder reported;
+drop records an earlier digest already sealed (a notice can be sent twice); write digest n+1 with
+a conditional put, so two runs can never both write n+1 (the loser re-reads the head and tries
+again); only then delete the notices. A run that dies before deleting leaves its notices to come
+back, and the next run finds their records already sealed. Each record is therefore sealed once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .event import format_timestamp
+from .integrity import (
+    DIGEST_CHAIN,
+    DIGEST_PARTITION_KEY,
+    DIGEST_SORT_KEY,
+    MAX_DIGEST_BODY_BYTES,
+    RECORD_HASH_ATTRIBUTE,
+    SIGNING_ALGORITHM,
+    Digest,
+    IntegrityFormatError,
+    RecordRef,
+    digest_hash,
+    digest_item,
+    parse_digest,
+    parse_notice,
+    record_hash,
+)
+
+SEALED_METRIC = "AuditRecordsSealed"
+TAMPERED_METRIC = "TamperedAuditRecords"
+DIGESTS_METRIC = "AuditDigestsWritten"
+
+# Time kept back at the end of a run for signing, the conditional write and the deletes.
+_RESERVE_SECONDS = 10.0
+# Clocks of the recorder and the sealer may differ this much at most (both are Lambda's).
+_CLOCK_MARGIN = timedelta(minutes=5)
+_COMMIT_ATTEMPTS = 5
+_RECEIVE_BATCH = 10
+_GET_BATCH = 100
+_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}
+)
+
+logger = Logger()
+metrics = Metrics()
+
+
+@cache
+def _client(service: str) -> Any:
+    return boto3.client(service, config=_CLIENT_CONFIG)
+
+
+@dataclass
+class SealReport:
+    """What a run did; the function's response and `audit seal`'s output."""
+
+    digests: list[int] = field(default_factory=list)
+    sealed: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    head: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digests_written": self.digests,
+            "records_sealed": self.sealed,
+            "notices_already_sealed": self.duplicates,
+            "rejected": self.rejected,
+            "chain_head": self.head,
+        }
+
+
+@dataclass(frozen=True)
+class _Notice:
+    receipt_handle: str
+    records: tuple[RecordRef, ...]
+
+
+class Sealer:
+    """One run of the sealer against one table, digest table, seal queue and signing key."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        digest_table: str,
+        seal_queue_url: str,
+        signing_key: str,
+        heartbeat: timedelta,
+        seconds_left: Callable[[], float],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._table = table
+        self._digest_table = digest_table
+        self._queue_url = seal_queue_url
+        self._signing_key = signing_key
+        self._heartbeat = heartbeat
+        self._seconds_left = seconds_left
+        self._now = now
+        self._sealed_keys: dict[int, frozenset[tuple[str, str]]] = {}
+        self._head_signature = ""
+
+    def run(self) -> SealReport:
+        report = SealReport()
+        head = self._head()
+        while self._seconds_left() > _RESERVE_SECONDS:
+            notices = self._receive()
+            if not notices:
+                break
+            head = self._seal(notices, head, report)
+        if not report.digests and self._heartbeat_due(head):
+            # An empty digest shows the sealer was alive and saw nothing: a chain whose newest
+            # digest is much older than the heartbeat has stopped or lost its tail.
+            head = self._commit([], [], head, report)
+        report.head = head.sequence if head else 0
+        return report
+
+    # -- one batch of notices ----------------------------------------------------------------
+
+    def _seal(
+        self, notices: list[_Notice], head: Digest | None, report: SealReport
+    ) -> Digest | None:
+        reported: dict[tuple[str, str], RecordRef] = {}
+        for notice in notices:
+            for ref in notice.records:
+                reported.setdefault(ref.key, ref)
+        stored = self._stored_hashes(list(reported))
+        candidates: list[RecordRef] = []
+        rejected: list[dict[str, str]] = []
+        for key, ref in reported.items():
+            found = stored.get(key)
+            if found is None:
+                rejected.append(_finding(ref, "missing when sealed"))
+            elif found != (ref.record_hash, ref.record_hash):
+                rejected.append(_finding(ref, "altered before it was sealed"))
+            else:
+                candidates.append(ref)
+        fresh = self._not_yet_sealed(candidates, head, report)
+        if fresh or rejected:
+            head = self._commit(fresh, rejected, head, report)
+        self._delete(notices)
+        return head
+
+    def _commit(
+        self,
+        records: list[RecordRef],
+        rejected: list[dict[str, str]],
+        head: Digest | None,
+        report: SealReport,
+    ) -> Digest | None:
+        """Write the next digest(s) and return the new head; a lost race re-reads the head."""
+        for chunk in list(_chunks(records)) or [[]]:
+            for attempt in range(_COMMIT_ATTEMPTS):
+                if attempt:
+                    head = self._head()  # another run wrote this sequence number first
+                    chunk = self._not_yet_sealed(chunk, head, report)
+                    if not chunk and not rejected:
+                        break
+                digest = Digest(
+                    sequence=(head.sequence if head else 0) + 1,
+                    sealed_at=format_timestamp(self._now()),
+                    table=self._table,
+                    signing_key=self._signing_key,
+                    previous_signature=self._head_signature if head else None,
+                    records=tuple(chunk),
+                    rejected=tuple(rejected),
+                )
+                if self._put(digest):
+                    head = digest
+                    report.digests.append(digest.sequence)
+                    report.sealed += len(chunk)
+                    report.rejected.extend(rejected)
+                    rejected = []  # listed once, in the first digest written
+                    break
+            else:
+                raise RuntimeError("the digest chain kept moving; notices stay for the next run")
+        return head
+
+    def _put(self, digest: Digest) -> bool:
+        """Sign and conditionally write ``digest``; False if its sequence number is taken."""
+        body = digest.body()
+        signature: bytes = _client("kms").sign(
+            KeyId=self._signing_key,
+            Message=digest_hash(body).encode("ascii"),
+            MessageType="RAW",
+            SigningAlgorithm=SIGNING_ALGORITHM,
+        )["Signature"]
+        item = digest_item(digest, signature)
+        try:
+            _client("dynamodb").put_item(
+                TableName=self._digest_table,
+                Item=item,
+                ConditionExpression=f"attribute_not_exists({DIGEST_PARTITION_KEY})",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        self._head_signature = item["signature"]["S"]
+        self._sealed_keys[digest.sequence] = frozenset(ref.key for ref in digest.records)
+        logger.info(
+            "Digest written", extra={"sequence": digest.sequence, "records": len(digest.records)}
+        )
+        return True
+
+    def _not_yet_sealed(
+        self, refs: list[RecordRef], head: Digest | None, report: SealReport
+    ) -> list[RecordRef]:
+        """Drop records that a digest already covers (their notice came a second time)."""
+        if head is None or not refs:
+            return refs
+        head_time = _parse_time(head.sealed_at)
+        maybe_sealed = [ref for ref in refs if _parse_time(ref.recorded_at) <= head_time]
+        if not maybe_sealed:
+            return refs
+        # A digest sealed before a record was written cannot hold it.
+        since = min(_parse_time(ref.recorded_at) for ref in maybe_sealed) - _CLOCK_MARGIN
+        sealed = self._keys_sealed_since(since, head)
+        fresh = [ref for ref in refs if ref.key not in sealed]
+        report.duplicates += len(refs) - len(fresh)
+        return fresh
+
+    # -- AWS calls ---------------------------------------------------------------------------
+
+    def _head(self) -> Digest | None:
+        items = _client("dynamodb").query(
+            TableName=self._digest_table,
+            KeyConditionExpression="#c = :c",
+            ExpressionAttributeNames={"#c": DIGEST_PARTITION_KEY},
+            ExpressionAttributeValues={":c": {"S": DIGEST_CHAIN}},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )["Items"]
+        if not items:
+            return None
+        self._head_signature = items[0]["signature"]["S"]
+        return parse_digest(items[0]["body"]["S"])
+
+    def _keys_sealed_since(self, since: datetime, head: Digest) -> set[tuple[str, str]]:
+        keys: set[tuple[str, str]] = set()
+        request: dict[str, Any] = {
+            "TableName": self._digest_table,
+            "KeyConditionExpression": "#c = :c AND #s <= :s",
+            "ExpressionAttributeNames": {"#c": DIGEST_PARTITION_KEY, "#s": DIGEST_SORT_KEY},
+            "ExpressionAttributeValues": {
+                ":c": {"S": DIGEST_CHAIN},
+                ":s": {"N": str(head.sequence)},
+            },
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        while True:
+            page = _client("dynamodb").query(**request)
+            for item in page["Items"]:
+                sequence = int(item[DIGEST_SORT_KEY]["N"])
+                if sequence not in self._sealed_keys:
+                    digest = parse_digest(item["body"]["S"])
+                    self._sealed_keys[sequence] = frozenset(ref.key for ref in digest.records)
+                keys |= self._sealed_keys[sequence]
+                if _parse_time(item["sealed_at"]["S"]) < since:
+                    return keys
+            if "LastEvaluatedKey" not in page:
+                return keys
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _receive(self) -> list[_Notice]:
+        notices: list[_Notice] = []
+        size = 0
+        # Invisible to other runs until this one has finished (or died).
+        visibility = int(self._seconds_left()) + 30
+        while size < MAX_DIGEST_BODY_BYTES and self._seconds_left() > _RESERVE_SECONDS:
+            messages = (
+                _client("sqs")
+                .receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=_RECEIVE_BATCH,
+                    VisibilityTimeout=visibility,
+                    WaitTimeSeconds=1,
+                )
+                .get("Messages", [])
+            )
+            for message in messages:
+                try:
+                    records = tuple(parse_notice(message["Body"]))
+                except IntegrityFormatError as error:
+                    # Only the recorder may send here; leave it for the queue-age alarm.
+                    logger.error(
+                        "Malformed seal notice left in the queue", extra={"reason": str(error)}
+                    )
+                    continue
+                notices.append(_Notice(message["ReceiptHandle"], records))
+                size += sum(len(ref.subject) + len(ref.event_key) + 80 for ref in records)
+            if len(messages) < _RECEIVE_BATCH:
+                break
+        return notices
+
+    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+        """For each key: (the item's record_hash attribute, the hash of its content)."""
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        for start in range(0, len(keys), _GET_BATCH):
+            request = {
+                self._table: {
+                    "Keys": [
+                        {"subject": {"S": subject}, "event_key": {"S": event_key}}
+                        for subject, event_key in keys[start : start + _GET_BATCH]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                page = _client("dynamodb").batch_get_item(RequestItems=request)
+                for item in page["Responses"].get(self._table, []):
+                    key = (item["subject"]["S"], item["event_key"]["S"])
+                    stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S", "")
+                    found[key] = (stated, record_hash(item))
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("DynamoDB kept items unprocessed; notices stay for the next run")
+        return found
+
+    def _delete(self, notices: list[_Notice]) -> None:
+        for start in range(0, len(notices), _RECEIVE_BATCH):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": notice.receipt_handle}
+                for index, notice in enumerate(notices[start : start + _RECEIVE_BATCH])
+            ]
+            failed = (
+                _client("sqs")
+                .delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+                .get("Failed", [])
+            )
+            if failed:
+                # Harmless: the notices come back and their records are found already sealed.
+                logger.warning("Seal notices not deleted", extra={"failed": len(failed)})
+
+    def _heartbeat_due(self, head: Digest | None) -> bool:
+        return head is None or _parse_time(head.sealed_at) + self._heartbeat <= self._now()
+
+
+def _finding(ref: RecordRef, finding: str) -> dict[str, str]:
+    return {
+        "subject": ref.subject,
+        "event_key": ref.event_key,
+        "record_hash": ref.record_hash,
+        "finding": finding,
+    }
+
+
+def _chunks(records: list[RecordRef]) -> Iterable[list[RecordRef]]:
+    chunk: list[RecordRef] = []
+    size = 0
+    for ref in sorted(records, key=lambda ref: ref.key):
+        entry = len(ref.subject.encode()) + len(ref.event_key.encode()) + 80
+        if chunk and size + entry > MAX_DIGEST_BODY_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(ref)
+        size += entry
+    if chunk:
+        yield chunk
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Seal what the recorder reported since the last run; returns the run's report."""
+    report = Sealer(
+        table=os.environ["TABLE_NAME"],
+        digest_table=os.environ["DIGEST_TABLE_NAME"],
+        seal_queue_url=os.environ["SEAL_QUEUE_URL"],
+        signing_key=os.environ["SIGNING_KEY_ARN"],
+        heartbeat=timedelta(seconds=int(os.environ.get("HEARTBEAT_SECONDS", "3600"))),
+        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    ).run()
+    metrics.add_metric(name=SEALED_METRIC, unit=MetricUnit.Count, value=report.sealed)
+    metrics.add_metric(name=TAMPERED_METRIC, unit=MetricUnit.Count, value=len(report.rejected))
+    metrics.add_metric(name=DIGESTS_METRIC, unit=MetricUnit.Count, value=len(report.digests))
+    if report.rejected:
+        # Keys only: the finding, never the record's content.
+        logger.error(
+            "Records failed their check before sealing", extra={"count": len(report.rejected)}
+        )
+    logger.info("Seal run finished", extra=report.to_dict() | {"rejected": len(report.rejected)})
+    return report.to_dict()
