@@ -4,9 +4,10 @@ Every command finds the stack's queues, table and functions through CloudFormati
 DescribeStacks outputs, so one code path serves AWS (``--stack``, ``--profile``, ``--region``)
 and the emulator (``--local``, ``--endpoint-url``).
 
-Exit codes: 0 done (``status``: HEALTHY); 1 operational error (no credentials, stack not found,
-endpoint unreachable, an AWS error); 2 usage error (bad option or date, input the publisher
-rejects); 3 ``status`` is UNHEALTHY; 130 interrupted.
+Exit codes: 0 done (``status``: HEALTHY; ``verify``: everything checks out); 1 operational error
+(no credentials, stack not found, endpoint unreachable, an AWS error) or ``verify`` findings; 2
+usage error (bad option or date, input the publisher rejects); 3 ``status`` is UNHEALTHY; 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -134,6 +136,11 @@ class Target:
         return f"{self.region}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
 
     def output(self, key: str) -> str:
+        if key not in self.outputs:
+            raise OperatorError(
+                f"stack {self.stack} has no output {key}: it was deployed by an older version; "
+                "deploy the current one"
+            )
         return self.outputs[key]
 
 
@@ -324,6 +331,114 @@ def events(target: Target, arguments: argparse.Namespace) -> int:
     columns = ("occurred_at", "subject", "event_id", "source")
     _print_events(arguments, found, more, columns, f"of type {arguments.type}")
     return EXIT_OK
+
+
+def seal(target: Target, arguments: argparse.Namespace) -> int:
+    """Run the sealer now: sign the records written since the last digest into the chain."""
+    lambda_ = target.client(
+        "lambda", config=Config(read_timeout=180, retries={"total_max_attempts": 1})
+    )
+    response = lambda_.invoke(
+        FunctionName=target.output(outputs.SEALER_FUNCTION_NAME),
+        Payload=json.dumps({"trigger": "audit seal"}).encode(),
+    )
+    body = response["Payload"].read()
+    result = json.loads(body) if body else {}
+    if response.get("FunctionError"):
+        error = result if isinstance(result, dict) else {}
+        raise OperatorError(
+            f"the sealer failed: {error.get('errorType', response['FunctionError'])}: "
+            f"{error.get('errorMessage', body.decode(errors='replace'))}"
+        )
+    if arguments.json:
+        _print_json(result)
+        return EXIT_OK
+    written = result.get("digests_written", [])
+    print(
+        f"Sealed {result.get('records_sealed', 0)} record(s) in "
+        + (f"digest(s) {', '.join(map(str, written))}" if written else "no new digest")
+        + f"; chain head is digest {result.get('chain_head', 0)}."
+    )
+    if result.get("notices_already_sealed"):
+        print(f"{result['notices_already_sealed']} repeated report(s) were already sealed.")
+    rejected = result.get("rejected", [])
+    if rejected:
+        print(f"\n{len(rejected)} record(s) failed their check before sealing:")
+        print(
+            _table(
+                ("finding", "subject", "event_key"),
+                [(r["finding"], r["subject"], r["event_key"]) for r in rejected],
+            )
+        )
+    return EXIT_OK
+
+
+def verify(target: Target, arguments: argparse.Namespace) -> int:
+    """Check the digest chain, each digest's signature and each record against its digest."""
+    from audit_stack import verify as checks  # cryptography only for this command
+
+    if arguments.public_key:
+        try:
+            public_key = checks.load_public_key(arguments.public_key.read_bytes())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--public-key {arguments.public_key}: {error}") from None
+    else:
+        public_key = checks.kms_public_key(
+            target.client("kms"), target.output(outputs.SIGNING_KEY_ARN)
+        )
+    if arguments.export_public_key:
+        arguments.export_public_key.write_bytes(checks.public_key_pem(public_key))
+        print(f"Wrote the signing key's public key (PEM) to {arguments.export_public_key}")
+        return EXIT_OK
+    dynamodb = target.client("dynamodb")
+    digests = checks.digest_items(dynamodb, target.output(outputs.DIGEST_TABLE_NAME))
+    report = checks.verify_log(
+        checks.scan_records(dynamodb, target.output(outputs.TABLE_NAME)),
+        digests,
+        public_key,
+        since=arguments.since.value if arguments.since else None,
+    )
+    if arguments.json:
+        _print_json(report.to_dict())
+        return EXIT_OK if report.ok else EXIT_ERROR
+    if not digests:
+        print(
+            "Nothing sealed yet: the chain has no digest"
+            + (f"; {report.records} record(s) wait to be sealed" if report.records else "")
+            + f". Seal with: {_again(arguments, 'seal')}"
+        )
+    else:
+        print(
+            f"Checked {report.digests} digest(s) (last sealed {report.last_sealed_at}) and "
+            f"{report.records} record(s), {report.sealed_records} of them sealed."
+        )
+    if report.ok:
+        print("OK: the chain is intact and every record matches its digest.")
+        return EXIT_OK
+    pending = [f for f in report.findings if f.kind == checks.PENDING]
+    problems = [f for f in report.findings if f.kind != checks.PENDING]
+    if problems:
+        print(f"\nFAILED: {len(problems)} finding(s):")
+        print(
+            _table(
+                ("finding", "detail", "subject", "event_key", "digest"),
+                [
+                    (
+                        f.kind,
+                        f.detail,
+                        f.subject,
+                        f.event_key,
+                        "" if f.digest is None else str(f.digest),
+                    )
+                    for f in problems
+                ],
+            )
+        )
+    if pending:
+        print(f"\n{len(pending)} record(s) are newer than the last seal (not yet sealed):")
+        print(_table(("subject", "event_key"), [(f.subject, f.event_key) for f in pending]))
+        print(f"Seal them with: {_again(arguments, 'seal')}")
+    return EXIT_ERROR
 
 
 def dlq_show(target: Target, arguments: argparse.Namespace) -> int:
@@ -1057,6 +1172,31 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         status,
         "queue depths, age of the oldest message, alarm states; exit code 3 when UNHEALTHY",
+    )
+    command(commands, "seal", seal, "run the sealer now: sign new records into the digest chain")
+    verify_parser = command(
+        commands,
+        "verify",
+        verify,
+        "check the digest chain, its signatures and every record; exit code 1 on any finding",
+    )
+    verify_parser.add_argument(
+        "--since",
+        type=iso_moment,
+        metavar="WHEN",
+        help="check only digests sealed and records written from this date or date-time",
+    )
+    verify_parser.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="verify with this PEM public key (offline) instead of kms:GetPublicKey",
+    )
+    verify_parser.add_argument(
+        "--export-public-key",
+        type=Path,
+        metavar="FILE",
+        help="write the signing key's public key (PEM) to FILE and stop",
     )
     return parser
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import jsii
@@ -37,6 +36,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from audit_stack.lambda_code import lambda_code_dir
 from audit_stack.sealing import DigestChain, append_only_statements
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
@@ -100,14 +100,6 @@ _CONTROL_CHANGE_EVENTS = [
     {"prefix": "DeleteFunction"},
     {"prefix": "RemovePermission"},
 ]
-
-
-def lambda_code_dir() -> Path:
-    """Where the Lambda asset lives: inside the installed package, else the repository."""
-    installed = Path(__file__).resolve().parent / "lambdas"
-    if (installed / "audit_events").is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "lambdas"
 
 
 class AuditPipeline(Construct):

@@ -39,6 +39,8 @@ _SKIPPED_TYPES = {
     "AWS::SQS::QueuePolicy": "resource policies are not enforced by the emulator",
     "AWS::Lambda::Permission": "resource policies are not enforced by the emulator",
     "AWS::CDK::Metadata": "CDK usage metadata",
+    "AWS::Events::Rule": "EventBridge rules do not run locally: no schedules (run `audit seal` "
+    "or invoke the sealer) and no CloudTrail events",
 }
 
 _POWERTOOLS_LAYER_PARAMETER = re.compile(r"^/aws/service/powertools/python/[^/]+/[^/]+/(.+)$")
@@ -137,6 +139,7 @@ class Deployer:
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             # Off the data path, but created so that operators read their states locally too.
             "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::KMS::Key": self._key,
         }
 
     def deploy(self) -> Deployment:
@@ -234,6 +237,33 @@ class Deployer:
         name = physical_name(self._assembly.stack_name, resource.logical_id, max_length=128)
         return PhysicalResource(
             name, {"Arn": self._arn(resource.type.split("::")[1].lower(), name)}
+        )
+
+    # -- KMS -----------------------------------------------------------------------------------
+
+    def _key(self, resource: TemplateResource) -> PhysicalResource:
+        """Signing keys are created in moto's KMS (digests are signed locally); others skipped."""
+        if resource.properties.get("KeyUsage") != "SIGN_VERIFY":
+            reason = _skip_reason(resource.type) or ""
+            self._deployment.skipped.append((resource.logical_id, resource.type, reason))
+            return self._placeholder(resource)
+        properties = self._properties(
+            resource,
+            reproduced={"KeySpec", "KeyUsage", "Description"},
+            no_local_effect={
+                "KeyPolicy": "key policies are not enforced by the emulator",
+                "Tags": "tags have no effect on the data path",
+                "EnableKeyRotation": "asymmetric keys do not rotate",
+                "PendingWindowInDays": "keys are never deleted locally",
+            },
+        )
+        metadata = self._client("kms").create_key(
+            KeySpec=properties["KeySpec"],
+            KeyUsage="SIGN_VERIFY",
+            Description=str(properties.get("Description", resource.logical_id)),
+        )["KeyMetadata"]
+        return PhysicalResource(
+            metadata["KeyId"], {"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]}
         )
 
     # -- SNS and SQS ---------------------------------------------------------------------------
