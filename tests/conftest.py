@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ def synthesize(outdir: Path) -> Path:
     cdk = ROOT / "node_modules" / ".bin" / "cdk"
     env = {
         **os.environ,
+        # app.py runs with this interpreter's environment (and its Node), venv activated or not.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "CDK_DISABLE_VERSION_CHECK": "1",
         "CDK_DISABLE_CLI_TELEMETRY": "1",
     }

@@ -35,13 +35,38 @@ def _logical_id(template: Template, resource_type: str, props: Any = None) -> st
     return next(iter(found))
 
 
+def _pipeline_id(template: Template, resource_type: str, path: str) -> str:
+    """The logical id of the pipeline's resource at construct path Audit/<path>."""
+    found = [
+        logical_id
+        for logical_id in template.find_resources(resource_type)
+        if re.fullmatch(f"Audit{path}[0-9A-F]{{8}}", logical_id)
+    ]
+    assert len(found) == 1, f"expected one {resource_type} Audit/{path}, found {found}"
+    return found[0]
+
+
+def _pipeline(template: Template, resource_type: str, path: str) -> dict[str, Any]:
+    return dict(template.find_resources(resource_type)[_pipeline_id(template, resource_type, path)])
+
+
 def _queues(template: Template) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(source queue, dead-letter queue, DLQ logical id)."""
+    dlq_id = _pipeline_id(template, "AWS::SQS::Queue", "DeadLetterQueue")
     queues = template.find_resources("AWS::SQS::Queue")
-    source = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
-    dlq_ids = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
-    assert len(source) == 1 and len(dlq_ids) == 1
-    return dict(source[0]), dict(queues[dlq_ids[0]]), dlq_ids[0]
+    return _pipeline(template, "AWS::SQS::Queue", "Queue"), dict(queues[dlq_id]), dlq_id
+
+
+def _table(template: Template) -> dict[str, Any]:
+    return _pipeline(template, "AWS::DynamoDB::Table", "Table")
+
+
+def _sealer(template: Template) -> dict[str, Any]:
+    return _only(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.seal_records.handler"}},
+    )
 
 
 def _recorder(template: Template) -> dict[str, Any]:
@@ -88,7 +113,7 @@ def test_visibility_timeout_is_six_times_the_recorder_timeout(template: Template
 
 
 def test_topic_is_encrypted_and_signs_with_sha256(template: Template) -> None:
-    topic = _only(template, "AWS::SNS::Topic")
+    topic = _pipeline(template, "AWS::SNS::Topic", "Topic")
     key = topic["Properties"]["KmsMasterKeyId"]
     assert "alias/aws/sns" in str(key)
     assert topic["Properties"]["SignatureVersion"] == "2"
@@ -101,16 +126,18 @@ def test_both_queues_are_encrypted_with_sse_sqs(template: Template) -> None:
         assert "KmsMasterKeyId" not in queue["Properties"]
 
 
-def test_table_is_encrypted_at_rest_with_kms(template: Template) -> None:
-    table = _only(template, "AWS::DynamoDB::Table")
-    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+def test_tables_are_encrypted_at_rest_with_kms(template: Template) -> None:
+    tables = template.find_resources("AWS::DynamoDB::Table")
+    assert len(tables) == 2  # the audit table and the digest table
+    for table in tables.values():
+        assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
 
 
 @pytest.mark.parametrize(
     ("policy_type", "target_type", "count"),
     [
-        ("AWS::SNS::TopicPolicy", "AWS::SNS::Topic", 1),
-        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 2),
+        ("AWS::SNS::TopicPolicy", "AWS::SNS::Topic", 2),
+        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 4),
     ],
 )
 def test_resource_policies_deny_requests_without_tls(
@@ -142,21 +169,21 @@ def test_resource_policies_deny_requests_without_tls(
 def test_table_is_on_demand_with_point_in_time_recovery_and_deletion_protection(
     template: Template,
 ) -> None:
-    table = _only(template, "AWS::DynamoDB::Table")
-    props = table["Properties"]
-    assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    assert props["DeletionProtectionEnabled"] is True
+    for table in template.find_resources("AWS::DynamoDB::Table").values():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["DeletionProtectionEnabled"] is True
 
 
-def test_table_survives_cdk_destroy(template: Template) -> None:
-    table = _only(template, "AWS::DynamoDB::Table")
-    assert table["DeletionPolicy"] == "Retain"
-    assert table["UpdateReplacePolicy"] == "Retain"
+def test_tables_survive_cdk_destroy(template: Template) -> None:
+    for table in template.find_resources("AWS::DynamoDB::Table").values():
+        assert table["DeletionPolicy"] == "Retain"
+        assert table["UpdateReplacePolicy"] == "Retain"
 
 
 def test_table_keys_serve_the_auditors_questions(template: Template) -> None:
-    props = _only(template, "AWS::DynamoDB::Table")["Properties"]
+    props = _table(template)["Properties"]
     assert props["KeySchema"] == [
         {"AttributeName": "subject", "KeyType": "HASH"},
         {"AttributeName": "event_key", "KeyType": "RANGE"},
@@ -173,18 +200,40 @@ def test_table_keys_serve_the_auditors_questions(template: Template) -> None:
     ]
 
 
-def test_table_resource_policy_makes_the_log_append_only(template: Template) -> None:
-    props = _only(template, "AWS::DynamoDB::Table")["Properties"]
-    statement = props["ResourcePolicy"]["PolicyDocument"]["Statement"][0]
-    assert statement["Effect"] == "Deny"
-    assert statement["Principal"] == {"AWS": "*"}
-    assert set(statement["Action"]) >= {
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:PartiQLUpdate",
-        "dynamodb:PartiQLDelete",
-    }
+# Every DynamoDB data-plane action that writes an item (the IAM actions DynamoDB authorises;
+# TransactWriteItems is authorised as these per item).
+_ITEM_WRITE_ACTIONS = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+@pytest.mark.parametrize(
+    ("table_path", "writer_handler"),
+    [
+        ("Table", "audit_events.record_audit_event.handler"),
+        ("SealingDigestTable", "audit_events.seal_records.handler"),
+    ],
+)
+def test_table_resource_policy_denies_every_write_but_its_one_writers_put(
+    template: Template, table_path: str, writer_handler: str
+) -> None:
+    props = _pipeline(template, "AWS::DynamoDB::Table", table_path)["Properties"]
+    writer = _only(template, "AWS::Lambda::Function", {"Properties": {"Handler": writer_handler}})
+    writer_role = writer["Properties"]["Role"]
+    statements = props["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    assert all(s["Effect"] == "Deny" and s["Principal"] == {"AWS": "*"} for s in statements)
+    denied_to_all = {action for s in statements if "Condition" not in s for action in _actions(s)}
+    denied_but_to_writer = [(_actions(s), s["Condition"]) for s in statements if "Condition" in s]
+    assert denied_to_all == _ITEM_WRITE_ACTIONS - {"dynamodb:PutItem"}
+    assert denied_but_to_writer == [
+        (["dynamodb:PutItem"], {"ArnNotEquals": {"aws:PrincipalArn": writer_role}})
+    ]
 
 
 def _policy_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
@@ -202,7 +251,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
     role_id = _publisher(template)["Properties"]["Role"]["Fn::GetAtt"][0]
-    topic_id = _logical_id(template, "AWS::SNS::Topic")
+    topic_id = _pipeline_id(template, "AWS::SNS::Topic", "Topic")
     statements = _policy_statements(template, role_id)
     data_statements = [
         s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
@@ -212,11 +261,13 @@ def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
     ]
 
 
-def test_recorder_may_only_consume_its_queue_and_put_items(template: Template) -> None:
+def test_recorder_may_only_consume_its_queue_put_items_and_report_them(
+    template: Template,
+) -> None:
     role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
-    queues = template.find_resources("AWS::SQS::Queue")
-    source_id = next(k for k, q in queues.items() if "RedrivePolicy" in q["Properties"])
-    table_id = _logical_id(template, "AWS::DynamoDB::Table")
+    source_id = _pipeline_id(template, "AWS::SQS::Queue", "Queue")
+    seal_queue_id = _pipeline_id(template, "AWS::SQS::Queue", "SealingSealQueue")
+    table_id = _pipeline_id(template, "AWS::DynamoDB::Table", "Table")
     statements = _policy_statements(template, role_id)
     data_statements = [
         s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
@@ -238,11 +289,16 @@ def test_recorder_may_only_consume_its_queue_and_put_items(template: Template) -
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },
+        {
+            "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [seal_queue_id, "Arn"]},
+        },
     ]
 
 
 def test_functions_write_only_to_their_own_log_group(template: Template) -> None:
-    for function in (_publisher(template), _recorder(template)):
+    for function in (_publisher(template), _recorder(template), _sealer(template)):
         role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
         log_group = function["Properties"]["LoggingConfig"]["LogGroup"]
         log_statements = [
@@ -280,7 +336,7 @@ def test_functions_run_the_newest_python_on_arm64_with_tracing(template: Templat
         key=lambda name: int(name.rsplit("_", 1)[1]),
     )
     assert getattr(lambda_.Runtime, newest).name == RUNTIME.name
-    for function in (_publisher(template), _recorder(template)):
+    for function in (_publisher(template), _recorder(template), _sealer(template)):
         props = function["Properties"]
         assert props["Runtime"] == RUNTIME.name
         assert props["Architectures"] == ["arm64"]
@@ -290,7 +346,7 @@ def test_functions_run_the_newest_python_on_arm64_with_tracing(template: Templat
 
 def test_log_groups_are_explicit_with_retention(template: Template) -> None:
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2
+    assert len(groups) == 3
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 365
         assert group["DeletionPolicy"] == "Retain"
@@ -349,51 +405,125 @@ def test_stack_outputs_name_every_resource_an_operator_needs(
             "TableName",
             "PublisherFunctionName",
             "RecorderFunctionName",
+            "SealerFunctionName",
+            "DigestTableName",
+            "SigningKeyArn",
+            "AlarmTopicArn",
         }
     )
 
 
-def _alarm(template: Template, metric_name: str) -> dict[str, Any]:
-    return _only(template, "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": metric_name}})
-
-
-def test_alarm_when_any_message_waits_in_the_dead_letter_queue(template: Template) -> None:
-    _, _, dlq_id = _queues(template)
-    props = _alarm(template, "ApproximateNumberOfMessagesVisible")["Properties"]
-    assert props["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+def _alarm(template: Template, metric_name: str, dimension: str | None = None) -> dict[str, Any]:
+    """The alarm on ``metric_name``, of the resource whose logical id is ``dimension``."""
+    found = [
+        alarm
+        for alarm in template.find_resources(
+            "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": metric_name}}
+        ).values()
+        if dimension is None or dimension in json.dumps(alarm["Properties"]["Dimensions"])
     ]
-    assert (props["Threshold"], props["ComparisonOperator"]) == (
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+def _depth_alarm(template: Template, queue_id: str) -> dict[str, Any]:
+    """The alarm on a queue's visible + in-flight messages (a metric math expression)."""
+    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
+        metrics = alarm["Properties"].get("Metrics", [])
+        if queue_id in json.dumps(metrics):
+            return dict(alarm)
+    raise AssertionError(f"no depth alarm for {queue_id}")
+
+
+@pytest.mark.parametrize("queue_path", ["DeadLetterQueue", "SubscriptionDeadLetterQueue"])
+def test_alarm_when_any_message_is_in_a_dead_letter_queue_visible_or_in_flight(
+    template: Template, queue_path: str
+) -> None:
+    queue_id = _pipeline_id(template, "AWS::SQS::Queue", queue_path)
+    props = _depth_alarm(template, queue_id)["Properties"]
+    expression, *inputs = props["Metrics"]
+    assert expression["Expression"] == "visible + inflight"
+    stats = {
+        m["Id"]: (m["MetricStat"]["Metric"]["MetricName"], m["MetricStat"]["Stat"]) for m in inputs
+    }
+    assert stats == {
+        "visible": ("ApproximateNumberOfMessagesVisible", "Maximum"),
+        "inflight": ("ApproximateNumberOfMessagesNotVisible", "Maximum"),
+    }
+    for metric in inputs:
+        assert metric["MetricStat"]["Metric"]["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+        ]
+        assert metric["MetricStat"]["Period"] == 60
+    assert (props["Threshold"], props["ComparisonOperator"], props["EvaluationPeriods"]) == (
         1,
         "GreaterThanOrEqualToThreshold",
-    )
-    assert (props["Period"], props["Statistic"], props["EvaluationPeriods"]) == (
-        60,
-        "Maximum",
         1,
     )
     assert props["TreatMissingData"] == "notBreaching"
 
 
+def test_topic_subscription_has_a_dead_letter_queue(template: Template) -> None:
+    subscription = _only(template, "AWS::SNS::Subscription")["Properties"]
+    dlq_id = _pipeline_id(template, "AWS::SQS::Queue", "SubscriptionDeadLetterQueue")
+    assert subscription["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+
+
 def test_alarm_when_the_oldest_queued_message_is_fifteen_minutes_old(template: Template) -> None:
-    props = _alarm(template, "ApproximateAgeOfOldestMessage")["Properties"]
+    queue_id = _pipeline_id(template, "AWS::SQS::Queue", "Queue")
+    props = _alarm(template, "ApproximateAgeOfOldestMessage", queue_id)["Properties"]
     assert (props["Threshold"], props["Period"], props["Statistic"]) == (900, 60, "Maximum")
 
 
-@pytest.mark.parametrize("metric_name", ["Errors", "Throttles"])
-def test_alarm_on_any_recorder_error_or_throttle(template: Template, metric_name: str) -> None:
-    recorder_id = _logical_id(
-        template,
-        "AWS::Lambda::Function",
-        {"Properties": {"Handler": "audit_events.record_audit_event.handler"}},
+def test_alarm_when_records_wait_more_than_two_seal_intervals(template: Template) -> None:
+    queue_id = _pipeline_id(template, "AWS::SQS::Queue", "SealingSealQueue")
+    props = _alarm(template, "ApproximateAgeOfOldestMessage", queue_id)["Properties"]
+    assert (props["Threshold"], props["Period"], props["Statistic"]) == (
+        2 * 300 + 300,
+        60,
+        "Maximum",
     )
-    props = _alarm(template, metric_name)["Properties"]
+
+
+@pytest.mark.parametrize(
+    ("metric_name", "handler"),
+    [
+        ("Errors", "audit_events.record_audit_event.handler"),
+        ("Throttles", "audit_events.record_audit_event.handler"),
+        ("Errors", "audit_events.delete_account.handler"),
+        ("Errors", "audit_events.seal_records.handler"),
+    ],
+)
+def test_alarm_on_any_function_error_or_recorder_throttle(
+    template: Template, metric_name: str, handler: str
+) -> None:
+    function_id = _logical_id(
+        template, "AWS::Lambda::Function", {"Properties": {"Handler": handler}}
+    )
+    props = _alarm(template, metric_name, function_id)["Properties"]
     assert props["Namespace"] == "AWS/Lambda"
-    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": recorder_id}}]
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
     assert (props["Threshold"], props["Period"], props["Statistic"]) == (1, 300, "Sum")
 
 
-def test_alarms_have_no_action_unless_one_is_given(template: Template) -> None:
-    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
-        assert "AlarmActions" not in alarm["Properties"]
+def test_alarm_on_any_record_the_sealer_finds_tampered(template: Template) -> None:
+    props = _alarm(template, "TamperedAuditRecords")["Properties"]
+    assert (props["Namespace"], props["Threshold"], props["Statistic"]) == (
+        "AuditPipeline",
+        1,
+        "Sum",
+    )
+
+
+def test_every_alarm_and_its_return_to_ok_reach_the_stacks_alarm_topic(
+    template: Template,
+) -> None:
+    alarm_topic = _logical_id(
+        template, "AWS::SNS::Topic", {"Properties": {"DisplayName": "Audit pipeline alarms"}}
+    )
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) == 10
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": alarm_topic}]
+        assert alarm["Properties"]["OKActions"] == [{"Ref": alarm_topic}]
     assert template.find_resources("AWS::CloudWatch::Dashboard") == {}

@@ -150,6 +150,9 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
         ],
     )
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    # The recorder reports what it writes to the seal queue (integrity.py's notices).
+    seal_queue_url = boto3.client("sqs").create_queue(QueueName="audit-seal-notices")["QueueUrl"]
+    monkeypatch.setenv("SEAL_QUEUE_URL", seal_queue_url)
     return TABLE_NAME
 
 

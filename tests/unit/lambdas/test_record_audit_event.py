@@ -14,6 +14,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
+from audit_events import integrity
 from audit_events.event import AuditEvent, PoisonMessageError, SnsProvenance
 
 from .builders import (
@@ -74,7 +75,11 @@ def test_real_aws_sqs_event_is_recorded_with_documented_item_shape(
     response = recorder.handler(event, lambda_context)
 
     assert response == {"batchItemFailures": []}
-    assert _items(audit_table) == [
+    items = _items(audit_table)
+    # The stored hash covers every other attribute (integrity.py's canonical form).
+    stated_hash = items[0].pop("record_hash")
+    assert stated_hash == {"S": integrity.record_hash(items[0])}
+    assert items == [
         {
             "subject": {"S": "john.doe@mail.com"},
             "event_key": {"S": "2025-03-14T09:26:53.412907Z#9f1c2b4e-3d5a-4c8e-9b7f-2a6d1e0c5b3a"},
