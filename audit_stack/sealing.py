@@ -151,7 +151,11 @@ class DigestChain(Construct):
         sealer_role = _role(self.sealer)
 
         # Only the recorder reports records: a forged notice could get a forged record sealed.
-        self.seal_queue.grant_send_messages(recorder)
+        # Exact action (grant_send_messages would add kms:ReEncrypt*/GenerateDataKey* with a
+        # customer key; the recorder's exact KMS actions are granted by the pipeline).
+        iam.Grant.add_to_principal(
+            grantee=recorder, actions=["sqs:SendMessage"], resource_arns=[self.seal_queue.queue_arn]
+        )
         self.seal_queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheRecorderSends",

@@ -63,7 +63,11 @@ def importing_app_template() -> dict[str, Any]:
         event_types=["AccountDeleted", "AccountCreated"],
         encryption_key=key,
         removal_policy=cdk.RemovalPolicy.DESTROY,
+        seal_interval=cdk.Duration.minutes(15),
     )
+    operator = cdk.aws_iam.Role(stack, "Operator", assumed_by=cdk.aws_iam.AccountRootPrincipal())
+    pipeline.grant_redrive(operator)
+    pipeline.grant_verify(operator)
     other_publisher = cdk.aws_iam.Role(
         stack, "OtherService", assumed_by=cdk.aws_iam.ServicePrincipal("ecs-tasks.amazonaws.com")
     )
@@ -76,7 +80,7 @@ def importing_app_template() -> dict[str, Any]:
         dashboard=True,
         oldest_message_age_alarm=cdk.Duration.minutes(5),
     )
-    assert len(pipeline_with_action.alarms) == 4
+    assert len(pipeline_with_action.alarms) == 10
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     assembly = app.synth()  # raises on any unacknowledged cdk-nag finding
     return assembly.get_stack_by_name("ImportingStack").template  # type: ignore[no-any-return]
@@ -129,7 +133,7 @@ def test_importing_app_alarms_notify_its_action_and_it_gets_a_dashboard(
         "AWS::CloudWatch::Alarm",
         {"Properties": {"AlarmActions": [{"Ref": pager}], "OKActions": [{"Ref": pager}]}},
     )
-    assert len(alarms) == 4
+    assert len(alarms) == 10
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
@@ -179,6 +183,9 @@ def test_importing_app_template_has_no_cfn_lint_errors(
             {"oldest_message_age_alarm": cdk.Duration.seconds(30)},
             "oldest_message_age_alarm: must be at least 1 minute",
         ),
+        ({"seal_interval": cdk.Duration.seconds(30)}, "seal_interval: must be whole minutes"),
+        ({"seal_interval": cdk.Duration.seconds(90)}, "seal_interval: must be whole minutes"),
+        ({"seal_interval": cdk.Duration.days(2)}, "seal_interval: must be whole minutes"),
     ],
 )
 def test_bad_props_fail_with_a_clear_message_and_leave_nothing_behind(

@@ -290,7 +290,7 @@ def test_recorder_may_only_consume_its_queue_put_items_and_report_them(
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },
         {
-            "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+            "Action": "sqs:SendMessage",
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [seal_queue_id, "Arn"]},
         },

@@ -1,0 +1,421 @@
+"""Who may write the audit log, checked on the synthesized policies as AWS evaluates them.
+
+A small evaluator applies each resource policy's explicit denies and allows to a request, the
+way IAM does for the operators the templates use (a negated operator matches a missing key).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Annotations, Match, Template
+
+from audit_stack import AuditPipeline, AuditStack
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+OPERATOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/AuditOperator"
+
+
+def _app(**context: Any) -> cdk.App:
+    """An app with the feature flags of cdk.json (those `cdk init` writes), like users build."""
+    flags = json.loads((ROOT / "cdk.json").read_text())["context"]
+    # Path metadata names each resource by construct path, as `cdk synth` does.
+    return cdk.App(context={**flags, "aws:cdk:enable-path-metadata": True, **context})
+
+
+@pytest.fixture(scope="module")
+def stack() -> AuditStack:
+    app = _app(redrive_role_arn=OPERATOR_ROLE, alarm_email="oncall@example.com")
+    return AuditStack(app, "Audit", env=cdk.Environment(account=ACCOUNT, region=REGION))
+
+
+@pytest.fixture(scope="module")
+def template(stack: AuditStack) -> dict[str, Any]:
+    return Template.from_stack(stack).to_json()  # type: ignore[no-any-return]
+
+
+# -- a resource-policy evaluator -------------------------------------------------------------
+
+
+def _physical(template: dict[str, Any], value: Any) -> Any:
+    """Resolve Ref/GetAtt to ARNs shaped like the real ones (the logical id is the name)."""
+    if isinstance(value, list):
+        return [_physical(template, item) for item in value]
+    if isinstance(value, dict):
+        if "Ref" in value or "Fn::GetAtt" in value:
+            logical_id = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+            kind = template["Resources"][logical_id]["Type"].split("::")[1].lower()
+            return f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{logical_id}"
+        return {key: _physical(template, item) for key, item in value.items()}
+    return value
+
+
+def _condition_holds(condition: dict[str, Any], request: dict[str, str]) -> bool:
+    for operator, tests in condition.items():
+        for key, expected in tests.items():
+            wanted = expected if isinstance(expected, list) else [expected]
+            present = key in request
+            if operator in {"ArnEquals", "StringEquals", "Bool"}:
+                if not present or request[key] not in map(str, wanted):
+                    return False
+            elif operator in {"ArnNotEquals", "StringNotEquals"}:
+                # IAM: a negated operator is true when the key is not in the request.
+                if present and request[key] in map(str, wanted):
+                    return False
+            else:
+                raise AssertionError(f"the evaluator does not know {operator}")
+    return True
+
+
+def _principal_matches(principal: Any, caller: tuple[str, str]) -> bool:
+    if principal == "*" or principal == {"AWS": "*"}:
+        return True
+    kind, name = caller
+    values = principal.get(kind, [])
+    return name in (values if isinstance(values, list) else [values])
+
+
+def decide(
+    template: dict[str, Any],
+    statements: list[dict[str, Any]],
+    action: str,
+    caller: tuple[str, str],
+    request: dict[str, str],
+    *,
+    identity_allows: bool,
+) -> str:
+    """ "denied" (explicit), "allowed", or "not allowed" for one request."""
+    statements = _physical(template, statements)
+    allowed = identity_allows
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if not any(a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions):
+            continue
+        if not _principal_matches(statement["Principal"], caller):
+            continue
+        if not _condition_holds(statement.get("Condition", {}), request):
+            continue
+        if statement["Effect"] == "Deny":
+            return "denied"
+        allowed = True
+    return "allowed" if allowed else "not allowed"
+
+
+def _resource(template: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Metadata", {}).get("aws:cdk:path") == f"Audit/Audit/{path}":
+            return logical_id, resource
+    raise AssertionError(f"no resource at Audit/Audit/{path}")
+
+
+def _queue_policy(template: dict[str, Any], queue_path: str) -> list[dict[str, Any]]:
+    queue_id, _ = _resource(template, f"{queue_path}/Resource")
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SQS::QueuePolicy" and resource["Properties"]["Queues"] == [
+            {"Ref": queue_id}
+        ]:
+            return list(resource["Properties"]["PolicyDocument"]["Statement"])
+    raise AssertionError(f"no policy for {queue_path}")
+
+
+def _role_arn(template: dict[str, Any], function_path: str) -> str:
+    role_id, _ = _resource(template, f"{function_path}Role/Resource")
+    return str(_physical(template, {"Ref": role_id}))
+
+
+def _topic_arn(template: dict[str, Any]) -> str:
+    topic_id, _ = _resource(template, "Topic/Resource")
+    return str(_physical(template, {"Ref": topic_id}))
+
+
+TLS = {"aws:SecureTransport": "true"}
+
+
+# -- only the topic feeds the queue ----------------------------------------------------------
+
+
+def test_a_forged_message_from_a_principal_of_the_account_is_denied_by_the_queue_policy(
+    template: dict[str, Any],
+) -> None:
+    statements = _queue_policy(template, "Queue")
+    application_role = f"arn:aws:iam::{ACCOUNT}:role/SomeApplication"
+    # The role holds sqs:SendMessage in its own IAM policy; the queue policy still says no.
+    assert (
+        decide(
+            template,
+            statements,
+            "sqs:SendMessage",
+            ("AWS", application_role),
+            {**TLS, "aws:PrincipalArn": application_role},
+            identity_allows=True,
+        )
+        == "denied"
+    )
+
+
+def test_the_pipelines_topic_may_deliver_to_the_queue_and_no_other_topic_may(
+    template: dict[str, Any],
+) -> None:
+    statements = _queue_policy(template, "Queue")
+    sns = ("Service", "sns.amazonaws.com")
+    ours = {**TLS, "aws:SourceArn": _topic_arn(template)}
+    other = {**TLS, "aws:SourceArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:SomeOtherTopic"}
+    assert decide(template, statements, "sqs:SendMessage", sns, ours, identity_allows=False) == (
+        "allowed"
+    )
+    assert decide(template, statements, "sqs:SendMessage", sns, other, identity_allows=False) == (
+        "denied"
+    )
+
+
+def test_a_role_granted_redrive_may_send_to_the_queue_and_is_granted_the_move(
+    template: dict[str, Any],
+) -> None:
+    statements = _queue_policy(template, "Queue")
+    request = {**TLS, "aws:PrincipalArn": OPERATOR_ROLE}
+    caller = ("AWS", OPERATOR_ROLE)
+    assert (
+        decide(template, statements, "sqs:SendMessage", caller, request, identity_allows=True)
+        == "allowed"
+    )
+    # Over plain HTTP, even the operator is refused.
+    plain = {"aws:SecureTransport": "false", "aws:PrincipalArn": OPERATOR_ROLE}
+    assert (
+        decide(template, statements, "sqs:SendMessage", caller, plain, identity_allows=True)
+        == "denied"
+    )
+
+
+def test_grant_redrive_gives_the_message_move_permissions(stack: AuditStack) -> None:
+    app = _app()
+    other = cdk.Stack(app, "Other", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    pipeline = AuditPipeline(other, "Audit")
+    operator = iam.Role(other, "Operator", assumed_by=iam.AccountRootPrincipal())
+    pipeline.grant_redrive(operator)
+    template = Template.from_stack(other)
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("Operator")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": Match.array_with(
+                                    ["sqs:ReceiveMessage", "sqs:StartMessageMoveTask"]
+                                ),
+                                "Effect": "Allow",
+                            }
+                        ),
+                        Match.object_like({"Action": "sqs:SendMessage", "Effect": "Allow"}),
+                    ]
+                )
+            },
+        },
+    )
+    policy = template.to_json()
+    statements = _queue_policy_any(policy)
+    operator_id = next(k for k in policy["Resources"] if k.startswith("Operator"))
+    deny = next(s for s in statements if s.get("Sid") == "OnlyTheTopicOrARedriveSends")
+    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
+        {"Fn::GetAtt": [operator_id, "Arn"]}
+    ]
+
+
+def _queue_policy_any(template: dict[str, Any]) -> list[dict[str, Any]]:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SQS::QueuePolicy":
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            if any(s.get("Sid") == "OnlyTheTopicOrARedriveSends" for s in statements):
+                return list(statements)
+    raise AssertionError("no queue policy with the topic-only statement")
+
+
+def test_grant_redrive_refuses_a_grantee_without_an_arn() -> None:
+    stack = cdk.Stack(_app(), "Other")
+    pipeline = AuditPipeline(stack, "Audit")
+    with pytest.raises(ValueError, match="AuditPipeline grant_redrive: the grantee must be"):
+        pipeline.grant_redrive(iam.ServicePrincipal("ecs-tasks.amazonaws.com"))  # type: ignore[arg-type]
+
+
+def test_only_the_recorder_may_report_records_to_the_seal_queue(template: dict[str, Any]) -> None:
+    statements = _queue_policy(template, "Sealing/SealQueue")
+    recorder = _role_arn(template, "RecordAuditEventFunction")
+    intruder = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+    for role, expected in ((recorder, "allowed"), (intruder, "denied")):
+        request = {**TLS, "aws:PrincipalArn": role}
+        assert (
+            decide(
+                template,
+                statements,
+                "sqs:SendMessage",
+                ("AWS", role),
+                request,
+                identity_allows=True,
+            )
+            == expected
+        )
+
+
+# -- only the recorder writes ----------------------------------------------------------------
+
+_WRITES = [
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+]
+
+
+@pytest.mark.parametrize(
+    ("table_path", "writer"),
+    [("Table", "RecordAuditEventFunction"), ("Sealing/DigestTable", "SealerFunction")],
+)
+@pytest.mark.parametrize("action", _WRITES)
+def test_every_write_path_is_denied_to_an_administrator_and_only_put_is_left_to_the_writer(
+    template: dict[str, Any], table_path: str, writer: str, action: str
+) -> None:
+    _, table = _resource(template, f"{table_path}/Resource")
+    statements = table["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    administrator = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+    writer_arn = _role_arn(template, writer)
+
+    def as_(role: str) -> str:
+        request = {"aws:PrincipalArn": role}
+        return decide(template, statements, action, ("AWS", role), request, identity_allows=True)
+
+    assert as_(administrator) == "denied"
+    assert as_(writer_arn) == ("allowed" if action == "dynamodb:PutItem" else "denied")
+
+
+# -- sealing ---------------------------------------------------------------------------------
+
+
+def test_only_the_sealer_may_sign_with_the_signing_key(template: dict[str, Any]) -> None:
+    key_id, key = _resource(template, "Sealing/SigningKey/Resource")
+    assert key["Properties"]["KeySpec"] == "ECC_NIST_P256"
+    assert key["Properties"]["KeyUsage"] == "SIGN_VERIFY"
+    assert key["DeletionPolicy"] == "Retain"
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    sealer = _role_arn(template, "SealerFunction")
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    for caller, expected in ((sealer, "allowed"), (root, "denied")):
+        request = {"aws:PrincipalArn": caller}
+        assert (
+            decide(template, statements, "kms:Sign", ("AWS", caller), request, identity_allows=True)
+            == expected
+        )
+    signers = [
+        policy["Properties"]["Roles"]
+        for policy in template["Resources"].values()
+        if policy["Type"] == "AWS::IAM::Policy"
+        and "kms:Sign" in json.dumps(policy["Properties"]["PolicyDocument"])
+    ]
+    sealer_role_id, _ = _resource(template, "SealerFunctionRole/Resource")
+    assert signers == [[{"Ref": sealer_role_id}]]
+    del key_id
+
+
+def test_the_sealer_runs_every_five_minutes_by_default(template: dict[str, Any]) -> None:
+    _, rule = _resource(template, "Sealing/Schedule/Resource")
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    sealer_id, _ = _resource(template, "SealerFunction/Resource")
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [sealer_id, "Arn"]}
+
+
+def test_seal_interval_sets_the_schedule_and_the_stalled_alarm() -> None:
+    stack = cdk.Stack(_app(), "Other")
+    AuditPipeline(stack, "Audit", seal_interval=cdk.Duration.hours(1))
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)"})
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "ApproximateAgeOfOldestMessage", "Threshold": 2 * 3600 + 300},
+    )
+
+
+# -- alarms that reach someone ---------------------------------------------------------------
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: dict[str, Any]) -> None:
+    topic = next(
+        resource
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::SNS::Topic"
+        and resource["Properties"].get("DisplayName") == "Audit pipeline alarms"
+    )
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = template["Resources"][key_id]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    request = {"aws:SourceAccount": ACCOUNT}
+    cloudwatch = ("Service", "cloudwatch.amazonaws.com")
+    for action in ("kms:GenerateDataKey*", "kms:Decrypt"):
+        assert decide(template, statements, action, cloudwatch, request, identity_allows=False) == (
+            "allowed"
+        )
+
+
+def test_alarm_email_from_context_subscribes_to_the_alarm_topic(template: dict[str, Any]) -> None:
+    emails = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::SNS::Subscription"
+        and resource["Properties"]["Protocol"] == "email"
+    ]
+    assert [e["Endpoint"] for e in emails] == ["oncall@example.com"]
+
+
+def test_a_pipeline_without_an_alarm_action_warns_at_synthesis() -> None:
+    stack = cdk.Stack(_app(), "Other")
+    AuditPipeline(stack, "Audit")
+    Annotations.from_stack(stack).has_warning(
+        "/Other/Audit", Match.string_like_regexp("has no alarm_action")
+    )
+
+
+def test_audit_stack_wires_its_alarm_topic_so_nothing_warns(stack: AuditStack) -> None:
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp(".*"))
+    assert [w for w in warnings if "alarm_action" in json.dumps(w.entry.data)] == []
+
+
+def test_changes_to_the_logs_controls_raise_an_alarm(template: dict[str, Any]) -> None:
+    rule_id, rule = _resource(template, "ControlChangeRule/Resource")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    names = pattern["detail"]["eventName"]
+    for event in (
+        "PutResourcePolicy",
+        "DeleteResourcePolicy",
+        "UpdateTable",
+        "UpdateContinuousBackups",
+        "DeleteTable",
+        "SetQueueAttributes",
+        "PutKeyPolicy",
+        "ScheduleKeyDeletion",
+    ):
+        assert event in names
+    watched = json.dumps(pattern["detail"]["$or"])
+    for path in ("Table/Resource", "Sealing/DigestTable/Resource", "Sealing/SigningKey/Resource"):
+        assert _resource(template, path)[0] in watched
+    alarm = next(
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"].get("MetricName") == "TriggeredRules"
+    )
+    assert alarm["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
+    assert (alarm["Threshold"], alarm["Statistic"]) == (1, "Sum")
