@@ -63,5 +63,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
         "__init__.py",
         "delete_account.py",
         "event.py",
+        "integrity.py",
         "record_audit_event.py",
+        "seal_records.py",
     ]

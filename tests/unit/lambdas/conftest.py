@@ -174,7 +174,7 @@ def _handler_module(name: str) -> Iterator[ModuleType]:
 
 
 def _forget_aws_clients(module: ModuleType) -> None:
-    for name in ("_sns_client", "_dynamodb_client"):
+    for name in ("_sns_client", "_dynamodb_client", "_sqs_client", "_client"):
         client_factory = getattr(module, name, None)
         if client_factory is not None:
             client_factory.cache_clear()
@@ -190,6 +190,12 @@ def publisher() -> Iterator[ModuleType]:
 def recorder() -> Iterator[ModuleType]:
     """The recordDeletedAccountInfo handler module."""
     yield from _handler_module("audit_events.record_audit_event")
+
+
+@pytest.fixture
+def sealer() -> Iterator[ModuleType]:
+    """The sealer handler module."""
+    yield from _handler_module("audit_events.seal_records")
 
 
 @dataclass

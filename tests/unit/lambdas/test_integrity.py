@@ -1,0 +1,93 @@
+"""The integrity format: a record's canonical content and hash, seal notices, digests."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from audit_events import integrity
+from audit_events.integrity import Digest, IntegrityFormatError, RecordRef
+
+ITEM: dict[str, Any] = {
+    "subject": {"S": "john.doe@mail.com"},
+    "event_key": {"S": "2025-03-14T09:26:53.412907Z#9f1c2b4e-3d5a-4c8e-9b7f-2a6d1e0c5b3a"},
+    "schema_version": {"N": "1"},
+    "details": {"M": {"email": {"S": "john.doe@mail.com"}, "n": {"N": "1.50"}}},
+}
+
+
+def test_canonical_content_is_sorted_compact_utf8_json_of_the_typed_attributes() -> None:
+    assert integrity.canonical_record(ITEM) == (
+        b'{"details":{"M":{"email":{"S":"john.doe@mail.com"},"n":{"N":"1.5"}}},'
+        b'"event_key":{"S":"2025-03-14T09:26:53.412907Z#9f1c2b4e-3d5a-4c8e-9b7f-2a6d1e0c5b3a"},'
+        b'"schema_version":{"N":"1"},"subject":{"S":"john.doe@mail.com"}}'
+    )
+    assert (
+        integrity.record_hash(ITEM) == hashlib.sha256(integrity.canonical_record(ITEM)).hexdigest()
+    )
+
+
+def test_the_hash_does_not_cover_itself_and_changes_with_any_attribute() -> None:
+    sealed = integrity.with_record_hash(dict(ITEM))
+    assert (
+        integrity.record_hash(sealed) == sealed["record_hash"]["S"] == integrity.record_hash(ITEM)
+    )
+    altered = {**ITEM, "schema_version": {"N": "2"}}
+    assert integrity.record_hash(altered) != integrity.record_hash(ITEM)
+    added = {**ITEM, "note": {"S": ""}}
+    assert integrity.record_hash(added) != integrity.record_hash(ITEM)
+
+
+@pytest.mark.parametrize(
+    ("written", "returned"),
+    [("1.50", "1.5"), ("100", "1E+2"), ("0.0", "-0"), ("-12.340", "-12.34"), ("1e-3", "0.001")],
+)
+def test_numbers_hash_the_same_however_dynamodb_spells_them(written: str, returned: str) -> None:
+    assert integrity.record_hash({"n": {"N": written}}) == integrity.record_hash(
+        {"n": {"N": returned}}
+    )
+
+
+def test_sets_are_unordered_and_binary_hashes_as_base64() -> None:
+    assert integrity.record_hash({"s": {"SS": ["b", "a"]}}) == integrity.record_hash(
+        {"s": {"SS": ["a", "b"]}}
+    )
+    assert integrity.record_hash({"b": {"B": b"\x00\x01"}}) == integrity.record_hash(
+        {"b": {"B": "AAE="}}
+    )
+
+
+def test_an_attribute_value_of_no_known_type_is_refused() -> None:
+    with pytest.raises(IntegrityFormatError, match="unknown attribute type"):
+        integrity.record_hash({"x": {"Q": "1"}})
+
+
+def test_a_notice_reports_records_and_reads_back() -> None:
+    refs = [RecordRef("s", "k", "h" * 64, "2025-01-01T00:00:00.000000Z")]
+    assert integrity.parse_notice(integrity.notice_body(refs)) == refs
+
+
+@pytest.mark.parametrize("body", ["", "{}", '{"version": 9, "records": []}', "[1]"])
+def test_anything_else_is_not_a_notice(body: str) -> None:
+    with pytest.raises(IntegrityFormatError):
+        integrity.parse_notice(body)
+
+
+def test_a_digest_has_one_canonical_text_whatever_the_order_of_its_records() -> None:
+    a, b = RecordRef("a", "1", "x" * 64), RecordRef("b", "2", "y" * 64)
+    first = Digest(1, "2025-01-01T00:00:00.000000Z", "t", "key", None, records=(a, b))
+    second = Digest(1, "2025-01-01T00:00:00.000000Z", "t", "key", None, records=(b, a))
+    assert first.body() == second.body()
+    assert integrity.parse_digest(first.body()).body() == first.body()
+    assert integrity.digest_hash(first.body()) == hashlib.sha256(first.body().encode()).hexdigest()
+
+
+def test_a_digest_item_stores_the_signed_text_its_hash_and_signature() -> None:
+    digest = Digest(7, "2025-01-01T00:00:00.000000Z", "t", "key", "prev")
+    item = integrity.digest_item(digest, b"\x01\x02")
+    assert item["chain"] == {"S": integrity.DIGEST_CHAIN}
+    assert item["sequence"] == {"N": "7"}
+    assert item["digest_hash"] == {"S": integrity.digest_hash(item["body"]["S"])}
+    assert integrity.decode_signature(item["signature"]["S"]) == b"\x01\x02"
