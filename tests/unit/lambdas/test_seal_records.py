@@ -176,11 +176,12 @@ def test_records_written_while_a_seal_runs_are_sealed_exactly_once(
     # back, and after it wrote its digest but before it deleted the notices.
     for step in ("_receive", "_stored_hashes", "_put"):
         original = getattr(run, step)
+        calls: list[int] = []
 
-        def write_during(*args: Any, _original: Any = original, _once: list[int] = []) -> Any:
+        def write_during(*args: Any, _original: Any = original, _calls: list[int] = calls) -> Any:
             result = _original(*args)
-            if not _once:  # once per step: the run would otherwise chase new writes forever
-                _once.append(1)
+            if not _calls:  # once per step: the run would otherwise chase new writes forever
+                _calls.append(1)
                 _record(recorder, lambda_context, 2)
             return result
 
@@ -229,7 +230,7 @@ def test_two_runs_racing_for_the_next_digest_never_fork_the_chain(
     slow = _new_sealer(sealer, sealing)
     took_notices = slow._receive
 
-    def overtaken() -> list[Any]:
+    def overtaken() -> Any:
         notices = took_notices()
         if notices:
             # Another run starts, seals newer records and wins sequence 1.
@@ -280,7 +281,9 @@ def test_an_idle_log_gets_an_empty_digest_once_an_hour(
 ) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     at: list[datetime] = [start]
-    run = lambda: _new_sealer(sealer, sealing, now=lambda: at[0]).run()  # noqa: E731
+
+    def run() -> Any:
+        return _new_sealer(sealer, sealing, now=lambda: at[0]).run()
 
     assert run().digests == [1]  # the chain starts
     at[0] = start + timedelta(minutes=59)
