@@ -1,0 +1,110 @@
+"""`audit seal` and `audit verify` on the emulator: a sealed log checks out; tampering is named.
+
+The emulator enforces no IAM, which is exactly the position of an administrator who lifted the
+table's resource policy: the raw DynamoDB calls below are what such a person could do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from audit_stack.local import LocalAuditPipeline
+
+from .conftest import Audit
+
+
+def _items(pipeline: LocalAuditPipeline) -> list[dict[str, Any]]:
+    table = pipeline.outputs["TableName"]
+    items: list[dict[str, Any]] = pipeline.client("dynamodb").scan(TableName=table)["Items"]
+    return items
+
+
+def _by_subject(pipeline: LocalAuditPipeline, email: str) -> dict[str, Any]:
+    (item,) = [i for i in _items(pipeline) if i["subject"]["S"] == email]
+    return item
+
+
+def _record(audit: Audit, pipeline: LocalAuditPipeline, *emails: str) -> None:
+    for email in emails:
+        assert audit("delete-account", email).exit_code == 0
+    pipeline.run_until_idle(timeout=60)
+
+
+def test_an_empty_log_has_nothing_sealed_yet_and_says_so(audit: Audit) -> None:
+    run = audit("verify")
+    assert run.exit_code == 0
+    assert run.stdout.startswith("Nothing sealed yet: the chain has no digest.")
+    assert run.stderr == ""
+
+
+def test_seal_then_verify_then_tamper_then_verify_names_every_change(
+    audit: Audit, pipeline: LocalAuditPipeline, tmp_path: Path
+) -> None:
+    _record(audit, pipeline, "alice@example.com", "bob@example.com")
+    unsealed = audit("verify")
+    assert unsealed.exit_code == 1
+    assert "2 record(s) wait to be sealed" in unsealed.stdout
+
+    first = audit("seal")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.startswith("Sealed 2 record(s) in digest(s) 1; chain head is digest 1.")
+    assert audit("verify").exit_code == 0
+
+    # A record written after the seal is pending until the next seal, then sealed once.
+    _record(audit, pipeline, "carol@example.com")
+    pending = audit("verify")
+    assert pending.exit_code == 1
+    assert "1 record(s) are newer than the last seal" in pending.stdout
+    second = audit("seal", "--json").json()
+    assert (second["digests_written"], second["records_sealed"]) == ([2], 1)
+    intact = audit("verify", "--json")
+    assert intact.exit_code == 0
+    assert intact.json()["ok"] is True
+    assert (intact.json()["digests"], intact.json()["sealed_records"]) == (2, 3)
+
+    # Offline: the public key exported once verifies without KMS.
+    key_file = tmp_path / "audit-signing-key.pem"
+    assert audit("verify", "--export-public-key", str(key_file)).exit_code == 0
+    assert key_file.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert audit("verify", "--public-key", str(key_file)).exit_code == 0
+
+    dynamodb = pipeline.client("dynamodb")
+    table = pipeline.outputs["TableName"]
+    alice = _by_subject(pipeline, "alice@example.com")
+    bob = _by_subject(pipeline, "bob@example.com")
+    dynamodb.update_item(
+        TableName=table,
+        Key={"subject": alice["subject"], "event_key": alice["event_key"]},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "source"},
+        ExpressionAttributeValues={":s": {"S": "someone-else"}},
+    )
+    dynamodb.delete_item(
+        TableName=table, Key={"subject": bob["subject"], "event_key": bob["event_key"]}
+    )
+    forged = {**bob, "subject": {"S": "mallory@example.com"}}
+    dynamodb.put_item(TableName=table, Item=forged)
+
+    for extra in ([], ["--public-key", str(key_file)]):
+        tampered = audit("verify", "--json", *extra)
+        assert tampered.exit_code == 1
+        findings = {(f["kind"], f["subject"]) for f in tampered.json()["findings"]}
+        assert findings == {
+            ("modified", "alice@example.com"),
+            ("missing", "bob@example.com"),
+            ("not in any digest", "mallory@example.com"),
+        }
+    table_view = audit("verify")
+    assert table_view.exit_code == 1
+    assert "FAILED: 3 finding(s)" in table_view.stdout
+    for key in (alice["event_key"]["S"], bob["event_key"]["S"]):
+        assert key in table_view.stdout
+
+
+def test_verify_refuses_a_key_file_that_is_not_a_public_key(audit: Audit, tmp_path: Path) -> None:
+    bad = tmp_path / "key.pem"
+    bad.write_text("not a key")
+    run = audit("verify", "--public-key", str(bad))
+    assert run.exit_code == 2
+    assert run.stderr.startswith(f"audit: error: --public-key {bad}:")
