@@ -28,6 +28,8 @@ from audit_stack.local.template import DeploymentError
 
 # The stack's CfnOutput ids (defined in audit_stack/stack.py, which needs aws_cdk to import).
 TABLE_NAME_OUTPUT = "TableName"
+DIGEST_TABLE_NAME_OUTPUT = "DigestTableName"
+SIGNING_KEY_ARN_OUTPUT = "SigningKeyArn"
 DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
 # The original solution's test payload.
 DEMO_EMAIL = "john.doe@mail.com"
@@ -65,13 +67,14 @@ class _Steps:
 
 
 def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
-    """Publish the original payload, let the recorder record it, print the audit trail."""
+    """Publish the original payload, let the recorder record it, print the audit trail, seal
+    the log and verify it."""
     started = time.monotonic()
     out.write(
         "Audit pipeline demo: the synthesized stack on an embedded AWS emulator "
         "(no AWS account, no Docker)\n\n"
     )
-    steps = _Steps(5, out, verbose=verbose)
+    steps = _Steps(7, out, verbose=verbose)
     with steps.step(f"Read the cloud assembly {assembly} (stack {stack})") as result:
         pipeline = LocalAuditPipeline(assembly, stack, verbose=verbose, output=out)
         resources = pipeline.template.get("Resources", {})
@@ -114,6 +117,26 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
             result(f"{len(items)} event(s)")
         out.write(f"\nAudit trail of {subject} (table {table}, key {partition_key}/{sort_key}):\n")
         out.write(_render(items, first=[partition_key, sort_key]) + "\n\n")
+        with steps.step("Seal the new records into the signed digest chain (audit seal)") as result:
+            sealed = pipeline.invoke("sealer", {"trigger": "demo"})
+            result(
+                f"{sealed['records_sealed']} record(s) in digest(s) "
+                f"{sealed['digests_written']}; chain head {sealed['chain_head']}"
+            )
+        with steps.step("Verify signatures, chain and every record (audit verify)") as result:
+            from audit_stack import verify  # cryptography: loaded only here
+
+            report = verify.verify_log(
+                verify.scan_records(ddb, table),
+                verify.digest_items(ddb, pipeline.outputs[DIGEST_TABLE_NAME_OUTPUT]),
+                verify.kms_public_key(
+                    pipeline.client("kms"), pipeline.outputs[SIGNING_KEY_ARN_OUTPUT]
+                ),
+            )
+            if not report.ok:
+                raise RuntimeError(f"verification failed: {report.to_dict()['findings']}")
+            result(f"OK: {report.digests} digest(s), {report.sealed_records} record(s) sealed")
+        out.write("\n")
     finally:
         stopping = time.monotonic()
         pipeline.stop()
