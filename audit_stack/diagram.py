@@ -23,7 +23,18 @@ _SHAPES = {
     "AWS::SNS::Topic": ('[["', '"]]'),
     "AWS::SQS::Queue": ('[["', '"]]'),
     "AWS::DynamoDB::Table": ('[("', '")]'),
+    "AWS::Events::Rule": ('>"', '"]'),
 }
+# IAM grants drawn as arrows (function -> resource, or resource -> function for reads).
+_WRITE_ACTIONS = ("sns:Publish", "dynamodb:PutItem", "sqs:SendMessage", "kms:Sign")
+_READ_ACTIONS = ("sqs:ReceiveMessage", "dynamodb:BatchGetItem")
+
+
+def _is_signing_key(resource: dict[str, Any]) -> bool:
+    return bool(
+        resource["Type"] == "AWS::KMS::Key"
+        and resource.get("Properties", {}).get("KeyUsage") == "SIGN_VERIFY"
+    )
 
 
 def _ref_target(value: Any) -> str | None:
@@ -61,6 +72,10 @@ def _label(logical_id: str, resource: dict[str, Any]) -> str:
         details += [f"GSI {g['IndexName']}" for g in props.get("GlobalSecondaryIndexes", [])]
     elif kind == "AWS::SNS::Topic" and props.get("KmsMasterKeyId"):
         details.append("KMS encrypted")
+    elif kind == "AWS::Events::Rule":
+        details.append(props.get("ScheduleExpression") or "CloudTrail events")
+    elif kind == "AWS::KMS::Key":
+        details.append(f"{props.get('KeySpec', '')} {props.get('KeyUsage', '')}")
     return "<br/>".join([name, *details])
 
 
@@ -94,6 +109,8 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
         if resource["Type"] in _SHAPES:
             left, right = _SHAPES[resource["Type"]]
             lines.append(f"    {_node_id(logical_id)}{left}{_label(logical_id, resource)}{right}")
+        elif _is_signing_key(resource):
+            lines.append(f'    {_node_id(logical_id)}(["{_label(logical_id, resource)}"])')
 
     role_to_function = {
         _ref_target(r["Properties"]["Role"]): logical_id
@@ -106,11 +123,23 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
         arrow = f'-. "{label}" .->' if dotted else f'-- "{label}" -->'
         edges.append(f"    {_node_id(source)} {arrow} {_node_id(target)}")
 
-    for role, action, target in _granted_actions(resources):
+    polled = {
+        (
+            _ref_target(r["Properties"]["EventSourceArn"]),
+            _ref_target(r["Properties"]["FunctionName"]),
+        )
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+    for role, action, target in sorted(set(_granted_actions(resources))):
         function = role_to_function.get(role)
-        if function and action in ("sns:Publish", "dynamodb:PutItem"):
+        if function is None or target not in resources:
+            continue
+        if action in _WRITE_ACTIONS:
             edge(function, action, target)
-    for resource in resources.values():
+        elif action in _READ_ACTIONS and (target, function) not in polled:
+            edge(target, action, function)
+    for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SNS::Subscription":
             topic, queue = _ref_target(props["TopicArn"]), _ref_target(props["Endpoint"])
@@ -119,6 +148,14 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
             )
             if topic and queue:
                 edge(topic, f"filter: {filters}" if filters else "all messages", queue)
+            failed = _ref_target(props.get("RedrivePolicy", {}).get("deadLetterTargetArn"))
+            if topic and failed:
+                edge(topic, "undeliverable", failed, dotted=True)
+        elif resource["Type"] == "AWS::Events::Rule":
+            for target in props.get("Targets", []):
+                function = _ref_target(target.get("Arn"))
+                if function in resources:
+                    edge(logical_id, "invokes", function)
         elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
             queue, function = (
                 _ref_target(props["EventSourceArn"]),
@@ -141,14 +178,17 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
             continue
         props = resource["Properties"]
         name = _label(logical_id, resource).removesuffix("Alarm")
-        lines.append(
-            f'    {_node_id(logical_id)}{{{{"{name}<br/>{props.get("MetricName")} '
-            f'&ge; {props.get("Threshold")}"}}}}'
-        )
-        for dimension in props.get("Dimensions", []):
-            watched = _ref_target(dimension["Value"])
-            if watched:
-                edge(watched, "alarm", logical_id, dotted=True)
+        # A metric-math alarm names its expression; its inputs carry the dimensions.
+        math = [m for m in props.get("Metrics", []) if "Expression" in m]
+        measure = math[0]["Expression"] if math else props.get("MetricName")
+        condition = f"{measure} &ge; {props.get('Threshold')}"
+        lines.append(f'    {_node_id(logical_id)}{{{{"{name}<br/>{condition}"}}}}')
+        dimensions = list(props.get("Dimensions", []))
+        for metric in props.get("Metrics", []):
+            dimensions += metric.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+        watched = {_ref_target(d["Value"]) for d in dimensions}
+        for source in sorted(w for w in watched if w is not None):
+            edge(source, "alarm", logical_id, dotted=True)
     return "\n".join(lines + sorted(edges)) + "\n"
 
 

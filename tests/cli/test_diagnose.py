@@ -132,6 +132,7 @@ def test_the_clis_data_model_matches_the_synthesized_table(template_json: dict[s
         resource["Properties"]
         for resource in template_json["Resources"].values()
         if resource["Type"] == "AWS::DynamoDB::Table"
+        and resource["Metadata"]["aws:cdk:path"].endswith("/Audit/Table/Resource")
     ]
     keys = {key["KeyType"]: key["AttributeName"] for key in table["KeySchema"]}
     (index,) = [

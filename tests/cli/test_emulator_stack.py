@@ -59,7 +59,10 @@ def test_the_templates_alarms_exist_in_cloudwatch_as_new_alarms(
         alarm = by_name[names[logical_id]]
         assert alarm["StateValue"] == "INSUFFICIENT_DATA"
         assert alarm["StateReason"] == "Unchecked: Initial alarm creation"
-        assert alarm["MetricName"] == properties["MetricName"]
+        if "Metrics" in properties:  # metric math: the same expression and inputs
+            assert [m["Id"] for m in alarm["Metrics"]] == [m["Id"] for m in properties["Metrics"]]
+        else:
+            assert alarm["MetricName"] == properties["MetricName"]
         assert alarm["Threshold"] == float(properties["Threshold"])
         assert alarm["TreatMissingData"] == properties["TreatMissingData"]
     assert all(

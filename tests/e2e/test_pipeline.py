@@ -23,6 +23,7 @@ from tests.e2e.helpers import (
 pytestmark = pytest.mark.e2e
 
 ITEM_FIELDS = {
+    "record_hash",
     "subject",
     "event_key",
     "event_type",

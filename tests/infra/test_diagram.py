@@ -26,6 +26,12 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
         '"batch 10, partial failures"',
         '"after 5 receives"',
         '"dynamodb:PutItem"',
+        '"sqs:SendMessage"',
+        '"sqs:ReceiveMessage"',
+        '"kms:Sign"',
+        '"invokes"',
+        '"undeliverable"',
+        "visible + inflight &ge; 1",
     ):
         assert expected in diagram
 
