@@ -15,7 +15,11 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .clients import client, pseudonym_secret
-from .event import InvalidPayloadError, build_account_deleted_event
+from .event import (
+    InvalidPayloadError,
+    build_account_deleted_event,
+    parse_delete_account_request,
+)
 
 logger = Logger()
 
@@ -29,6 +33,13 @@ def _remaining_seconds(context: LambdaContext) -> float:
 def handler(event: object, context: LambdaContext) -> dict[str, str]:
     """Publish one AccountDeleted event; an invalid payload raises and publishes nothing."""
     topic_arn = os.environ["TOPIC_ARN"]
+    try:
+        # Before any AWS call: bad input costs nothing and is told apart from an outage.
+        parse_delete_account_request(event)
+    except InvalidPayloadError as error:
+        # The error names the field and the rule, never the value.
+        logger.warning("Rejected deleteAccount payload", extra={"reason": str(error)})
+        raise
     in_clear = os.environ.get("SUBJECT_IN_CLEAR") == "true"
     # Fails closed: without the opt-in, a missing secret is an error, never a clear address.
     secret = (
@@ -36,12 +47,7 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
         if in_clear
         else pseudonym_secret(os.environ["PSEUDONYM_SECRET_ARN"], _remaining_seconds(context))
     )
-    try:
-        audit_event = build_account_deleted_event(event, secret=secret, now=datetime.now(UTC))
-    except InvalidPayloadError as error:
-        # The error names the field and the rule, never the value.
-        logger.warning("Rejected deleteAccount payload", extra={"reason": str(error)})
-        raise
+    audit_event = build_account_deleted_event(event, secret=secret, now=datetime.now(UTC))
     response = client("sns", _remaining_seconds(context)).publish(
         TopicArn=topic_arn,
         Message=audit_event.to_json(),

@@ -126,9 +126,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     counts = _BatchCounts()
     response = process_partial_response(
         event=event,
-        record_handler=partial(
-            _record_message, settings=settings, counts=counts, context=context
-        ),
+        record_handler=partial(_record_message, settings=settings, counts=counts, context=context),
         processor=processor,
         context=context,
     )

@@ -40,19 +40,18 @@ def normalize_email(email: str) -> str:
 
 def ascii_domain(domain: str) -> str:
     """``domain`` in lower-case ASCII; IDN labels become punycode (IDNA 2003, Python's codec)."""
-    if domain.isascii():
-        return domain.lower()
     labels = []
     for label in domain.split("."):
-        if label.isascii():
-            labels.append(label.lower())
-            continue
         try:
-            labels.append(label.encode("idna").decode("ascii").lower())
+            if not label.isascii():
+                label = label.encode("idna").decode("ascii")
+            elif label[:4].lower() == "xn--":
+                label.encode("ascii").decode("idna")  # a punycode label must decode
         except UnicodeError:
             raise InvalidDomainError(
                 "email: the domain is not a valid internationalised domain name (IDNA)"
             ) from None
+        labels.append(label.lower())
     return ".".join(labels)
 
 
