@@ -18,3 +18,9 @@ ALL = (
     PUBLISHER_FUNCTION_NAME,
     RECORDER_FUNCTION_NAME,
 )
+
+# Only in some configurations: without them the CLI knows the stack has no pseudonym secret
+# (subject_in_clear) or no by-type index.
+PSEUDONYM_SECRET_ARN = "PseudonymSecretArn"
+EVENT_TYPE_INDEX_SHARDS = "EventTypeIndexShards"
+OPTIONAL = (PSEUDONYM_SECRET_ARN, EVENT_TYPE_INDEX_SHARDS)

@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -40,8 +41,19 @@ RECORDER_HANDLER = "audit_events.record_audit_event.handler"
 
 TABLE_PARTITION_KEY = "subject"
 TABLE_SORT_KEY = "event_key"
-EVENT_TYPE_INDEX = "by-event-type"
+EVENT_TYPE_INDEX = "by-event-type-shard"
+EVENT_TYPE_SHARD_ATTRIBUTE = "event_type_shard"
 EVENT_TYPE_ATTRIBUTE = "event_type"
+# 10,000 events/s of one type over 16 shards: about 625 writes/s per index partition key, under
+# DynamoDB's 1,000 writes/s per partition with room for the spread of a hash.
+DEFAULT_EVENT_TYPE_INDEX_SHARDS = 16
+MAX_EVENT_TYPE_INDEX_SHARDS = 256
+# What a holder of the pseudonym secret may do: read every version (a lookup across rotations).
+_SECRET_LOOKUP_ACTIONS = [
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecretVersionIds",
+]
 
 # Custom metrics the recorder emits with Powertools Metrics (dimension "service").
 METRIC_EVENTS_RECORDED = "AuditEventsRecorded"
@@ -89,6 +101,13 @@ class AuditPipeline(Construct):
     :param oldest_message_age_alarm: alarm when the oldest queued message is this old.
     :param alarm_action: where every alarm (and its return to OK) is sent, e.g. an SNS action.
     :param dashboard: also create a CloudWatch dashboard of the pipeline.
+    :param subject_in_clear: record the e-mail address itself as the subject (and in the
+        details), as version 1 did, instead of its keyed pseudonym; no pseudonym secret is
+        created. For policies that require the address in the audit log.
+    :param event_type_index: keep the ``by-event-type-shard`` index (events of one type in a
+        time range); each index write costs a write unit.
+    :param event_type_index_shards: partition keys per event type in that index (1-256); only
+        ever raise it, since events already written stay on their shard.
     """
 
     def __init__(
@@ -108,6 +127,9 @@ class AuditPipeline(Construct):
         oldest_message_age_alarm: Duration | None = None,
         alarm_action: cloudwatch.IAlarmAction | None = None,
         dashboard: bool = False,
+        subject_in_clear: bool = False,
+        event_type_index: bool = True,
+        event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
     ) -> None:
         recorder_timeout = recorder_timeout or Duration.seconds(30)
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
@@ -120,6 +142,7 @@ class AuditPipeline(Construct):
             recorder_timeout=recorder_timeout,
             event_types=event_types,
             oldest_message_age_alarm=oldest_message_age_alarm,
+            event_type_index_shards=event_type_index_shards,
         )
         super().__init__(scope, construct_id)
 
@@ -216,14 +239,42 @@ class AuditPipeline(Construct):
                 ]
             ),
         )
-        self._table.add_global_secondary_index(
-            index_name=EVENT_TYPE_INDEX,
-            partition_key=dynamodb.Attribute(
-                name=EVENT_TYPE_ATTRIBUTE, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(name=TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
+        self._event_type_index_shards = event_type_index_shards if event_type_index else 0
+        if event_type_index:
+            self._table.add_global_secondary_index(
+                index_name=EVENT_TYPE_INDEX,
+                # "<event_type>#<shard>": one type's writes spread over the shards.
+                partition_key=dynamodb.Attribute(
+                    name=EVENT_TYPE_SHARD_ATTRIBUTE, type=dynamodb.AttributeType.STRING
+                ),
+                sort_key=dynamodb.Attribute(
+                    name=TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING
+                ),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+
+        self._pseudonym_secret: secretsmanager.Secret | None = None
+        if not subject_in_clear:
+            self._pseudonym_secret = secretsmanager.Secret(
+                self,
+                "PseudonymSecret",
+                description="Keys the HMAC-SHA-256 pseudonyms of audit subjects (e-mail "
+                "addresses); grant it with AuditPipeline.grant_lookup",
+                # 64 of 62 characters: about 380 bits, more than HMAC-SHA-256's 256-bit key.
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=64, exclude_punctuation=True, include_space=False
+                ),
+                encryption_key=encryption_key,
+                removal_policy=retain,
+            )
+            Validations.of(self._pseudonym_secret).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason="Rotating the pseudonym key gives every account a new pseudonym: "
+                    "lookups of older records then need the older versions (the audit CLI "
+                    "reads them all). Rotate deliberately, by hand (README).",
+                )
+            )
 
         code = lambda_.Code.from_asset(
             str(lambda_code_dir()),
@@ -245,11 +296,12 @@ class AuditPipeline(Construct):
             code=code,
             layer=powertools_layer,
             timeout=Duration.seconds(10),
-            environment={"TOPIC_ARN": self._topic.topic_arn},
+            environment={"TOPIC_ARN": self._topic.topic_arn, **self._subject_environment()},
             log_retention=log_retention,
             removal_policy=retain,
         )
         self.grant_publish(self._publisher)
+        self.grant_lookup(self._publisher)
 
         self._recorder = self._function(
             "RecordAuditEventFunction",
@@ -261,11 +313,15 @@ class AuditPipeline(Construct):
             timeout=recorder_timeout,
             environment={
                 "TABLE_NAME": self._table.table_name,
+                "EVENT_TYPE_INDEX_SHARDS": str(self._event_type_index_shards),
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                **self._subject_environment(),
             },
             log_retention=log_retention,
             removal_policy=retain,
         )
+        # Records messages that still name an address (version 1) under its pseudonym.
+        self.grant_lookup(self._recorder)
         self._recorder.add_event_source(
             event_sources.SqsEventSource(
                 self._queue,
@@ -295,6 +351,11 @@ class AuditPipeline(Construct):
         self._alarms = self._create_alarms(oldest_message_age_alarm, alarm_action)
         if dashboard:
             self._create_dashboard()
+
+    def _subject_environment(self) -> dict[str, str]:
+        if self._pseudonym_secret is None:
+            return {"SUBJECT_IN_CLEAR": "true"}
+        return {"PSEUDONYM_SECRET_ARN": self._pseudonym_secret.secret_arn}
 
     def _create_alarms(
         self, oldest_message_age: Duration, action: cloudwatch.IAlarmAction | None
@@ -464,6 +525,16 @@ class AuditPipeline(Construct):
         return self._recorder
 
     @property
+    def pseudonym_secret(self) -> secretsmanager.ISecret | None:
+        """The key of the subjects' pseudonyms; None with ``subject_in_clear``."""
+        return self._pseudonym_secret
+
+    @property
+    def event_type_index_shards(self) -> int:
+        """Partition keys per event type in the by-type index; 0 without the index."""
+        return self._event_type_index_shards
+
+    @property
     def alarms(self) -> tuple[cloudwatch.IAlarm, ...]:
         """DLQ not empty, oldest message too old, recorder errors, recorder throttles."""
         return self._alarms
@@ -523,6 +594,24 @@ class AuditPipeline(Construct):
             self._encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
         return grant
 
+    def grant_lookup(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a principal turn e-mail addresses into subjects (read the pseudonym secret).
+
+        Whoever holds it can test whether an address is in the audit log: grant it to the
+        functions and operators that look accounts up, and to nobody else. With
+        ``subject_in_clear`` there is no secret, and nothing is granted.
+        """
+        if self._pseudonym_secret is None:
+            return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=_SECRET_LOOKUP_ACTIONS,
+            resource_arns=[self._pseudonym_secret.secret_arn],
+        )
+        if self._encryption_key is not None:
+            self._encryption_key.grant(grantee, "kms:Decrypt")
+        return grant
+
 
 def _logical_id_hint(log_group: logs.LogGroup) -> str:
     return Stack.of(log_group).get_logical_id(log_group.node.default_child)  # type: ignore[arg-type]
@@ -537,6 +626,7 @@ def _validate_props(
     recorder_timeout: Duration,
     event_types: Sequence[str],
     oldest_message_age_alarm: Duration,
+    event_type_index_shards: int,
 ) -> None:
     def fail(field: str, rule: str) -> None:
         raise ValueError(f"AuditPipeline {field}: {rule}")
@@ -563,3 +653,13 @@ def _validate_props(
             fail("event_types", "each must match ^[A-Z][A-Za-z0-9]{0,63}$ (e.g. AccountDeleted)")
     if oldest_message_age_alarm.to_seconds() < 60:
         fail("oldest_message_age_alarm", "must be at least 1 minute")
+    if (
+        isinstance(event_type_index_shards, bool)
+        or not isinstance(event_type_index_shards, int)
+        or not 1 <= event_type_index_shards <= MAX_EVENT_TYPE_INDEX_SHARDS
+    ):
+        fail(
+            "event_type_index_shards",
+            f"must be a whole number between 1 and {MAX_EVENT_TYPE_INDEX_SHARDS} "
+            f"(got {event_type_index_shards!r})",
+        )

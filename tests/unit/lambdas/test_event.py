@@ -17,11 +17,11 @@ from audit_events.event import (
     InvalidPayloadError,
     PoisonMessageError,
     SnsProvenance,
+    build_account_deleted_event,
     format_timestamp,
     new_account_deleted,
     parse_audit_event,
     parse_sns_envelope,
-    build_account_deleted_event,
     pseudonymize,
     validate_delete_account_payload,
 )
