@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
@@ -25,6 +24,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+
+from audit_stack.lambda_code import lambda_code_dir
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
 # Powertools team publishes for each release; keep this equal to requirements-dev.txt's pin
@@ -71,14 +72,6 @@ _MUTATING_TABLE_ACTIONS = [
     "dynamodb:PartiQLUpdate",
     "dynamodb:PartiQLDelete",
 ]
-
-
-def lambda_code_dir() -> Path:
-    """Where the Lambda asset lives: inside the installed package, else the repository."""
-    installed = Path(__file__).resolve().parent / "lambdas"
-    if (installed / "audit_events").is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "lambdas"
 
 
 class AuditPipeline(Construct):
