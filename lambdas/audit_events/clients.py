@@ -20,7 +20,9 @@ CONNECT_TIMEOUT_SECONDS = 1
 READ_TIMEOUT_SECONDS = 2
 MAX_ATTEMPTS = 3
 # Kept back from the remaining time for logging, the response and the runtime's own work.
-RESERVE_SECONDS = 0.5
+RESERVE_SECONDS = 0.3
+# Below this, not even one attempt is worth starting.
+MIN_ATTEMPT_SECONDS = 0.2
 # How long a fetched secret is reused: a rotated secret is picked up within this time.
 SECRET_CACHE_SECONDS = 300.0
 
@@ -28,8 +30,8 @@ SECRET_CACHE_SECONDS = 300.0
 class RetryBudget(NamedTuple):
     """botocore settings for one call that end within a time budget."""
 
-    connect_timeout: int
-    read_timeout: int
+    connect_timeout: float
+    read_timeout: float
     max_attempts: int
 
     def worst_case_seconds(self) -> float:
@@ -51,12 +53,14 @@ def retry_budget(remaining_seconds: float) -> RetryBudget:
         candidate = RetryBudget(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, attempts)
         if candidate.worst_case_seconds() <= budget:
             return candidate
-    # One attempt: its timeouts shrink to fit, in whole seconds (as botocore takes them).
-    if budget < 2:
-        raise OutOfTimeError(f"{remaining_seconds:.1f} s left: too little for one attempt")
-    connect = min(CONNECT_TIMEOUT_SECONDS, max(1, math.floor(budget / 3)))
-    read = min(READ_TIMEOUT_SECONDS, math.floor(budget) - connect)
-    return RetryBudget(connect, read, 1)
+    # One attempt: its timeouts shrink to fit, in tenths of a second (so that a handful of
+    # clients serve every remaining time).
+    tenths = math.floor(budget * 10)
+    if tenths < MIN_ATTEMPT_SECONDS * 10:
+        raise OutOfTimeError(f"{remaining_seconds:.2f} s left: too little for one attempt")
+    connect = min(CONNECT_TIMEOUT_SECONDS * 10, max(1, tenths // 3))
+    read = min(READ_TIMEOUT_SECONDS * 10, tenths - connect)
+    return RetryBudget(connect / 10, read / 10, 1)
 
 
 def client(service: str, remaining_seconds: float) -> Any:

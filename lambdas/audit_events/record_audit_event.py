@@ -74,7 +74,7 @@ IDEMPOTENCY_MARKER_PREFIX = "idempotency#"
 IDEMPOTENCY_MARKER_SORT_KEY = "idempotency"
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
 # rather than risking the whole batch on the function timeout.
-MIN_SECONDS_PER_RECORD = 2.5
+MIN_SECONDS_PER_RECORD = 0.5
 
 RECORDED_METRIC = "AuditEventsRecorded"
 DUPLICATE_METRIC = "DuplicateAuditEventsSkipped"

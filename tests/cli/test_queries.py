@@ -38,13 +38,15 @@ def test_delete_account_then_trail_shows_the_event_newest_first(
     assert event_ids(trail.json()) == [second_id, published["event_id"]]
     assert trail.json()["more"] is False
     newest = trail.json()["events"][0]
-    assert newest["subject"] == "trail.owner@mail.com"
-    assert newest["details"] == {"email": "trail.owner@mail.com"}
+    assert len(newest["subject"]) == 64 and newest["subject_type"] == "hmac-sha256"
+    assert newest["details"] == {}
 
     table = audit("trail", "trail.owner@mail.com")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0] == "2 event(s) for trail.owner@mail.com, newest first:"
+    assert lines[0] == "2 event(s) for the given address, newest first:"
+    assert "trail.owner" not in table.stdout.lower()
+    assert lines[3].endswith("(no personal details stored)")
     assert lines[2].split() == [
         "OCCURRED",
         "AT",
@@ -79,7 +81,7 @@ def test_trail_of_an_unknown_account_is_empty_not_an_error(audit: Audit) -> None
     run = audit("trail", "nobody@mail.com")
 
     assert run.exit_code == 0
-    assert run.stdout == "No events for nobody@mail.com.\n"
+    assert run.stdout == "No events for the given address.\n"
     assert audit("trail", "nobody@mail.com", "--json").json() == {"events": [], "more": False}
 
 
@@ -139,7 +141,9 @@ def test_events_by_type_in_a_time_range(audit: Audit, pipeline: LocalAuditPipeli
     assert table.stdout.splitlines()[0] == (
         "3 event(s) of type AccountDeleted since 2024-01-15 until 2024-01-15, newest first:"
     )
-    assert "noon@mail.com" in table.stdout and "day_after@mail.com" not in table.stdout
+    assert ids["noon"] in table.stdout and ids["day_after"] not in table.stdout
+    # Version 1 messages naming an address were recorded under its pseudonym.
+    assert "@mail.com" not in table.stdout
 
 
 @pytest.mark.parametrize(
