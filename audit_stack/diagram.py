@@ -23,6 +23,7 @@ _SHAPES = {
     "AWS::SNS::Topic": ('[["', '"]]'),
     "AWS::SQS::Queue": ('[["', '"]]'),
     "AWS::DynamoDB::Table": ('[("', '")]'),
+    "AWS::SecretsManager::Secret": ('>"', '"]'),
 }
 
 
@@ -61,6 +62,9 @@ def _label(logical_id: str, resource: dict[str, Any]) -> str:
         details += [f"GSI {g['IndexName']}" for g in props.get("GlobalSecondaryIndexes", [])]
     elif kind == "AWS::SNS::Topic" and props.get("KmsMasterKeyId"):
         details.append("KMS encrypted")
+    elif kind == "AWS::SecretsManager::Secret" and "GenerateSecretString" in props:
+        length = props["GenerateSecretString"].get("PasswordLength", 32)
+        details.append(f"generated at deploy, {length} chars")
     return "<br/>".join([name, *details])
 
 
@@ -110,6 +114,8 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
         function = role_to_function.get(role)
         if function and action in ("sns:Publish", "dynamodb:PutItem"):
             edge(function, action, target)
+        elif function and action == "secretsmanager:GetSecretValue":
+            edge(target, "pseudonym key", function, dotted=True)
     for resource in resources.values():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SNS::Subscription":

@@ -163,9 +163,9 @@ def test_table_keys_serve_the_auditors_questions(template: Template) -> None:
     ]
     assert props["GlobalSecondaryIndexes"] == [
         {
-            "IndexName": "by-event-type",
+            "IndexName": "by-event-type-shard",
             "KeySchema": [
-                {"AttributeName": "event_type", "KeyType": "HASH"},
+                {"AttributeName": "event_type_shard", "KeyType": "HASH"},
                 {"AttributeName": "event_key", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
@@ -200,7 +200,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
+def test_publisher_may_only_read_the_secret_and_publish_to_its_topic(template: Template) -> None:
     role_id = _publisher(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     topic_id = _logical_id(template, "AWS::SNS::Topic")
     statements = _policy_statements(template, role_id)
@@ -208,11 +208,12 @@ def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
         s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
     ]
     assert data_statements == [
-        {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}}
+        {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}},
+        _SECRET_LOOKUP(template),
     ]
 
 
-def test_recorder_may_only_consume_its_queue_and_put_items(template: Template) -> None:
+def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(template: Template) -> None:
     role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     queues = template.find_resources("AWS::SQS::Queue")
     source_id = next(k for k, q in queues.items() if "RedrivePolicy" in q["Properties"])
@@ -222,6 +223,7 @@ def test_recorder_may_only_consume_its_queue_and_put_items(template: Template) -
         s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
     ]
     assert data_statements == [
+        _SECRET_LOOKUP(template),
         {
             "Action": [
                 "sqs:ChangeMessageVisibility",
@@ -239,6 +241,40 @@ def test_recorder_may_only_consume_its_queue_and_put_items(template: Template) -
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },
     ]
+
+
+def _SECRET_LOOKUP(template: Template) -> dict[str, Any]:
+    return {
+        "Action": [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:ListSecretVersionIds",
+        ],
+        "Effect": "Allow",
+        "Resource": {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")},
+    }
+
+
+def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Template) -> None:
+    secret = _only(template, "AWS::SecretsManager::Secret")
+    assert secret["Properties"]["GenerateSecretString"] == {
+        "ExcludePunctuation": True,
+        "IncludeSpace": False,
+        "PasswordLength": 64,
+    }
+    assert "SecretString" not in secret["Properties"]
+    assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Retain"
+
+
+def test_functions_get_the_secret_and_the_shard_count_from_the_template(
+    template: Template,
+) -> None:
+    secret = {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")}
+    publisher = _publisher(template)["Properties"]["Environment"]["Variables"]
+    recorder = _recorder(template)["Properties"]["Environment"]["Variables"]
+    assert publisher["PSEUDONYM_SECRET_ARN"] == recorder["PSEUDONYM_SECRET_ARN"] == secret
+    assert "SUBJECT_IN_CLEAR" not in publisher
+    assert recorder["EVENT_TYPE_INDEX_SHARDS"] == "16"
 
 
 def test_functions_write_only_to_their_own_log_group(template: Template) -> None:
@@ -341,8 +377,10 @@ def test_stack_outputs_name_every_resource_an_operator_needs(
 ) -> None:
     assert (
         set(template_json["Outputs"])
-        == set(outputs.ALL)
+        == {*outputs.ALL, *outputs.OPTIONAL}
         == {
+            "PseudonymSecretArn",
+            "EventTypeIndexShards",
             "TopicArn",
             "QueueUrl",
             "DeadLetterQueueUrl",
