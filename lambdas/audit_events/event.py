@@ -264,10 +264,10 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
     """``event`` with its address replaced by the address's pseudonym (e.g. a version 1 event).
 
     The address also leaves the details (``details.email``, the only place where this
-    pipeline's publishers ever put it). An event that already names a pseudonym is returned as
-    is.
+    pipeline's publishers ever put it). An event that already names a pseudonym, or a version 1
+    event whose subject is no address at all, is returned as is.
     """
-    if event.subject_type != SUBJECT_TYPE_EMAIL:
+    if event.subject_type != SUBJECT_TYPE_EMAIL or "@" not in event.subject:
         return event
     try:
         normalized = normalize_email(event.subject)

@@ -213,7 +213,9 @@ def test_publisher_may_only_read_the_secret_and_publish_to_its_topic(template: T
     ]
 
 
-def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(template: Template) -> None:
+def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(
+    template: Template,
+) -> None:
     role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     queues = template.find_resources("AWS::SQS::Queue")
     source_id = next(k for k, q in queues.items() if "RedrivePolicy" in q["Properties"])

@@ -242,6 +242,8 @@ def test_pseudonymize_turns_a_version_1_event_into_one_without_the_address() -> 
     assert converted.schema_version == 1
     assert converted.event_key == v1.event_key
     assert pseudonymize(converted, b"s" * 32) == converted
+    not_an_address = replace(v1, subject="user-4711", details={})
+    assert pseudonymize(not_an_address, b"s" * 32) == not_an_address
 
 
 def test_rejection_never_repeats_the_email() -> None:
