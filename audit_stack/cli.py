@@ -354,7 +354,15 @@ def trail(target: Target, arguments: argparse.Namespace) -> int:
 def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
     """Every readable version of the pseudonym secret, current first."""
     secrets = target.client("secretsmanager")
-    current = secrets.get_secret_value(SecretId=secret_arn)
+    try:
+        current = secrets.get_secret_value(SecretId=secret_arn)
+    except ClientError as error:
+        if _error_code(error) != "AccessDeniedException":
+            raise
+        raise OperatorError(
+            "not allowed to read the pseudonym secret, which turns an address into its "
+            f"subject ({secret_arn}): have your role granted with AuditPipeline.grant_lookup"
+        ) from None
     values = [current["SecretString"].encode()]
     try:
         listed = secrets.list_secret_version_ids(SecretId=secret_arn, IncludeDeprecated=True)
@@ -365,7 +373,13 @@ def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
     for version in listed.get("Versions", []):
         if version["VersionId"] == current["VersionId"]:
             continue
-        older = secrets.get_secret_value(SecretId=secret_arn, VersionId=version["VersionId"])
+        try:
+            older = secrets.get_secret_value(SecretId=secret_arn, VersionId=version["VersionId"])
+        except ClientError as error:
+            # A version removed meanwhile, or one this principal may not read: skip it.
+            if _error_code(error) not in {"ResourceNotFoundException", "AccessDeniedException"}:
+                raise
+            continue
         values.append(older["SecretString"].encode())
     return values
 

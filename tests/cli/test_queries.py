@@ -348,3 +348,15 @@ def test_delete_account_with_an_idempotency_key_records_retries_once(
     assert event_ids(audit("trail", "keyed@mail.com", "--json").json()) == [
         runs[0].json()["event_id"]
     ]
+
+
+def test_trail_without_access_to_the_secret_says_which_grant_is_missing(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    with pipeline.inject_fault("secretsmanager:GetSecretValue", error_code="AccessDeniedException"):
+        run = audit("trail", "anyone@mail.com")
+
+    assert run.exit_code == 1
+    assert "not allowed to read the pseudonym secret" in run.stderr
+    assert "AuditPipeline.grant_lookup" in run.stderr
+    assert "anyone" not in run.stderr
