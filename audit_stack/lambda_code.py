@@ -1,15 +1,18 @@
-"""Where the Lambda asset lives, and its subject functions for the CLI (no aws_cdk import).
+"""Where the Lambda code lives, and loading its modules in-process (aws_cdk-free).
 
-The ``audit`` CLI derives the same subjects as the functions do, so it runs the asset's own
-``audit_events/subject.py`` (standard library only) instead of a copy of it.
+The code ships inside the installed package as ``audit_stack.lambdas`` (see pyproject.toml); in
+a source checkout (an editable install) it is the repository's top-level ``lambdas/`` folder.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
+
+_PACKAGE = "audit_stack.lambdas.audit_events"
 
 
 def lambda_code_dir() -> Path:
@@ -20,22 +23,32 @@ def lambda_code_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "lambdas"
 
 
-@functools.cache
-def _subject_module() -> ModuleType:
-    path = lambda_code_dir() / "audit_events" / "subject.py"
-    spec = importlib.util.spec_from_file_location("audit_stack._asset_subject", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def audit_events_module(name: str) -> ModuleType:
+    """``audit_events.<name>`` of the Lambda code, imported as ``audit_stack.lambdas...``, so
+    that in-process callers (the producer client) run exactly the code the functions run."""
+    if _PACKAGE not in sys.modules:
+        try:
+            importlib.import_module(_PACKAGE)
+        except ModuleNotFoundError:
+            # A source checkout: the asset folder is not under audit_stack/.
+            folder = lambda_code_dir() / "audit_events"
+            spec = importlib.util.spec_from_file_location(
+                _PACKAGE, folder / "__init__.py", submodule_search_locations=[str(folder)]
+            )
+            if spec is None or spec.loader is None:
+                raise
+            package = importlib.util.module_from_spec(spec)
+            sys.modules[_PACKAGE] = package
+            spec.loader.exec_module(package)
+    return importlib.import_module(f"{_PACKAGE}.{name}")
 
 
 def normalize_email(email: str) -> str:
-    """audit_events.subject.normalize_email (ValueError for a domain that is not valid IDNA)."""
-    return str(_subject_module().normalize_email(email))
+    """``audit_events.subject.normalize_email``: the spelling an address's pseudonym is made of
+    (a ValueError for a domain that is not valid IDNA)."""
+    return str(audit_events_module("subject").normalize_email(email))
 
 
 def pseudonymous_subject(normalized_email: str, secret: bytes) -> str:
-    """audit_events.subject.pseudonymous_subject: the keyed pseudonym of an address."""
-    return str(_subject_module().pseudonymous_subject(normalized_email, secret))
+    """``audit_events.subject.pseudonymous_subject``: the keyed pseudonym of an address."""
+    return str(audit_events_module("subject").pseudonymous_subject(normalized_email, secret))
