@@ -7,10 +7,19 @@ deployment. The defaults are listed, one row each, in the README's defaults tabl
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    Duration,
+    IStableAnyProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -259,6 +268,25 @@ class AuditPipeline(Construct):
                 ),
                 encryption_key=encryption_key,
                 removal_policy=retain,
+            )
+            # IAM alone would let any principal with secretsmanager:GetSecretValue on "*" (an
+            # administrator) read the key; this denies every principal not granted a lookup.
+            self._lookup_principals: list[str] = []
+            self._pseudonym_secret.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyGrantedPrincipalsReadThePseudonymKey",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=["*"],
+                    conditions={
+                        "ArnNotEquals": {
+                            "aws:PrincipalArn": Lazy.any(
+                                _Produce(lambda: list(self._lookup_principals))
+                            )
+                        }
+                    },
+                )
             )
             Validations.of(self._pseudonym_secret).acknowledge(
                 Acknowledgment(
@@ -596,6 +624,14 @@ class AuditPipeline(Construct):
         """
         if self._pseudonym_secret is None:
             return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
+        principal = grantee.grant_principal
+        arn = getattr(principal, "role_arn", None) or getattr(principal, "user_arn", None)
+        if arn is None:
+            raise ValueError(
+                "AuditPipeline grant_lookup: the grantee must be an IAM role or user (or have "
+                "one, like a function): the secret's resource policy names who may read it"
+            )
+        self._lookup_principals.append(arn)
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=_SECRET_LOOKUP_ACTIONS,
@@ -604,6 +640,17 @@ class AuditPipeline(Construct):
         if self._encryption_key is not None:
             self._encryption_key.grant(grantee, "kms:Decrypt")
         return grant
+
+
+@jsii.implements(IStableAnyProducer)
+class _Produce:
+    """A value computed at synthesis, after every grant has been made."""
+
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self._produce = produce
+
+    def produce(self) -> Any:
+        return self._produce()
 
 
 def _logical_id_hint(log_group: logs.LogGroup) -> str:

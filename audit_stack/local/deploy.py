@@ -38,6 +38,7 @@ _SKIPPED_TYPES = {
     "AWS::SNS::TopicPolicy": "resource policies are not enforced by the emulator",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced by the emulator",
     "AWS::Lambda::Permission": "resource policies are not enforced by the emulator",
+    "AWS::SecretsManager::ResourcePolicy": "resource policies are not enforced by the emulator",
     "AWS::CDK::Metadata": "CDK usage metadata",
 }
 

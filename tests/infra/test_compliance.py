@@ -189,6 +189,22 @@ def test_importing_app_encrypts_the_pseudonym_secret_with_its_key_and_grants_loo
         )
     }
     assert {"secretsmanager:GetSecretValue", "kms:Decrypt"} <= actions
+    other_role = next(k for k, r in resources.items() if k.startswith("OtherService"))
+    audit_policy = next(
+        r["Properties"]["ResourcePolicy"]["Statement"][0]
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::ResourcePolicy" and k.startswith("AuditPseudonym")
+    )
+    readers = audit_policy["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert {"Fn::GetAtt": [other_role, "Arn"]} in readers and len(readers) == 3
+
+
+def test_grant_lookup_needs_a_role_or_user_and_says_so() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Lookup")
+    pipeline = AuditPipeline(stack, "Audit")
+    with pytest.raises(ValueError, match="AuditPipeline grant_lookup: the grantee must be"):
+        pipeline.grant_lookup(cdk.aws_iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
 
 
 def test_importing_app_gets_the_clear_and_index_props(

@@ -268,6 +268,26 @@ def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Tem
     assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Retain"
 
 
+def test_only_granted_principals_may_read_the_pseudonym_secret(template: Template) -> None:
+    secret_id = _logical_id(template, "AWS::SecretsManager::Secret")
+    policy = _only(template, "AWS::SecretsManager::ResourcePolicy")["Properties"]
+    roles = [
+        {"Fn::GetAtt": [function["Properties"]["Role"]["Fn::GetAtt"][0], "Arn"]}
+        for function in (_publisher(template), _recorder(template))
+    ]
+    assert policy["SecretId"] == {"Ref": secret_id}
+    assert policy["ResourcePolicy"]["Statement"] == [
+        {
+            "Action": "secretsmanager:GetSecretValue",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": roles}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": "*",
+            "Sid": "OnlyGrantedPrincipalsReadThePseudonymKey",
+        }
+    ]
+
+
 def test_functions_get_the_secret_and_the_shard_count_from_the_template(
     template: Template,
 ) -> None:
