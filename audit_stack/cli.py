@@ -13,13 +13,17 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import functools
+import heapq
 import json
 import os
 import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -45,7 +49,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from audit_stack import outputs
+from audit_stack import lambda_code, outputs
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -64,16 +68,22 @@ _DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "
 # The table's data model (README "Data model"); tests/cli checks it against the template.
 PARTITION_KEY = "subject"
 SORT_KEY = "event_key"
-EVENT_TYPE_INDEX = "by-event-type"
+EVENT_TYPE_INDEX = "by-event-type-shard"
+EVENT_TYPE_SHARD_ATTRIBUTE = "event_type_shard"
 EVENT_TYPE_ATTRIBUTE = "event_type"
+SUBJECT_TYPE_PSEUDONYM = "hmac-sha256"
+# How `trail` shows the details of a record whose subject is a pseudonym: none are stored.
+DETAILS_NOT_STORED = "(no personal details stored)"
+# Shards queried at once by `events`.
+_MAX_PARALLEL_QUERIES = 16
 # An event key is "<occurred_at>#<event_id>"; "~" sorts after "#" and every id character, so
 # "<timestamp>~" is an upper bound for every key of that timestamp.
 _KEY_UPPER_BOUND_SUFFIX = "~"
 
 # The publisher's error type for a payload that breaks a rule (lambdas/audit_events/event.py).
 INVALID_PAYLOAD_ERROR = "InvalidPayloadError"
-# The recorder understands only this event schema version (README "The audit event").
-_SCHEMA_VERSION = 1
+# The event schema versions the recorder understands (README "The audit event").
+_SCHEMA_VERSIONS = (1, 2)
 _EVENT_FIELDS = ("schema_version", "event_id", "event_type", "occurred_at", "subject", "source")
 
 # `dlq show` hides the messages it has read for at most this long, then makes them visible again
@@ -241,14 +251,23 @@ def _event_key_condition(
     since: Moment | None, until: Moment | None
 ) -> tuple[str, dict[str, dict[str, str]]]:
     """The sort key condition for a time range (both ends inclusive; a date means the day)."""
+    lower, upper = _event_key_bounds(since, until)
+    if lower and upper and lower > upper:
+        raise UsageError("--since is after --until")
+    return _key_range(lower, upper)
+
+
+def _event_key_bounds(since: Moment | None, until: Moment | None) -> tuple[str | None, str | None]:
     lower = _timestamp(since.value) if since else None
     upper = None
     if until is not None:
         end = until.value + timedelta(days=1, microseconds=-1) if until.whole_day else until.value
         upper = _timestamp(end) + _KEY_UPPER_BOUND_SUFFIX
+    return lower, upper
+
+
+def _key_range(lower: str | None, upper: str | None) -> tuple[str, dict[str, dict[str, str]]]:
     if lower and upper:
-        if lower > upper:
-            raise UsageError("--since is after --until")
         return " AND #sk BETWEEN :since AND :until", {
             ":since": {"S": lower},
             ":until": {"S": upper},
@@ -269,9 +288,12 @@ def delete_account(target: Target, arguments: argparse.Namespace) -> int:
     lambda_ = target.client(
         "lambda", config=Config(read_timeout=120, retries={"total_max_attempts": 1})
     )
+    payload = {"email": arguments.email}
+    if arguments.idempotency_key is not None:
+        payload["idempotency_key"] = arguments.idempotency_key
     response = lambda_.invoke(
         FunctionName=target.output(outputs.PUBLISHER_FUNCTION_NAME),
-        Payload=json.dumps({"email": arguments.email}).encode(),
+        Payload=json.dumps(payload).encode(),
     )
     body = response["Payload"].read()
     result = json.loads(body) if body else None
@@ -287,49 +309,131 @@ def delete_account(target: Target, arguments: argparse.Namespace) -> int:
         return EXIT_OK
     published = result if isinstance(result, dict) else {"response": result}
     _print_pairs(published)
-    print(f"\nRecorded within seconds; see it with: {_again(arguments, 'trail', arguments.email)}")
+    # The address is not repeated: this output may end up in a ticket or a shared terminal.
+    print(f"\nRecorded within seconds; see it with: {_again(arguments, 'trail')} EMAIL")
     return EXIT_OK
 
 
 def trail(target: Target, arguments: argparse.Namespace) -> int:
-    """One account's audit events, newest first."""
-    subject = arguments.email.strip().lower()
+    """One account's audit events, newest first.
+
+    The account's records are under the address's pseudonym for each version of the pseudonym
+    secret (rotation gives an account a new one), and under the address itself for records
+    written in clear (version 1, or ``subject_in_clear``).
+    """
+    try:
+        normalized = lambda_code.normalize_email(arguments.email.strip())
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    secret_arn = target.outputs.get(outputs.PSEUDONYM_SECRET_ARN)
+    pseudonyms = (
+        [
+            lambda_code.pseudonymous_subject(normalized, secret)
+            for secret in _secret_versions(target, secret_arn)
+        ]
+        if secret_arn
+        else []
+    )
     condition, values = _event_key_condition(arguments.since, arguments.until)
     names = {"#pk": PARTITION_KEY, **({"#sk": SORT_KEY} if condition else {})}
-    request: dict[str, Any] = {
-        "TableName": target.output(outputs.TABLE_NAME),
-        "KeyConditionExpression": "#pk = :pk" + condition,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {":pk": {"S": subject}, **values},
-        "ScanIndexForward": False,
-    }
-    if arguments.type:
-        request["FilterExpression"] = "#type = :type"
-        names["#type"] = EVENT_TYPE_ATTRIBUTE
-        request["ExpressionAttributeValues"][":type"] = {"S": arguments.type}
-    found, more = _query(target.client("dynamodb"), request, arguments.limit)
+    requests = []
+    for subject in [*pseudonyms, normalized]:
+        request: dict[str, Any] = {
+            "TableName": target.output(outputs.TABLE_NAME),
+            "KeyConditionExpression": "#pk = :pk" + condition,
+            "ExpressionAttributeNames": dict(names),
+            "ExpressionAttributeValues": {":pk": {"S": subject}, **values},
+            "ScanIndexForward": False,
+        }
+        if arguments.type:
+            request["FilterExpression"] = "#type = :type"
+            request["ExpressionAttributeNames"]["#type"] = EVENT_TYPE_ATTRIBUTE
+            request["ExpressionAttributeValues"][":type"] = {"S": arguments.type}
+        requests.append(request)
+    found, more = _query_merged(target.client("dynamodb"), requests, arguments.limit)
     columns = ("occurred_at", "event_type", "event_id", "source", "details")
-    _print_events(arguments, found, more, columns, f"for {subject}")
+    # The address is never printed when the stack keeps it out of its records.
+    title = "for the given address" if secret_arn else f"for {normalized}"
+    _print_events(arguments, found, more, columns, title)
     return EXIT_OK
 
 
+def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
+    """Every readable version of the pseudonym secret, current first."""
+    secrets = target.client("secretsmanager")
+    try:
+        current = secrets.get_secret_value(SecretId=secret_arn)
+    except ClientError as error:
+        if _error_code(error) != "AccessDeniedException":
+            raise
+        raise OperatorError(
+            "not allowed to read the pseudonym secret, which turns an address into its "
+            f"subject ({secret_arn}): have your role granted with AuditPipeline.grant_lookup"
+        ) from None
+    values = [current["SecretString"].encode()]
+    try:
+        listed = secrets.list_secret_version_ids(SecretId=secret_arn, IncludeDeprecated=True)
+    except ClientError as error:
+        if _error_code(error) != "AccessDeniedException":
+            raise
+        return values  # the current version only: older records may be missed
+    for version in listed.get("Versions", []):
+        if version["VersionId"] == current["VersionId"]:
+            continue
+        try:
+            older = secrets.get_secret_value(SecretId=secret_arn, VersionId=version["VersionId"])
+        except ClientError as error:
+            # A version removed meanwhile, or one this principal may not read: skip it.
+            if _error_code(error) not in {"ResourceNotFoundException", "AccessDeniedException"}:
+                raise
+            continue
+        values.append(older["SecretString"].encode())
+    return values
+
+
 def events(target: Target, arguments: argparse.Namespace) -> int:
-    """Events of one type in a time range (the by-event-type index), newest first."""
-    condition, values = _event_key_condition(arguments.since, arguments.until)
-    request = {
-        "TableName": target.output(outputs.TABLE_NAME),
-        "IndexName": EVENT_TYPE_INDEX,
-        "KeyConditionExpression": "#type = :type" + condition,
-        "ExpressionAttributeNames": {
-            "#type": EVENT_TYPE_ATTRIBUTE,
-            **({"#sk": SORT_KEY} if condition else {}),
-        },
-        "ExpressionAttributeValues": {":type": {"S": arguments.type}, **values},
-        "ScanIndexForward": False,
-    }
-    found, more = _query(target.client("dynamodb"), request, arguments.limit)
+    """Events of one type in a time range (the sharded by-type index), newest first.
+
+    Each shard of the type is queried in parallel and the answers are merged by event key. A
+    ``--cursor`` from an earlier answer continues below its last event.
+    """
+    shards_text = target.outputs.get(outputs.EVENT_TYPE_INDEX_SHARDS)
+    if not shards_text:
+        raise OperatorError(
+            f"stack {target.stack!r} has no by-type index (AuditPipeline event_type_index=False)"
+            f": list an account's events with `{_again(arguments, 'trail')} EMAIL`"
+        )
+    before = _decode_cursor(arguments.cursor, arguments.type) if arguments.cursor else None
+    lower, upper = _event_key_bounds(arguments.since, arguments.until)
+    if before is not None:
+        # Up to the cursor's key, which is then left out: keys are unique, so nothing repeats.
+        upper = before if upper is None else min(upper, before)
+    if lower and upper and lower > upper:
+        _print_events(arguments, [], False, (), f"of type {arguments.type}")
+        return EXIT_OK
+    condition, values = _key_range(lower, upper)
+    requests = [
+        {
+            "TableName": target.output(outputs.TABLE_NAME),
+            "IndexName": EVENT_TYPE_INDEX,
+            "KeyConditionExpression": "#shard = :shard" + condition,
+            "ExpressionAttributeNames": {
+                "#shard": EVENT_TYPE_SHARD_ATTRIBUTE,
+                **({"#sk": SORT_KEY} if condition else {}),
+            },
+            "ExpressionAttributeValues": {":shard": {"S": f"{arguments.type}#{shard}"}, **values},
+            "ScanIndexForward": False,
+            # Pages no bigger than what can be shown, instead of 1 MB from every shard.
+            "Limit": arguments.limit + 2,
+        }
+        for shard in range(int(shards_text))
+    ]
+    filtered, more = _query_merged(
+        target.client("dynamodb"), requests, arguments.limit, before=before
+    )
+    cursor = _encode_cursor(arguments.type, filtered[-1][SORT_KEY]) if more and filtered else None
     columns = ("occurred_at", "subject", "event_id", "source")
-    _print_events(arguments, found, more, columns, f"of type {arguments.type}")
+    _print_events(arguments, filtered, more, columns, f"of type {arguments.type}", cursor=cursor)
     return EXIT_OK
 
 
@@ -439,6 +543,22 @@ def verify(target: Target, arguments: argparse.Namespace) -> int:
         print(_table(("subject", "event_key"), [(f.subject, f.event_key) for f in pending]))
         print(f"Seal them with: {_again(arguments, 'seal')}")
     return EXIT_ERROR
+def _encode_cursor(event_type: str, last_key: str) -> str:
+    document = json.dumps({"type": event_type, "before": last_key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, event_type: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        document = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        before = document["before"]
+        cursor_type = document["type"]
+    except (ValueError, binascii.Error, KeyError, TypeError):
+        raise UsageError("--cursor: not a cursor printed by `audit events`") from None
+    if cursor_type != event_type or not isinstance(before, str):
+        raise UsageError(f"--cursor: it continues events of type {cursor_type!r}, not this one")
+    return before
 
 
 def dlq_show(target: Target, arguments: argparse.Namespace) -> int:
@@ -607,6 +727,27 @@ def _query(dynamodb: Any, request: dict[str, Any], limit: int) -> tuple[list[dic
         request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+def _query_merged(
+    dynamodb: Any,
+    requests: Sequence[dict[str, Any]],
+    limit: int,
+    *,
+    before: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` items of several newest-first Queries (in parallel), merged newest first
+    by event key, and whether there are more; items at or above ``before`` are left out."""
+    with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_QUERIES, len(requests))) as pool:
+        # One more than shown when the cursor's own event may come back and be left out.
+        most = limit + (1 if before is not None else 0)
+        answers = list(pool.map(lambda request: _query(dynamodb, request, most), requests))
+    merged = heapq.merge(
+        *(items for items, _ in answers), key=lambda item: str(item[SORT_KEY]), reverse=True
+    )
+    wanted = [item for item in merged if before is None or str(item[SORT_KEY]) < before]
+    more = len(wanted) > limit or any(more for _, more in answers)
+    return wanted[:limit], more
+
+
 def _peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
     """Read up to ``limit`` messages without deleting any, and make them visible again.
 
@@ -696,7 +837,7 @@ def diagnose(body: str) -> tuple[str, str | None]:
     missing = [name for name in _EVENT_FIELDS if name not in event]
     if missing:
         return f"event field {missing[0]}: is required", label
-    if event["schema_version"] != _SCHEMA_VERSION:
+    if event["schema_version"] not in _SCHEMA_VERSIONS:
         return f"event field schema_version: {event['schema_version']!r} is not understood", label
     for name in _EVENT_FIELDS[1:]:
         if not isinstance(event[name], str) or not event[name]:
@@ -903,19 +1044,35 @@ def _print_events(
     more: bool,
     columns: Sequence[str],
     title: str,
+    *,
+    cursor: str | None = None,
 ) -> None:
     if arguments.json:
-        _print_json({"events": found, "more": more})
+        _print_json({"events": found, "more": more, **({"cursor": cursor} if cursor else {})})
         return
     period = _period(arguments.since, arguments.until)
     if not found:
         print(f"No events {title}{period}.")
         return
     print(f"{len(found)} event(s) {title}{period}, newest first:\n")
-    rows = [[_cell(event.get(column, "")) for column in columns] for event in found]
+    rows = [[_cell(_shown(event, column)) for column in columns] for event in found]
     print(_table([column.upper().replace("_", " ") for column in columns], rows))
-    if more:
+    if more and cursor:
+        print(
+            f"\nMore events match: continue with --cursor {cursor} (same --type/--since/--until)."
+        )
+    elif more:
         print(f"\nMore events match: narrow --since/--until or raise --limit ({arguments.limit}).")
+
+
+def _shown(event: dict[str, Any], column: str) -> Any:
+    if (
+        column == "details"
+        and not event.get("details")
+        and event.get("subject_type") == SUBJECT_TYPE_PSEUDONYM
+    ):
+        return DETAILS_NOT_STORED
+    return event.get(column, "")
 
 
 def _period(since: Moment | None, until: Moment | None) -> str:
@@ -1113,6 +1270,11 @@ def build_parser() -> argparse.ArgumentParser:
         'invoke the publisher with {"email": EMAIL}; print the published event',
     )
     delete.add_argument("email", metavar="EMAIL")
+    delete.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="the caller's request id (1-128 printable ASCII): retries with it are recorded once",
+    )
 
     trail_parser = command(commands, "trail", trail, "an account's audit events, newest first")
     trail_parser.add_argument("email", metavar="EMAIL", help="the account (case-insensitive)")
@@ -1121,6 +1283,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "events", events, "events of one type in a time range, newest first"
     )
     events_parser.add_argument("--type", required=True, help="event type, e.g. AccountDeleted")
+    events_parser.add_argument(
+        "--cursor", help="continue after the last event of an earlier answer (it prints one)"
+    )
     for query in (trail_parser, events_parser):
         query.add_argument(
             "--since",

@@ -24,6 +24,7 @@ _SHAPES = {
     "AWS::SQS::Queue": ('[["', '"]]'),
     "AWS::DynamoDB::Table": ('[("', '")]'),
     "AWS::Events::Rule": ('>"', '"]'),
+    "AWS::SecretsManager::Secret": ('>"', '"]'),
 }
 # IAM grants drawn as arrows (function -> resource, or resource -> function for reads).
 _WRITE_ACTIONS = ("sns:Publish", "dynamodb:PutItem", "sqs:SendMessage", "kms:Sign")
@@ -76,6 +77,9 @@ def _label(logical_id: str, resource: dict[str, Any]) -> str:
         details.append(props.get("ScheduleExpression") or "CloudTrail events")
     elif kind == "AWS::KMS::Key":
         details.append(f"{props.get('KeySpec', '')} {props.get('KeyUsage', '')}")
+    elif kind == "AWS::SecretsManager::Secret" and "GenerateSecretString" in props:
+        length = props["GenerateSecretString"].get("PasswordLength", 32)
+        details.append(f"generated at deploy, {length} chars")
     return "<br/>".join([name, *details])
 
 
@@ -139,6 +143,8 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
             edge(function, action, target)
         elif action in _READ_ACTIONS and (target, function) not in polled:
             edge(target, action, function)
+        elif action == "secretsmanager:GetSecretValue":
+            edge(target, "pseudonym key", function, dotted=True)
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SNS::Subscription":

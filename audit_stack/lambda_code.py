@@ -41,3 +41,14 @@ def audit_events_module(name: str) -> ModuleType:
             sys.modules[_PACKAGE] = package
             spec.loader.exec_module(package)
     return importlib.import_module(f"{_PACKAGE}.{name}")
+
+
+def normalize_email(email: str) -> str:
+    """``audit_events.subject.normalize_email``: the spelling an address's pseudonym is made of
+    (a ValueError for a domain that is not valid IDNA)."""
+    return str(audit_events_module("subject").normalize_email(email))
+
+
+def pseudonymous_subject(normalized_email: str, secret: bytes) -> str:
+    """``audit_events.subject.pseudonymous_subject``: the keyed pseudonym of an address."""
+    return str(audit_events_module("subject").pseudonymous_subject(normalized_email, secret))

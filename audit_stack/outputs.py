@@ -26,3 +26,9 @@ ALL = (
     SIGNING_KEY_ARN,
     ALARM_TOPIC_ARN,
 )
+
+# Only in some configurations: without them the CLI knows the stack has no pseudonym secret
+# (subject_in_clear) or no by-type index.
+PSEUDONYM_SECRET_ARN = "PseudonymSecretArn"
+EVENT_TYPE_INDEX_SHARDS = "EventTypeIndexShards"
+OPTIONAL = (PSEUDONYM_SECRET_ARN, EVENT_TYPE_INDEX_SHARDS)

@@ -7,7 +7,7 @@ deployment. The defaults are listed, one row each, in the README's defaults tabl
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -16,7 +16,7 @@ from aws_cdk import (
     Acknowledgment,
     Annotations,
     Duration,
-    IStableListProducer,
+    IStableAnyProducer,
     Lazy,
     RemovalPolicy,
     Stack,
@@ -30,6 +30,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -54,8 +55,19 @@ RECORDER_HANDLER = "audit_events.record_audit_event.handler"
 
 TABLE_PARTITION_KEY = "subject"
 TABLE_SORT_KEY = "event_key"
-EVENT_TYPE_INDEX = "by-event-type"
+EVENT_TYPE_INDEX = "by-event-type-shard"
+EVENT_TYPE_SHARD_ATTRIBUTE = "event_type_shard"
 EVENT_TYPE_ATTRIBUTE = "event_type"
+# 10,000 events/s of one type over 16 shards: about 625 writes/s per index partition key, under
+# DynamoDB's 1,000 writes/s per partition with room for the spread of a hash.
+DEFAULT_EVENT_TYPE_INDEX_SHARDS = 16
+MAX_EVENT_TYPE_INDEX_SHARDS = 256
+# What a holder of the pseudonym secret may do: read every version (a lookup across rotations).
+_SECRET_LOOKUP_ACTIONS = [
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecretVersionIds",
+]
 
 # Custom metrics the recorder emits with Powertools Metrics (dimension "service").
 METRIC_EVENTS_RECORDED = "AuditEventsRecorded"
@@ -125,6 +137,13 @@ class AuditPipeline(Construct):
     :param dashboard: also create a CloudWatch dashboard of the pipeline.
     :param seal_interval: how often the sealer signs the records written since the last digest
         (whole minutes, 1 minute to 1 day).
+    :param subject_in_clear: record the e-mail address itself as the subject (and in the
+        details), as version 1 did, instead of its keyed pseudonym; no pseudonym secret is
+        created. For policies that require the address in the audit log.
+    :param event_type_index: keep the ``by-event-type-shard`` index (events of one type in a
+        time range); each index write costs a write unit.
+    :param event_type_index_shards: partition keys per event type in that index (1-256); only
+        ever raise it, since events already written stay on their shard.
     """
 
     def __init__(
@@ -145,6 +164,9 @@ class AuditPipeline(Construct):
         alarm_action: cloudwatch.IAlarmAction | None = None,
         dashboard: bool = False,
         seal_interval: Duration | None = None,
+        subject_in_clear: bool = False,
+        event_type_index: bool = True,
+        event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
     ) -> None:
         recorder_timeout = recorder_timeout or Duration.seconds(30)
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
@@ -159,6 +181,7 @@ class AuditPipeline(Construct):
             event_types=event_types,
             oldest_message_age_alarm=oldest_message_age_alarm,
             seal_interval=seal_interval,
+            event_type_index_shards=event_type_index_shards,
         )
         super().__init__(scope, construct_id)
         self._redrive_principal_arns: list[str] = []
@@ -261,14 +284,61 @@ class AuditPipeline(Construct):
             encryption_key=encryption_key,
             removal_policy=retain,
         )
-        self._table.add_global_secondary_index(
-            index_name=EVENT_TYPE_INDEX,
-            partition_key=dynamodb.Attribute(
-                name=EVENT_TYPE_ATTRIBUTE, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(name=TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
+        self._event_type_index_shards = event_type_index_shards if event_type_index else 0
+        if event_type_index:
+            self._table.add_global_secondary_index(
+                index_name=EVENT_TYPE_INDEX,
+                # "<event_type>#<shard>": one type's writes spread over the shards.
+                partition_key=dynamodb.Attribute(
+                    name=EVENT_TYPE_SHARD_ATTRIBUTE, type=dynamodb.AttributeType.STRING
+                ),
+                sort_key=dynamodb.Attribute(
+                    name=TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING
+                ),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+
+        self._pseudonym_secret: secretsmanager.Secret | None = None
+        if not subject_in_clear:
+            self._pseudonym_secret = secretsmanager.Secret(
+                self,
+                "PseudonymSecret",
+                description="Keys the HMAC-SHA-256 pseudonyms of audit subjects (e-mail "
+                "addresses); grant it with AuditPipeline.grant_lookup",
+                # 64 of 62 characters: about 380 bits, more than HMAC-SHA-256's 256-bit key.
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=64, exclude_punctuation=True, include_space=False
+                ),
+                encryption_key=encryption_key,
+                removal_policy=retain,
+            )
+            # IAM alone would let any principal with secretsmanager:GetSecretValue on "*" (an
+            # administrator) read the key; this denies every principal not granted a lookup.
+            self._lookup_principals: list[str] = []
+            self._pseudonym_secret.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyGrantedPrincipalsReadThePseudonymKey",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=["*"],
+                    conditions={
+                        "ArnNotEquals": {
+                            "aws:PrincipalArn": Lazy.any(
+                                _Produce(lambda: list(self._lookup_principals))
+                            )
+                        }
+                    },
+                )
+            )
+            Validations.of(self._pseudonym_secret).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason="Rotating the pseudonym key gives every account a new pseudonym: "
+                    "lookups of older records then need the older versions (the audit CLI "
+                    "reads them all). Rotate deliberately, by hand (README).",
+                )
+            )
 
         code = lambda_.Code.from_asset(
             str(lambda_code_dir()),
@@ -295,9 +365,10 @@ class AuditPipeline(Construct):
             description="Publishes an AccountDeleted audit event (the original deleteAccount)",
             handler=PUBLISHER_HANDLER,
             timeout=Duration.seconds(10),
-            environment={"TOPIC_ARN": self._topic.topic_arn},
+            environment={"TOPIC_ARN": self._topic.topic_arn, **self._subject_environment()},
         )
         self.grant_publish(self._publisher)
+        self.grant_lookup(self._publisher)
 
         self._recorder = make_function(
             "RecordAuditEventFunction",
@@ -305,8 +376,14 @@ class AuditPipeline(Construct):
             "(the original recordDeletedAccountInfo)",
             handler=RECORDER_HANDLER,
             timeout=recorder_timeout,
-            environment={"TABLE_NAME": self._table.table_name},
+            environment={
+                "TABLE_NAME": self._table.table_name,
+                "EVENT_TYPE_INDEX_SHARDS": str(self._event_type_index_shards),
+                **self._subject_environment(),
+            },
         )
+        # Records messages that still name an address (version 1) under its pseudonym.
+        self.grant_lookup(self._recorder)
         self._recorder.add_event_source(
             event_sources.SqsEventSource(
                 self._queue,
@@ -349,9 +426,9 @@ class AuditPipeline(Construct):
                 conditions={
                     "ArnNotEquals": {
                         "aws:SourceArn": self._topic.topic_arn,
-                        "aws:PrincipalArn": Lazy.list(
-                            _ListProducer(lambda: self._redrive_principal_arns),
-                            omit_empty=False,
+                        # Omitted while nobody may redrive: then only the topic sends.
+                        "aws:PrincipalArn": Lazy.any(
+                            _Produce(lambda: list(self._redrive_principal_arns) or None)
                         ),
                     }
                 },
@@ -415,6 +492,10 @@ class AuditPipeline(Construct):
                 },
             ),
         )
+    def _subject_environment(self) -> dict[str, str]:
+        if self._pseudonym_secret is None:
+            return {"SUBJECT_IN_CLEAR": "true"}
+        return {"PSEUDONYM_SECRET_ARN": self._pseudonym_secret.secret_arn}
 
     def _create_alarms(
         self,
@@ -652,6 +733,16 @@ class AuditPipeline(Construct):
         return self._subscription_dead_letter_queue
 
     @property
+    def pseudonym_secret(self) -> secretsmanager.ISecret | None:
+        """The key of the subjects' pseudonyms; None with ``subject_in_clear``."""
+        return self._pseudonym_secret
+
+    @property
+    def event_type_index_shards(self) -> int:
+        """Partition keys per event type in the by-type index; 0 without the index."""
+        return self._event_type_index_shards
+
+    @property
     def alarms(self) -> tuple[cloudwatch.IAlarm, ...]:
         """Every alarm of the pipeline (README: "Alarms")."""
         return self._alarms
@@ -782,16 +873,43 @@ class AuditPipeline(Construct):
         return self._chain.grant_verify(grantee, self._table)
 
 
-@jsii.implements(IStableListProducer)
-class _ListProducer:
-    """A list read at synthesis, so grants made after construction reach a policy."""
 
-    def __init__(self, produce: Any) -> None:
+    def grant_lookup(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a principal turn e-mail addresses into subjects (read the pseudonym secret).
+
+        Whoever holds it can test whether an address is in the audit log: grant it to the
+        functions and operators that look accounts up, and to nobody else. With
+        ``subject_in_clear`` there is no secret, and nothing is granted.
+        """
+        if self._pseudonym_secret is None:
+            return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
+        principal = grantee.grant_principal
+        arn = getattr(principal, "role_arn", None) or getattr(principal, "user_arn", None)
+        if arn is None:
+            raise ValueError(
+                "AuditPipeline grant_lookup: the grantee must be an IAM role or user (or have "
+                "one, like a function): the secret's resource policy names who may read it"
+            )
+        self._lookup_principals.append(arn)
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=_SECRET_LOOKUP_ACTIONS,
+            resource_arns=[self._pseudonym_secret.secret_arn],
+        )
+        if self._encryption_key is not None:
+            self._encryption_key.grant(grantee, "kms:Decrypt")
+        return grant
+
+
+@jsii.implements(IStableAnyProducer)
+class _Produce:
+    """A value computed at synthesis, after every grant has been made."""
+
+    def __init__(self, produce: Callable[[], Any]) -> None:
         self._produce = produce
 
-    def produce(self) -> list[str] | None:
-        values: list[str] = list(self._produce())
-        return values or None
+    def produce(self) -> Any:
+        return self._produce()
 
 
 def _queue_depth(queue: sqs.Queue, label: str, props: dict[str, Any]) -> cloudwatch.IMetric:
@@ -828,6 +946,7 @@ def _validate_props(
     event_types: Sequence[str],
     oldest_message_age_alarm: Duration,
     seal_interval: Duration,
+    event_type_index_shards: int,
 ) -> None:
     def fail(field: str, rule: str) -> None:
         raise ValueError(f"AuditPipeline {field}: {rule}")
@@ -857,3 +976,13 @@ def _validate_props(
     seal_seconds = seal_interval.to_seconds()
     if not 60 <= seal_seconds <= 86_400 or seal_seconds % 60:
         fail("seal_interval", "must be whole minutes between 1 minute and 1 day")
+    if (
+        isinstance(event_type_index_shards, bool)
+        or not isinstance(event_type_index_shards, int)
+        or not 1 <= event_type_index_shards <= MAX_EVENT_TYPE_INDEX_SHARDS
+    ):
+        fail(
+            "event_type_index_shards",
+            f"must be a whole number between 1 and {MAX_EVENT_TYPE_INDEX_SHARDS} "
+            f"(got {event_type_index_shards!r})",
+        )

@@ -71,6 +71,17 @@ class AuditStack(Stack):
             ),
             outputs.ALARM_TOPIC_ARN: (self.alarm_topic.topic_arn, "Every alarm is sent here"),
         }
+        secret = self.pipeline.pseudonym_secret
+        if secret is not None:
+            values[outputs.PSEUDONYM_SECRET_ARN] = (
+                secret.secret_arn,
+                "Key of the subjects' pseudonyms (audit trail reads it)",
+            )
+        if self.pipeline.event_type_index_shards:
+            values[outputs.EVENT_TYPE_INDEX_SHARDS] = (
+                str(self.pipeline.event_type_index_shards),
+                "Shards per event type in the by-event-type-shard index",
+            )
         for output_id, (value, description) in values.items():
             CfnOutput(self, output_id, value=value, description=description)
 

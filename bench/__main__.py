@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, configurations, costs, report
+from bench import coldstart, configurations, costs, heat, report
 from bench.configurations import Configuration, TemplateFacts
 from bench.load import BACKLOG_LIMIT, DRAIN_WAVE, DrainResult, LoadResult, run_drain, run_load
 
@@ -107,6 +107,13 @@ def summarize(
         "span_seconds": result.span_seconds,
         "wall_seconds": result.wall_seconds,
         "max_queue_depth": result.max_queue_depth,
+        "index_heat": (
+            heat.index_heat(
+                result.index_keys, f"table after the {result.events:,}-event load"
+            ).as_json()
+            if result.index_keys
+            else None
+        ),
         "requests_per_event": per_event,
         "cost_lines": [asdict(line) for line in lines],
         "cost_total": costs.total(lines),
@@ -211,6 +218,11 @@ def main(argv: list[str]) -> int:
             configurations.project(arguments.assembly.resolve()),
             configurations.original(Path(workdir) / "cdk.out"),
         ]
+        _progress("index partition heat of 10,000 events ...")
+        recorder_heat = heat.index_heat(
+            heat.recorder_keys(heat.index_shards(sides[0].template)),
+            "recorder item builder",
+        )
         _progress("measuring cold starts ...")
         cold_starts = [
             entry
@@ -267,6 +279,7 @@ def main(argv: list[str]) -> int:
             "repetitions": arguments.import_repetitions,
             "entries": [asdict(entry) for entry in cold_starts],
         },
+        "index_heat": recorder_heat.as_json(),
         "floor_per_million": costs.FLOOR_PER_MILLION,
         "notes": notes,
     }

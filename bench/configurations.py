@@ -47,7 +47,7 @@ class TemplateFacts:
 class Configuration:
     """One side of the comparison: a stack in a cloud assembly and where its records keep time.
 
-    :param subject_attribute: the item attribute holding the account's e-mail.
+    :param subject_attribute: the item attribute naming the account (its e-mail or pseudonym).
     :param occurred_attribute: when the publisher created the event (before publishing).
     :param recorded_attribute: when the recorder wrote the item.
     """
@@ -59,6 +59,18 @@ class Configuration:
     subject_attribute: str
     occurred_attribute: str
     recorded_attribute: str
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        """The table's key attributes (partition key first), from the template."""
+        for resource in self.template["Resources"].values():
+            if resource["Type"] == "AWS::DynamoDB::Table":
+                schema = resource["Properties"]["KeySchema"]
+                return tuple(
+                    key["AttributeName"]
+                    for key in sorted(schema, key=lambda key: key["KeyType"] != "HASH")
+                )
+        raise ValueError(f"{self.stack_name} has no DynamoDB table")
 
     @property
     def template(self) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class LoadResult:
     span_seconds: float
     wall_seconds: float
     max_queue_depth: int
+    index_keys: list[str]
+    """the by-type index key of each recorded item (empty without such an index)"""
     requests: dict[str, OperationCount]
     functions: dict[str, FunctionUse]
     publisher: str
@@ -198,6 +200,14 @@ def _scan(pipeline: LocalAuditPipeline) -> list[dict[str, Any]]:
     return items
 
 
+def _key(item: dict[str, Any], attributes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(item[name]["S"] for name in attributes)
+
+
+def _keys(pipeline: LocalAuditPipeline, attributes: tuple[str, ...]) -> set[tuple[str, ...]]:
+    return {_key(item, attributes) for item in _scan(pipeline)}
+
+
 def _timestamp(item: dict[str, Any], attribute: str) -> datetime:
     return datetime.strptime(item[attribute]["S"], _TIMESTAMP_FORMAT)
 
@@ -218,6 +228,8 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
         warmup = [f"{WARMUP_PREFIX}{index}@{EMAIL_DOMAIN}" for index in range(2 * publishers)]
         _publish(pipeline, warmup, publishers)
         pipeline.run_until_idle(timeout=120)
+        attributes = configuration.key_attributes
+        before = _keys(pipeline, attributes)
 
         tracker = _InvocationTracker(pipeline)
         gate = _QueueGate(pipeline, BACKLOG_LIMIT)
@@ -234,11 +246,9 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
         functions = tracker.stop()
         max_depth = gate.stop()
 
-        items = [
-            item
-            for item in _scan(pipeline)
-            if item[configuration.subject_attribute]["S"].startswith(RUN_PREFIX)
-        ]
+        # The run's records: everything but the warm-up's (subjects may be pseudonyms, so the
+        # e-mail's prefix cannot tell them apart).
+        items = [item for item in _scan(pipeline) if _key(item, attributes) not in before]
         per_subject = Counter(item[configuration.subject_attribute]["S"] for item in items)
         occurred = [_timestamp(item, configuration.occurred_attribute) for item in items]
         recorded = [_timestamp(item, configuration.recorded_attribute) for item in items]
@@ -258,6 +268,9 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
             span_seconds=span,
             wall_seconds=wall_seconds,
             max_queue_depth=max_depth,
+            index_keys=[
+                item["event_type_shard"]["S"] for item in items if "event_type_shard" in item
+            ],
             requests=requests,
             functions=functions,
             publisher=next(
@@ -290,6 +303,8 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
         warmup = [f"{WARMUP_PREFIX}{index}@{EMAIL_DOMAIN}" for index in range(2 * publishers)]
         _publish(pipeline, warmup, publishers)
         pipeline.run_until_idle(timeout=120)
+        attributes = configuration.key_attributes
+        before = _keys(pipeline, attributes)
         drained = 0.0
         waves = 0
         for first in range(0, events, DRAIN_WAVE):
@@ -307,6 +322,6 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
         recorded = {
             item[configuration.subject_attribute]["S"]
             for item in _scan(pipeline)
-            if item[configuration.subject_attribute]["S"].startswith(RUN_PREFIX)
+            if _key(item, attributes) not in before
         }
         return DrainResult(configuration.key, events, len(recorded), drained, waves)

@@ -226,6 +226,38 @@ def prices_table() -> str:
     return table(["price (us-east-1)", "USD", f"source (read {PRICES_TAKEN_ON})"], rows)
 
 
+def heat_table(document: Document) -> str:
+    """The by-type index's hottest partition key, as writes/s at 10,000 events/s of one type."""
+    rows = []
+    entries = [document["index_heat"]] if "index_heat" in document else []
+    for size in _sizes(document):
+        project = document["runs"][size]["configurations"].get("project", {})
+        if project.get("index_heat"):
+            entries.append(project["index_heat"])
+    for entry in entries:
+        rows.append(
+            [
+                entry["source"],
+                f"{entry['events']:,}",
+                str(entry["partition_keys"]),
+                f"{entry['hottest_share'] * 100:.2f} %",
+                f"{entry['writes_per_second_at_target']:.0f}",
+                _met(entry["writes_per_second_at_target"] < 1000),
+            ]
+        )
+    return table(
+        [
+            "index keys from",
+            "events",
+            "partition keys",
+            "hottest key's share",
+            "writes/s on it at 10,000 events/s",
+            "< 1,000/s",
+        ],
+        rows,
+    )
+
+
 def goals_table(document: Document) -> str:
     return table(["goal", "measured", "result"], goals(document))
 
@@ -246,6 +278,9 @@ def console(document: Document) -> str:
         "",
         "Cold start",
         cold_start_table(document),
+        "",
+        "By-type index partition heat (one event type)",
+        heat_table(document),
         "",
         "Goals",
         goals_table(document),
@@ -314,6 +349,16 @@ def markdown(document: Document, chart_name: str) -> str:
         "## Cold start",
         "",
         cold_start_table(document),
+        "",
+        "## By-type index partition heat",
+        "",
+        "Every event of one type is written to the `by-event-type-shard` index under "
+        "`<event_type>#<shard>`; DynamoDB serves at most 1,000 writes/s per partition. The "
+        "hottest key's share of the keys the recorder wrote, times 10,000 events/s, is what its "
+        "partition must absorb at that rate: from the recorder's own item builder for 10,000 "
+        "events, and from the table after each load run (all of one type).",
+        "",
+        heat_table(document),
         "",
         "## Prices",
         "",

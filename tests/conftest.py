@@ -49,3 +49,42 @@ def template_json(cloud_assembly: Path) -> dict[str, Any]:
     """The synthesized CloudFormation template of the app's stack, as JSON."""
     data: dict[str, Any] = json.loads((cloud_assembly / f"{STACK_NAME}.template.json").read_text())
     return data
+
+
+_APP_WITH_PROPS = """
+import sys
+import aws_cdk as cdk
+from audit_stack import AuditStack
+
+app = cdk.App(outdir=sys.argv[1])
+AuditStack(app, "AuditPipelineStack", pipeline_props={props})
+app.synth()
+"""
+
+
+def synthesize_with_props(outdir: Path, props: str) -> Path:
+    """AuditStack as app.py builds it, with ``props`` (Python source of a dict) for its pipeline.
+
+    In a subprocess: the test process itself never starts jsii's Node.js kernel.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    result = subprocess.run(
+        [sys.executable, "-c", _APP_WITH_PROPS.replace("{props}", props), str(outdir)],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"synthesis failed:\n{result.stdout}\n{result.stderr}")
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def subject_in_clear_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cloud assembly of AuditStack with subject_in_clear=True (synthesized once)."""
+    return synthesize_with_props(
+        tmp_path_factory.mktemp("subject-in-clear.out"), '{"subject_in_clear": True}'
+    )

@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from audit_stack import lambda_code
+from audit_stack import outputs as output_keys
 from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
 from audit_stack.local.template import DeploymentError
@@ -94,7 +96,7 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
         table = pipeline.outputs[TABLE_NAME_OUTPUT]
         ddb = pipeline.client("dynamodb")
         partition_key, sort_key = _key_names(ddb, table)
-        subject = DEMO_EMAIL.lower()
+        subject = _subject_of(pipeline, DEMO_EMAIL)
 
         def query() -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = ddb.query(
@@ -110,12 +112,17 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
             pipeline.run_until_idle(timeout=30)
             recorded = query()
             if not recorded:
-                raise RuntimeError(f"no record for {subject} in {table} after the queue drained")
-            result(f"{len(recorded)} record(s) for {subject}")
-        with steps.step(f"Query the audit trail of {subject}, newest first") as result:
+                raise RuntimeError(f"no record for {DEMO_EMAIL} in {table} after the queue drained")
+            result(f"{len(recorded)} record(s) for {DEMO_EMAIL}")
+        with steps.step(f"Query the audit trail of {DEMO_EMAIL}, newest first") as result:
             items = [_plain(item) for item in query()]
             result(f"{len(items)} event(s)")
-        out.write(f"\nAudit trail of {subject} (table {table}, key {partition_key}/{sort_key}):\n")
+        named = (
+            f"{DEMO_EMAIL}, subject = its HMAC-SHA-256 pseudonym"
+            if subject != DEMO_EMAIL.lower()
+            else DEMO_EMAIL
+        )
+        out.write(f"\nAudit trail of {named} (table {table}, key {partition_key}/{sort_key}):\n")
         out.write(_render(items, first=[partition_key, sort_key]) + "\n\n")
         with steps.step("Seal the new records into the signed digest chain (audit seal)") as result:
             sealed = pipeline.invoke("sealer", {"trigger": "demo"})
@@ -143,6 +150,16 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
         out.write(f"Stopped the emulator ({time.monotonic() - stopping:.2f} s). ")
         out.write(f"Total {time.monotonic() - started:.2f} s.\n")
     return 0
+
+
+def _subject_of(pipeline: LocalAuditPipeline, email: str) -> str:
+    """The subject the stack records ``email`` under: its pseudonym, or itself in clear."""
+    normalized = lambda_code.normalize_email(email)
+    secret_arn = pipeline.outputs.get(output_keys.PSEUDONYM_SECRET_ARN)
+    if secret_arn is None:
+        return normalized
+    secret = pipeline.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    return lambda_code.pseudonymous_subject(normalized, str(secret["SecretString"]).encode())
 
 
 def up(assembly: str, stack: str, port: int, verbose: bool, out: TextIO) -> int:
@@ -195,7 +212,7 @@ def _usage(pipeline: LocalAuditPipeline) -> str:
     table = outputs.get(TABLE_NAME_OUTPUT)
     if table:
         partition_key, _ = _key_names(pipeline.client("dynamodb"), table)
-        values = json.dumps({":pk": {"S": DEMO_EMAIL}})
+        values = json.dumps({":pk": {"S": _subject_of(pipeline, DEMO_EMAIL)}})
         lines.append(
             f"  aws dynamodb query --table-name {table} --key-condition-expression "
             f"{shlex.quote(f'{partition_key} = :pk')} --expression-attribute-values "

@@ -38,6 +38,7 @@ _SKIPPED_TYPES = {
     "AWS::SNS::TopicPolicy": "resource policies are not enforced by the emulator",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced by the emulator",
     "AWS::Lambda::Permission": "resource policies are not enforced by the emulator",
+    "AWS::SecretsManager::ResourcePolicy": "resource policies are not enforced by the emulator",
     "AWS::CDK::Metadata": "CDK usage metadata",
     "AWS::Events::Rule": "EventBridge rules do not run locally: no schedules (run `audit seal` "
     "or invoke the sealer) and no CloudTrail events",
@@ -135,6 +136,7 @@ class Deployer:
             "AWS::SNS::Subscription": self._subscription,
             "AWS::DynamoDB::Table": self._table,
             "AWS::DynamoDB::GlobalTable": self._global_table,
+            "AWS::SecretsManager::Secret": self._secret,
             "AWS::Lambda::Function": self._function,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             # Off the data path, but created so that operators read their states locally too.
@@ -483,6 +485,65 @@ class Deployer:
             {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")},
         )
 
+    # -- Secrets Manager -----------------------------------------------------------------------
+
+    # GenerateSecretString's options that the emulator reproduces (GetRandomPassword's).
+    _GENERATE_KEYS: Mapping[str, str] = {
+        "PasswordLength": "PasswordLength",
+        "ExcludeCharacters": "ExcludeCharacters",
+        "ExcludeNumbers": "ExcludeNumbers",
+        "ExcludePunctuation": "ExcludePunctuation",
+        "ExcludeUppercase": "ExcludeUppercase",
+        "ExcludeLowercase": "ExcludeLowercase",
+        "IncludeSpace": "IncludeSpace",
+        "RequireEachIncludedType": "RequireEachIncludedType",
+    }
+
+    def _secret(self, resource: TemplateResource) -> PhysicalResource:
+        properties = self._properties(
+            resource,
+            reproduced={"Name", "Description", "SecretString", "GenerateSecretString", "Tags"},
+            no_local_effect={
+                "KmsKeyId": "encryption at rest is not emulated",
+                "ReplicaRegions": "replicas in other regions are not emulated",
+            },
+        )
+        if "SecretString" in properties and "GenerateSecretString" in properties:
+            raise DeploymentError(
+                f"AWS::SecretsManager::Secret {resource.logical_id}: SecretString and "
+                "GenerateSecretString exclude each other"
+            )
+        generate = properties.get("GenerateSecretString")
+        if generate is not None:
+            unknown = sorted(set(generate) - set(self._GENERATE_KEYS))
+            if unknown:
+                # SecretStringTemplate/GenerateStringKey (a JSON secret) are not needed here.
+                raise DeploymentError(
+                    f"AWS::SecretsManager::Secret {resource.logical_id}: GenerateSecretString "
+                    f"option(s) {', '.join(unknown)} cannot be reproduced by the local emulator"
+                )
+            options = {
+                self._GENERATE_KEYS[key]: (
+                    int(value) if key == "PasswordLength" else _template_bool(value)
+                )
+                if key != "ExcludeCharacters"
+                else str(value)
+                for key, value in generate.items()
+            }
+            value = self._client("secretsmanager").get_random_password(**options)
+            secret_string = str(value["RandomPassword"])
+        else:
+            secret_string = str(properties.get("SecretString", ""))
+        # Secrets Manager appends 6 random characters to a generated name, as the ARN shows.
+        name = self._name(resource, properties.get("Name"), max_length=256)
+        request: dict[str, Any] = {"Name": name, "SecretString": secret_string}
+        if "Description" in properties:
+            request["Description"] = str(properties["Description"])
+        if properties.get("Tags"):
+            request["Tags"] = properties["Tags"]
+        arn = str(self._client("secretsmanager").create_secret(**request)["ARN"])
+        return PhysicalResource(arn, {"Id": arn})
+
     # -- CloudWatch ----------------------------------------------------------------------------
 
     _ALARM_KEYS: frozenset[str] = frozenset(
@@ -712,6 +773,11 @@ def _skip_reason(resource_type: str) -> str | None:
         ),
         None,
     )
+
+
+def _template_bool(value: Any) -> bool:
+    """A CloudFormation boolean, which templates may also spell as a string."""
+    return value if isinstance(value, bool) else str(value).lower() == "true"
 
 
 def _attribute_text(value: Any) -> str:

@@ -1,38 +1,31 @@
 """The deleteAccount Lambda: validates ``{"email": ...}`` and publishes an AccountDeleted event.
 
-Reads TOPIC_ARN (where to publish) and POWERTOOLS_SERVICE_NAME / POWERTOOLS_LOG_LEVEL (logging).
-The e-mail is personal data: it is published, but never logged and never returned.
+Reads TOPIC_ARN (where to publish), PSEUDONYM_SECRET_ARN (the secret that keys subject
+pseudonyms) unless SUBJECT_IN_CLEAR is ``true``, and POWERTOOLS_SERVICE_NAME /
+POWERTOOLS_LOG_LEVEL (logging). By default the e-mail never leaves this function: the event
+names the account by its keyed pseudonym. It is never logged and never returned.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any
 
-import boto3
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
-from .event import InvalidPayloadError, new_account_deleted, validate_delete_account_payload
-
-# Fail within seconds rather than waiting out botocore's 60-second defaults: the function's own
-# timeout is shorter, and the caller is told about an error instead of a timeout.
-_CLIENT_CONFIG = Config(
-    connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+from .clients import client, pseudonym_secret
+from .event import (
+    InvalidPayloadError,
+    build_account_deleted_event,
+    parse_delete_account_request,
 )
 
 logger = Logger()
 
 
-@cache
-def _sns_client() -> Any:
-    # Created on first use, once per execution environment: importing the module stays cheap
-    # and tests can create it inside their AWS mock.
-    return boto3.client("sns", config=_CLIENT_CONFIG)
+def _remaining_seconds(context: LambdaContext) -> float:
+    return context.get_remaining_time_in_millis() / 1000
 
 
 # log_event=False even if POWERTOOLS_LOGGER_LOG_EVENT is set: the payload holds the e-mail.
@@ -41,13 +34,21 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
     """Publish one AccountDeleted event; an invalid payload raises and publishes nothing."""
     topic_arn = os.environ["TOPIC_ARN"]
     try:
-        email = validate_delete_account_payload(event)
+        # Before any AWS call: bad input costs nothing and is told apart from an outage.
+        parse_delete_account_request(event)
     except InvalidPayloadError as error:
         # The error names the field and the rule, never the value.
         logger.warning("Rejected deleteAccount payload", extra={"reason": str(error)})
         raise
-    audit_event = new_account_deleted(email, now=datetime.now(UTC), event_id=str(uuid.uuid4()))
-    response = _sns_client().publish(
+    in_clear = os.environ.get("SUBJECT_IN_CLEAR") == "true"
+    # Fails closed: without the opt-in, a missing secret is an error, never a clear address.
+    secret = (
+        None
+        if in_clear
+        else pseudonym_secret(os.environ["PSEUDONYM_SECRET_ARN"], _remaining_seconds(context))
+    )
+    audit_event = build_account_deleted_event(event, secret=secret, now=datetime.now(UTC))
+    response = client("sns", _remaining_seconds(context)).publish(
         TopicArn=topic_arn,
         Message=audit_event.to_json(),
         # The subscription's filter policy matches on this attribute.
@@ -60,6 +61,7 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
         extra={
             "event_id": audit_event.event_id,
             "event_type": audit_event.event_type,
+            "idempotent": audit_event.idempotent,
             "sns_message_id": response["MessageId"],
         },
     )

@@ -1,32 +1,44 @@
 """The recordDeletedAccountInfo Lambda: writes audit events from the queue to the table, once each.
 
-Reads TABLE_NAME, SEAL_QUEUE_URL, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and
-POWERTOOLS_METRICS_NAMESPACE.
+Reads TABLE_NAME, SEAL_QUEUE_URL, EVENT_TYPE_INDEX_SHARDS (0: no by-type index),
+PSEUDONYM_SECRET_ARN (when set, events that name their subject by e-mail address, such as
+version 1 messages still in the queues, are recorded under the address's pseudonym),
+POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and POWERTOOLS_METRICS_NAMESPACE.
 
-After a batch, the recorder reports every record it wrote (or found already written) to the seal
-queue, which only its role may send to; the sealer signs those records into the digest chain
+After a batch, the recorder reports every item it wrote (or found already written) to the seal
+queue, which only its role may send to; the sealer signs those items into the digest chain
 (``integrity.py``). A record whose report cannot be sent is returned as a batch item failure,
 so SQS redelivers it and the report is sent again: nothing written goes unreported.
 
-Table item, one per event (written once with PutItem, never updated or deleted):
+Table item, one per event (written once, never updated or deleted):
 
-==============  ====  ==========================================================================
-attribute       type  meaning
-==============  ====  ==========================================================================
-subject         S     partition key: whom the event is about (AccountDeleted: the e-mail,
-                      lower-cased)
-event_key       S     sort key: ``<occurred_at>#<event_id>``, a subject's events in time order;
-                      also the sort key of the ``by-event-type`` index
-event_type      S     e.g. ``AccountDeleted``; partition key of the ``by-event-type`` index
-event_id        S     lowercase UUID4 chosen by the publisher
-occurred_at     S     when it happened, UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
-schema_version  N     version of the event schema (1)
-source          S     what published it, e.g. ``deleteAccount``
-details         M     event-specific data (AccountDeleted: ``{"email": ...}``)
-recorded_at     S     when this function wrote the item, same format as occurred_at
-sns_message_id  S     MessageId of the SNS notification that delivered the event
-record_hash     S     SHA-256 of the item's canonical content (``integrity.record_hash``)
-==============  ====  ==========================================================================
+================  ====  ========================================================================
+attribute         type  meaning
+================  ====  ========================================================================
+subject           S     partition key: whom the event is about (AccountDeleted: the address's
+                        HMAC-SHA-256 pseudonym, or the normalised address in clear)
+event_key         S     sort key: ``<occurred_at>#<event_id>``, a subject's events in time
+                        order; also the sort key of the ``by-event-type-shard`` index
+event_type_shard  S     ``<event_type>#<shard>``, shard = event id mod EVENT_TYPE_INDEX_SHARDS:
+                        partition key of the ``by-event-type-shard`` index (absent without it)
+subject_type      S     ``hmac-sha256`` or ``email``: what ``subject`` holds
+event_type        S     e.g. ``AccountDeleted``
+event_id          S     lowercase UUID chosen by the publisher (UUID8 from an idempotency key)
+occurred_at       S     when it happened, UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+schema_version    N     version of the event schema it was published in (1 or 2)
+idempotent        BOOL  event_id derives from a caller's idempotency key
+source            S     what published it, e.g. ``deleteAccount``
+details           M     event-specific data (AccountDeleted: ``{}``, or ``{"email": ...}`` in
+                        clear)
+recorded_at       S     when this function wrote the item, same format as occurred_at
+sns_message_id    S     MessageId of the SNS notification that delivered the event
+record_hash       S     SHA-256 of the item's canonical content (``integrity.record_hash``)
+================  ====  ========================================================================
+
+An idempotent event is written together with a marker item, ``subject`` =
+``idempotency#<event_id>``, ``event_key`` = ``idempotency``, in one transaction that fails if
+the marker exists: a retry with the same key is the same event id, so it is recorded once
+whenever it arrives. Markers carry a ``record_hash`` too and are sealed like records.
 """
 
 from __future__ import annotations
@@ -35,10 +47,9 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -49,25 +60,28 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .clients import OutOfTimeError, client, pseudonym_secret
 from .event import (
     AuditEvent,
     PoisonMessageError,
     SnsProvenance,
     format_timestamp,
     parse_sns_envelope,
+    pseudonymize,
 )
-from .integrity import (
-    RECORD_HASH_ATTRIBUTE,
-    RecordRef,
-    notice_body,
-    with_record_hash,
-)
+from .integrity import RECORD_HASH_ATTRIBUTE, RecordRef, notice_body, with_record_hash
+from .subject import SUBJECT_TYPE_EMAIL
 
 PARTITION_KEY = "subject"
 SORT_KEY = "event_key"
+EVENT_TYPE_SHARD_ATTRIBUTE = "event_type_shard"
+IDEMPOTENCY_MARKER_PREFIX = "idempotency#"
+IDEMPOTENCY_MARKER_SORT_KEY = "idempotency"
+# A record needs at least this much of the invocation left, or it is handed back to SQS unread
+# rather than risking the whole batch on the function timeout.
+MIN_SECONDS_PER_RECORD = 0.5
 
 RECORDED_METRIC = "AuditEventsRecorded"
 DUPLICATE_METRIC = "DuplicateAuditEventsSkipped"
@@ -83,17 +97,19 @@ _MAX_NUMBER_EXPONENT = 125
 # Records per seal notice: a notice stays far below SQS's 256 KiB message limit.
 _RECORDS_PER_NOTICE = 200
 
-# Fail a slow or throttled write within a few seconds: the record is then reported as a batch
-# item failure and retried by SQS, instead of the whole batch running into the function timeout.
-_CLIENT_CONFIG = Config(
-    connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
-)
-
 logger = Logger()
 metrics = Metrics()
 # raise_on_entire_batch_failure=False: a batch of only poison messages must still be answered
 # with its failed items, not with an error that hides which messages failed.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    table_name: str
+    seal_queue_url: str
+    event_type_shards: int
+    secret_arn: str | None
 
 
 @dataclass
@@ -102,19 +118,7 @@ class _BatchCounts:
     duplicates: int = 0
     poison: int = 0
     written: list[tuple[str, RecordRef]] = field(default_factory=list)
-    """(SQS message id, record) for every record this batch wrote or found already written."""
-
-
-@cache
-def _dynamodb_client() -> Any:
-    # Created on first use, once per execution environment: importing the module stays cheap
-    # and tests can create it inside their AWS mock.
-    return boto3.client("dynamodb", config=_CLIENT_CONFIG)
-
-
-@cache
-def _sqs_client() -> Any:
-    return boto3.client("sqs", config=_CLIENT_CONFIG)
+    """(SQS message id, item) for every item this batch wrote or found already written."""
 
 
 def _utc_now() -> datetime:
@@ -126,15 +130,20 @@ def _utc_now() -> datetime:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Record each SQS record's event; failed records are returned as batchItemFailures."""
-    table_name = os.environ["TABLE_NAME"]
+    settings = _Settings(
+        table_name=os.environ["TABLE_NAME"],
+        seal_queue_url=os.environ["SEAL_QUEUE_URL"],
+        event_type_shards=int(os.environ.get("EVENT_TYPE_INDEX_SHARDS", "0")),
+        secret_arn=os.environ.get("PSEUDONYM_SECRET_ARN") or None,
+    )
     counts = _BatchCounts()
     response = process_partial_response(
         event=event,
-        record_handler=partial(_record_message, table_name=table_name, counts=counts),
+        record_handler=partial(_record_message, settings=settings, counts=counts, context=context),
         processor=processor,
         context=context,
     )
-    unreported = _report_for_sealing(os.environ["SEAL_QUEUE_URL"], counts.written)
+    unreported = _report_for_sealing(settings.seal_queue_url, counts.written, context)
     failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     response["batchItemFailures"].extend(
         {"itemIdentifier": message_id} for message_id in unreported if message_id not in failed
@@ -155,16 +164,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     return response
 
 
-def _report_for_sealing(queue_url: str, written: list[tuple[str, RecordRef]]) -> list[str]:
-    """Send the batch's records to the seal queue; the SQS message ids whose report failed."""
+def _remaining_seconds(context: LambdaContext) -> float:
+    return context.get_remaining_time_in_millis() / 1000
+
+
+def _report_for_sealing(
+    queue_url: str, written: list[tuple[str, RecordRef]], context: LambdaContext
+) -> list[str]:
+    """Send the batch's items to the seal queue; the SQS message ids whose report failed."""
     unreported: list[str] = []
     for start in range(0, len(written), _RECORDS_PER_NOTICE):
         chunk = written[start : start + _RECORDS_PER_NOTICE]
         try:
-            _sqs_client().send_message(
+            client("sqs", _remaining_seconds(context)).send_message(
                 QueueUrl=queue_url, MessageBody=notice_body(ref for _, ref in chunk)
             )
-        except (ClientError, BotoCoreError) as error:
+        except (ClientError, BotoCoreError, OutOfTimeError) as error:
             logger.warning(
                 "Seal notice not sent; SQS will redeliver its messages",
                 extra={"records": len(chunk), "error_code": type(error).__name__},
@@ -173,11 +188,24 @@ def _report_for_sealing(queue_url: str, written: list[tuple[str, RecordRef]]) ->
     return unreported
 
 
-def _record_message(record: SQSRecord, *, table_name: str, counts: _BatchCounts) -> None:
+def _record_message(
+    record: SQSRecord, *, settings: _Settings, counts: _BatchCounts, context: LambdaContext
+) -> None:
     """Record one SQS message's event; raising makes it a batch item failure (SQS retries it)."""
+    if _remaining_seconds(context) < MIN_SECONDS_PER_RECORD:
+        raise OutOfTimeError("too little of the invocation left; SQS will redeliver")
     try:
         event, provenance = parse_sns_envelope(record.body)
-        item = to_item(event, provenance, recorded_at=format_timestamp(_utc_now()))
+        if settings.secret_arn is not None and event.subject_type == SUBJECT_TYPE_EMAIL:
+            # An address in clear (a version 1 message, a clear producer) is not recorded.
+            secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
+            event = pseudonymize(event, secret)
+        item = to_item(
+            event,
+            provenance,
+            recorded_at=format_timestamp(_utc_now()),
+            event_type_shards=settings.event_type_shards,
+        )
     except PoisonMessageError as error:
         counts.poison += 1
         # After the queue's maxReceiveCount receives, SQS moves the message to the DLQ.
@@ -195,25 +223,52 @@ def _record_message(record: SQSRecord, *, table_name: str, counts: _BatchCounts)
         "event_type": event.event_type,
         "sns_message_id": provenance.sns_message_id,
     }
+    dynamodb = client("dynamodb", _remaining_seconds(context))
+    # Redeliveries are normal for SQS; the first write of an event is the record.
+    only_once = f"attribute_not_exists({PARTITION_KEY})"
+    # On a duplicate, the stored items come back, so their seal notices can be sent again (the
+    # first delivery may have written them and died before its notice was sent).
+    stored = "ALL_OLD"
+    written = [item]
     try:
-        _dynamodb_client().put_item(
-            TableName=table_name,
-            Item=item,
-            # Redeliveries are normal for SQS; the first write of an event is the record.
-            ConditionExpression=f"attribute_not_exists({PARTITION_KEY})",
-            # The stored item comes back on a duplicate, so its seal notice can be re-sent.
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
+        if event.idempotent:
+            # One transaction: the event and its marker, or neither. A retry of the caller has
+            # the same event id but another time (another key): the marker catches it.
+            marker = to_idempotency_marker(event, recorded_at=item["recorded_at"]["S"])
+            written = [marker, item]
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": settings.table_name,
+                            "Item": written_item,
+                            "ConditionExpression": only_once,
+                            "ReturnValuesOnConditionCheckFailure": stored,
+                        }
+                    }
+                    for written_item in written
+                ]
+            )
+        else:
+            dynamodb.put_item(
+                TableName=settings.table_name,
+                Item=item,
+                ConditionExpression=only_once,
+                ReturnValuesOnConditionCheckFailure=stored,
+            )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
-        if code == "ConditionalCheckFailedException":
+        if code == "ConditionalCheckFailedException" or _condition_cancelled(error):
             counts.duplicates += 1
             logger.info("Duplicate delivery skipped; event already recorded", extra=log_keys)
-            # The first delivery may have written the item and died before its notice was
-            # sent; the sealer drops notices of records it has already sealed.
-            stored = error.response.get("Item") or {}
-            if RECORD_HASH_ATTRIBUTE in stored:
-                counts.written.append((record.message_id, _record_ref(stored)))
+            old_items = [error.response.get("Item")] + [
+                reason.get("Item") for reason in error.response.get("CancellationReasons", [])
+            ]
+            counts.written.extend(
+                (record.message_id, _record_ref(old))
+                for old in old_items
+                if old and RECORD_HASH_ATTRIBUTE in old
+            )
             return
         logger.warning("Write failed; SQS will redeliver", extra={**log_keys, "error_code": code})
         raise
@@ -224,7 +279,7 @@ def _record_message(record: SQSRecord, *, table_name: str, counts: _BatchCounts)
         )
         raise
     counts.recorded += 1
-    counts.written.append((record.message_id, _record_ref(item)))
+    counts.written.extend((record.message_id, _record_ref(new)) for new in written)
     logger.info("Recorded audit event", extra=log_keys)
 
 
@@ -237,25 +292,74 @@ def _record_ref(item: dict[str, Any]) -> RecordRef:
     )
 
 
-def to_item(event: AuditEvent, provenance: SnsProvenance, *, recorded_at: str) -> dict[str, Any]:
-    """The DynamoDB item (low-level attribute values) that records ``event``, with its hash."""
+def _condition_cancelled(error: ClientError) -> bool:
+    """A transaction cancelled only because a condition failed: the marker already exists."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons", [])
+    codes = {reason.get("Code") for reason in reasons} - {"None", None}
+    return bool(codes) and codes <= {"ConditionalCheckFailed"}
+
+
+def event_type_shard(event_type: str, event_id: str, shards: int) -> str:
+    """The by-type index's partition key: the type and a shard taken from the event id.
+
+    Event ids are random (UUID4) or HMAC outputs (UUID8), so their first 32 bits spread the
+    events of one type evenly over the shards.
+    """
+    return f"{event_type}#{int(event_id[:8], 16) % shards}"
+
+
+def to_item(
+    event: AuditEvent,
+    provenance: SnsProvenance,
+    *,
+    recorded_at: str,
+    event_type_shards: int = 0,
+) -> dict[str, Any]:
+    """The DynamoDB item (low-level attribute values) that records ``event``, with its hash.
+
+    ``event_type_shards``: the by-type index's shard count, 0 when the table has no such index.
+    """
     subject = _text("subject", event.subject)
     if len(subject.encode("utf-8")) > _MAX_PARTITION_KEY_BYTES:
         raise PoisonMessageError(f"subject: must be at most {_MAX_PARTITION_KEY_BYTES} bytes")
-    return with_record_hash(
-        {
-            PARTITION_KEY: {"S": subject},
-            SORT_KEY: {"S": event.event_key},
-            "event_type": {"S": event.event_type},
-            "event_id": {"S": event.event_id},
-            "occurred_at": {"S": event.occurred_at},
-            "schema_version": {"N": str(event.schema_version)},
-            "source": {"S": _text("source", event.source)},
-            "details": _attribute_value("details", event.details, depth=1),
-            "recorded_at": {"S": recorded_at},
-            "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
+    item = {
+        PARTITION_KEY: {"S": subject},
+        SORT_KEY: {"S": event.event_key},
+        "subject_type": {"S": event.subject_type},
+        "event_type": {"S": event.event_type},
+        "event_id": {"S": event.event_id},
+        "occurred_at": {"S": event.occurred_at},
+        "schema_version": {"N": str(event.schema_version)},
+        "idempotent": {"BOOL": event.idempotent},
+        "source": {"S": _text("source", event.source)},
+        "details": _attribute_value("details", event.details, depth=1),
+        "recorded_at": {"S": recorded_at},
+        "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
+    }
+    if event_type_shards > 0:
+        item[EVENT_TYPE_SHARD_ATTRIBUTE] = {
+            "S": event_type_shard(event.event_type, event.event_id, event_type_shards)
         }
-    )
+    return with_record_hash(item)
+
+
+def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) -> dict[str, Any]:
+    """The item that makes an idempotent event's id unique in the table, whatever its time.
+
+    Its own partition (not the subject's), so that it never shows in an account's trail and
+    markers spread over the key space; it carries no personal data.
+    """
+    marker: dict[str, Any] = {
+        PARTITION_KEY: {"S": f"{IDEMPOTENCY_MARKER_PREFIX}{event.event_id}"},
+        SORT_KEY: {"S": IDEMPOTENCY_MARKER_SORT_KEY},
+        "event_id": {"S": event.event_id},
+        "occurred_at": {"S": event.occurred_at},
+    }
+    if recorded_at is not None:
+        marker["recorded_at"] = {"S": recorded_at}
+    return with_record_hash(marker)
 
 
 def _attribute_value(field: str, value: object, *, depth: int) -> dict[str, Any]:

@@ -18,16 +18,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from .clients import client
 from .event import format_timestamp
 from .integrity import (
     DIGEST_CHAIN,
@@ -57,17 +55,9 @@ _CLOCK_MARGIN = timedelta(minutes=5)
 _COMMIT_ATTEMPTS = 5
 _RECEIVE_BATCH = 10
 _GET_BATCH = 100
-_CLIENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}
-)
 
 logger = Logger()
 metrics = Metrics()
-
-
-@cache
-def _client(service: str) -> Any:
-    return boto3.client(service, config=_CLIENT_CONFIG)
 
 
 @dataclass
@@ -199,7 +189,7 @@ class Sealer:
     def _put(self, digest: Digest) -> bool:
         """Sign and conditionally write ``digest``; False if its sequence number is taken."""
         body = digest.body()
-        signature: bytes = _client("kms").sign(
+        signature: bytes = self._client("kms").sign(
             KeyId=self._signing_key,
             Message=digest_hash(body).encode("ascii"),
             MessageType="RAW",
@@ -207,7 +197,7 @@ class Sealer:
         )["Signature"]
         item = digest_item(digest, signature)
         try:
-            _client("dynamodb").put_item(
+            self._client("dynamodb").put_item(
                 TableName=self._digest_table,
                 Item=item,
                 ConditionExpression=f"attribute_not_exists({DIGEST_PARTITION_KEY})",
@@ -242,8 +232,12 @@ class Sealer:
 
     # -- AWS calls ---------------------------------------------------------------------------
 
+    def _client(self, service: str) -> Any:
+        # Timeouts and retries that end before the invocation does.
+        return client(service, self._seconds_left())
+
     def _head(self) -> Digest | None:
-        items = _client("dynamodb").query(
+        items = self._client("dynamodb").query(
             TableName=self._digest_table,
             KeyConditionExpression="#c = :c",
             ExpressionAttributeNames={"#c": DIGEST_PARTITION_KEY},
@@ -271,7 +265,7 @@ class Sealer:
             "ConsistentRead": True,
         }
         while True:
-            page = _client("dynamodb").query(**request)
+            page = self._client("dynamodb").query(**request)
             for item in page["Items"]:
                 sequence = int(item[DIGEST_SORT_KEY]["N"])
                 if sequence not in self._sealed_keys:
@@ -291,7 +285,7 @@ class Sealer:
         visibility = int(self._seconds_left()) + 30
         while size < MAX_DIGEST_BODY_BYTES and self._seconds_left() > _RESERVE_SECONDS:
             messages = (
-                _client("sqs")
+                self._client("sqs")
                 .receive_message(
                     QueueUrl=self._queue_url,
                     MaxNumberOfMessages=_RECEIVE_BATCH,
@@ -329,7 +323,7 @@ class Sealer:
                 }
             }
             for attempt in range(8):
-                page = _client("dynamodb").batch_get_item(RequestItems=request)
+                page = self._client("dynamodb").batch_get_item(RequestItems=request)
                 for item in page["Responses"].get(self._table, []):
                     key = (item["subject"]["S"], item["event_key"]["S"])
                     stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S", "")
@@ -349,7 +343,7 @@ class Sealer:
                 for index, notice in enumerate(notices[start : start + _RECEIVE_BATCH])
             ]
             failed = (
-                _client("sqs")
+                self._client("sqs")
                 .delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
                 .get("Failed", [])
             )

@@ -36,11 +36,19 @@ def empty_dead_letter_queue(pipeline: LocalAuditPipeline) -> None:
 
 
 def publish_event(
-    pipeline: LocalAuditPipeline, subject: str, occurred_at: datetime, event_type: str
+    pipeline: LocalAuditPipeline,
+    subject: str,
+    occurred_at: datetime,
+    event_type: str,
+    *,
+    subject_type: str | None = None,
 ) -> str:
-    """Publish an audit event with a chosen time through the topic, as a producer would; its id."""
+    """Publish an audit event with a chosen time through the topic, as a producer would; its id.
+
+    A version 1 event naming an address by default; a version 2 one with ``subject_type``.
+    """
     event_id = str(uuid.uuid4())
-    event = {
+    event: dict[str, Any] = {
         "schema_version": 1,
         "event_id": event_id,
         "event_type": event_type,
@@ -49,6 +57,8 @@ def publish_event(
         "source": "cli-test",
         "details": {"email": subject},
     }
+    if subject_type is not None:
+        event.update(schema_version=2, subject_type=subject_type, idempotent=False, details={})
     pipeline.client("sns").publish(
         TopicArn=pipeline.outputs["TopicArn"],
         Message=json.dumps(event),

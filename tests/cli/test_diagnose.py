@@ -51,8 +51,8 @@ POISON = {
         "event field occurred_at: is required",
     ),
     "future schema": (
-        notification({**EVENT, "schema_version": 2}),
-        "event field schema_version: 2 is not understood",
+        notification({**EVENT, "schema_version": 3}),
+        "event field schema_version: 3 is not understood",
     ),
     "empty subject": (
         notification({**EVENT, "subject": ""}),
@@ -141,5 +141,5 @@ def test_the_clis_data_model_matches_the_synthesized_table(template_json: dict[s
     index_keys = {key["KeyType"]: key["AttributeName"] for key in index["KeySchema"]}
 
     assert keys == {"HASH": cli.PARTITION_KEY, "RANGE": cli.SORT_KEY}
-    assert index_keys == {"HASH": cli.EVENT_TYPE_ATTRIBUTE, "RANGE": cli.SORT_KEY}
+    assert index_keys == {"HASH": cli.EVENT_TYPE_SHARD_ATTRIBUTE, "RANGE": cli.SORT_KEY}
     assert index["Projection"] == {"ProjectionType": "ALL"}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from audit_stack import cli
 from tests.cli.conftest import Audit
 
 
@@ -95,3 +96,12 @@ def test_help_exits_with_0_and_documents_the_exit_codes(audit_anywhere: Audit) -
 
     assert run.exit_code == 0
     assert "3 UNHEALTHY" in " ".join(run.stdout.split())
+
+
+def test_events_on_a_stack_without_the_by_type_index_says_so() -> None:
+    outputs = {"TableName": "t"}  # no EventTypeIndexShards: event_type_index=False
+    target = cli.Target("AuditPipelineStack", "eu-west-1", None, cast(Any, None), outputs)
+    arguments = cli.build_parser().parse_args(["events", "--type", "AccountDeleted"])
+
+    with pytest.raises(cli.OperatorError, match="has no by-type index"):
+        cli.events(target, arguments)

@@ -5,11 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from audit_stack import lambda_code
 from audit_stack.local import Invocation, LocalAuditPipeline
 
 
-def records_of(pipeline: LocalAuditPipeline, subject: str) -> list[dict[str, Any]]:
-    """Every item recorded for ``subject`` (the partition key, read from the table's schema)."""
+def subject_of(pipeline: LocalAuditPipeline, email: str) -> str:
+    """The subject the stack records an address under: its pseudonym, or itself in clear."""
+    normalized = lambda_code.normalize_email(email)
+    secret_arn = pipeline.outputs.get("PseudonymSecretArn")
+    if secret_arn is None:
+        return normalized
+    secret = pipeline.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    return lambda_code.pseudonymous_subject(normalized, secret["SecretString"].encode())
+
+
+def records_of(pipeline: LocalAuditPipeline, email: str) -> list[dict[str, Any]]:
+    """Every item recorded for the account ``email`` (the partition key read from the table's
+    schema, its value derived as the stack derives it)."""
+    subject = subject_of(pipeline, email)
     ddb = pipeline.client("dynamodb")
     table = pipeline.outputs["TableName"]
     schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]

@@ -327,6 +327,49 @@ def test_data_path_property_the_emulator_cannot_reproduce_is_an_error_naming_it(
         LocalAuditPipeline(directory, "ProbeStack").start()
 
 
+def test_secret_is_generated_at_deploy_time_as_its_template_says(tmp_path: Path) -> None:
+    generated = {
+        "Type": "AWS::SecretsManager::Secret",
+        "Properties": {
+            "GenerateSecretString": {
+                "PasswordLength": 48,
+                "ExcludePunctuation": True,
+                "IncludeSpace": False,
+            }
+        },
+    }
+    given = {"Type": "AWS::SecretsManager::Secret", "Properties": {"SecretString": "fixed"}}
+    directory = write_assembly(
+        tmp_path,
+        {"Probe": probe_function(), "Generated": generated, "Given": given},
+        {"Generated": {"Value": {"Ref": "Generated"}}, "Given": {"Value": {"Ref": "Given"}}},
+    )
+
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        secrets = pipeline.client("secretsmanager")
+        value = secrets.get_secret_value(SecretId=pipeline.outputs["Generated"])["SecretString"]
+        fixed = secrets.get_secret_value(SecretId=pipeline.outputs["Given"])["SecretString"]
+
+    assert pipeline.outputs["Generated"].startswith("arn:aws:secretsmanager:")
+    assert len(value) == 48 and value.isalnum()
+    assert fixed == "fixed"
+
+
+def test_secret_option_the_emulator_cannot_reproduce_is_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    secret = {
+        "Type": "AWS::SecretsManager::Secret",
+        "Properties": {
+            "GenerateSecretString": {"SecretStringTemplate": "{}", "GenerateStringKey": "k"}
+        },
+    }
+    directory = write_assembly(tmp_path, {"Probe": probe_function(), "Secret": secret}, {})
+
+    with pytest.raises(DeploymentError, match=r"GenerateStringKey, SecretStringTemplate"):
+        LocalAuditPipeline(directory, "ProbeStack").start()
+
+
 def test_message_move_task_is_rate_limited_cancellable_and_one_per_source(
     local_audit_pipeline: LocalAuditPipeline,
 ) -> None:

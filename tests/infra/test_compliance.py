@@ -81,6 +81,16 @@ def importing_app_template() -> dict[str, Any]:
         oldest_message_age_alarm=cdk.Duration.minutes(5),
     )
     assert len(pipeline_with_action.alarms) == 10
+    in_clear = AuditPipeline(
+        stack,
+        "AuditInClear",
+        subject_in_clear=True,
+        event_type_index=False,
+    )
+    in_clear.grant_lookup(other_publisher)  # nothing to grant: no secret
+    pipeline.grant_lookup(other_publisher)
+    assert in_clear.pseudonym_secret is None and in_clear.event_type_index_shards == 0
+    AuditPipeline(stack, "AuditWideIndex", event_type_index_shards=64)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     assembly = app.synth()  # raises on any unacknowledged cdk-nag finding
     return assembly.get_stack_by_name("ImportingStack").template  # type: ignore[no-any-return]
@@ -158,6 +168,76 @@ def test_importing_app_encrypts_everything_with_its_key(
     assert table["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key_arn
 
 
+def test_importing_app_encrypts_the_pseudonym_secret_with_its_key_and_grants_lookups(
+    importing_app_template: dict[str, Any],
+) -> None:
+    resources = importing_app_template["Resources"]
+    key_id = next(k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key")
+    secrets = {k: r for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"}
+    # "Audit" (customer key), "AuditWithAlarms", "AuditWideIndex"; none for "AuditInClear".
+    assert len(secrets) == 3
+    audit_secret = next(r for k, r in secrets.items() if k.startswith("AuditPseudonymSecret"))
+    assert audit_secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    role_policies = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy"
+        and any("OtherService" in role["Ref"] for role in r["Properties"]["Roles"])
+    ]
+    actions = {
+        action
+        for statements in role_policies
+        for statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert {"secretsmanager:GetSecretValue", "kms:Decrypt"} <= actions
+    other_role = next(k for k, r in resources.items() if k.startswith("OtherService"))
+    audit_policy = next(
+        r["Properties"]["ResourcePolicy"]["Statement"][0]
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::ResourcePolicy" and k.startswith("AuditPseudonym")
+    )
+    readers = audit_policy["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert {"Fn::GetAtt": [other_role, "Arn"]} in readers and len(readers) == 3
+
+
+def test_grant_lookup_needs_a_role_or_user_and_says_so() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Lookup")
+    pipeline = AuditPipeline(stack, "Audit")
+    with pytest.raises(ValueError, match="AuditPipeline grant_lookup: the grantee must be"):
+        pipeline.grant_lookup(cdk.aws_iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+
+
+def test_importing_app_gets_the_clear_and_index_props(
+    importing_app_template: dict[str, Any],
+) -> None:
+    resources = importing_app_template["Resources"]
+    functions = {
+        k: r["Properties"]["Environment"]["Variables"]
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    in_clear = {k: v for k, v in functions.items() if k.startswith("AuditInClear")}
+    assert {v.get("SUBJECT_IN_CLEAR") for v in in_clear.values()} == {"true"}
+    assert all("PSEUDONYM_SECRET_ARN" not in v for v in in_clear.values())
+    tables = {
+        k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"
+    }
+    in_clear_table = next(v for k, v in tables.items() if k.startswith("AuditInClear"))
+    assert "GlobalSecondaryIndexes" not in in_clear_table
+    wide = next(
+        v for k, v in functions.items() if k.startswith("AuditWideIndexRecordAuditEventFunction")
+    )
+    assert wide["EVENT_TYPE_INDEX_SHARDS"] == "64"
+    recorder_in_clear = next(
+        v for k, v in in_clear.items() if k.startswith("AuditInClearRecordAuditEventFunction")
+    )
+    assert recorder_in_clear["EVENT_TYPE_INDEX_SHARDS"] == "0"
+
+
 def test_importing_app_template_has_no_cfn_lint_errors(
     importing_app_template: dict[str, Any],
 ) -> None:
@@ -186,6 +266,12 @@ def test_importing_app_template_has_no_cfn_lint_errors(
         ({"seal_interval": cdk.Duration.seconds(30)}, "seal_interval: must be whole minutes"),
         ({"seal_interval": cdk.Duration.seconds(90)}, "seal_interval: must be whole minutes"),
         ({"seal_interval": cdk.Duration.days(2)}, "seal_interval: must be whole minutes"),
+        (
+            {"event_type_index_shards": 0},
+            "event_type_index_shards: must be a whole number between 1 and 256 \\(got 0\\)",
+        ),
+        ({"event_type_index_shards": 257}, "event_type_index_shards: must be a whole number"),
+        ({"event_type_index_shards": True}, "event_type_index_shards: must be a whole number"),
     ],
 )
 def test_bad_props_fail_with_a_clear_message_and_leave_nothing_behind(

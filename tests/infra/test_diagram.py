@@ -32,8 +32,12 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
         '"invokes"',
         '"undeliverable"',
         "visible + inflight &ge; 1",
+        "GSI by-event-type-shard",
     ):
         assert expected in diagram
+    # The pseudonym secret, and who reads it.
+    assert diagram.count('-. "pseudonym key" .->') == 2
+    assert 'PseudonymSecret<br/>generated at deploy, 64 chars"]' in diagram
 
 
 def test_diagram_changes_when_the_template_changes(template_json: dict[str, Any]) -> None:

@@ -190,9 +190,9 @@ def test_table_keys_serve_the_auditors_questions(template: Template) -> None:
     ]
     assert props["GlobalSecondaryIndexes"] == [
         {
-            "IndexName": "by-event-type",
+            "IndexName": "by-event-type-shard",
             "KeySchema": [
-                {"AttributeName": "event_type", "KeyType": "HASH"},
+                {"AttributeName": "event_type_shard", "KeyType": "HASH"},
                 {"AttributeName": "event_key", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
@@ -249,7 +249,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
+def test_publisher_may_only_read_the_secret_and_publish_to_its_topic(template: Template) -> None:
     role_id = _publisher(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     topic_id = _pipeline_id(template, "AWS::SNS::Topic", "Topic")
     statements = _policy_statements(template, role_id)
@@ -257,11 +257,12 @@ def test_publisher_may_only_publish_to_its_topic(template: Template) -> None:
         s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
     ]
     assert data_statements == [
-        {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}}
+        {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}},
+        _SECRET_LOOKUP(template),
     ]
 
 
-def test_recorder_may_only_consume_its_queue_put_items_and_report_them(
+def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_report_them(
     template: Template,
 ) -> None:
     role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -273,6 +274,7 @@ def test_recorder_may_only_consume_its_queue_put_items_and_report_them(
         s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
     ]
     assert data_statements == [
+        _SECRET_LOOKUP(template),
         {
             "Action": [
                 "sqs:ChangeMessageVisibility",
@@ -295,6 +297,60 @@ def test_recorder_may_only_consume_its_queue_put_items_and_report_them(
             "Resource": {"Fn::GetAtt": [seal_queue_id, "Arn"]},
         },
     ]
+
+
+def _SECRET_LOOKUP(template: Template) -> dict[str, Any]:
+    return {
+        "Action": [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:ListSecretVersionIds",
+        ],
+        "Effect": "Allow",
+        "Resource": {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")},
+    }
+
+
+def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Template) -> None:
+    secret = _only(template, "AWS::SecretsManager::Secret")
+    assert secret["Properties"]["GenerateSecretString"] == {
+        "ExcludePunctuation": True,
+        "IncludeSpace": False,
+        "PasswordLength": 64,
+    }
+    assert "SecretString" not in secret["Properties"]
+    assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Retain"
+
+
+def test_only_granted_principals_may_read_the_pseudonym_secret(template: Template) -> None:
+    secret_id = _logical_id(template, "AWS::SecretsManager::Secret")
+    policy = _only(template, "AWS::SecretsManager::ResourcePolicy")["Properties"]
+    roles = [
+        {"Fn::GetAtt": [function["Properties"]["Role"]["Fn::GetAtt"][0], "Arn"]}
+        for function in (_publisher(template), _recorder(template))
+    ]
+    assert policy["SecretId"] == {"Ref": secret_id}
+    assert policy["ResourcePolicy"]["Statement"] == [
+        {
+            "Action": "secretsmanager:GetSecretValue",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": roles}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": "*",
+            "Sid": "OnlyGrantedPrincipalsReadThePseudonymKey",
+        }
+    ]
+
+
+def test_functions_get_the_secret_and_the_shard_count_from_the_template(
+    template: Template,
+) -> None:
+    secret = {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")}
+    publisher = _publisher(template)["Properties"]["Environment"]["Variables"]
+    recorder = _recorder(template)["Properties"]["Environment"]["Variables"]
+    assert publisher["PSEUDONYM_SECRET_ARN"] == recorder["PSEUDONYM_SECRET_ARN"] == secret
+    assert "SUBJECT_IN_CLEAR" not in publisher
+    assert recorder["EVENT_TYPE_INDEX_SHARDS"] == "16"
 
 
 def test_functions_write_only_to_their_own_log_group(template: Template) -> None:
@@ -397,8 +453,10 @@ def test_stack_outputs_name_every_resource_an_operator_needs(
 ) -> None:
     assert (
         set(template_json["Outputs"])
-        == set(outputs.ALL)
+        == {*outputs.ALL, *outputs.OPTIONAL}
         == {
+            "PseudonymSecretArn",
+            "EventTypeIndexShards",
             "TopicArn",
             "QueueUrl",
             "DeadLetterQueueUrl",

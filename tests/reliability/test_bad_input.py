@@ -33,16 +33,18 @@ pytestmark = pytest.mark.e2e
 PUBLISH = "sns:Publish"
 # Drain the queue this often, so poison never piles up (moto scans the queue on each receive).
 BODIES_PER_ROUND = 50
-# The publisher's documented errors (event.validate_delete_account_payload): "<field>: <rule>";
-# the unexpected names are listed as sent, an empty name as nothing.
+# The publisher's documented errors (event.parse_delete_account_request): "<field>: <rule>";
+# the unexpected names are listed quoted, as sent.
 DOCUMENTED_PAYLOAD_ERRORS = re.compile(
     r"payload: must be a JSON object"
-    r"|payload: unexpected field\(s\): .*"
-    r"|email: is required"
+    r'|payload: missing required field "email"(; unexpected field\(s\) .*)?'
+    r"|payload: unexpected field\(s\) .*"
     r"|email: must be a string"
-    r"|email: must be at most 254 characters"
+    r"|email: must be at most 254 bytes in UTF-8"
+    r"|email: must be at most 254 bytes with its domain in punycode"
     r"|email: must not contain whitespace or control characters"
-    r"|email: must be a valid email address",
+    r"|email: must be a valid email address"
+    r"|email: the domain is not a valid internationalised domain name \(IDNA\)",
     re.DOTALL,
 )
 ENVELOPE_FIELDS = ("Type", "MessageId", "TopicArn", "Message", "Timestamp")

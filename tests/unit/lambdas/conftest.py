@@ -31,7 +31,8 @@ SERVICE_NAME = "audit-pipeline-test"
 METRICS_NAMESPACE = "AuditPipelineTest"
 TABLE_NAME = "audit-events"
 # Created by the CDK side; the tests name it only to query it.
-EVENT_TYPE_INDEX = "by-event-type"
+EVENT_TYPE_INDEX = "by-event-type-shard"
+EVENT_TYPE_INDEX_SHARDS = 16
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +122,25 @@ def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> MockTopic:
     return MockTopic(topic_arn, queue_url, queue_arn)
 
 
+PSEUDONYM_SECRET = "k" * 64
+
+
+@pytest.fixture
+def pseudonym_secret(aws: None, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The pseudonym secret, in Secrets Manager as the stack creates it; its bytes."""
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="audit-pseudonym-secret", SecretString=PSEUDONYM_SECRET
+    )["ARN"]
+    monkeypatch.setenv("PSEUDONYM_SECRET_ARN", arn)
+    return PSEUDONYM_SECRET.encode()
+
+
+@pytest.fixture
+def subject_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publisher as deployed with subject_in_clear=True."""
+    monkeypatch.setenv("SUBJECT_IN_CLEAR", "true")
+
+
 @pytest.fixture
 def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """The audit table's name; its keys and index are those the recorder documents."""
@@ -132,7 +152,7 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
         AttributeDefinitions=[
             {"AttributeName": partition_key, "AttributeType": "S"},
             {"AttributeName": sort_key, "AttributeType": "S"},
-            {"AttributeName": "event_type", "AttributeType": "S"},
+            {"AttributeName": recorder.EVENT_TYPE_SHARD_ATTRIBUTE, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": partition_key, "KeyType": "HASH"},
@@ -142,7 +162,7 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
             {
                 "IndexName": EVENT_TYPE_INDEX,
                 "KeySchema": [
-                    {"AttributeName": "event_type", "KeyType": "HASH"},
+                    {"AttributeName": recorder.EVENT_TYPE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
                     {"AttributeName": sort_key, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
@@ -153,6 +173,7 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     # The recorder reports what it writes to the seal queue (integrity.py's notices).
     seal_queue_url = boto3.client("sqs").create_queue(QueueName="audit-seal-notices")["QueueUrl"]
     monkeypatch.setenv("SEAL_QUEUE_URL", seal_queue_url)
+    monkeypatch.setenv("EVENT_TYPE_INDEX_SHARDS", str(EVENT_TYPE_INDEX_SHARDS))
     return TABLE_NAME
 
 
@@ -174,10 +195,9 @@ def _handler_module(name: str) -> Iterator[ModuleType]:
 
 
 def _forget_aws_clients(module: ModuleType) -> None:
-    for name in ("_sns_client", "_dynamodb_client", "_sqs_client", "_client"):
-        client_factory = getattr(module, name, None)
-        if client_factory is not None:
-            client_factory.cache_clear()
+    clients = importlib.import_module("audit_events.clients")
+    clients._client.cache_clear()
+    clients._secrets.clear()
 
 
 @pytest.fixture

@@ -12,11 +12,17 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_events.event import InvalidPayloadError, parse_audit_event
+from audit_events.subject import pseudonymous_subject
 
 from .builders import EMAIL
 from .conftest import CapturedLogs, MockTopic
 
 ORIGINAL_PAYLOAD = {"email": EMAIL}
+
+
+@pytest.fixture(autouse=True)
+def _secret(pseudonym_secret: bytes) -> None:
+    """Every test runs with the stack's pseudonym secret, as the default stack deploys it."""
 
 
 def _queued_messages(topic: MockTopic) -> list[dict[str, Any]]:
@@ -28,8 +34,27 @@ def _queued_messages(topic: MockTopic) -> list[dict[str, Any]]:
     return messages
 
 
-def test_original_payload_publishes_one_account_deleted_event(
-    topic: MockTopic, publisher: ModuleType, lambda_context: LambdaContext
+def test_original_payload_publishes_one_event_naming_the_account_by_pseudonym_only(
+    topic: MockTopic, publisher: ModuleType, lambda_context: LambdaContext, pseudonym_secret: bytes
+) -> None:
+    result = publisher.handler(ORIGINAL_PAYLOAD, lambda_context)
+
+    [message] = _queued_messages(topic)
+    assert "john.doe" not in message["Body"]
+    event = parse_audit_event(json.loads(message["Body"])["Message"])
+    assert event.schema_version == 2
+    assert event.subject == pseudonymous_subject(EMAIL, pseudonym_secret)
+    assert event.subject_type == "hmac-sha256"
+    assert event.details == {}
+    assert event.idempotent is False
+    assert result["event_id"] == event.event_id
+
+
+def test_subject_in_clear_publishes_the_address_as_before(
+    topic: MockTopic,
+    publisher: ModuleType,
+    lambda_context: LambdaContext,
+    subject_in_clear: None,
 ) -> None:
     result = publisher.handler(ORIGINAL_PAYLOAD, lambda_context)
 
@@ -44,6 +69,7 @@ def test_original_payload_publishes_one_account_deleted_event(
     assert event.event_type == "AccountDeleted"
     assert event.subject == EMAIL
     assert event.details == {"email": EMAIL}
+    assert event.subject_type == "email"
     assert event.source == "deleteAccount"
     assert result == {
         "event_id": event.event_id,
@@ -62,6 +88,22 @@ def test_each_invocation_publishes_a_new_event_id(
     assert len(_queued_messages(topic)) == 2
 
 
+def test_retries_with_one_idempotency_key_publish_one_event_id(
+    topic: MockTopic, publisher: ModuleType, lambda_context: LambdaContext
+) -> None:
+    payload = {"email": EMAIL, "idempotency_key": "req-7f3a"}
+    first = publisher.handler(payload, lambda_context)
+    retry = publisher.handler({**payload, "email": EMAIL.upper()}, lambda_context)
+    other_key = publisher.handler({**payload, "idempotency_key": "req-7f3b"}, lambda_context)
+
+    assert first["event_id"] == retry["event_id"] != other_key["event_id"]
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", first["event_id"]
+    )
+    events = [parse_audit_event(json.loads(m["Body"])["Message"]) for m in _queued_messages(topic)]
+    assert all(event.idempotent for event in events)
+
+
 def test_response_carries_ids_and_time_but_no_email(
     topic: MockTopic, publisher: ModuleType, lambda_context: LambdaContext
 ) -> None:
@@ -78,11 +120,19 @@ def test_response_carries_ids_and_time_but_no_email(
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
-        ({}, "email: is required"),
+        ({}, 'payload: missing required field "email"'),
         ([], "payload: must be a JSON object"),
-        ({"email": EMAIL, "reason": "gdpr"}, "payload: unexpected field(s): reason"),
+        ({"email": EMAIL, "reason": "gdpr"}, 'payload: unexpected field(s) "reason"'),
+        (
+            {"mail": EMAIL},
+            'payload: missing required field "email"; unexpected field(s) "mail"',
+        ),
         ({"email": 7}, "email: must be a string"),
-        ({"email": "x" * 255}, "email: must be at most 254 characters"),
+        ({"email": "x" * 255}, "email: must be at most 254 bytes in UTF-8"),
+        (
+            {"email": EMAIL, "idempotency_key": ""},
+            "idempotency_key: must be a string of 1 to 128 printable ASCII characters",
+        ),
         ({"email": f" {EMAIL}"}, "email: must not contain whitespace or control characters"),
         ({"email": "john.doe@mail"}, "email: must be a valid email address"),
     ],

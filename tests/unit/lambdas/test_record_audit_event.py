@@ -83,10 +83,14 @@ def test_real_aws_sqs_event_is_recorded_with_documented_item_shape(
         {
             "subject": {"S": "john.doe@mail.com"},
             "event_key": {"S": "2025-03-14T09:26:53.412907Z#9f1c2b4e-3d5a-4c8e-9b7f-2a6d1e0c5b3a"},
+            # 0x9f1c2b4e mod 16 shards
+            "event_type_shard": {"S": "AccountDeleted#14"},
+            "subject_type": {"S": "email"},
             "event_type": {"S": "AccountDeleted"},
             "event_id": {"S": "9f1c2b4e-3d5a-4c8e-9b7f-2a6d1e0c5b3a"},
             "occurred_at": {"S": "2025-03-14T09:26:53.412907Z"},
             "schema_version": {"N": "1"},
+            "idempotent": {"BOOL": False},
             "source": {"S": "deleteAccount"},
             "details": {"M": {"email": {"S": "john.doe@mail.com"}}},
             "recorded_at": {"S": "2025-03-14T09:27:00.000001Z"},
@@ -167,7 +171,7 @@ POISON_BODIES = {
     "message not JSON": sns_notification("AccountDeleted john.doe@mail.com"),
     "message of the wrong shape": sns_notification(json.dumps({"email": EMAIL})),
     "unknown schema version": sns_notification(
-        account_deleted().to_json().replace('"schema_version":1', '"schema_version":2')
+        account_deleted().to_json().replace('"schema_version":2', '"schema_version":3')
     ),
     "number DynamoDB cannot store": sns_notification(
         account_deleted().to_json().replace('"details":{', '"details":{"n":1e300,')
@@ -217,7 +221,8 @@ def failing_put_item(
     """Make the recorder's next PutItem of one event fail with ``error``."""
 
     def fail_next_write(event_id: str, error: Exception) -> None:
-        client = recorder._dynamodb_client()
+        # The client the recorder gets with the test context's 29.5 s left.
+        client = recorder.client("dynamodb", 29.5)
         put_item = client.put_item
         pending = [event_id]
 

@@ -1,0 +1,88 @@
+"""Whom an audit event is about: the normalised e-mail, its keyed pseudonym, idempotent event ids.
+
+Plain functions of the address and the secret's bytes (no AWS calls), so that the publisher
+Lambda, the recorder, the ``audit`` CLI and producer clients derive exactly the same values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+import uuid
+
+SUBJECT_TYPE_EMAIL = "email"
+SUBJECT_TYPE_PSEUDONYM = "hmac-sha256"
+SUBJECT_TYPES = (SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM)
+
+# Domain separation: the same secret keys two different functions, which must never collide.
+_PSEUDONYM_CONTEXT = b"audit-pipeline/subject/v1\x00"
+_IDEMPOTENCY_CONTEXT = b"audit-pipeline/idempotency/v1\x00"
+
+
+class InvalidDomainError(ValueError):
+    """An e-mail domain that is not a valid (internationalised) domain name."""
+
+
+def normalize_email(email: str) -> str:
+    """The one spelling of an address that its pseudonym is computed from.
+
+    Unicode NFC, lower case (addresses are matched case-insensitively in practice: one subject
+    per account), and an internationalised domain in its ASCII (punycode) form, so that
+    ``jürgen@bücher.example`` and ``Jürgen@xn--bcher-kva.example`` are the same account.
+    Raises InvalidDomainError if the domain cannot be converted.
+    """
+    local_part, at, domain = unicodedata.normalize("NFC", email).rpartition("@")
+    if not at:
+        raise InvalidDomainError("email: must contain @")
+    return f"{local_part.lower()}@{ascii_domain(domain)}"
+
+
+def ascii_domain(domain: str) -> str:
+    """``domain`` in lower-case ASCII; IDN labels become punycode (IDNA 2003, Python's codec)."""
+    labels = []
+    for label in domain.split("."):
+        try:
+            if not label.isascii():
+                label = label.encode("idna").decode("ascii")
+            elif label[:4].lower() == "xn--":
+                label.encode("ascii").decode("idna")  # a punycode label must decode
+        except UnicodeError:
+            raise InvalidDomainError(
+                "email: the domain is not a valid internationalised domain name (IDNA)"
+            ) from None
+        labels.append(label.lower())
+    return ".".join(labels)
+
+
+def pseudonymous_subject(normalized_email: str, secret: bytes) -> str:
+    """The keyed pseudonym of a normalised address: HMAC-SHA-256, 64 lower-case hex digits.
+
+    Without the secret, nobody can tell which address a pseudonym stands for, nor test a guess.
+    """
+    if not secret:
+        raise ValueError("secret: must not be empty")
+    message = _PSEUDONYM_CONTEXT + normalized_email.encode("utf-8")
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def idempotent_event_id(normalized_email: str, idempotency_key: str, secret: bytes | None) -> str:
+    """The event id of a call with a caller's idempotency key: the same for every retry.
+
+    A UUID version 8 (RFC 9562, vendor-defined) built from HMAC-SHA-256 of the address and the
+    key under the pseudonym secret; with no secret (subject in clear), from their SHA-256.
+    """
+    message = (
+        _IDEMPOTENCY_CONTEXT
+        + normalized_email.encode("utf-8")
+        + b"\x00"
+        + idempotency_key.encode("utf-8")
+    )
+    if secret:
+        digest = hmac.new(secret, message, hashlib.sha256).digest()
+    else:
+        digest = hashlib.sha256(message).digest()
+    value = bytearray(digest[:16])
+    value[6] = (value[6] & 0x0F) | 0x80  # version 8
+    value[8] = (value[8] & 0x3F) | 0x80  # RFC 9562 variant
+    return str(uuid.UUID(bytes=bytes(value)))

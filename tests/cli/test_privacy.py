@@ -1,0 +1,194 @@
+"""No plaintext e-mail anywhere in the pipeline by default; every one with subject_in_clear=True.
+
+100 deleteAccount calls go through the emulator: recorded events (some with idempotency keys and
+retried, some with IDN domains), events whose recording fails until they reach the DLQ, events
+left waiting in the queue, and payloads the publisher rejects. Then every table item, index
+item, queue and DLQ body, captured function log line and `audit` output is searched for the
+addresses.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit_stack.cli import main
+from audit_stack.local import LocalAuditPipeline
+from audit_stack.local.pipeline import FunctionInvocationError
+
+pytestmark = pytest.mark.e2e
+
+# Local parts are unique ASCII tokens: found whether a text has the address raw, lower-cased,
+# with its domain in punycode or with JSON's \\u escapes.
+RECORDED = [f"Priv.Recorded{n:02d}@Example.com" for n in range(50)]
+IDN = [f"priv.idn{n:02d}@bücher.example" for n in range(10)]
+IDEMPOTENT = [f"priv.retried{n:02d}@example.org" for n in range(10)]
+DEAD_LETTERED = [f"priv.deadletter{n:02d}@example.net" for n in range(10)]
+WAITING = [f"priv.waiting{n:02d}@example.net" for n in range(10)]
+REJECTED = [f"priv.rejected{n:02d}@example.com" for n in range(10)]
+PUBLISHED = RECORDED + IDN + IDEMPOTENT + DEAD_LETTERED + WAITING
+
+
+def _token(address: str) -> str:
+    return address.split("@")[0].lower()
+
+
+def _rejected_payload(number: int, address: str) -> dict[str, Any]:
+    shapes: list[dict[str, Any]] = [
+        {"mail": address},
+        {"email": address, "note": "extra field"},
+        {"email": f" {address}"},
+        {"email": address.replace("@", "@@")},
+        {"email": address, "idempotency_key": "\n"},
+    ]
+    return shapes[number % len(shapes)]
+
+
+@dataclass
+class Observed:
+    """Everything the pipeline and the CLI left behind, as text."""
+
+    texts: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, where: str, text: str) -> None:
+        # Both as stored and with JSON escapes undone, so that "\\u00fc" cannot hide an address.
+        self.texts.setdefault(where, []).append(text.lower())
+        try:
+            decoded = json.dumps(json.loads(text), ensure_ascii=False)
+        except ValueError:
+            return
+        self.texts[where].append(decoded.lower())
+
+    def where(self, address: str) -> set[str]:
+        token = _token(address)
+        return {place for place, texts in self.texts.items() if any(token in t for t in texts)}
+
+
+def _run_everything(pipeline: LocalAuditPipeline) -> Observed:
+    observed = Observed()
+
+    def audit(*argv: str) -> int:
+        """`audit ARGS` in-process; its exit code, what it printed is observed."""
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(["--endpoint-url", pipeline.endpoint_url, *argv])
+        observed.add(f"audit {argv[0]}", out.getvalue() + err.getvalue())
+        return code
+
+    for address in RECORDED[:45] + IDN:
+        pipeline.invoke("publisher", {"email": address})
+    for address in RECORDED[45:]:
+        assert audit("delete-account", address) == 0
+    for number, address in enumerate(IDEMPOTENT):
+        for _ in range(2):  # the caller retries
+            pipeline.invoke("publisher", {"email": address, "idempotency_key": f"req-{number}"})
+    pipeline.run_until_idle()
+    with (
+        pipeline.inject_fault("dynamodb:PutItem", error_code="AccessDeniedException"),
+        pipeline.inject_fault("dynamodb:TransactWriteItems", error_code="AccessDeniedException"),
+    ):
+        for address in DEAD_LETTERED:
+            pipeline.invoke("publisher", {"email": address})
+        pipeline.run_until_idle(timeout=90)
+    for number, address in enumerate(REJECTED):
+        with pytest.raises(FunctionInvocationError):
+            pipeline.invoke("publisher", _rejected_payload(number, address))
+        assert audit("delete-account", address.replace("@", "@@")) == 2
+    with pipeline.event_sources_paused():
+        for address in WAITING:
+            pipeline.invoke("publisher", {"email": address})
+        _observe_stores(pipeline, observed)
+        for address in (RECORDED[0], IDN[0], IDEMPOTENT[0], DEAD_LETTERED[0]):
+            assert audit("trail", address) == 0
+            assert audit("trail", address, "--json") == 0
+        assert audit("events", "--type", "AccountDeleted", "--limit", "500") == 0
+        assert audit("events", "--type", "AccountDeleted", "--json") == 0
+        assert audit("dlq", "show", "--json") == 0
+        assert audit("dlq", "show") == 0
+        assert audit("status", "--json") == 3
+    for line in pipeline.logs():
+        observed.add("function logs", line)
+    return observed
+
+
+def _observe_stores(pipeline: LocalAuditPipeline, observed: Observed) -> None:
+    dynamodb = pipeline.client("dynamodb")
+    table = pipeline.outputs["TableName"]
+    indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    for index_name in [None, *(index["IndexName"] for index in indexes)]:
+        request: dict[str, Any] = {"TableName": table}
+        if index_name is not None:
+            request["IndexName"] = index_name
+        for page in dynamodb.get_paginator("scan").paginate(**request):
+            for item in page["Items"]:
+                observed.add("index item" if index_name else "table item", json.dumps(item))
+    sqs = pipeline.client("sqs")
+    for where, output in (("queue body", "QueueUrl"), ("DLQ body", "DeadLetterQueueUrl")):
+        handles = []
+        while batch := sqs.receive_message(
+            QueueUrl=pipeline.outputs[output], MaxNumberOfMessages=10, VisibilityTimeout=60
+        ).get("Messages", []):
+            for message in batch:
+                observed.add(where, message["Body"])
+                handles.append(message["ReceiptHandle"])
+        for handle in handles:  # back to visible, for the CLI to read too
+            sqs.change_message_visibility(
+                QueueUrl=pipeline.outputs[output], ReceiptHandle=handle, VisibilityTimeout=0
+            )
+    for invocation in pipeline.invocations("recorder"):
+        for record in invocation.event["Records"]:
+            observed.add("queue body", record["body"])
+
+
+@pytest.fixture(scope="module", params=["default", "subject_in_clear"])
+def observed(
+    request: pytest.FixtureRequest,
+    cloud_assembly: Path,
+    subject_in_clear_assembly: Path,
+) -> Iterator[tuple[str, Observed]]:
+    assembly = cloud_assembly if request.param == "default" else subject_in_clear_assembly
+    with LocalAuditPipeline(assembly) as pipeline:
+        yield request.param, _run_everything(pipeline)
+
+
+def test_every_place_was_observed(observed: tuple[str, Observed]) -> None:
+    _, seen = observed
+
+    assert {
+        "table item",
+        "index item",
+        "queue body",
+        "DLQ body",
+        "function logs",
+        "audit delete-account",
+        "audit trail",
+        "audit events",
+        "audit dlq",
+        "audit status",
+    } <= set(seen.texts)
+    assert sum(map(len, seen.texts.values())) > 500
+
+
+def test_no_address_appears_anywhere_by_default_and_each_appears_in_clear(
+    observed: tuple[str, Observed],
+) -> None:
+    mode, seen = observed
+    found = {address: seen.where(address) for address in PUBLISHED + REJECTED}
+
+    if mode == "default":
+        assert {address: places for address, places in found.items() if places} == {}
+    else:
+        recorded = RECORDED + IDN + IDEMPOTENT
+        assert all("table item" in found[address] for address in recorded)
+        assert all("index item" in found[address] for address in recorded)
+        assert all("DLQ body" in found[address] for address in DEAD_LETTERED)
+        assert all("queue body" in found[address] for address in WAITING)
+        # Refused by the publisher: never published, not even in clear.
+        assert all(not found[address] for address in REJECTED)
