@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_stack.local import LocalAuditPipeline
+from tests.e2e.helpers import subject_of
 
 from .conftest import Audit
 
@@ -20,8 +21,9 @@ def _items(pipeline: LocalAuditPipeline) -> list[dict[str, Any]]:
     return items
 
 
-def _by_subject(pipeline: LocalAuditPipeline, email: str) -> dict[str, Any]:
-    (item,) = [i for i in _items(pipeline) if i["subject"]["S"] == email]
+def _by_email(pipeline: LocalAuditPipeline, email: str) -> dict[str, Any]:
+    subject = subject_of(pipeline, email)  # the account's pseudonym
+    (item,) = [i for i in _items(pipeline) if i["subject"]["S"] == subject]
     return item
 
 
@@ -71,8 +73,8 @@ def test_seal_then_verify_then_tamper_then_verify_names_every_change(
 
     dynamodb = pipeline.client("dynamodb")
     table = pipeline.outputs["TableName"]
-    alice = _by_subject(pipeline, "alice@example.com")
-    bob = _by_subject(pipeline, "bob@example.com")
+    alice = _by_email(pipeline, "alice@example.com")
+    bob = _by_email(pipeline, "bob@example.com")
     dynamodb.update_item(
         TableName=table,
         Key={"subject": alice["subject"], "event_key": alice["event_key"]},
@@ -83,7 +85,7 @@ def test_seal_then_verify_then_tamper_then_verify_names_every_change(
     dynamodb.delete_item(
         TableName=table, Key={"subject": bob["subject"], "event_key": bob["event_key"]}
     )
-    forged = {**bob, "subject": {"S": "mallory@example.com"}}
+    forged = {**bob, "subject": {"S": subject_of(pipeline, "mallory@example.com")}}
     dynamodb.put_item(TableName=table, Item=forged)
 
     for extra in ([], ["--public-key", str(key_file)]):
@@ -91,9 +93,9 @@ def test_seal_then_verify_then_tamper_then_verify_names_every_change(
         assert tampered.exit_code == 1
         findings = {(f["kind"], f["subject"]) for f in tampered.json()["findings"]}
         assert findings == {
-            ("modified", "alice@example.com"),
-            ("missing", "bob@example.com"),
-            ("not in any digest", "mallory@example.com"),
+            ("modified", alice["subject"]["S"]),
+            ("missing", bob["subject"]["S"]),
+            ("not in any digest", forged["subject"]["S"]),
         }
     table_view = audit("verify")
     assert table_view.exit_code == 1
