@@ -543,6 +543,8 @@ def verify(target: Target, arguments: argparse.Namespace) -> int:
         print(_table(("subject", "event_key"), [(f.subject, f.event_key) for f in pending]))
         print(f"Seal them with: {_again(arguments, 'seal')}")
     return EXIT_ERROR
+
+
 def _encode_cursor(event_type: str, last_key: str) -> str:
     document = json.dumps({"type": event_type, "before": last_key}, separators=(",", ":"))
     return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")

@@ -492,6 +492,7 @@ class AuditPipeline(Construct):
                 },
             ),
         )
+
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
             return {"SUBJECT_IN_CLEAR": "true"}
@@ -871,8 +872,6 @@ class AuditPipeline(Construct):
     def grant_verify(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let a principal run ``audit verify``: read records and digests, get the public key."""
         return self._chain.grant_verify(grantee, self._table)
-
-
 
     def grant_lookup(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let a principal turn e-mail addresses into subjects (read the pseudonym secret).

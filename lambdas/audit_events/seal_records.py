@@ -223,8 +223,10 @@ class Sealer:
         maybe_sealed = [ref for ref in refs if _parse_time(ref.recorded_at) <= head_time]
         if not maybe_sealed:
             return refs
-        # A digest sealed before a record was written cannot hold it.
-        since = min(_parse_time(ref.recorded_at) for ref in maybe_sealed) - _CLOCK_MARGIN
+        # A digest sealed before a record was written cannot hold it. (An unknown write time
+        # parses as the earliest moment: every digest is searched.)
+        earliest = min(_parse_time(ref.recorded_at) for ref in maybe_sealed)
+        since = earliest - _CLOCK_MARGIN if earliest.year > 1 else earliest
         sealed = self._keys_sealed_since(since, head)
         fresh = [ref for ref in refs if ref.key not in sealed]
         report.duplicates += len(refs) - len(fresh)
