@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -20,10 +20,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+
+from audit_stack import discovery
+from audit_stack.encryption import (
+    PUBLISHER_KEY_ACTIONS,
+    QueueSubscription,
+    require_key_statement,
+    sns_delivery_statement,
+)
+from audit_stack.marking import PipelineMarker
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
 # Powertools team publishes for each release; keep this equal to requirements-dev.txt's pin
@@ -109,6 +117,20 @@ class AuditPipeline(Construct):
         alarm_action: cloudwatch.IAlarmAction | None = None,
         dashboard: bool = False,
     ) -> None:
+        _validate_prop_types(
+            max_receive_count=max_receive_count,
+            batch_size=batch_size,
+            max_batching_window=max_batching_window,
+            max_concurrency=max_concurrency,
+            recorder_timeout=recorder_timeout,
+            event_types=event_types,
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+            log_retention=log_retention,
+            oldest_message_age_alarm=oldest_message_age_alarm,
+            alarm_action=alarm_action,
+            dashboard=dashboard,
+        )
         recorder_timeout = recorder_timeout or Duration.seconds(30)
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
         # Validate every prop before creating any child, so bad input leaves nothing behind.
@@ -122,6 +144,8 @@ class AuditPipeline(Construct):
             oldest_message_age_alarm=oldest_message_age_alarm,
         )
         super().__init__(scope, construct_id)
+        # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
+        self._marker = PipelineMarker(self)
 
         self._encryption_key = encryption_key
         retain = removal_policy
@@ -172,10 +196,8 @@ class AuditPipeline(Construct):
             removal_policy=retain,
         )
         self._topic.add_subscription(
-            subscriptions.SqsSubscription(
+            QueueSubscription(
                 self._queue,
-                # The SNS envelope is kept: its MessageId is recorded as provenance.
-                raw_message_delivery=False,
                 filter_policy={
                     EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
                         allowlist=list(event_types)
@@ -183,6 +205,13 @@ class AuditPipeline(Construct):
                 },
             )
         )
+        if encryption_key is not None:
+            require_key_statement(
+                self,
+                encryption_key,
+                sns_delivery_statement(self),
+                purpose="SNS cannot deliver audit events to the queue encrypted with it otherwise",
+            )
 
         self._table = dynamodb.Table(
             self,
@@ -291,6 +320,16 @@ class AuditPipeline(Construct):
                 "kms:GenerateDataKey",
                 "kms:DescribeKey",
             )
+
+        for construct, role in (
+            (self._topic, discovery.TOPIC),
+            (self._queue, discovery.QUEUE),
+            (self._dead_letter_queue, discovery.DEAD_LETTER_QUEUE),
+            (self._table, discovery.TABLE),
+            (self._publisher, discovery.PUBLISHER),
+            (self._recorder, discovery.RECORDER),
+        ):
+            self._marker.assign(construct, role)
 
         self._alarms = self._create_alarms(oldest_message_age_alarm, alarm_action)
         if dashboard:
@@ -520,8 +559,57 @@ class AuditPipeline(Construct):
         # With the AWS-managed aws/sns key, its own key policy already lets any principal of
         # the account use it through SNS; a customer key needs exactly these two actions.
         if self._encryption_key is not None:
-            self._encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+            self._encryption_key.grant(grantee, *PUBLISHER_KEY_ACTIONS)
         return grant
+
+    def allow_publishers(
+        self, *, accounts: Sequence[str] = (), organization_id: str | None = None
+    ) -> None:
+        """Let principals of other AWS accounts publish audit events to the topic, e.g. workload
+        accounts publishing to a central audit account.
+
+        Adds a topic policy statement per kind of principal (the listed accounts; every account
+        of the organization), and, with a customer-managed ``encryption_key``, the key policy
+        statement those publishers need (only through SNS). Each account still has to allow its
+        own principals ``sns:Publish`` on the topic (and the key's two actions) with IAM.
+
+        :param accounts: 12-digit AWS account ids.
+        :param organization_id: an AWS Organizations id (``o-...``).
+        """
+        _validate_publishers(accounts, organization_id)
+        groups: list[tuple[str, list[iam.IPrincipal]]] = []
+        if accounts:
+            groups.append(("Accounts", [iam.AccountPrincipal(account) for account in accounts]))
+        if organization_id is not None:
+            groups.append(("Organization", [iam.OrganizationPrincipal(organization_id)]))
+        for name, principals in groups:
+            self._topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"AllowAuditPublishersFrom{name}",
+                    principals=principals,
+                    actions=["sns:Publish"],
+                    resources=[self._topic.topic_arn],
+                )
+            )
+            if self._encryption_key is not None:
+                stack = Stack.of(self)
+                require_key_statement(
+                    self,
+                    self._encryption_key,
+                    iam.PolicyStatement(
+                        sid=f"AllowAuditPublishersFrom{name}",
+                        principals=principals,
+                        actions=list(PUBLISHER_KEY_ACTIONS),
+                        resources=["*"],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"sns.{stack.region}.{stack.url_suffix}"
+                            }
+                        },
+                    ),
+                    purpose=f"publishers from other accounts ({name.lower()}) cannot encrypt "
+                    "their audit events for the topic otherwise",
+                )
 
 
 def _logical_id_hint(log_group: logs.LogGroup) -> str:
@@ -563,3 +651,71 @@ def _validate_props(
             fail("event_types", "each must match ^[A-Z][A-Za-z0-9]{0,63}$ (e.g. AccountDeleted)")
     if oldest_message_age_alarm.to_seconds() < 60:
         fail("oldest_message_age_alarm", "must be at least 1 minute")
+
+
+def _validate_prop_types(**props: Any) -> None:
+    """Wrong-typed props (``recorder_timeout=30``) get the documented ValueError, not an
+    AttributeError from deep inside the construct. Unresolved tokens pass."""
+    expected: dict[str, tuple[str, Any]] = {
+        "max_receive_count": ("a whole number", _is_int),
+        "batch_size": ("a whole number", _is_int),
+        "max_concurrency": ("a whole number", _is_int),
+        "max_batching_window": ("a Duration (e.g. Duration.seconds(5))", _is_duration),
+        "recorder_timeout": ("a Duration (e.g. Duration.seconds(30))", _is_duration),
+        "oldest_message_age_alarm": ("a Duration (e.g. Duration.minutes(15))", _is_duration),
+        "encryption_key": ("a kms.IKey", lambda v: hasattr(v, "key_arn")),
+        "removal_policy": ("a RemovalPolicy", lambda v: isinstance(v, RemovalPolicy)),
+        "log_retention": ("a logs.RetentionDays", lambda v: isinstance(v, logs.RetentionDays)),
+        "alarm_action": ("a cloudwatch.IAlarmAction", lambda v: hasattr(v, "bind")),
+        "dashboard": ("True or False", lambda v: isinstance(v, bool)),
+    }
+    for name, (kind, accepts) in expected.items():
+        value = props[name]
+        optional = name in _OPTIONAL_PROPS
+        if (value is None and optional) or Token.is_unresolved(value) or accepts(value):
+            continue
+        raise ValueError(f"AuditPipeline {name}: must be {kind}, not {type(value).__name__}")
+
+
+_OPTIONAL_PROPS = frozenset(
+    {
+        "max_batching_window",
+        "recorder_timeout",
+        "oldest_message_age_alarm",
+        "encryption_key",
+        "alarm_action",
+    }
+)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_duration(value: object) -> bool:
+    return isinstance(value, Duration)
+
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
+
+
+def _validate_publishers(accounts: Sequence[str], organization_id: str | None) -> None:
+    def fail(field: str, rule: str) -> None:
+        raise ValueError(f"AuditPipeline allow_publishers {field}: {rule}")
+
+    if isinstance(accounts, str):
+        fail("accounts", "must be a list of account ids, not one string")
+    if not accounts and organization_id is None:
+        fail("accounts", "give accounts, an organization_id, or both")
+    for account in accounts:
+        if not Token.is_unresolved(account) and not (
+            isinstance(account, str) and _ACCOUNT_ID.fullmatch(account)
+        ):
+            fail("accounts", f"each must be a 12-digit AWS account id, not {account!r}")
+    if (
+        organization_id is not None
+        and not Token.is_unresolved(organization_id)
+        and not (isinstance(organization_id, str) and _ORGANIZATION_ID.fullmatch(organization_id))
+    ):
+        fail("organization_id", f"must look like o-abc123def4, not {organization_id!r}")
