@@ -1,8 +1,10 @@
 """``audit``: the operator CLI of the audit pipeline, for a deployed stack or the local emulator.
 
-Every command finds the stack's queues, table and functions through CloudFormation's
-DescribeStacks outputs, so one code path serves AWS (``--stack``, ``--profile``, ``--region``)
-and the emulator (``--local``, ``--endpoint-url``).
+Every command finds its AuditPipeline's queues, table and functions in the stack's template
+(CloudFormation GetTemplate: the marks the construct adds) and their physical names with
+ListStackResources, so one code path serves AWS (``--stack``, ``--pipeline``, ``--profile``,
+``--region``) and the emulator (``--local``, ``--endpoint-url``), for any stack holding any number
+of pipelines.
 
 Exit codes: 0 done (``status``: HEALTHY); 1 operational error (no credentials, stack not found,
 endpoint unreachable, an AWS error); 2 usage error (bad option or date, input the publisher
@@ -43,7 +45,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from audit_stack import outputs
+from audit_stack import discovery
+from audit_stack.discovery import PipelineNotFoundError, find_pipelines, select_pipeline
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -98,13 +101,17 @@ class OperatorError(Exception):
 
 @dataclass
 class Target:
-    """The stack the commands operate on, and boto3 clients for where it runs."""
+    """The pipeline the commands operate on, its stack, and boto3 clients for where it runs."""
 
     stack: str
     region: str
     endpoint_url: str | None
     session: boto3.session.Session
-    outputs: dict[str, str]
+    pipeline: str = ""
+    resources: dict[str, str] = field(default_factory=dict)
+    """role -> physical id (a topic's ARN, a queue's URL, a table's or a function's name)."""
+    alarms: dict[str, str] = field(default_factory=dict)
+    """alarm name -> logical id, for the pipeline's alarms."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str, *, config: Config | None = None) -> Any:
@@ -133,12 +140,18 @@ class Target:
     def where(self) -> str:
         return f"{self.region}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
 
-    def output(self, key: str) -> str:
-        return self.outputs[key]
+    def resource(self, role: str) -> str:
+        """The physical id of the pipeline's resource with this role (``discovery`` roles)."""
+        if role not in self.resources:
+            raise OperatorError(
+                f"pipeline {self.pipeline!r} of stack {self.stack!r} has no deployed {role}"
+            )
+        return self.resources[role]
 
 
 def resolve_target(arguments: argparse.Namespace) -> Target:
-    """The stack named by --stack, through DescribeStacks on AWS or on the emulator."""
+    """The pipeline named by --pipeline in the stack named by --stack: its template
+    (GetTemplate) says which resources are its, ListStackResources their physical ids."""
     endpoint_url: str | None = LOCAL_ENDPOINT_URL if arguments.local else arguments.endpoint_url
     if endpoint_url is not None:
         # The emulator's region, not the one configured for real work.
@@ -153,32 +166,61 @@ def resolve_target(arguments: argparse.Namespace) -> Target:
             raise OperatorError(
                 "no AWS region: pass --region, set AWS_REGION, or set a region in your profile"
             )
-    target = Target(arguments.stack, region, endpoint_url, session, outputs={})
+    target = Target(arguments.stack or DEFAULT_STACK, region, endpoint_url, session)
+    cloudformation = target.client("cloudformation")
+    if arguments.stack is None and endpoint_url is not None:
+        # An emulator runs one stack: that one, whatever its name.
+        stacks = cloudformation.describe_stacks().get("Stacks", [])
+        if len(stacks) == 1:
+            target.stack = stacks[0]["StackName"]
     try:
-        stacks = target.client("cloudformation").describe_stacks(StackName=arguments.stack)
+        body = cloudformation.get_template(StackName=target.stack)["TemplateBody"]
     except ClientError as error:
         if _error_code(error) == "ValidationError" and "does not exist" in str(error):
             hint = (
                 "pick the --stack (and --region) that the emulator was started with"
                 if endpoint_url
-                else "deploy it (make deploy) or pick --stack / --region / --profile"
+                else "deploy it or pick --stack / --region / --profile"
             )
             raise OperatorError(
-                f"stack {arguments.stack!r} not found in {target.where}: {hint}"
+                f"stack {target.stack!r} not found in {target.where}: {hint}"
             ) from None
         raise
-    found = {
-        output["OutputKey"]: output["OutputValue"]
-        for output in stacks["Stacks"][0].get("Outputs", [])
-    }
-    missing = [key for key in outputs.ALL if key not in found]
-    if missing:
-        raise OperatorError(
-            f"stack {arguments.stack!r} lacks the output(s) {', '.join(missing)}: "
-            "is it an AuditStack (app.py)?"
+    # boto3 parses a JSON template body; a YAML one stays text and holds no pipeline marks.
+    template = body if isinstance(body, dict) else _json_or_empty(body)
+    try:
+        pipeline = select_pipeline(
+            find_pipelines(template), arguments.pipeline, where=f"stack {target.stack!r}"
         )
-    target.outputs = found
+    except PipelineNotFoundError as error:
+        chosen_wrongly = arguments.pipeline is not None or "pick one" in str(error)
+        raise OperatorError(str(error), EXIT_USAGE if chosen_wrongly else EXIT_ERROR) from None
+    physical = {
+        summary["LogicalResourceId"]: summary["PhysicalResourceId"]
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(
+            StackName=target.stack
+        )
+        for summary in page["StackResourceSummaries"]
+        if "PhysicalResourceId" in summary
+    }
+    target.pipeline = pipeline.path
+    target.resources = {
+        role: physical[logical_id]
+        for role, logical_id in pipeline.roles.items()
+        if logical_id in physical
+    }
+    target.alarms = {
+        physical[logical_id]: logical_id for logical_id in pipeline.alarms if logical_id in physical
+    }
     return target
+
+
+def _json_or_empty(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 @functools.cache
@@ -263,7 +305,7 @@ def delete_account(target: Target, arguments: argparse.Namespace) -> int:
         "lambda", config=Config(read_timeout=120, retries={"total_max_attempts": 1})
     )
     response = lambda_.invoke(
-        FunctionName=target.output(outputs.PUBLISHER_FUNCTION_NAME),
+        FunctionName=target.resource(discovery.PUBLISHER),
         Payload=json.dumps({"email": arguments.email}).encode(),
     )
     body = response["Payload"].read()
@@ -290,7 +332,7 @@ def trail(target: Target, arguments: argparse.Namespace) -> int:
     condition, values = _event_key_condition(arguments.since, arguments.until)
     names = {"#pk": PARTITION_KEY, **({"#sk": SORT_KEY} if condition else {})}
     request: dict[str, Any] = {
-        "TableName": target.output(outputs.TABLE_NAME),
+        "TableName": target.resource(discovery.TABLE),
         "KeyConditionExpression": "#pk = :pk" + condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {":pk": {"S": subject}, **values},
@@ -310,7 +352,7 @@ def events(target: Target, arguments: argparse.Namespace) -> int:
     """Events of one type in a time range (the by-event-type index), newest first."""
     condition, values = _event_key_condition(arguments.since, arguments.until)
     request = {
-        "TableName": target.output(outputs.TABLE_NAME),
+        "TableName": target.resource(discovery.TABLE),
         "IndexName": EVENT_TYPE_INDEX,
         "KeyConditionExpression": "#type = :type" + condition,
         "ExpressionAttributeNames": {
@@ -329,7 +371,7 @@ def events(target: Target, arguments: argparse.Namespace) -> int:
 def dlq_show(target: Target, arguments: argparse.Namespace) -> int:
     """What is in the dead-letter queue and why the recorder rejects it; consumes nothing."""
     sqs = target.client("sqs")
-    url = target.output(outputs.DEAD_LETTER_QUEUE_URL)
+    url = target.resource(discovery.DEAD_LETTER_QUEUE)
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=[
@@ -389,8 +431,8 @@ def dlq_show(target: Target, arguments: argparse.Namespace) -> int:
 def dlq_redrive(target: Target, arguments: argparse.Namespace) -> int:
     """Move the dead-letter queue's messages back to the queue the recorder consumes."""
     sqs = target.client("sqs")
-    dead_letter_url = target.output(outputs.DEAD_LETTER_QUEUE_URL)
-    queue_url = target.output(outputs.QUEUE_URL)
+    dead_letter_url = target.resource(discovery.DEAD_LETTER_QUEUE)
+    queue_url = target.resource(discovery.QUEUE)
     attributes = sqs.get_queue_attributes(
         QueueUrl=dead_letter_url, AttributeNames=["QueueArn", "ApproximateNumberOfMessages"]
     )["Attributes"]
@@ -422,8 +464,8 @@ def status(target: Target, arguments: argparse.Namespace) -> int:
     """Queue depths, age of the oldest message, alarm states; HEALTHY (0) or UNHEALTHY (3)."""
     sqs = target.client("sqs")
     queues = {
-        "queue": target.output(outputs.QUEUE_URL),
-        "dead_letter_queue": target.output(outputs.DEAD_LETTER_QUEUE_URL),
+        "queue": target.resource(discovery.QUEUE),
+        "dead_letter_queue": target.resource(discovery.DEAD_LETTER_QUEUE),
     }
     depths = {role: _depth(sqs, url) for role, url in queues.items()}
     ages = _oldest_message_ages(
@@ -450,6 +492,7 @@ def status(target: Target, arguments: argparse.Namespace) -> int:
     )
     report = {
         "stack": target.stack,
+        "pipeline": target.pipeline,
         "region": target.region,
         "endpoint_url": target.endpoint_url,
         "status": "HEALTHY" if healthy else "UNHEALTHY",
@@ -715,14 +758,8 @@ def _oldest_message_ages(cloudwatch: Any, names: dict[str, str]) -> dict[str, fl
 
 
 def _alarms(target: Target) -> list[dict[str, Any]]:
-    """The stack's CloudWatch alarms (its AWS::CloudWatch::Alarm resources) and their states."""
-    paginator = target.client("cloudformation").get_paginator("list_stack_resources")
-    names = {
-        summary["PhysicalResourceId"]: summary["LogicalResourceId"]
-        for page in paginator.paginate(StackName=target.stack)
-        for summary in page["StackResourceSummaries"]
-        if summary["ResourceType"] == "AWS::CloudWatch::Alarm" and "PhysicalResourceId" in summary
-    }
+    """The pipeline's CloudWatch alarms and their states."""
+    names = target.alarms
     cloudwatch = target.client("cloudwatch")
     found: list[dict[str, Any]] = []
     ordered = sorted(names)
@@ -811,7 +848,7 @@ def _period(since: Moment | None, until: Moment | None) -> str:
 
 
 def _print_status(target: Target, report: dict[str, Any]) -> None:
-    print(f"Stack {target.stack} in {target.where}\n")
+    print(f"Stack {target.stack}, pipeline {target.pipeline}, in {target.where}\n")
     rows = []
     for role, queue in report["queues"].items():
         age = queue["oldest_message_age_seconds"]
@@ -893,9 +930,9 @@ def _again(arguments: argparse.Namespace, *command: str) -> str:
         words.append("--local")
     elif arguments.endpoint_url:
         words += ["--endpoint-url", arguments.endpoint_url]
-    for option in ("stack", "profile", "region"):
+    for option in ("stack", "pipeline", "profile", "region"):
         value = getattr(arguments, option)
-        if value and not (option == "stack" and value == DEFAULT_STACK):
+        if value:
             words += [f"--{option}", value]
     return shlex.join([*words, *command])
 
@@ -939,9 +976,16 @@ def _target_options(*, for_subcommand: bool) -> argparse.ArgumentParser:
     group = options.add_argument_group("target")
     group.add_argument(
         "--stack",
-        default=default(DEFAULT_STACK),
+        default=default(None),
         metavar="NAME",
-        help=f"CloudFormation stack to operate on (default {DEFAULT_STACK})",
+        help=f"CloudFormation stack holding the pipeline (default {DEFAULT_STACK}; on an "
+        "emulator, the stack it runs)",
+    )
+    group.add_argument(
+        "--pipeline",
+        default=default(None),
+        metavar="ID",
+        help="the AuditPipeline's construct id or path in the stack (default: the only one)",
     )
     group.add_argument("--profile", default=default(None), help="AWS profile (credential chain)")
     group.add_argument(

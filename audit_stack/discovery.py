@@ -121,7 +121,9 @@ def select_pipeline(
     if len(matching) == 1:
         return matching[0]
     if not matching:
-        raise PipelineNotFoundError(f"{where} has no AuditPipeline {wanted!r}; pipelines: {choices}")
+        raise PipelineNotFoundError(
+            f"{where} has no AuditPipeline {wanted!r}; pipelines: {choices}"
+        )
     raise PipelineNotFoundError(
         f"{wanted!r} names {len(matching)} AuditPipelines in {where}: pick one of "
         + ", ".join(pipeline.path for pipeline in matching)
