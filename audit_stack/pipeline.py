@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
@@ -31,6 +30,7 @@ from audit_stack.encryption import (
     require_key_statement,
     sns_delivery_statement,
 )
+from audit_stack.lambda_code import lambda_code_dir
 from audit_stack.marking import PipelineMarker
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
@@ -67,14 +67,6 @@ _MUTATING_TABLE_ACTIONS = [
     "dynamodb:PartiQLUpdate",
     "dynamodb:PartiQLDelete",
 ]
-
-
-def lambda_code_dir() -> Path:
-    """Where the Lambda asset lives: inside the installed package, else the repository."""
-    installed = Path(__file__).resolve().parent / "lambdas"
-    if (installed / "audit_events").is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "lambdas"
 
 
 class AuditPipeline(Construct):

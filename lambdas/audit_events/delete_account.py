@@ -17,7 +17,8 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from .event import InvalidPayloadError, new_account_deleted, validate_delete_account_payload
+from .event import InvalidPayloadError
+from .publication import account_deleted_publication
 
 # Fail within seconds rather than waiting out botocore's 60-second defaults: the function's own
 # timeout is shorter, and the caller is told about an error instead of a timeout.
@@ -41,19 +42,18 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
     """Publish one AccountDeleted event; an invalid payload raises and publishes nothing."""
     topic_arn = os.environ["TOPIC_ARN"]
     try:
-        email = validate_delete_account_payload(event)
+        publication = account_deleted_publication(
+            event, now=datetime.now(UTC), event_id=str(uuid.uuid4())
+        )
     except InvalidPayloadError as error:
         # The error names the field and the rule, never the value.
         logger.warning("Rejected deleteAccount payload", extra={"reason": str(error)})
         raise
-    audit_event = new_account_deleted(email, now=datetime.now(UTC), event_id=str(uuid.uuid4()))
+    audit_event = publication.event
     response = _sns_client().publish(
         TopicArn=topic_arn,
-        Message=audit_event.to_json(),
-        # The subscription's filter policy matches on this attribute.
-        MessageAttributes={
-            "event_type": {"DataType": "String", "StringValue": audit_event.event_type}
-        },
+        Message=publication.message,
+        MessageAttributes=publication.message_attributes,
     )
     logger.info(
         "Published audit event",

@@ -9,9 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from audit_stack.local.pytest_plugin import local_audit_assembly, local_audit_pipeline
+from audit_stack.local.pytest_plugin import (
+    local_audit_assembly,
+    local_audit_pipeline,
+    local_audit_pipeline_id,
+    local_audit_stack_name,
+)
+from tests.cdk_app import context_environment
 
-__all__ = ["local_audit_assembly", "local_audit_pipeline"]
+__all__ = [
+    "local_audit_assembly",
+    "local_audit_pipeline",
+    "local_audit_pipeline_id",
+    "local_audit_stack_name",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +48,11 @@ def short_timeout_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = subprocess.run(
         [sys.executable, "-c", _SHORT_TIMEOUT_APP, str(outdir)],
         cwd=ROOT,
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={
+            **os.environ,
+            **context_environment(),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
         capture_output=True,
         text=True,
         timeout=300,

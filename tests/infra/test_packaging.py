@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.cdk_app import context_environment
 from tests.infra.test_compliance import cfn_lint_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
     result = subprocess.run(
         [sys.executable, "app.py", str(outdir)],
         cwd=app_dir,
-        env={**os.environ, "PYTHONPATH": str(site)},
+        env={**os.environ, **context_environment(), "PYTHONPATH": str(site)},
         capture_output=True,
         text=True,
         timeout=300,

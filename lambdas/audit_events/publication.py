@@ -1,0 +1,38 @@
+"""What is published for one request: the validated event, its SNS message and attributes.
+
+The deleteAccount function and applications that publish to the topic directly (the
+``AuditPublisher`` client of the ``audit_stack`` package) both build publications here, so they
+validate and envelope events identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .event import AuditEvent, new_account_deleted, validate_delete_account_payload
+
+# The subscription's filter policy matches on this message attribute.
+EVENT_TYPE_ATTRIBUTE = "event_type"
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One audit event as an SNS Publish (or PublishBatch entry) carries it."""
+
+    event: AuditEvent
+
+    @property
+    def message(self) -> str:
+        return self.event.to_json()
+
+    @property
+    def message_attributes(self) -> dict[str, dict[str, str]]:
+        return {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": self.event.event_type}}
+
+
+def account_deleted_publication(payload: object, *, now: datetime, event_id: str) -> Publication:
+    """The publication for a deleteAccount payload ``{"email": ...}``; InvalidPayloadError (the
+    field and the rule, never the value) when the payload breaks a rule."""
+    email = validate_delete_account_payload(payload)
+    return Publication(new_account_deleted(email, now=now, event_id=event_id))
