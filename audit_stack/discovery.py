@@ -62,11 +62,6 @@ class PipelineResources:
             )
         return self.roles[role]
 
-    def matches(self, wanted: str) -> bool:
-        """Whether ``wanted`` names this pipeline: its construct id, or its path (with or without
-        the stack's path in front)."""
-        return wanted in {self.id, self.path} or wanted.endswith("/" + self.path)
-
 
 def find_pipelines(template: Mapping[str, Any]) -> list[PipelineResources]:
     """Every AuditPipeline marked in a template, in construct-path order."""
@@ -117,7 +112,7 @@ def select_pipeline(
         raise PipelineNotFoundError(
             f"{where} holds {len(found)} AuditPipelines: pick one of {choices}"
         )
-    matching = [pipeline for pipeline in found if pipeline.matches(wanted)]
+    matching = _matching(found, wanted)
     if len(matching) == 1:
         return matching[0]
     if not matching:
@@ -128,6 +123,20 @@ def select_pipeline(
         f"{wanted!r} names {len(matching)} AuditPipelines in {where}: pick one of "
         + ", ".join(pipeline.path for pipeline in matching)
     )
+
+
+def _matching(found: list[PipelineResources], wanted: str) -> list[PipelineResources]:
+    """The pipelines ``wanted`` names: its path in the stack (an exact path wins: "Audit" is the
+    top-level pipeline even when "Tenants/Audit" exists), its construct id, or its full path
+    (the stack's path in front: the longest path that ends it)."""
+    exact = [pipeline for pipeline in found if pipeline.path == wanted]
+    if exact:
+        return exact
+    if "/" not in wanted:
+        return [pipeline for pipeline in found if pipeline.id == wanted]
+    suffixes = [pipeline for pipeline in found if wanted.endswith("/" + pipeline.path)]
+    longest = max((len(pipeline.path) for pipeline in suffixes), default=0)
+    return [pipeline for pipeline in suffixes if len(pipeline.path) == longest]
 
 
 def function_role(construct_id: str) -> str:

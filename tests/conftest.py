@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cdk_app import context_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "AuditPipelineStack"
@@ -46,3 +49,44 @@ def template_json(cloud_assembly: Path) -> dict[str, Any]:
     """The synthesized CloudFormation template of the app's stack, as JSON."""
     data: dict[str, Any] = json.loads((cloud_assembly / f"{STACK_NAME}.template.json").read_text())
     return data
+
+
+# A consumer's app: its own stack name, two AuditPipelines (one nested in a construct of its
+# own), and a second stack without any.
+_TWO_PIPELINES_APP = """
+import sys
+import aws_cdk as cdk
+from constructs import Construct
+from audit_stack import AuditPipeline
+
+app = cdk.App(outdir=sys.argv[1])
+stack = cdk.Stack(app, "MyStack")
+AuditPipeline(stack, "Audit", removal_policy=cdk.RemovalPolicy.DESTROY)
+AuditPipeline(Construct(stack, "Tenants"), "Audit", event_types=["AccountDeleted", "TenantClosed"])
+cdk.Stack(app, "Unrelated").add_metadata("purpose", "a stack without pipelines")
+app.synth()
+"""
+
+
+@pytest.fixture(scope="session")
+def two_pipelines_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cdk.out of an app with stack MyStack holding pipelines Audit and Tenants/Audit."""
+    outdir = tmp_path_factory.mktemp("two-pipelines.out")
+    # In a subprocess: the test process itself never starts jsii's Node.js kernel.
+    bin_dir = str(Path(sys.executable).parent)
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_PIPELINES_APP, str(outdir)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **context_environment(),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"synthesis failed:\n{result.stdout}\n{result.stderr}")
+    return outdir
