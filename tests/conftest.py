@@ -63,7 +63,7 @@ app = cdk.App(outdir=sys.argv[1])
 stack = cdk.Stack(app, "MyStack")
 AuditPipeline(stack, "Audit", removal_policy=cdk.RemovalPolicy.DESTROY)
 AuditPipeline(Construct(stack, "Tenants"), "Audit", event_types=["AccountDeleted", "TenantClosed"])
-cdk.Stack(app, "Unrelated").add_metadata("purpose", "a stack without pipelines")
+cdk.aws_sqs.Queue(cdk.Stack(app, "Unrelated"), "Jobs", enforce_ssl=True)
 app.synth()
 """
 

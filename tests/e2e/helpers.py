@@ -11,7 +11,7 @@ from audit_stack.local import Invocation, LocalAuditPipeline
 def records_of(pipeline: LocalAuditPipeline, subject: str) -> list[dict[str, Any]]:
     """Every item recorded for ``subject`` (the partition key, read from the table's schema)."""
     ddb = pipeline.client("dynamodb")
-    table = pipeline.outputs["TableName"]
+    table = pipeline.table_name
     schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
     partition_key = next(key["AttributeName"] for key in schema if key["KeyType"] == "HASH")
     items: list[dict[str, Any]] = ddb.query(
