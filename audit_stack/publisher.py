@@ -98,9 +98,7 @@ class AuditPublisher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not topic_arn.startswith("arn:") or topic_arn.count(":") != 5:
-            raise ValueError(
-                "topic_arn: must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
-            )
+            raise ValueError("topic_arn: must be a topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
         if max_attempts < 1:
             raise ValueError("max_attempts: must be at least 1")
         self.topic_arn = topic_arn
