@@ -23,7 +23,12 @@ from botocore.config import Config
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from audit_stack import discovery
-from audit_stack.discovery import PipelineResources, find_pipelines, select_pipeline
+from audit_stack.discovery import (
+    PipelineNotFoundError,
+    PipelineResources,
+    find_pipelines,
+    select_pipeline,
+)
 from audit_stack.local.activity import Activity
 from audit_stack.local.cloudformation import StackApi
 from audit_stack.local.deploy import Deployer, Deployment
@@ -43,6 +48,7 @@ from audit_stack.local.template import CloudAssembly
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
+_FUNCTION_OUTPUT_SUFFIX = "FunctionName"
 # run_until_idle looks again at least this often, e.g. for visibility timeouts ending in real time.
 _IDLE_RECHECK_SECONDS = 1.0
 # On shutdown the SQS clock jumps this far, so that open long polls of other clients end at once.
@@ -96,8 +102,12 @@ class LocalAuditPipeline:
     ) -> None:
         self._assembly = CloudAssembly(assembly_dir, stack_name)
         self._pipelines = find_pipelines(self._assembly.template)
-        self._pipeline: PipelineResources = select_pipeline(
-            self._pipelines, pipeline, where=f"stack {self._assembly.stack_name}"
+        # Any template deploys; one without an AuditPipeline (the benchmark's original
+        # configuration, a test's probe) has no pipeline to resolve roles in.
+        self._pipeline: PipelineResources | None = (
+            select_pipeline(self._pipelines, pipeline, where=f"stack {self._assembly.stack_name}")
+            if self._pipelines or pipeline is not None
+            else None
         )
         self._verbose = verbose
         self._region = region
@@ -180,8 +190,15 @@ class LocalAuditPipeline:
         self._report(deployment)
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
         self._server.stack_api = StackApi(deployment, self._assembly.template)
-        for role in self._pipeline.function_roles:
-            self._aliases[role] = self.resource_name(role)
+        if self._pipeline is not None:
+            for role in self._pipeline.function_roles:
+                self._aliases[role] = self.resource_name(role)
+        else:
+            # Without an AuditPipeline, an output "<Role>FunctionName" names a role's function.
+            for output, value in deployment.outputs.items():
+                role = output.removesuffix(_FUNCTION_OUTPUT_SUFFIX)
+                if role and role != output:
+                    self._aliases[role.lower()] = value
         self._functions = FunctionRegistry(self._activity)
         for spec in deployment.functions:
             self._functions.add(
@@ -296,9 +313,10 @@ class LocalAuditPipeline:
         return self._assembly.stack_name
 
     @property
-    def pipeline(self) -> str:
-        """The selected AuditPipeline's construct path in the stack, e.g. ``Audit``."""
-        return self._pipeline.path
+    def pipeline(self) -> str | None:
+        """The selected AuditPipeline's construct path in the stack, e.g. ``Audit``; None for a
+        stack without one."""
+        return self._pipeline.path if self._pipeline is not None else None
 
     @property
     def pipelines(self) -> list[str]:
@@ -308,6 +326,8 @@ class LocalAuditPipeline:
     def resource_name(self, role: str) -> str:
         """What the selected pipeline's resource with this role answers to Ref: a topic's ARN,
         a queue's URL, a table's or a function's name (roles in ``audit_stack.discovery``)."""
+        if self._pipeline is None:
+            raise PipelineNotFoundError(f"stack {self.stack_name} holds no AuditPipeline")
         return self._running_deployment().resources[self._pipeline.logical_id(role)].ref
 
     @property

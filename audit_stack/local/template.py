@@ -84,6 +84,8 @@ class CloudAssembly:
         with_pipelines = {name: paths for name, paths in with_pipelines.items() if paths}
         if len(with_pipelines) == 1:
             return next(iter(with_pipelines))
+        if not with_pipelines and len(stacks) == 1:
+            return next(iter(stacks))
         if not with_pipelines:
             raise DeploymentError(
                 f"no stack in {self.directory} holds an AuditPipeline; stacks there: "

@@ -65,9 +65,15 @@ def test_a_stack_with_two_pipelines_needs_a_choice_and_lists_them(
         LocalAuditPipeline(two_pipelines_assembly, pipeline="Billing")
 
 
-def test_a_stack_without_pipelines_is_refused(two_pipelines_assembly: Path) -> None:
+def test_a_stack_without_pipelines_has_none_to_resolve_roles_in(
+    two_pipelines_assembly: Path,
+) -> None:
+    unrelated = LocalAuditPipeline(two_pipelines_assembly, "Unrelated")
+    assert (unrelated.pipelines, unrelated.pipeline) == ([], None)
     with pytest.raises(PipelineNotFoundError, match="stack Unrelated holds no AuditPipeline"):
-        LocalAuditPipeline(two_pipelines_assembly, "Unrelated")
+        unrelated.resource_name("table")
+    with pytest.raises(PipelineNotFoundError, match="stack Unrelated holds no AuditPipeline"):
+        LocalAuditPipeline(two_pipelines_assembly, "Unrelated", pipeline="Audit")
     with pytest.raises(DeploymentError, match=r"stack 'Nope' is not in .*MyStack"):
         LocalAuditPipeline(two_pipelines_assembly, "Nope")
 
