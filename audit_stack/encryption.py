@@ -73,6 +73,24 @@ def sns_delivery_statement(scope: Construct) -> iam.PolicyStatement:
     )
 
 
+def cloudwatch_alarms_statement(scope: Construct) -> iam.PolicyStatement:
+    """Lets CloudWatch publish this account's alarms to a topic encrypted with the key (an alarm
+    action's topic)."""
+    stack = Stack.of(scope)
+    return iam.PolicyStatement(
+        sid="AllowCloudWatchAlarmsToEncryptedTopic",
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=list(SNS_DELIVERY_KEY_ACTIONS),
+        resources=["*"],
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm:*")
+            },
+        },
+    )
+
+
 def require_key_statement(
     scope: Construct, key: kms.IKey, statement: iam.PolicyStatement, *, purpose: str
 ) -> None:

@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks
 
 from audit_stack import AuditPipeline
+from audit_stack.encryption import cloudwatch_alarms_statement, require_key_statement
 from audit_stack.props import AuditPipelineProps
 from tests.cdk_app import cdk_json_context, new_app
 from tests.infra.test_compliance import cfn_lint_errors
@@ -37,11 +38,16 @@ def assembly() -> cdk.cx_api.CloudAssembly:
     shared_key = kms.Key(keys, "SharedKey", enable_key_rotation=True)
     AuditPipeline(cdk.Stack(app, "KeyInOtherStack"), "Audit", encryption_key=shared_key)
     imported = cdk.Stack(app, "ImportedKey")
-    AuditPipeline(
-        imported,
-        "Audit",
-        encryption_key=kms.Key.from_key_arn(imported, "Key", IMPORTED_KEY_ARN),
-    ).allow_publishers(accounts=[WORKLOAD_ACCOUNT])
+    imported_key = kms.Key.from_key_arn(imported, "Key", IMPORTED_KEY_ARN)
+    pipeline = AuditPipeline(imported, "Audit", encryption_key=imported_key)
+    pipeline.allow_publishers(accounts=[WORKLOAD_ACCOUNT])
+    # What a stack does for an alarm topic encrypted with the same key.
+    require_key_statement(
+        pipeline,
+        imported_key,
+        cloudwatch_alarms_statement(pipeline),
+        purpose="CloudWatch cannot send alarms to the topic encrypted with it otherwise",
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app.synth()  # raises on a cycle, a cross-stack cycle or a cdk-nag finding
 
@@ -153,12 +159,14 @@ def test_an_imported_key_gets_a_warning_listing_each_statement_it_needs(
         if message.entry.type == "aws:cdk:warning"
     ]
     needed = [w for w in warnings if "cannot change its key policy" in w]
-    assert len(needed) == 2
+    assert len(needed) == 3
     sns_delivery = next(w for w in needed if "AllowSnsDeliveryToAuditQueues" in w)
     assert '"Service": "sns.amazonaws.com"' in sns_delivery
     assert "kms:GenerateDataKey" in sns_delivery
     publishers = next(w for w in needed if "AllowAuditPublishersFromAccounts" in w)
     assert WORKLOAD_ACCOUNT in publishers
+    alarms = next(w for w in needed if "AllowCloudWatchAlarmsToEncryptedTopic" in w)
+    assert '"Service": "cloudwatch.amazonaws.com"' in alarms
 
 
 @pytest.mark.parametrize(
