@@ -655,6 +655,8 @@ def _validate_prop_types(**props: Any) -> None:
         "max_batching_window": ("a Duration (e.g. Duration.seconds(5))", _is_duration),
         "recorder_timeout": ("a Duration (e.g. Duration.seconds(30))", _is_duration),
         "oldest_message_age_alarm": ("a Duration (e.g. Duration.minutes(15))", _is_duration),
+        # A str is a Sequence too: _validate_props says it must be a list.
+        "event_types": ("a list of event type names", lambda v: isinstance(v, Sequence)),
         "encryption_key": ("a kms.IKey", lambda v: hasattr(v, "key_arn")),
         "removal_policy": ("a RemovalPolicy", lambda v: isinstance(v, RemovalPolicy)),
         "log_retention": ("a logs.RetentionDays", lambda v: isinstance(v, logs.RetentionDays)),
@@ -664,7 +666,7 @@ def _validate_prop_types(**props: Any) -> None:
     for name, (kind, accepts) in expected.items():
         value = props[name]
         optional = name in _OPTIONAL_PROPS
-        if (value is None and optional) or Token.is_unresolved(value) or accepts(value):
+        if (value is None and optional) or accepts(value) or _is_token(value):
             continue
         raise ValueError(f"AuditPipeline {name}: must be {kind}, not {type(value).__name__}")
 
@@ -678,6 +680,11 @@ _OPTIONAL_PROPS = frozenset(
         "alarm_action",
     }
 )
+
+
+def _is_token(value: object) -> bool:
+    # Only strings and numbers can be tokens; jsii cannot pass other Python objects.
+    return isinstance(value, str | int | float) and Token.is_unresolved(value)
 
 
 def _is_int(value: object) -> bool:

@@ -182,6 +182,7 @@ def test_an_imported_key_gets_a_warning_listing_each_statement_it_needs(
         ({"log_retention": 365}, "log_retention: must be a logs.RetentionDays"),
         ({"encryption_key": "alias/mine"}, "encryption_key: must be a kms.IKey"),
         ({"dashboard": "yes"}, "dashboard: must be True or False"),
+        ({"event_types": 7}, "event_types: must be a list of event type names, not int"),
     ],
 )
 def test_props_of_the_wrong_type_get_the_documented_value_error_and_leave_nothing(
