@@ -33,9 +33,16 @@ class QueueSubscription:
     """``SqsSubscription`` minus its key-policy statement (see the module docstring); same
     construct ids, so the subscription and the queue policy keep their logical ids."""
 
-    def __init__(self, queue: sqs.Queue, *, filter_policy: dict[str, sns.SubscriptionFilter]):
+    def __init__(
+        self,
+        queue: sqs.Queue,
+        *,
+        filter_policy: dict[str, sns.SubscriptionFilter],
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> None:
         self._queue = queue
         self._filter_policy = filter_policy
+        self._dead_letter_queue = dead_letter_queue
 
     def bind(self, topic: sns.ITopic) -> sns.TopicSubscriptionConfig:
         added = self._queue.add_to_resource_policy(
@@ -54,6 +61,8 @@ class QueueSubscription:
             # The SNS envelope is kept: its MessageId is recorded as provenance.
             raw_message_delivery=False,
             filter_policy=self._filter_policy,
+            # Where SNS puts messages it could not deliver (the subscription's RedrivePolicy).
+            dead_letter_queue=self._dead_letter_queue,
             subscription_dependency=added.policy_dependable,
         )
 

@@ -14,7 +14,11 @@ from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks
 
 from audit_stack import AuditPipeline
-from audit_stack.encryption import cloudwatch_alarms_statement, require_key_statement
+from audit_stack.encryption import (
+    QueueSubscription,
+    cloudwatch_alarms_statement,
+    require_key_statement,
+)
 from audit_stack.props import AuditPipelineProps
 from tests.cdk_app import cdk_json_context, new_app
 from tests.infra.test_compliance import cfn_lint_errors
@@ -222,3 +226,21 @@ def test_audit_stack_pipeline_props_are_exactly_the_constructs_keyword_arguments
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
     }
     assert typing.get_type_hints(AuditPipelineProps) == keywords
+
+
+def test_the_queue_subscription_can_have_a_dead_letter_queue_of_its_own() -> None:
+    stack = cdk.Stack(new_app(), "Subscription")
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    topic = cdk.aws_sns.Topic(stack, "Topic", master_key=key)
+    queue = cdk.aws_sqs.Queue(stack, "Queue", encryption_master_key=key)
+    undeliverable = cdk.aws_sqs.Queue(stack, "Undeliverable", encryption_master_key=key)
+    topic.add_subscription(
+        QueueSubscription(queue, filter_policy={}, dead_letter_queue=undeliverable)
+    )
+    template = cdk.assertions.Template.from_stack(stack)
+    undeliverable_id = stack.get_logical_id(undeliverable.node.default_child)  # type: ignore[arg-type]
+    template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [undeliverable_id, "Arn"]}}},
+    )
+    assert cfn_lint_errors(dict(template.to_json())) == []
