@@ -188,13 +188,13 @@ def resolve_target(arguments: argparse.Namespace) -> Target:
         raise
     # boto3 parses a JSON template body; a YAML one stays text and holds no pipeline marks.
     template = body if isinstance(body, dict) else _json_or_empty(body)
+    pipelines = find_pipelines(template)
     try:
-        pipeline = select_pipeline(
-            find_pipelines(template), arguments.pipeline, where=f"stack {target.stack!r}"
-        )
+        pipeline = select_pipeline(pipelines, arguments.pipeline, where=f"stack {target.stack!r}")
     except PipelineNotFoundError as error:
-        chosen_wrongly = arguments.pipeline is not None or "pick one" in str(error)
-        raise OperatorError(str(error), EXIT_USAGE if chosen_wrongly else EXIT_ERROR) from None
+        # A --pipeline to give or to fix is a usage error; a stack without any is not.
+        usage = arguments.pipeline is not None or len(pipelines) > 1
+        raise OperatorError(str(error), EXIT_USAGE if usage else EXIT_ERROR) from None
     physical = {
         summary["LogicalResourceId"]: summary["PhysicalResourceId"]
         for page in cloudformation.get_paginator("list_stack_resources").paginate(

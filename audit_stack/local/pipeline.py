@@ -323,6 +323,11 @@ class LocalAuditPipeline:
         """The construct paths of every AuditPipeline in the stack."""
         return [pipeline.path for pipeline in self._pipelines]
 
+    @property
+    def function_roles(self) -> list[str]:
+        """The roles of the selected pipeline's functions, e.g. ``["publisher", "recorder"]``."""
+        return list(self._pipeline.function_roles) if self._pipeline is not None else []
+
     def resource_name(self, role: str) -> str:
         """What the selected pipeline's resource with this role answers to Ref: a topic's ARN,
         a queue's URL, a table's or a function's name (roles in ``audit_stack.discovery``)."""

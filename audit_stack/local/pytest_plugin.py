@@ -107,12 +107,20 @@ def local_audit_pipeline_id(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 def local_audit_pipeline(
-    local_audit_assembly: Path,
-    local_audit_stack_name: str | None,
-    local_audit_pipeline_id: str | None,
+    local_audit_assembly: Path, request: pytest.FixtureRequest
 ) -> Iterator[LocalAuditPipeline]:
     """A freshly deployed stack on the embedded emulator, stopped after the test."""
-    with LocalAuditPipeline(
-        local_audit_assembly, local_audit_stack_name, pipeline=local_audit_pipeline_id
-    ) as pipeline:
+    stack = _fixture_or_ini(request, "local_audit_stack_name", _STACK_OPTION)
+    pipeline_id = _fixture_or_ini(request, "local_audit_pipeline_id", _PIPELINE_OPTION)
+    with LocalAuditPipeline(local_audit_assembly, stack, pipeline=pipeline_id) as pipeline:
         yield pipeline
+
+
+def _fixture_or_ini(request: pytest.FixtureRequest, fixture: str, option: str) -> str | None:
+    # Looked up by name: a suite that imports only local_audit_pipeline (and the assembly
+    # fixture) into its conftest, instead of loading the plugin, keeps working.
+    try:
+        value = request.getfixturevalue(fixture)
+    except pytest.FixtureLookupError:
+        return _ini(request.config, option)
+    return str(value) if value else None

@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from audit_stack.local.pytest_plugin import (
-    local_audit_assembly,
-    local_audit_pipeline,
-    local_audit_pipeline_id,
-    local_audit_stack_name,
-)
+from audit_stack.local.pytest_plugin import local_audit_assembly, local_audit_pipeline
 from tests.cdk_app import context_environment
 
-__all__ = [
-    "local_audit_assembly",
-    "local_audit_pipeline",
-    "local_audit_pipeline_id",
-    "local_audit_stack_name",
-]
+__all__ = ["local_audit_assembly", "local_audit_pipeline"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
