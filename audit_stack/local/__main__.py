@@ -161,7 +161,7 @@ def _usage(pipeline: LocalAuditPipeline) -> str:
         "queue": pipeline.queue_url,
         "dead-letter queue": pipeline.dead_letter_queue_url,
         "table": pipeline.table_name,
-        **{f"{role} function": pipeline.function_name(role) for role in ("publisher", "recorder")},
+        **{f"{role} function": pipeline.function_name(role) for role in pipeline.function_roles},
     }
     width = max(map(len, resources))
     others = [path for path in pipeline.pipelines if path != pipeline.pipeline]
