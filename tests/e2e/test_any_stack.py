@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from audit_stack.local import DeploymentError, LocalAuditPipeline, PipelineNotFoundError
+from audit_stack.local.__main__ import _usage
 from audit_stack.local.pytest_plugin import _ini
 from tests.e2e.helpers import records_of
 
@@ -94,3 +95,13 @@ def test_the_fixture_reads_stack_and_pipeline_from_ini_options() -> None:
     assert _ini(config, "audit_pipeline") == "Tenants/Audit"  # type: ignore[arg-type]
     assert _ini(_Config({}), "audit_stack") is None  # type: ignore[arg-type]
     assert _ini(_Config(None), "audit_stack") is None  # type: ignore[arg-type]
+
+
+def test_up_prints_the_selected_pipelines_resources_and_how_to_reach_them(
+    tenants: LocalAuditPipeline,
+) -> None:
+    text = _usage(tenants)
+    assert "Stack MyStack, pipeline Tenants/Audit (also in the stack: Audit):" in text
+    for name in (tenants.table_name, tenants.queue_url, tenants.function_name("recorder")):
+        assert name in text
+    assert "--stack MyStack --pipeline Tenants/Audit trail john.doe@mail.com" in text
