@@ -4,7 +4,10 @@
 ``{"pipeline": <construct path within the stack>, "role": <role>}``. The emulator, its pytest
 fixture and the ``audit`` CLI read that mark from the template (a cloud assembly's, or
 CloudFormation's GetTemplate on AWS), so they work for any stack holding any number of pipelines,
-with no stack outputs involved. Kept free of aws_cdk: the CLI and the emulator import it.
+with no stack outputs involved. A template without marks (synthesized by a version of the construct
+that did not add them, e.g. a stack deployed before) is read from CDK's ``aws:cdk:path`` metadata
+and the construct ids the construct has always used. Kept free of aws_cdk: the CLI and the
+emulator import it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ RECORDER = "recorder"
 ALARM = "alarm"
 
 _FUNCTION_TYPE = "AWS::Lambda::Function"
+_ALARM_TYPE = "AWS::CloudWatch::Alarm"
+_CDK_PATH = "aws:cdk:path"
+# For unmarked templates: (construct id, resource type) -> role, as AuditPipeline names them.
+_ROLES_BY_CONSTRUCT_ID = {
+    ("Topic", "AWS::SNS::Topic"): TOPIC,
+    ("Queue", "AWS::SQS::Queue"): QUEUE,
+    ("DeadLetterQueue", "AWS::SQS::Queue"): DEAD_LETTER_QUEUE,
+    ("Table", "AWS::DynamoDB::Table"): TABLE,
+    ("DeleteAccountFunction", _FUNCTION_TYPE): PUBLISHER,
+    ("RecordAuditEventFunction", _FUNCTION_TYPE): RECORDER,
+}
 
 
 class PipelineNotFoundError(LookupError):
@@ -64,16 +78,21 @@ class PipelineResources:
 
 
 def find_pipelines(template: Mapping[str, Any]) -> list[PipelineResources]:
-    """Every AuditPipeline marked in a template, in construct-path order."""
+    """Every AuditPipeline of a template, in construct-path order: by the construct's marks, or,
+    in a template without any, by CDK's path metadata."""
     members: dict[str, list[str]] = {}
     roles: dict[str, dict[str, str]] = {}
     functions: dict[str, list[str]] = {}
     alarms: dict[str, list[str]] = {}
     resources: Mapping[str, Any] = template.get("Resources") or {}
-    for logical_id, resource in resources.items():
-        mark = (resource.get("Metadata") or {}).get(METADATA_KEY)
-        if not isinstance(mark, Mapping) or not isinstance(mark.get("pipeline"), str):
-            continue
+    marks = {
+        logical_id: mark
+        for logical_id, resource in resources.items()
+        if isinstance(mark := (resource.get("Metadata") or {}).get(METADATA_KEY), Mapping)
+        and isinstance(mark.get("pipeline"), str)
+    }
+    for logical_id, mark in (marks or _marks_from_cdk_paths(resources)).items():
+        resource = resources[logical_id]
         path = mark["pipeline"]
         members.setdefault(path, []).append(logical_id)
         role = mark.get("role")
@@ -95,6 +114,38 @@ def find_pipelines(template: Mapping[str, Any]) -> list[PipelineResources]:
         )
         for path, ids in sorted(members.items())
     ]
+
+
+def _marks_from_cdk_paths(resources: Mapping[str, Any]) -> dict[str, Mapping[str, str]]:
+    """Marks for an unmarked template: a pipeline is a construct path holding both a publisher
+    and a recorder (``<stack>/<pipeline>/DeleteAccountFunction/Resource``); its members are the
+    resources under that path."""
+    paths = {
+        logical_id: path.split("/")
+        for logical_id, resource in resources.items()
+        if isinstance(path := (resource.get("Metadata") or {}).get(_CDK_PATH), str)
+    }
+    found: dict[str, dict[str, str]] = {}
+    for logical_id, parts in paths.items():
+        if len(parts) < 4 or parts[-1] != "Resource":
+            continue
+        role = _ROLES_BY_CONSTRUCT_ID.get((parts[-2], resources[logical_id].get("Type")))
+        if role is not None:
+            # The path within the stack: without the stack (first) and the resource's own parts.
+            found.setdefault("/".join(parts[1:-2]), {})[role] = logical_id
+    pipelines = [path for path, roles in found.items() if {PUBLISHER, RECORDER} <= set(roles)]
+    marks: dict[str, Mapping[str, str]] = {}
+    for pipeline in pipelines:
+        for logical_id, parts in paths.items():
+            if "/".join(parts[1:]).startswith(pipeline + "/"):
+                mark = {"pipeline": pipeline}
+                role = next((r for r, i in found[pipeline].items() if i == logical_id), None)
+                if role is not None:
+                    mark["role"] = role
+                elif resources[logical_id].get("Type") == _ALARM_TYPE:
+                    mark["role"] = ALARM
+                marks[logical_id] = mark
+    return marks
 
 
 def select_pipeline(

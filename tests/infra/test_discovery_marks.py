@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from audit_stack.discovery import find_pipelines
+from audit_stack.discovery import METADATA_KEY, find_pipelines
 
 
 def test_every_resource_of_the_pipeline_carries_its_mark(template_json: dict[str, Any]) -> None:
@@ -42,3 +43,14 @@ def test_the_apps_pipeline_is_found_with_each_role(template_json: dict[str, Any]
     assert dead_letter["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] == (
         pipeline.logical_id("dead-letter-queue")
     )
+
+
+def test_a_template_without_marks_is_read_from_its_cdk_paths_alike(
+    template_json: dict[str, Any],
+) -> None:
+    # A stack deployed by a version of the construct that added no marks.
+    unmarked = copy.deepcopy(template_json)
+    for resource in unmarked["Resources"].values():
+        resource.get("Metadata", {}).pop(METADATA_KEY, None)
+    assert all(METADATA_KEY not in r.get("Metadata", {}) for r in unmarked["Resources"].values())
+    assert find_pipelines(unmarked) == find_pipelines(template_json)

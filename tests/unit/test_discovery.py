@@ -102,3 +102,32 @@ def test_a_stack_without_pipelines_says_so() -> None:
 )
 def test_a_functions_default_role_comes_from_its_construct_id(construct_id: str, role: str) -> None:
     assert function_role(construct_id) == role
+
+
+def _at(path: str, resource_type: str) -> dict[str, Any]:
+    return {"Type": resource_type, "Metadata": {"aws:cdk:path": path}}
+
+
+def test_unmarked_pipelines_are_found_by_their_cdk_paths_even_nested() -> None:
+    template: dict[str, dict[str, Any]] = {"Resources": {}}
+    function = "AWS::Lambda::Function"
+    for prefix in ("S/Audit", "S/Tenants/Audit"):
+        name = prefix.replace("/", "")
+        template["Resources"] |= {
+            f"{name}Topic": _at(f"{prefix}/Topic/Resource", "AWS::SNS::Topic"),
+            f"{name}Pub": _at(f"{prefix}/DeleteAccountFunction/Resource", function),
+            f"{name}Rec": _at(
+                f"{prefix}/RecordAuditEventFunction/Resource", "AWS::Lambda::Function"
+            ),
+            f"{name}Alarm": _at(f"{prefix}/RecorderErrorsAlarm/Resource", "AWS::CloudWatch::Alarm"),
+        }
+    template["Resources"]["Other"] = _at("S/Other/Topic/Resource", "AWS::SNS::Topic")
+    audit, tenants = find_pipelines(template)
+    assert (audit.path, tenants.path) == ("Audit", "Tenants/Audit")
+    assert audit.roles == {
+        "topic": "SAuditTopic",
+        "publisher": "SAuditPub",
+        "recorder": "SAuditRec",
+    }
+    assert tenants.alarms == ("STenantsAuditAlarm",)
+    assert "Other" not in audit.members + tenants.members
