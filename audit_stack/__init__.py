@@ -1,7 +1,8 @@
 """A serverless audit pipeline for AWS CDK: publish audit events, record each exactly once.
 
 ``AuditPipeline`` and ``AuditStack`` load aws-cdk-lib on first use, so the local emulator and the
-operator CLI (which only read synthesized templates) start without it.
+operator CLI (which only read synthesized templates) start without it; ``AuditPublisher`` (the
+producer client) needs only boto3.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from audit_stack.pipeline import AuditPipeline
+    from audit_stack.publisher import AuditPublisher
     from audit_stack.stack import AuditStack
 
-__all__ = ["AuditPipeline", "AuditStack"]
+__all__ = ["AuditPipeline", "AuditPublisher", "AuditStack"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from audit_stack.pipeline import AuditPipeline
 
         return AuditPipeline
+    if name == "AuditPublisher":
+        from audit_stack.publisher import AuditPublisher
+
+        return AuditPublisher
     if name == "AuditStack":
         from audit_stack.stack import AuditStack
 

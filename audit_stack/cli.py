@@ -1,8 +1,10 @@
 """``audit``: the operator CLI of the audit pipeline, for a deployed stack or the local emulator.
 
-Every command finds the stack's queues, table and functions through CloudFormation's
-DescribeStacks outputs, so one code path serves AWS (``--stack``, ``--profile``, ``--region``)
-and the emulator (``--local``, ``--endpoint-url``).
+Every command finds its AuditPipeline's queues, table and functions in the stack's template
+(CloudFormation GetTemplate: the marks the construct adds) and their physical names with
+ListStackResources, so one code path serves AWS (``--stack``, ``--pipeline``, ``--profile``,
+``--region``) and the emulator (``--local``, ``--endpoint-url``), for any stack holding any number
+of pipelines.
 
 Exit codes: 0 done (``status``: HEALTHY; ``verify``: everything checks out); 1 operational error
 (no credentials, stack not found, endpoint unreachable, an AWS error) or ``verify`` findings; 2
@@ -49,7 +51,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from audit_stack import lambda_code, outputs
+from audit_stack import discovery, lambda_code
+from audit_stack.discovery import PipelineNotFoundError, find_pipelines, select_pipeline
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -110,13 +113,19 @@ class OperatorError(Exception):
 
 @dataclass
 class Target:
-    """The stack the commands operate on, and boto3 clients for where it runs."""
+    """The pipeline the commands operate on, its stack, and boto3 clients for where it runs."""
 
     stack: str
     region: str
     endpoint_url: str | None
     session: boto3.session.Session
-    outputs: dict[str, str]
+    pipeline: str = ""
+    resources: dict[str, str] = field(default_factory=dict)
+    """role -> physical id (a topic's ARN, a queue's URL, a table's or a function's name)."""
+    alarms: dict[str, str] = field(default_factory=dict)
+    """alarm name -> logical id, for the pipeline's alarms."""
+    event_type_index_shards: int = 0
+    """Shards per event type of the by-type index (the recorder's setting); 0 without it."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str, *, config: Config | None = None) -> Any:
@@ -145,17 +154,18 @@ class Target:
     def where(self) -> str:
         return f"{self.region}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
 
-    def output(self, key: str) -> str:
-        if key not in self.outputs:
+    def resource(self, role: str) -> str:
+        """The physical id of the pipeline's resource with this role (``discovery`` roles)."""
+        if role not in self.resources:
             raise OperatorError(
-                f"stack {self.stack} has no output {key}: it was deployed by an older version; "
-                "deploy the current one"
+                f"pipeline {self.pipeline!r} of stack {self.stack!r} has no deployed {role}"
             )
-        return self.outputs[key]
+        return self.resources[role]
 
 
 def resolve_target(arguments: argparse.Namespace) -> Target:
-    """The stack named by --stack, through DescribeStacks on AWS or on the emulator."""
+    """The pipeline named by --pipeline in the stack named by --stack: its template
+    (GetTemplate) says which resources are its, ListStackResources their physical ids."""
     endpoint_url: str | None = LOCAL_ENDPOINT_URL if arguments.local else arguments.endpoint_url
     if endpoint_url is not None:
         # The emulator's region, not the one configured for real work.
@@ -170,32 +180,72 @@ def resolve_target(arguments: argparse.Namespace) -> Target:
             raise OperatorError(
                 "no AWS region: pass --region, set AWS_REGION, or set a region in your profile"
             )
-    target = Target(arguments.stack, region, endpoint_url, session, outputs={})
+    target = Target(arguments.stack or DEFAULT_STACK, region, endpoint_url, session)
+    cloudformation = target.client("cloudformation")
+    if arguments.stack is None and endpoint_url is not None:
+        # An emulator runs one stack: that one, whatever its name.
+        stacks = cloudformation.describe_stacks().get("Stacks", [])
+        if len(stacks) == 1:
+            target.stack = stacks[0]["StackName"]
     try:
-        stacks = target.client("cloudformation").describe_stacks(StackName=arguments.stack)
+        body = cloudformation.get_template(StackName=target.stack)["TemplateBody"]
     except ClientError as error:
         if _error_code(error) == "ValidationError" and "does not exist" in str(error):
             hint = (
                 "pick the --stack (and --region) that the emulator was started with"
                 if endpoint_url
-                else "deploy it (make deploy) or pick --stack / --region / --profile"
+                else "deploy it or pick --stack / --region / --profile"
             )
             raise OperatorError(
-                f"stack {arguments.stack!r} not found in {target.where}: {hint}"
+                f"stack {target.stack!r} not found in {target.where}: {hint}"
             ) from None
         raise
-    found = {
-        output["OutputKey"]: output["OutputValue"]
-        for output in stacks["Stacks"][0].get("Outputs", [])
-    }
-    missing = [key for key in outputs.ALL if key not in found]
-    if missing:
-        raise OperatorError(
-            f"stack {arguments.stack!r} lacks the output(s) {', '.join(missing)}: "
-            "is it an AuditStack (app.py)?"
+    # boto3 parses a JSON template body; a YAML one stays text and holds no pipeline marks.
+    template = body if isinstance(body, dict) else _json_or_empty(body)
+    pipelines = find_pipelines(template)
+    try:
+        pipeline = select_pipeline(pipelines, arguments.pipeline, where=f"stack {target.stack!r}")
+    except PipelineNotFoundError as error:
+        # A --pipeline to give or to fix is a usage error; a stack without any is not.
+        usage = arguments.pipeline is not None or len(pipelines) > 1
+        raise OperatorError(str(error), EXIT_USAGE if usage else EXIT_ERROR) from None
+    physical = {
+        summary["LogicalResourceId"]: summary["PhysicalResourceId"]
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(
+            StackName=target.stack
         )
-    target.outputs = found
+        for summary in page["StackResourceSummaries"]
+        if "PhysicalResourceId" in summary
+    }
+    target.pipeline = pipeline.path
+    target.resources = {
+        role: physical[logical_id]
+        for role, logical_id in pipeline.roles.items()
+        if logical_id in physical
+    }
+    target.alarms = {
+        physical[logical_id]: logical_id for logical_id in pipeline.alarms if logical_id in physical
+    }
+    target.event_type_index_shards = _recorder_shards(template, pipeline)
     return target
+
+
+def _recorder_shards(template: dict[str, Any], pipeline: discovery.PipelineResources) -> int:
+    """The recorder's EVENT_TYPE_INDEX_SHARDS, as the template sets it (0: no by-type index)."""
+    try:
+        recorder = template["Resources"][pipeline.logical_id(discovery.RECORDER)]
+        value = recorder["Properties"]["Environment"]["Variables"]["EVENT_TYPE_INDEX_SHARDS"]
+        return int(value)
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def _json_or_empty(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 @functools.cache
@@ -292,7 +342,7 @@ def delete_account(target: Target, arguments: argparse.Namespace) -> int:
     if arguments.idempotency_key is not None:
         payload["idempotency_key"] = arguments.idempotency_key
     response = lambda_.invoke(
-        FunctionName=target.output(outputs.PUBLISHER_FUNCTION_NAME),
+        FunctionName=target.resource(discovery.PUBLISHER),
         Payload=json.dumps(payload).encode(),
     )
     body = response["Payload"].read()
@@ -325,7 +375,7 @@ def trail(target: Target, arguments: argparse.Namespace) -> int:
         normalized = lambda_code.normalize_email(arguments.email.strip())
     except ValueError as error:
         raise UsageError(str(error)) from None
-    secret_arn = target.outputs.get(outputs.PSEUDONYM_SECRET_ARN)
+    secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
     pseudonyms = (
         [
             lambda_code.pseudonymous_subject(normalized, secret)
@@ -339,7 +389,7 @@ def trail(target: Target, arguments: argparse.Namespace) -> int:
     requests = []
     for subject in [*pseudonyms, normalized]:
         request: dict[str, Any] = {
-            "TableName": target.output(outputs.TABLE_NAME),
+            "TableName": target.resource(discovery.TABLE),
             "KeyConditionExpression": "#pk = :pk" + condition,
             "ExpressionAttributeNames": dict(names),
             "ExpressionAttributeValues": {":pk": {"S": subject}, **values},
@@ -397,8 +447,8 @@ def events(target: Target, arguments: argparse.Namespace) -> int:
     Each shard of the type is queried in parallel and the answers are merged by event key. A
     ``--cursor`` from an earlier answer continues below its last event.
     """
-    shards_text = target.outputs.get(outputs.EVENT_TYPE_INDEX_SHARDS)
-    if not shards_text:
+    shards = target.event_type_index_shards
+    if not shards:
         raise OperatorError(
             f"stack {target.stack!r} has no by-type index (AuditPipeline event_type_index=False)"
             f": list an account's events with `{_again(arguments, 'trail')} EMAIL`"
@@ -414,7 +464,7 @@ def events(target: Target, arguments: argparse.Namespace) -> int:
     condition, values = _key_range(lower, upper)
     requests = [
         {
-            "TableName": target.output(outputs.TABLE_NAME),
+            "TableName": target.resource(discovery.TABLE),
             "IndexName": EVENT_TYPE_INDEX,
             "KeyConditionExpression": "#shard = :shard" + condition,
             "ExpressionAttributeNames": {
@@ -426,7 +476,7 @@ def events(target: Target, arguments: argparse.Namespace) -> int:
             # Pages no bigger than what can be shown, instead of 1 MB from every shard.
             "Limit": arguments.limit + 2,
         }
-        for shard in range(int(shards_text))
+        for shard in range(shards)
     ]
     filtered, more = _query_merged(
         target.client("dynamodb"), requests, arguments.limit, before=before
@@ -443,7 +493,7 @@ def seal(target: Target, arguments: argparse.Namespace) -> int:
         "lambda", config=Config(read_timeout=180, retries={"total_max_attempts": 1})
     )
     response = lambda_.invoke(
-        FunctionName=target.output(outputs.SEALER_FUNCTION_NAME),
+        FunctionName=target.resource(discovery.SEALER),
         Payload=json.dumps({"trigger": "audit seal"}).encode(),
     )
     body = response["Payload"].read()
@@ -488,16 +538,16 @@ def verify(target: Target, arguments: argparse.Namespace) -> int:
             raise UsageError(f"--public-key {arguments.public_key}: {error}") from None
     else:
         public_key = checks.kms_public_key(
-            target.client("kms"), target.output(outputs.SIGNING_KEY_ARN)
+            target.client("kms"), target.resource(discovery.SIGNING_KEY)
         )
     if arguments.export_public_key:
         arguments.export_public_key.write_bytes(checks.public_key_pem(public_key))
         print(f"Wrote the signing key's public key (PEM) to {arguments.export_public_key}")
         return EXIT_OK
     dynamodb = target.client("dynamodb")
-    digests = checks.digest_items(dynamodb, target.output(outputs.DIGEST_TABLE_NAME))
+    digests = checks.digest_items(dynamodb, target.resource(discovery.DIGEST_TABLE))
     report = checks.verify_log(
-        checks.scan_records(dynamodb, target.output(outputs.TABLE_NAME)),
+        checks.scan_records(dynamodb, target.resource(discovery.TABLE)),
         digests,
         public_key,
         since=arguments.since.value if arguments.since else None,
@@ -566,7 +616,7 @@ def _decode_cursor(cursor: str, event_type: str) -> str:
 def dlq_show(target: Target, arguments: argparse.Namespace) -> int:
     """What is in the dead-letter queue and why the recorder rejects it; consumes nothing."""
     sqs = target.client("sqs")
-    url = target.output(outputs.DEAD_LETTER_QUEUE_URL)
+    url = target.resource(discovery.DEAD_LETTER_QUEUE)
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=[
@@ -626,8 +676,8 @@ def dlq_show(target: Target, arguments: argparse.Namespace) -> int:
 def dlq_redrive(target: Target, arguments: argparse.Namespace) -> int:
     """Move the dead-letter queue's messages back to the queue the recorder consumes."""
     sqs = target.client("sqs")
-    dead_letter_url = target.output(outputs.DEAD_LETTER_QUEUE_URL)
-    queue_url = target.output(outputs.QUEUE_URL)
+    dead_letter_url = target.resource(discovery.DEAD_LETTER_QUEUE)
+    queue_url = target.resource(discovery.QUEUE)
     attributes = sqs.get_queue_attributes(
         QueueUrl=dead_letter_url, AttributeNames=["QueueArn", "ApproximateNumberOfMessages"]
     )["Attributes"]
@@ -659,8 +709,8 @@ def status(target: Target, arguments: argparse.Namespace) -> int:
     """Queue depths, age of the oldest message, alarm states; HEALTHY (0) or UNHEALTHY (3)."""
     sqs = target.client("sqs")
     queues = {
-        "queue": target.output(outputs.QUEUE_URL),
-        "dead_letter_queue": target.output(outputs.DEAD_LETTER_QUEUE_URL),
+        "queue": target.resource(discovery.QUEUE),
+        "dead_letter_queue": target.resource(discovery.DEAD_LETTER_QUEUE),
     }
     depths = {role: _depth(sqs, url) for role, url in queues.items()}
     ages = _oldest_message_ages(
@@ -687,6 +737,7 @@ def status(target: Target, arguments: argparse.Namespace) -> int:
     )
     report = {
         "stack": target.stack,
+        "pipeline": target.pipeline,
         "region": target.region,
         "endpoint_url": target.endpoint_url,
         "status": "HEALTHY" if healthy else "UNHEALTHY",
@@ -973,14 +1024,8 @@ def _oldest_message_ages(cloudwatch: Any, names: dict[str, str]) -> dict[str, fl
 
 
 def _alarms(target: Target) -> list[dict[str, Any]]:
-    """The stack's CloudWatch alarms (its AWS::CloudWatch::Alarm resources) and their states."""
-    paginator = target.client("cloudformation").get_paginator("list_stack_resources")
-    names = {
-        summary["PhysicalResourceId"]: summary["LogicalResourceId"]
-        for page in paginator.paginate(StackName=target.stack)
-        for summary in page["StackResourceSummaries"]
-        if summary["ResourceType"] == "AWS::CloudWatch::Alarm" and "PhysicalResourceId" in summary
-    }
+    """The pipeline's CloudWatch alarms and their states."""
+    names = target.alarms
     cloudwatch = target.client("cloudwatch")
     found: list[dict[str, Any]] = []
     ordered = sorted(names)
@@ -1085,7 +1130,7 @@ def _period(since: Moment | None, until: Moment | None) -> str:
 
 
 def _print_status(target: Target, report: dict[str, Any]) -> None:
-    print(f"Stack {target.stack} in {target.where}\n")
+    print(f"Stack {target.stack}, pipeline {target.pipeline}, in {target.where}\n")
     rows = []
     for role, queue in report["queues"].items():
         age = queue["oldest_message_age_seconds"]
@@ -1167,9 +1212,9 @@ def _again(arguments: argparse.Namespace, *command: str) -> str:
         words.append("--local")
     elif arguments.endpoint_url:
         words += ["--endpoint-url", arguments.endpoint_url]
-    for option in ("stack", "profile", "region"):
+    for option in ("stack", "pipeline", "profile", "region"):
         value = getattr(arguments, option)
-        if value and not (option == "stack" and value == DEFAULT_STACK):
+        if value:
             words += [f"--{option}", value]
     return shlex.join([*words, *command])
 
@@ -1213,9 +1258,16 @@ def _target_options(*, for_subcommand: bool) -> argparse.ArgumentParser:
     group = options.add_argument_group("target")
     group.add_argument(
         "--stack",
-        default=default(DEFAULT_STACK),
+        default=default(None),
         metavar="NAME",
-        help=f"CloudFormation stack to operate on (default {DEFAULT_STACK})",
+        help=f"CloudFormation stack holding the pipeline (default {DEFAULT_STACK}; on an "
+        "emulator, the stack it runs)",
+    )
+    group.add_argument(
+        "--pipeline",
+        default=default(None),
+        metavar="ID",
+        help="the AuditPipeline's construct id or path in the stack (default: the only one)",
     )
     group.add_argument("--profile", default=default(None), help="AWS profile (credential chain)")
     group.add_argument(

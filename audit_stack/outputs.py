@@ -1,6 +1,7 @@
-"""The AuditStack's CfnOutput keys: the contract shared by `cdk deploy`, the emulator and the CLI.
+"""The AuditStack's CfnOutput keys, for people and scripts that read the stack's outputs.
 
-Kept free of aws_cdk so that the emulator and the operator CLI can import it cheaply.
+The emulator, its fixture and the operator CLI do not use them: they find a pipeline's resources
+by the marks in the template (audit_stack.discovery). Kept free of aws_cdk.
 """
 
 TOPIC_ARN = "TopicArn"

@@ -20,6 +20,7 @@ from aws_cdk import (
     Lazy,
     RemovalPolicy,
     Stack,
+    Token,
     Validations,
 )
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -32,12 +33,19 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from audit_stack import discovery
+from audit_stack.encryption import (
+    PUBLISHER_KEY_ACTIONS,
+    QueueSubscription,
+    require_key_statement,
+    sns_delivery_statement,
+)
 from audit_stack.lambda_code import lambda_code_dir
+from audit_stack.marking import PipelineMarker
 from audit_stack.sealing import DigestChain, append_only_statements
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
@@ -168,6 +176,23 @@ class AuditPipeline(Construct):
         event_type_index: bool = True,
         event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
     ) -> None:
+        _validate_prop_types(
+            max_receive_count=max_receive_count,
+            batch_size=batch_size,
+            max_batching_window=max_batching_window,
+            max_concurrency=max_concurrency,
+            recorder_timeout=recorder_timeout,
+            event_types=event_types,
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+            log_retention=log_retention,
+            oldest_message_age_alarm=oldest_message_age_alarm,
+            alarm_action=alarm_action,
+            dashboard=dashboard,
+            seal_interval=seal_interval,
+            subject_in_clear=subject_in_clear,
+            event_type_index=event_type_index,
+        )
         recorder_timeout = recorder_timeout or Duration.seconds(30)
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
         seal_interval = seal_interval or Duration.minutes(5)
@@ -185,6 +210,8 @@ class AuditPipeline(Construct):
         )
         super().__init__(scope, construct_id)
         self._redrive_principal_arns: list[str] = []
+        # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
+        self._marker = PipelineMarker(self)
 
         self._encryption_key = encryption_key
         retain = removal_policy
@@ -251,10 +278,8 @@ class AuditPipeline(Construct):
             )
         )
         self._topic.add_subscription(
-            subscriptions.SqsSubscription(
+            QueueSubscription(
                 self._queue,
-                # The SNS envelope is kept: its MessageId is recorded as provenance.
-                raw_message_delivery=False,
                 dead_letter_queue=self._subscription_dead_letter_queue,
                 filter_policy={
                     EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
@@ -263,6 +288,13 @@ class AuditPipeline(Construct):
                 },
             )
         )
+        if encryption_key is not None:
+            require_key_statement(
+                self,
+                encryption_key,
+                sns_delivery_statement(self),
+                purpose="SNS cannot deliver audit events to the queue encrypted with it otherwise",
+            )
 
         self._table = dynamodb.Table(
             self,
@@ -454,6 +486,22 @@ class AuditPipeline(Construct):
                 "AuditPipeline has no alarm_action: its alarms (dead letters, tampering, "
                 "control changes) will reach nobody. Pass alarm_action=SnsAction(topic).",
             )
+        for construct, role in (
+            (self._topic, discovery.TOPIC),
+            (self._queue, discovery.QUEUE),
+            (self._dead_letter_queue, discovery.DEAD_LETTER_QUEUE),
+            (self._table, discovery.TABLE),
+            (self._publisher, discovery.PUBLISHER),
+            (self._recorder, discovery.RECORDER),
+            (self._subscription_dead_letter_queue, discovery.SUBSCRIPTION_DEAD_LETTER_QUEUE),
+            (self._chain.seal_queue, discovery.SEAL_QUEUE),
+            (self._chain.digest_table, discovery.DIGEST_TABLE),
+            (self._chain.signing_key, discovery.SIGNING_KEY),
+        ):
+            self._marker.assign(construct, role)
+        if self._pseudonym_secret is not None:
+            self._marker.assign(self._pseudonym_secret, discovery.PSEUDONYM_SECRET)
+
         self._alarms = self._create_alarms(oldest_message_age_alarm, seal_interval, alarm_action)
         if dashboard:
             self._create_dashboard()
@@ -833,7 +881,7 @@ class AuditPipeline(Construct):
         # With the AWS-managed aws/sns key, its own key policy already lets any principal of
         # the account use it through SNS; a customer key needs exactly these two actions.
         if self._encryption_key is not None:
-            self._encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+            self._encryption_key.grant(grantee, *PUBLISHER_KEY_ACTIONS)
         return grant
 
     def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -898,6 +946,55 @@ class AuditPipeline(Construct):
         if self._encryption_key is not None:
             self._encryption_key.grant(grantee, "kms:Decrypt")
         return grant
+
+    def allow_publishers(
+        self, *, accounts: Sequence[str] = (), organization_id: str | None = None
+    ) -> None:
+        """Let principals of other AWS accounts publish audit events to the topic, e.g. workload
+        accounts publishing to a central audit account.
+
+        Adds a topic policy statement per kind of principal (the listed accounts; every account
+        of the organization), and, with a customer-managed ``encryption_key``, the key policy
+        statement those publishers need (only through SNS). Each account still has to allow its
+        own principals ``sns:Publish`` on the topic (and the key's two actions) with IAM.
+
+        :param accounts: 12-digit AWS account ids.
+        :param organization_id: an AWS Organizations id (``o-...``).
+        """
+        _validate_publishers(accounts, organization_id)
+        groups: list[tuple[str, list[iam.IPrincipal]]] = []
+        if accounts:
+            groups.append(("Accounts", [iam.AccountPrincipal(account) for account in accounts]))
+        if organization_id is not None:
+            groups.append(("Organization", [iam.OrganizationPrincipal(organization_id)]))
+        for name, principals in groups:
+            self._topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"AllowAuditPublishersFrom{name}",
+                    principals=principals,
+                    actions=["sns:Publish"],
+                    resources=[self._topic.topic_arn],
+                )
+            )
+            if self._encryption_key is not None:
+                stack = Stack.of(self)
+                require_key_statement(
+                    self,
+                    self._encryption_key,
+                    iam.PolicyStatement(
+                        sid=f"AllowAuditPublishersFrom{name}",
+                        principals=principals,
+                        actions=list(PUBLISHER_KEY_ACTIONS),
+                        resources=["*"],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"sns.{stack.region}.{stack.url_suffix}"
+                            }
+                        },
+                    ),
+                    purpose=f"publishers from other accounts ({name.lower()}) cannot encrypt "
+                    "their audit events for the topic otherwise",
+                )
 
 
 @jsii.implements(IStableAnyProducer)
@@ -985,3 +1082,82 @@ def _validate_props(
             f"must be a whole number between 1 and {MAX_EVENT_TYPE_INDEX_SHARDS} "
             f"(got {event_type_index_shards!r})",
         )
+
+
+def _validate_prop_types(**props: Any) -> None:
+    """Wrong-typed props (``recorder_timeout=30``) get the documented ValueError, not an
+    AttributeError from deep inside the construct. Unresolved tokens pass."""
+    expected: dict[str, tuple[str, Any]] = {
+        "max_receive_count": ("a whole number", _is_int),
+        "batch_size": ("a whole number", _is_int),
+        "max_concurrency": ("a whole number", _is_int),
+        "max_batching_window": ("a Duration (e.g. Duration.seconds(5))", _is_duration),
+        "recorder_timeout": ("a Duration (e.g. Duration.seconds(30))", _is_duration),
+        "oldest_message_age_alarm": ("a Duration (e.g. Duration.minutes(15))", _is_duration),
+        # A str is a Sequence too: _validate_props says it must be a list.
+        "event_types": ("a list of event type names", lambda v: isinstance(v, Sequence)),
+        "encryption_key": ("a kms.IKey", lambda v: hasattr(v, "key_arn")),
+        "removal_policy": ("a RemovalPolicy", lambda v: isinstance(v, RemovalPolicy)),
+        "log_retention": ("a logs.RetentionDays", lambda v: isinstance(v, logs.RetentionDays)),
+        "alarm_action": ("a cloudwatch.IAlarmAction", lambda v: hasattr(v, "bind")),
+        "dashboard": ("True or False", lambda v: isinstance(v, bool)),
+        "seal_interval": ("a Duration (e.g. Duration.minutes(5))", _is_duration),
+        "subject_in_clear": ("True or False", lambda v: isinstance(v, bool)),
+        "event_type_index": ("True or False", lambda v: isinstance(v, bool)),
+    }
+    for name, (kind, accepts) in expected.items():
+        value = props[name]
+        optional = name in _OPTIONAL_PROPS
+        if (value is None and optional) or accepts(value) or _is_token(value):
+            continue
+        raise ValueError(f"AuditPipeline {name}: must be {kind}, not {type(value).__name__}")
+
+
+_OPTIONAL_PROPS = frozenset(
+    {
+        "max_batching_window",
+        "recorder_timeout",
+        "oldest_message_age_alarm",
+        "encryption_key",
+        "alarm_action",
+        "seal_interval",
+    }
+)
+
+
+def _is_token(value: object) -> bool:
+    # Only strings and numbers can be tokens; jsii cannot pass other Python objects.
+    return isinstance(value, str | int | float) and Token.is_unresolved(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_duration(value: object) -> bool:
+    return isinstance(value, Duration)
+
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
+
+
+def _validate_publishers(accounts: Sequence[str], organization_id: str | None) -> None:
+    def fail(field: str, rule: str) -> None:
+        raise ValueError(f"AuditPipeline allow_publishers {field}: {rule}")
+
+    if isinstance(accounts, str):
+        fail("accounts", "must be a list of account ids, not one string")
+    if not accounts and organization_id is None:
+        fail("accounts", "give accounts, an organization_id, or both")
+    for account in accounts:
+        if not Token.is_unresolved(account) and not (
+            isinstance(account, str) and _ACCOUNT_ID.fullmatch(account)
+        ):
+            fail("accounts", f"each must be a 12-digit AWS account id, not {account!r}")
+    if (
+        organization_id is not None
+        and not Token.is_unresolved(organization_id)
+        and not (isinstance(organization_id, str) and _ORGANIZATION_ID.fullmatch(organization_id))
+    ):
+        fail("organization_id", f"must look like o-abc123def4, not {organization_id!r}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Environment, IStackSynthesizer, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,6 +14,7 @@ from constructs import Construct
 
 from audit_stack import outputs
 from audit_stack.pipeline import AuditPipeline
+from audit_stack.props import AuditPipelineProps
 
 # `cdk deploy -c alarm_email=ops@example.com` subscribes that address to the alarm topic.
 ALARM_EMAIL_CONTEXT = "alarm_email"
@@ -22,19 +23,45 @@ REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
 
 
 class AuditStack(Stack):
-    """One AuditPipeline, an alarm topic its alarms reach, and CfnOutputs for operators."""
+    """One AuditPipeline, an alarm topic its alarms reach, and CfnOutputs for people who read
+    them (tools do not need them).
+
+    :param pipeline_props: the AuditPipeline's props, e.g.
+        ``{"recorder_timeout": Duration.seconds(20)}``; ``alarm_action`` defaults to the
+        stack's alarm topic.
+    The other keywords are the ``Stack`` props of the same names.
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        pipeline_props: dict[str, Any] | None = None,
-        **stack_props: Any,
+        pipeline_props: AuditPipelineProps | None = None,
+        description: str | None = None,
+        env: Environment | None = None,
+        stack_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        termination_protection: bool | None = None,
+        synthesizer: IStackSynthesizer | None = None,
+        cross_region_references: bool | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, **stack_props)
+        super().__init__(
+            scope,
+            construct_id,
+            description=description,
+            env=env,
+            stack_name=stack_name,
+            tags=tags,
+            termination_protection=termination_protection,
+            synthesizer=synthesizer,
+            cross_region_references=cross_region_references,
+        )
         self.alarm_topic = self._alarm_topic()
-        props = {"alarm_action": cw_actions.SnsAction(self.alarm_topic), **(pipeline_props or {})}
+        props: AuditPipelineProps = {
+            "alarm_action": cw_actions.SnsAction(self.alarm_topic),
+            **(pipeline_props or {}),
+        }
         self.pipeline = AuditPipeline(self, "Audit", **props)
         redrive_role_arn = self.node.try_get_context(REDRIVE_ROLE_CONTEXT)
         if redrive_role_arn:
@@ -82,8 +109,8 @@ class AuditStack(Stack):
                 str(self.pipeline.event_type_index_shards),
                 "Shards per event type in the by-event-type-shard index",
             )
-        for output_id, (value, description) in values.items():
-            CfnOutput(self, output_id, value=value, description=description)
+        for output_id, (value, description_text) in values.items():
+            CfnOutput(self, output_id, value=value, description=description_text)
 
     def _alarm_topic(self) -> sns.Topic:
         # CloudWatch cannot publish to a topic encrypted with the AWS-managed aws/sns key, so the

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.cdk_app import context_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "AuditPipelineStack"
 
@@ -61,17 +63,37 @@ AuditStack(app, "AuditPipelineStack", pipeline_props={props})
 app.synth()
 """
 
+# A consumer's app: its own stack name, two AuditPipelines (one nested in a construct of its
+# own), and a second stack without any.
+_TWO_PIPELINES_APP = """
+import sys
+import aws_cdk as cdk
+from constructs import Construct
+from audit_stack import AuditPipeline
 
-def synthesize_with_props(outdir: Path, props: str) -> Path:
-    """AuditStack as app.py builds it, with ``props`` (Python source of a dict) for its pipeline.
+app = cdk.App(outdir=sys.argv[1])
+stack = cdk.Stack(app, "MyStack")
+AuditPipeline(stack, "Audit", removal_policy=cdk.RemovalPolicy.DESTROY)
+AuditPipeline(Construct(stack, "Tenants"), "Audit", event_types=["AccountDeleted", "TenantClosed"])
+cdk.aws_sqs.Queue(cdk.Stack(app, "Unrelated"), "Jobs", enforce_ssl=True)
+app.synth()
+"""
+
+
+def _synthesize_app(source: str, outdir: Path) -> Path:
+    """Run an app's Python source with cdk.json's context into ``outdir``.
 
     In a subprocess: the test process itself never starts jsii's Node.js kernel.
     """
     bin_dir = str(Path(sys.executable).parent)
     result = subprocess.run(
-        [sys.executable, "-c", _APP_WITH_PROPS.replace("{props}", props), str(outdir)],
+        [sys.executable, "-c", source, str(outdir)],
         cwd=ROOT,
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={
+            **os.environ,
+            **context_environment(),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
         capture_output=True,
         text=True,
         timeout=300,
@@ -80,6 +102,17 @@ def synthesize_with_props(outdir: Path, props: str) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"synthesis failed:\n{result.stdout}\n{result.stderr}")
     return outdir
+
+
+def synthesize_with_props(outdir: Path, props: str) -> Path:
+    """AuditStack as app.py builds it, with ``props`` (Python source of a dict) for its pipeline."""
+    return _synthesize_app(_APP_WITH_PROPS.replace("{props}", props), outdir)
+
+
+@pytest.fixture(scope="session")
+def two_pipelines_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cdk.out of an app with stack MyStack holding pipelines Audit and Tenants/Audit."""
+    return _synthesize_app(_TWO_PIPELINES_APP, tmp_path_factory.mktemp("two-pipelines.out"))
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,15 @@ only), runs each Lambda function's asset in its own worker processes and polls S
 as Lambda does. This package never imports aws_cdk: it only reads the synthesized template.
 """
 
+from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.local.functions import Invocation
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
 from audit_stack.local.template import DeploymentError
 
-__all__ = ["DeploymentError", "FunctionInvocationError", "Invocation", "LocalAuditPipeline"]
+__all__ = [
+    "DeploymentError",
+    "FunctionInvocationError",
+    "Invocation",
+    "LocalAuditPipeline",
+    "PipelineNotFoundError",
+]

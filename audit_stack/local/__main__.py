@@ -1,7 +1,7 @@
 """Command line of the embedded emulator: ``demo`` (the README's main command) and ``up``.
 
-``python -m audit_stack.local demo [--assembly cdk.out] [--verbose]``
-``python -m audit_stack.local up [--assembly cdk.out] [--port N] [--verbose]``
+``python -m audit_stack.local demo [--assembly cdk.out] [--stack S] [--pipeline P] [--verbose]``
+``python -m audit_stack.local up [--assembly cdk.out] [--stack S] [--pipeline P] [--port N]``
 """
 
 from __future__ import annotations
@@ -22,17 +22,12 @@ from typing import Any, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from audit_stack import lambda_code
-from audit_stack import outputs as output_keys
+from audit_stack import discovery, lambda_code
 from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
+from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
 from audit_stack.local.template import DeploymentError
 
-# The stack's CfnOutput ids (defined in audit_stack/stack.py, which needs aws_cdk to import).
-TABLE_NAME_OUTPUT = "TableName"
-DIGEST_TABLE_NAME_OUTPUT = "DigestTableName"
-SIGNING_KEY_ARN_OUTPUT = "SigningKeyArn"
-DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
 # The original solution's test payload.
 DEMO_EMAIL = "john.doe@mail.com"
 _MAX_CELL = 72
@@ -68,7 +63,9 @@ class _Steps:
             self._out.flush()
 
 
-def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
+def demo(
+    assembly: str, stack: str | None, pipeline_id: str | None, verbose: bool, out: TextIO
+) -> int:
     """Publish the original payload, let the recorder record it, print the audit trail, seal
     the log and verify it."""
     started = time.monotonic()
@@ -77,10 +74,14 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
         "(no AWS account, no Docker)\n\n"
     )
     steps = _Steps(7, out, verbose=verbose)
-    with steps.step(f"Read the cloud assembly {assembly} (stack {stack})") as result:
-        pipeline = LocalAuditPipeline(assembly, stack, verbose=verbose, output=out)
+    with steps.step(f"Read the cloud assembly {assembly}") as result:
+        pipeline = LocalAuditPipeline(
+            assembly, stack, pipeline=pipeline_id, verbose=verbose, output=out
+        )
         resources = pipeline.template.get("Resources", {})
-        result(f"{len(resources)} resources")
+        result(
+            f"stack {pipeline.stack_name}, pipeline {pipeline.pipeline}: {len(resources)} resources"
+        )
     with steps.step("Start the emulator on loopback and deploy the stack") as result:
         pipeline.start()
         deployment = pipeline.deployment
@@ -93,7 +94,7 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
         with steps.step(f"Invoke the publisher with {json.dumps(payload)}") as result:
             response = pipeline.invoke("publisher", payload)
             result(f"published {json.dumps(response)}")
-        table = pipeline.outputs[TABLE_NAME_OUTPUT]
+        table = pipeline.table_name
         ddb = pipeline.client("dynamodb")
         partition_key, sort_key = _key_names(ddb, table)
         subject = _subject_of(pipeline, DEMO_EMAIL)
@@ -135,9 +136,9 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
 
             report = verify.verify_log(
                 verify.scan_records(ddb, table),
-                verify.digest_items(ddb, pipeline.outputs[DIGEST_TABLE_NAME_OUTPUT]),
+                verify.digest_items(ddb, pipeline.resource_name(discovery.DIGEST_TABLE)),
                 verify.kms_public_key(
-                    pipeline.client("kms"), pipeline.outputs[SIGNING_KEY_ARN_OUTPUT]
+                    pipeline.client("kms"), pipeline.resource_name(discovery.SIGNING_KEY)
                 ),
             )
             if not report.ok:
@@ -155,14 +156,17 @@ def demo(assembly: str, stack: str, verbose: bool, out: TextIO) -> int:
 def _subject_of(pipeline: LocalAuditPipeline, email: str) -> str:
     """The subject the stack records ``email`` under: its pseudonym, or itself in clear."""
     normalized = lambda_code.normalize_email(email)
-    secret_arn = pipeline.outputs.get(output_keys.PSEUDONYM_SECRET_ARN)
-    if secret_arn is None:
+    try:
+        secret_arn = pipeline.resource_name(discovery.PSEUDONYM_SECRET)
+    except KeyError:  # subject_in_clear: no secret
         return normalized
     secret = pipeline.client("secretsmanager").get_secret_value(SecretId=secret_arn)
     return lambda_code.pseudonymous_subject(normalized, str(secret["SecretString"]).encode())
 
 
-def up(assembly: str, stack: str, port: int, verbose: bool, out: TextIO) -> int:
+def up(
+    assembly: str, stack: str | None, pipeline_id: str | None, port: int, verbose: bool, out: TextIO
+) -> int:
     """Run the emulator and its pollers in the foreground until Ctrl-C or SIGTERM."""
     stop = threading.Event()
 
@@ -174,7 +178,7 @@ def up(assembly: str, stack: str, port: int, verbose: bool, out: TextIO) -> int:
     }
     try:
         with LocalAuditPipeline(
-            assembly, stack, verbose=verbose, port=port, output=out
+            assembly, stack, pipeline=pipeline_id, verbose=verbose, port=port, output=out
         ) as pipeline:
             out.write(_usage(pipeline) + "\n")
             out.flush()
@@ -189,15 +193,24 @@ def up(assembly: str, stack: str, port: int, verbose: bool, out: TextIO) -> int:
 
 
 def _usage(pipeline: LocalAuditPipeline) -> str:
-    """The endpoint, the outputs, and commands to try against them."""
-    outputs = pipeline.outputs
-    width = max(map(len, outputs))
+    """The endpoint, the pipeline's resources, and commands to try against them."""
+    resources = {
+        "topic": pipeline.topic_arn,
+        "queue": pipeline.queue_url,
+        "dead-letter queue": pipeline.dead_letter_queue_url,
+        "table": pipeline.table_name,
+        **{f"{role} function": pipeline.function_name(role) for role in pipeline.function_roles},
+    }
+    width = max(map(len, resources))
+    others = [path for path in pipeline.pipelines if path != pipeline.pipeline]
     lines = [
         f"Audit pipeline emulator running on {pipeline.endpoint_url} "
         f"(region {pipeline.region}); Ctrl-C stops it.",
         "",
-        "Stack outputs:",
-        *(f"  {key.ljust(width)}  {value}" for key, value in outputs.items()),
+        f"Stack {pipeline.stack_name}, pipeline {pipeline.pipeline}"
+        + (f" (also in the stack: {', '.join(others)})" if others else "")
+        + ":",
+        *(f"  {key.ljust(width)}  {value}" for key, value in resources.items()),
         "",
         "Try it with the AWS CLI (v2) in another terminal:",
         f"  export AWS_ENDPOINT_URL={pipeline.endpoint_url} AWS_REGION={pipeline.region} "
@@ -209,7 +222,7 @@ def _usage(pipeline: LocalAuditPipeline) -> str:
         f"  aws lambda invoke --function-name {publisher} --cli-binary-format raw-in-base64-out "
         f"--payload {shlex.quote(payload)} /dev/stdout"
     )
-    table = outputs.get(TABLE_NAME_OUTPUT)
+    table = pipeline.table_name
     if table:
         partition_key, _ = _key_names(pipeline.client("dynamodb"), table)
         values = json.dumps({":pk": {"S": _subject_of(pipeline, DEMO_EMAIL)}})
@@ -218,7 +231,7 @@ def _usage(pipeline: LocalAuditPipeline) -> str:
             f"{shlex.quote(f'{partition_key} = :pk')} --expression-attribute-values "
             f"{shlex.quote(values)} --no-scan-index-forward"
         )
-    dead_letter_url = outputs.get(DEAD_LETTER_QUEUE_URL_OUTPUT)
+    dead_letter_url = pipeline.dead_letter_queue_url
     if dead_letter_url:
         arn = pipeline.client("sqs").get_queue_attributes(
             QueueUrl=dead_letter_url, AttributeNames=["QueueArn"]
@@ -234,6 +247,9 @@ def _usage(pipeline: LocalAuditPipeline) -> str:
         if (pipeline.endpoint_url, pipeline.region) == (LOCAL_ENDPOINT_URL, LOCAL_REGION)
         else f"--endpoint-url {pipeline.endpoint_url} --region {pipeline.region}"
     )
+    target += f" --stack {pipeline.stack_name}"
+    if len(pipeline.pipelines) > 1:
+        target += f" --pipeline {pipeline.pipeline}"
     lines += [
         "",
         "Or with the operator CLI (audit --help):",
@@ -323,7 +339,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--assembly", default="cdk.out", help="cloud assembly (cdk.out)")
-        command.add_argument("--stack", default="AuditPipelineStack", help="stack to deploy")
+        command.add_argument(
+            "--stack", help="stack to deploy (default: the only one with an AuditPipeline)"
+        )
+        command.add_argument(
+            "--pipeline",
+            metavar="ID",
+            help="the AuditPipeline's construct id or path (default: the only one in the stack)",
+        )
         command.add_argument(
             "--verbose", action="store_true", help="print emulator and function logs"
         )
@@ -337,8 +360,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "demo":
-            return demo(arguments.assembly, arguments.stack, arguments.verbose, out)
-        return up(arguments.assembly, arguments.stack, arguments.port, arguments.verbose, out)
+            return demo(
+                arguments.assembly, arguments.stack, arguments.pipeline, arguments.verbose, out
+            )
+        return up(
+            arguments.assembly,
+            arguments.stack,
+            arguments.pipeline,
+            arguments.port,
+            arguments.verbose,
+            out,
+        )
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             out.write(
@@ -348,7 +380,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         else:
             out.write(f"\nerror: {error}\n")
         return 1
-    except (DeploymentError, FunctionInvocationError, RuntimeError, TimeoutError) as error:
+    except (
+        DeploymentError,
+        PipelineNotFoundError,
+        FunctionInvocationError,
+        RuntimeError,
+        TimeoutError,
+    ) as error:
         out.write(f"\nerror: {error}\n")
         return 1
 

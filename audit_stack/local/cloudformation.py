@@ -1,12 +1,15 @@
-"""CloudFormation's read API for the locally deployed stack: DescribeStacks and ListStackResources.
+"""CloudFormation's read API for the locally deployed stack: DescribeStacks, GetTemplate and
+ListStackResources.
 
-Tools find the stack's queues, table and functions through its outputs, as they do on AWS (the
-operator CLI resolves ``--stack`` this way on both targets). Answered from the emulator's own
-deployment, not from moto's CloudFormation, which never saw the stack.
+Tools find a pipeline's queues, table and functions from the stack's template and resources, as
+they do on AWS (the operator CLI resolves ``--stack`` and ``--pipeline`` this way on both
+targets). Answered from the emulator's own deployment, not from moto's CloudFormation, which
+never saw the stack.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -28,7 +31,7 @@ Answer = tuple[str, list[tuple[str, str]], bytes]
 class StackApi:
     """Answers CloudFormation's query-protocol requests about one deployed stack."""
 
-    OPERATIONS = frozenset({"DescribeStacks", "ListStackResources"})
+    OPERATIONS = frozenset({"DescribeStacks", "GetTemplate", "ListStackResources"})
 
     def __init__(self, deployment: Deployment, template: Mapping[str, Any]) -> None:
         self._deployment = deployment
@@ -71,6 +74,11 @@ class StackApi:
             )
         if operation == "DescribeStacks":
             return _result(operation, [_element("Stacks", [self._stack()])])
+        if operation == "GetTemplate":
+            # The original template, as AWS returns it for TemplateStage "Original".
+            template_body = json.dumps(self._template, indent=1)
+            stages = _element("StagesAvailable", [_element("member", "Original")])
+            return _result(operation, [_element("TemplateBody", template_body), stages])
         return _result(operation, [_element("StackResourceSummaries", self._resources())])
 
     def _stack(self) -> ElementTree.Element:

@@ -22,6 +22,13 @@ import boto3
 from botocore.config import Config
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from audit_stack import discovery
+from audit_stack.discovery import (
+    PipelineNotFoundError,
+    PipelineResources,
+    find_pipelines,
+    select_pipeline,
+)
 from audit_stack.local.activity import Activity
 from audit_stack.local.cloudformation import StackApi
 from audit_stack.local.deploy import Deployer, Deployment
@@ -41,8 +48,6 @@ from audit_stack.local.template import CloudAssembly
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
-# The function-name outputs of the stack name the roles that invoke() accepts: an output
-# "PublisherFunctionName" makes "publisher" an alias of the function it names.
 _FUNCTION_OUTPUT_SUFFIX = "FunctionName"
 # run_until_idle looks again at least this often, e.g. for visibility timeouts ending in real time.
 _IDLE_RECHECK_SECONDS = 1.0
@@ -69,10 +74,15 @@ class LocalAuditPipeline:
         with LocalAuditPipeline("cdk.out") as pipeline:
             pipeline.invoke("publisher", {"email": "john.doe@mail.com"})
             pipeline.run_until_idle()
-            table = pipeline.outputs["TableName"]
+            table = pipeline.table_name
+
+    The whole stack is deployed; ``invoke("publisher")``, the queues and the table are those of
+    one AuditPipeline in it, found by the marks the construct puts in the template.
 
     :param assembly_dir: the ``cdk.out`` folder of ``cdk synth``.
-    :param stack_name: the stack to deploy.
+    :param stack_name: the stack to deploy; by default the only one holding an AuditPipeline.
+    :param pipeline: the AuditPipeline (its construct id, or its path in the stack); by default
+        the only one in the stack. An error lists the choices otherwise.
     :param verbose: print deployment steps, event-source activity and function logs.
     :param region: the region the stack is deployed in.
     :param port: the loopback port to listen on (0: a free one).
@@ -81,15 +91,24 @@ class LocalAuditPipeline:
 
     def __init__(
         self,
-        assembly_dir: str | Path,
-        stack_name: str = "AuditPipelineStack",
+        assembly_dir: str | Path = "cdk.out",
+        stack_name: str | None = None,
         *,
+        pipeline: str | None = None,
         verbose: bool = False,
         region: str = "us-east-1",
         port: int = 0,
         output: TextIO | None = None,
     ) -> None:
         self._assembly = CloudAssembly(assembly_dir, stack_name)
+        self._pipelines = find_pipelines(self._assembly.template)
+        # Any template deploys; one without an AuditPipeline (the benchmark's original
+        # configuration, a test's probe) has no pipeline to resolve roles in.
+        self._pipeline: PipelineResources | None = (
+            select_pipeline(self._pipelines, pipeline, where=f"stack {self._assembly.stack_name}")
+            if self._pipelines or pipeline is not None
+            else None
+        )
         self._verbose = verbose
         self._region = region
         self._port = port
@@ -169,13 +188,17 @@ class LocalAuditPipeline:
         ).deploy()
         self._deployment = deployment
         self._report(deployment)
-        # DescribeStacks answers with these outputs: clients resolve the stack as on AWS.
+        # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
         self._server.stack_api = StackApi(deployment, self._assembly.template)
-        for output, value in deployment.outputs.items():
-            if output.endswith(_FUNCTION_OUTPUT_SUFFIX) and len(output) > len(
-                _FUNCTION_OUTPUT_SUFFIX
-            ):
-                self._aliases[output[: -len(_FUNCTION_OUTPUT_SUFFIX)].lower()] = value
+        if self._pipeline is not None:
+            for role in self._pipeline.function_roles:
+                self._aliases[role] = self.resource_name(role)
+        else:
+            # Without an AuditPipeline, an output "<Role>FunctionName" names a role's function.
+            for output, value in deployment.outputs.items():
+                role = output.removesuffix(_FUNCTION_OUTPUT_SUFFIX)
+                if role and role != output:
+                    self._aliases[role.lower()] = value
         self._functions = FunctionRegistry(self._activity)
         for spec in deployment.functions:
             self._functions.add(
@@ -285,6 +308,50 @@ class LocalAuditPipeline:
         return dict(self._running_deployment().outputs)
 
     @property
+    def stack_name(self) -> str:
+        """The deployed stack's name (its artifact id in the cloud assembly)."""
+        return self._assembly.stack_name
+
+    @property
+    def pipeline(self) -> str | None:
+        """The selected AuditPipeline's construct path in the stack, e.g. ``Audit``; None for a
+        stack without one."""
+        return self._pipeline.path if self._pipeline is not None else None
+
+    @property
+    def pipelines(self) -> list[str]:
+        """The construct paths of every AuditPipeline in the stack."""
+        return [pipeline.path for pipeline in self._pipelines]
+
+    @property
+    def function_roles(self) -> list[str]:
+        """The roles of the selected pipeline's functions, e.g. ``["publisher", "recorder"]``."""
+        return list(self._pipeline.function_roles) if self._pipeline is not None else []
+
+    def resource_name(self, role: str) -> str:
+        """What the selected pipeline's resource with this role answers to Ref: a topic's ARN,
+        a queue's URL, a table's or a function's name (roles in ``audit_stack.discovery``)."""
+        if self._pipeline is None:
+            raise PipelineNotFoundError(f"stack {self.stack_name} holds no AuditPipeline")
+        return self._running_deployment().resources[self._pipeline.logical_id(role)].ref
+
+    @property
+    def topic_arn(self) -> str:
+        return self.resource_name(discovery.TOPIC)
+
+    @property
+    def queue_url(self) -> str:
+        return self.resource_name(discovery.QUEUE)
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.resource_name(discovery.DEAD_LETTER_QUEUE)
+
+    @property
+    def table_name(self) -> str:
+        return self.resource_name(discovery.TABLE)
+
+    @property
     def deployment(self) -> Deployment:
         """What was created, skipped and not reproduced, with physical names."""
         return self._running_deployment()
@@ -328,7 +395,8 @@ class LocalAuditPipeline:
             return self._clients[service]
 
     def function_name(self, name: str) -> str:
-        """The physical name of a function given as alias ("publisher"), logical id or name."""
+        """The physical name of a function given as its role in the selected pipeline
+        ("publisher", "recorder"), logical id or name."""
         functions = self._running_deployment().functions
         if name in self._aliases:
             return self._aliases[name]

@@ -3,6 +3,9 @@
 Opt in from the top-level conftest.py: ``pytest_plugins = ["audit_stack.local.pytest_plugin"]``.
 The cloud assembly comes from the suite's own ``cloud_assembly`` fixture when it has one (return
 the ``cdk.out`` path), else it is synthesized once per session with the project's CDK CLI.
+The stack and the pipeline come from the ini options ``audit_stack`` and ``audit_pipeline``
+(pytest.ini, or ``[tool.pytest.ini_options]``), or from overriding the fixtures
+``local_audit_stack_name`` and ``local_audit_pipeline_id``; by default, the only ones.
 """
 
 from __future__ import annotations
@@ -18,6 +21,30 @@ import pytest
 from audit_stack.local.pipeline import LocalAuditPipeline
 
 _SYNTH_TIMEOUT_SECONDS = 600
+_STACK_OPTION = "audit_stack"
+_PIPELINE_OPTION = "audit_pipeline"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        _STACK_OPTION,
+        "local_audit_pipeline: the stack to deploy (default: the only one with an AuditPipeline)",
+        default="",
+    )
+    parser.addini(
+        _PIPELINE_OPTION,
+        "local_audit_pipeline: the AuditPipeline's construct id or path (default: the only one)",
+        default="",
+    )
+
+
+def _ini(config: pytest.Config, name: str) -> str | None:
+    try:
+        value = config.getini(name)
+    except ValueError:
+        # The fixtures were imported without the plugin's hooks: no such ini option.
+        return None
+    return str(value) or None
 
 
 def _cdk_command(root: Path) -> list[str]:
@@ -65,8 +92,35 @@ def local_audit_assembly(
         return synthesize(request.config.rootpath, tmp_path_factory.mktemp("cdk.out"))
 
 
+@pytest.fixture(scope="session")
+def local_audit_stack_name(request: pytest.FixtureRequest) -> str | None:
+    """The stack to deploy: the ``audit_stack`` ini option; None for the only one."""
+    return _ini(request.config, _STACK_OPTION)
+
+
+@pytest.fixture(scope="session")
+def local_audit_pipeline_id(request: pytest.FixtureRequest) -> str | None:
+    """The pipeline of ``invoke("publisher")`` and the queues: the ``audit_pipeline`` ini option;
+    None for the only one."""
+    return _ini(request.config, _PIPELINE_OPTION)
+
+
 @pytest.fixture
-def local_audit_pipeline(local_audit_assembly: Path) -> Iterator[LocalAuditPipeline]:
+def local_audit_pipeline(
+    local_audit_assembly: Path, request: pytest.FixtureRequest
+) -> Iterator[LocalAuditPipeline]:
     """A freshly deployed stack on the embedded emulator, stopped after the test."""
-    with LocalAuditPipeline(local_audit_assembly) as pipeline:
+    stack = _fixture_or_ini(request, "local_audit_stack_name", _STACK_OPTION)
+    pipeline_id = _fixture_or_ini(request, "local_audit_pipeline_id", _PIPELINE_OPTION)
+    with LocalAuditPipeline(local_audit_assembly, stack, pipeline=pipeline_id) as pipeline:
         yield pipeline
+
+
+def _fixture_or_ini(request: pytest.FixtureRequest, fixture: str, option: str) -> str | None:
+    # Looked up by name: a suite that imports only local_audit_pipeline (and the assembly
+    # fixture) into its conftest, instead of loading the plugin, keeps working.
+    try:
+        value = request.getfixturevalue(fixture)
+    except pytest.FixtureLookupError:
+        return _ini(request.config, option)
+    return str(value) if value else None

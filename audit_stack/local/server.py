@@ -1,9 +1,9 @@
 """The emulator's HTTP endpoint on loopback: moto's WSGI app behind a middleware for what it lacks.
 
 The middleware answers Lambda Invoke with the emulator's own workers, SQS message move tasks and
-CloudFormation's DescribeStacks / ListStackResources itself, injects faults that tests ask for,
-serialises every request that reaches moto, and tells waiters (pollers, run_until_idle) that
-something changed.
+CloudFormation's DescribeStacks / GetTemplate / ListStackResources itself, injects faults that
+tests ask for, serialises every request that reaches moto, and tells waiters (pollers,
+run_until_idle) that something changed.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit_stack.discovery import find_pipelines
+
 
 class DeploymentError(Exception):
     """The template holds something the local emulator cannot reproduce faithfully."""
@@ -42,7 +44,8 @@ class PhysicalResource:
 class CloudAssembly:
     """A synthesized cloud assembly (``cdk.out``) and one stack in it."""
 
-    def __init__(self, directory: str | Path, stack_name: str) -> None:
+    def __init__(self, directory: str | Path, stack_name: str | None = None) -> None:
+        """``stack_name`` None: the only stack that holds an AuditPipeline."""
         self.directory = Path(directory).resolve()
         manifest_path = self.directory / "manifest.json"
         if not manifest_path.is_file():
@@ -51,21 +54,50 @@ class CloudAssembly:
             )
         manifest = json.loads(manifest_path.read_text())
         artifacts: dict[str, Any] = manifest.get("artifacts", {})
-        stack = artifacts.get(stack_name)
-        if stack is None or stack.get("type") != "aws:cloudformation:stack":
-            stacks = sorted(
-                name
-                for name, artifact in artifacts.items()
-                if artifact.get("type") == "aws:cloudformation:stack"
-            )
+        stacks = {
+            name: artifact
+            for name, artifact in artifacts.items()
+            if artifact.get("type") == "aws:cloudformation:stack"
+        }
+        if stack_name is None:
+            stack_name = self._only_stack_with_pipelines(stacks)
+        stack = stacks.get(stack_name)
+        if stack is None:
             raise DeploymentError(
-                f"stack {stack_name!r} is not in {self.directory}; stacks there: {stacks}"
+                f"stack {stack_name!r} is not in {self.directory}; stacks there: {sorted(stacks)}"
             )
         self.stack_name = stack_name
-        self.template: dict[str, Any] = json.loads(
+        self.template: dict[str, Any] = self._template(stack)
+        self._asset_sources = self._read_asset_manifests(artifacts, stack.get("dependencies", []))
+
+    def _template(self, stack: Mapping[str, Any]) -> dict[str, Any]:
+        template: dict[str, Any] = json.loads(
             (self.directory / stack["properties"]["templateFile"]).read_text()
         )
-        self._asset_sources = self._read_asset_manifests(artifacts, stack.get("dependencies", []))
+        return template
+
+    def _only_stack_with_pipelines(self, stacks: Mapping[str, Any]) -> str:
+        with_pipelines = {
+            name: [pipeline.path for pipeline in find_pipelines(self._template(stack))]
+            for name, stack in stacks.items()
+        }
+        with_pipelines = {name: paths for name, paths in with_pipelines.items() if paths}
+        if len(with_pipelines) == 1:
+            return next(iter(with_pipelines))
+        if not with_pipelines and len(stacks) == 1:
+            return next(iter(stacks))
+        if not with_pipelines:
+            raise DeploymentError(
+                f"no stack in {self.directory} holds an AuditPipeline; stacks there: "
+                f"{sorted(stacks)}"
+            )
+        listed = "; ".join(
+            f"{name} ({', '.join(paths)})" for name, paths in sorted(with_pipelines.items())
+        )
+        raise DeploymentError(
+            f"{len(with_pipelines)} stacks in {self.directory} hold an AuditPipeline: name one "
+            f"of {listed}"
+        )
 
     def _read_asset_manifests(
         self, artifacts: Mapping[str, Any], dependencies: Iterable[str]

@@ -3,7 +3,8 @@
 Reads TOPIC_ARN (where to publish), PSEUDONYM_SECRET_ARN (the secret that keys subject
 pseudonyms) unless SUBJECT_IN_CLEAR is ``true``, and POWERTOOLS_SERVICE_NAME /
 POWERTOOLS_LOG_LEVEL (logging). By default the e-mail never leaves this function: the event
-names the account by its keyed pseudonym. It is never logged and never returned.
+names the account by its keyed pseudonym. It is never logged and never returned. The event and
+its SNS message are built by ``publication.py``, as for applications that publish directly.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .clients import client, pseudonym_secret
-from .event import (
-    InvalidPayloadError,
-    build_account_deleted_event,
-    parse_delete_account_request,
-)
+from .event import InvalidPayloadError, parse_delete_account_request
+from .publication import account_deleted_publication
 
 logger = Logger()
 
@@ -47,14 +45,12 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
         if in_clear
         else pseudonym_secret(os.environ["PSEUDONYM_SECRET_ARN"], _remaining_seconds(context))
     )
-    audit_event = build_account_deleted_event(event, secret=secret, now=datetime.now(UTC))
+    publication = account_deleted_publication(event, now=datetime.now(UTC), secret=secret)
+    audit_event = publication.event
     response = client("sns", _remaining_seconds(context)).publish(
         TopicArn=topic_arn,
-        Message=audit_event.to_json(),
-        # The subscription's filter policy matches on this attribute.
-        MessageAttributes={
-            "event_type": {"DataType": "String", "StringValue": audit_event.event_type}
-        },
+        Message=publication.message,
+        MessageAttributes=publication.message_attributes,
     )
     logger.info(
         "Published audit event",

@@ -99,8 +99,15 @@ def test_help_exits_with_0_and_documents_the_exit_codes(audit_anywhere: Audit) -
 
 
 def test_events_on_a_stack_without_the_by_type_index_says_so() -> None:
-    outputs = {"TableName": "t"}  # no EventTypeIndexShards: event_type_index=False
-    target = cli.Target("AuditPipelineStack", "eu-west-1", None, cast(Any, None), outputs)
+    # The recorder's EVENT_TYPE_INDEX_SHARDS is 0: event_type_index=False.
+    target = cli.Target(
+        "AuditPipelineStack",
+        "eu-west-1",
+        None,
+        cast(Any, None),
+        resources={"table": "t"},
+        event_type_index_shards=0,
+    )
     arguments = cli.build_parser().parse_args(["events", "--type", "AccountDeleted"])
 
     with pytest.raises(cli.OperatorError, match="has no by-type index"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit_stack.local.pytest_plugin import local_audit_assembly, local_audit_pipeline
+from tests.cdk_app import context_environment
 
 __all__ = ["local_audit_assembly", "local_audit_pipeline"]
 
@@ -37,7 +38,11 @@ def short_timeout_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = subprocess.run(
         [sys.executable, "-c", _SHORT_TIMEOUT_APP, str(outdir)],
         cwd=ROOT,
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={
+            **os.environ,
+            **context_environment(),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
         capture_output=True,
         text=True,
         timeout=300,

@@ -24,7 +24,7 @@ def records_of(pipeline: LocalAuditPipeline, email: str) -> list[dict[str, Any]]
     schema, its value derived as the stack derives it)."""
     subject = subject_of(pipeline, email)
     ddb = pipeline.client("dynamodb")
-    table = pipeline.outputs["TableName"]
+    table = pipeline.table_name
     schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
     partition_key = next(key["AttributeName"] for key in schema if key["KeyType"] == "HASH")
     items: list[dict[str, Any]] = ddb.query(

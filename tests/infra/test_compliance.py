@@ -14,6 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import lint
 
 from audit_stack import AuditPipeline
+from tests.cdk_app import new_app
 
 
 def cfn_lint_errors(template: dict[str, Any]) -> list[str]:
@@ -38,7 +39,7 @@ def test_app_synthesizes_with_cdk_nag_and_no_unacknowledged_findings(
 
 def test_cdk_nag_rejects_an_insecure_resource() -> None:
     # Guards the check above: the plugin is wired so that a violation fails synthesis.
-    app = cdk.App()
+    app = new_app()
     stack = cdk.Stack(app, "Insecure")
     sqs.Queue(stack, "Plain", encryption=sqs.QueueEncryption.UNENCRYPTED)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -49,7 +50,7 @@ def test_cdk_nag_rejects_an_insecure_resource() -> None:
 @pytest.fixture(scope="module")
 def importing_app_template() -> dict[str, Any]:
     """An unrelated app that imports AuditPipeline with every prop turned."""
-    app = cdk.App()
+    app = new_app()
     stack = cdk.Stack(app, "ImportingStack", env=cdk.Environment(region="eu-west-1"))
     key = kms.Key(stack, "AuditKey", enable_key_rotation=True)
     pipeline = AuditPipeline(
@@ -282,7 +283,7 @@ def test_importing_app_template_has_no_cfn_lint_errors(
 def test_bad_props_fail_with_a_clear_message_and_leave_nothing_behind(
     props: dict[str, Any], message: str
 ) -> None:
-    app = cdk.App()
+    app = new_app()
     stack = cdk.Stack(app, "Bad")
     with pytest.raises(ValueError, match=f"AuditPipeline {message}"):
         AuditPipeline(stack, "Audit", **props)

