@@ -51,9 +51,10 @@ _ROLES_BY_CONSTRUCT_ID = {
     ("RecordAuditEventFunction", _FUNCTION_TYPE): RECORDER,
     ("SubscriptionDeadLetterQueue", "AWS::SQS::Queue"): SUBSCRIPTION_DEAD_LETTER_QUEUE,
     ("SealerFunction", _FUNCTION_TYPE): SEALER,
-    ("SealQueue", "AWS::SQS::Queue"): SEAL_QUEUE,
-    ("DigestTable", "AWS::DynamoDB::Table"): DIGEST_TABLE,
-    ("SigningKey", "AWS::KMS::Key"): SIGNING_KEY,
+    # The digest chain's own resources sit one level down, in the "Sealing" construct.
+    ("Sealing/SealQueue", "AWS::SQS::Queue"): SEAL_QUEUE,
+    ("Sealing/DigestTable", "AWS::DynamoDB::Table"): DIGEST_TABLE,
+    ("Sealing/SigningKey", "AWS::KMS::Key"): SIGNING_KEY,
     ("PseudonymSecret", "AWS::SecretsManager::Secret"): PSEUDONYM_SECRET,
 }
 
@@ -143,10 +144,13 @@ def _marks_from_cdk_paths(resources: Mapping[str, Any]) -> dict[str, Mapping[str
     for logical_id, parts in paths.items():
         if len(parts) < 4 or parts[-1] != "Resource":
             continue
-        role = _ROLES_BY_CONSTRUCT_ID.get((parts[-2], resources[logical_id].get("Type")))
-        if role is not None:
-            # The path within the stack: without the stack (first) and the resource's own parts.
-            found.setdefault("/".join(parts[1:-2]), {})[role] = logical_id
+        kind = resources[logical_id].get("Type")
+        for depth in (1, 2):  # the construct id, or a nested construct's "<parent>/<id>"
+            role = _ROLES_BY_CONSTRUCT_ID.get(("/".join(parts[-1 - depth : -1]), kind))
+            if role is not None:
+                # The path within the stack: without the stack (first) and the resource's parts.
+                found.setdefault("/".join(parts[1 : -1 - depth]), {})[role] = logical_id
+                break
     pipelines = [path for path, roles in found.items() if {PUBLISHER, RECORDER} <= set(roles)]
     marks: dict[str, Mapping[str, str]] = {}
     for pipeline in pipelines:

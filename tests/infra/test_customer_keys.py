@@ -62,7 +62,12 @@ def _template(assembly: cdk.cx_api.CloudAssembly, stack: str) -> dict[str, Any]:
 
 
 def _key_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    (key,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    # The customer's key (the pipeline's own signing key is the other one).
+    (key,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::KMS::Key" and r["Properties"].get("KeyUsage") != "SIGN_VERIFY"
+    ]
     statements: list[dict[str, Any]] = key["Properties"]["KeyPolicy"]["Statement"]
     return statements
 
@@ -109,15 +114,16 @@ def test_queue_policy_still_accepts_only_the_pipelines_topic(
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
         if s["Action"] == "sqs:SendMessage" and s["Effect"] == "Allow"
     ]
-    assert send == [
-        {
+    # The queue, and the subscription's dead-letter queue for what SNS could not deliver.
+    assert len(send) == 2
+    for statement in send:
+        assert statement == {
             "Action": "sqs:SendMessage",
             "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": topic_id}}},
             "Effect": "Allow",
             "Principal": {"Service": "sns.amazonaws.com"},
-            "Resource": send[0]["Resource"],
+            "Resource": statement["Resource"],
         }
-    ]
 
 
 def test_allow_publishers_adds_the_topic_policy_for_accounts_and_the_organization(

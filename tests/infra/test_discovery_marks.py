@@ -14,9 +14,17 @@ def test_every_resource_of_the_pipeline_carries_its_mark(template_json: dict[str
         logical_id
         for logical_id, resource in resources.items()
         if "AuditPipeline" not in resource.get("Metadata", {})
-        and resource["Type"] != "AWS::CDK::Metadata"
+        and resource["Metadata"]["aws:cdk:path"].startswith("AuditPipelineStack/Audit/")
     ]
     assert unmarked == []
+    # AuditStack's own alarm topic is the stack's, not the pipeline's.
+    stacks_own = {
+        resource["Metadata"]["aws:cdk:path"].split("/")[1]
+        for resource in resources.values()
+        if "AuditPipeline" not in resource.get("Metadata", {})
+        and resource["Type"] != "AWS::CDK::Metadata"
+    }
+    assert stacks_own == {"AlarmTopicKey", "AlarmTopic"}
 
 
 def test_the_apps_pipeline_is_found_with_each_role(template_json: dict[str, Any]) -> None:
@@ -24,21 +32,27 @@ def test_the_apps_pipeline_is_found_with_each_role(template_json: dict[str, Any]
     assert pipeline.path == "Audit"
     types = {
         role: template_json["Resources"][pipeline.logical_id(role)]["Type"]
-        for role in ("topic", "queue", "dead-letter-queue", "table", "publisher", "recorder")
+        for role in pipeline.roles
     }
     assert types == {
         "topic": "AWS::SNS::Topic",
         "queue": "AWS::SQS::Queue",
         "dead-letter-queue": "AWS::SQS::Queue",
+        "subscription-dead-letter-queue": "AWS::SQS::Queue",
         "table": "AWS::DynamoDB::Table",
         "publisher": "AWS::Lambda::Function",
         "recorder": "AWS::Lambda::Function",
+        "sealer": "AWS::Lambda::Function",
+        "seal-queue": "AWS::SQS::Queue",
+        "digest-table": "AWS::DynamoDB::Table",
+        "signing-key": "AWS::KMS::Key",
+        "pseudonym-secret": "AWS::SecretsManager::Secret",
     }
-    assert pipeline.function_roles == ("publisher", "recorder")
+    assert pipeline.function_roles == ("publisher", "recorder", "sealer")
     alarms = [
         k for k, r in template_json["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
     ]
-    assert sorted(pipeline.alarms) == sorted(alarms) and len(alarms) == 4
+    assert sorted(pipeline.alarms) == sorted(alarms) and len(alarms) == 10
     dead_letter = template_json["Resources"][pipeline.logical_id("queue")]["Properties"]
     assert dead_letter["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] == (
         pipeline.logical_id("dead-letter-queue")

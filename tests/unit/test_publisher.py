@@ -16,6 +16,25 @@ from audit_stack.lambda_code import audit_events_module
 from audit_stack.publisher import AuditPublisher, InvalidPayloadError, PublishBatchError
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:AuditTopic"
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AuditPseudonymSecret-AbCdEf"
+SECRET = "k" * 64
+
+
+class FakeSecrets:
+    """The pseudonym secret as Secrets Manager returns it; counts the reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        assert SecretId == SECRET_ARN
+        self.reads += 1
+        return {"SecretString": SECRET}
+
+
+def _pseudonym(email: str) -> str:
+    subject = audit_events_module("subject")
+    return str(subject.pseudonymous_subject(subject.normalize_email(email), SECRET.encode()))
 
 
 class FakeSns:
@@ -46,17 +65,21 @@ class FakeSns:
 
 
 def _publisher(sns: FakeSns, **options: Any) -> AuditPublisher:
+    if not options.get("subject_in_clear"):
+        options.setdefault("pseudonym_secret_arn", SECRET_ARN)
+        options.setdefault("secrets_client", FakeSecrets())
     return AuditPublisher(TOPIC, sns_client=sns, sleep=lambda seconds: None, **options)
 
 
-def test_one_event_has_the_publisher_functions_envelope() -> None:
+def test_one_event_has_the_publisher_functions_envelope_and_no_address() -> None:
     sns = FakeSns()
     published = _publisher(sns).account_deleted("John.Doe@mail.com")
     (request,) = sns.published
     event = json.loads(request["Message"])
     assert event["event_type"] == "AccountDeleted" and event["source"] == "deleteAccount"
-    assert event["subject"] == "john.doe@mail.com"
-    assert event["details"] == {"email": "John.Doe@mail.com"}
+    assert event["subject"] == _pseudonym("John.Doe@mail.com")
+    assert event["details"] == {}
+    assert "john.doe" not in request["Message"].lower()
     assert request["MessageAttributes"] == {
         "event_type": {"DataType": "String", "StringValue": "AccountDeleted"}
     }
@@ -66,16 +89,39 @@ def test_one_event_has_the_publisher_functions_envelope() -> None:
     expected = audit_events_module("publication").account_deleted_publication(
         {"email": "John.Doe@mail.com"},
         now=occurred_at.replace(tzinfo=UTC),
+        secret=SECRET.encode(),
         event_id=event["event_id"],
     )
     assert request["Message"] == expected.message
+
+
+def test_a_clear_pipelines_publisher_sends_the_address_only_when_told_so() -> None:
+    sns = FakeSns()
+    _publisher(sns, subject_in_clear=True).account_deleted("John.Doe@mail.com")
+    event = json.loads(sns.published[0]["Message"])
+    assert (event["subject"], event["details"]) == (
+        "john.doe@mail.com",
+        {"email": "John.Doe@mail.com"},
+    )
+    with pytest.raises(ValueError, match="pseudonym_secret_arn: give the pipeline's"):
+        AuditPublisher(TOPIC, sns_client=sns)
+    with pytest.raises(ValueError, match="not both"):
+        AuditPublisher(TOPIC, pseudonym_secret_arn=SECRET_ARN, subject_in_clear=True)
+
+
+def test_the_secret_is_read_once_for_many_events() -> None:
+    secrets = FakeSecrets()
+    publisher = _publisher(FakeSns(), secrets_client=secrets)
+    publisher.publish_many({"email": f"u{i}@mail.com"} for i in range(25))
+    publisher.account_deleted("v@mail.com")
+    assert secrets.reads == 1
 
 
 @pytest.mark.parametrize(
     ("email", "message"),
     [
         ("not-an-address", "email: must be a valid email address"),
-        ("x" * 250 + "@mail.com", "email: must be at most 254 characters"),
+        ("x" * 250 + "@mail.com", "email: must be at most 254 bytes"),
         (" john@mail.com", "email: must not contain whitespace"),
     ],
 )
@@ -88,17 +134,16 @@ def test_invalid_input_is_refused_like_the_function_does_and_nothing_is_sent(
     assert sns.published == []
 
 
-def test_the_idempotency_key_reaches_the_functions_validation_as_the_function_gets_it() -> None:
-    # Accepted exactly when the publisher function accepts {"email", "idempotency_key"}.
-    validation = audit_events_module("event").validate_delete_account_payload
-    payload = {"email": "john.doe@mail.com", "idempotency_key": "request-1"}
-    try:
-        validation(payload)
-    except InvalidPayloadError as error:
-        with pytest.raises(InvalidPayloadError, match=re.escape(str(error))):
-            _publisher(FakeSns()).account_deleted("john.doe@mail.com", idempotency_key="request-1")
-    else:
-        _publisher(FakeSns()).account_deleted("john.doe@mail.com", idempotency_key="request-1")
+def test_the_same_idempotency_key_publishes_the_same_event_as_the_function_would() -> None:
+    sns = FakeSns()
+    publisher = _publisher(sns)
+    first = publisher.account_deleted("john.doe@mail.com", idempotency_key="request-1")
+    retry = publisher.account_deleted("John.Doe@mail.com", idempotency_key="request-1")
+    other = publisher.account_deleted("john.doe@mail.com", idempotency_key="request-2")
+    assert first.event_id == retry.event_id != other.event_id
+    assert json.loads(sns.published[0]["Message"])["idempotent"] is True
+    with pytest.raises(InvalidPayloadError, match=re.escape("idempotency_key")):
+        publisher.account_deleted("john.doe@mail.com", idempotency_key="")
 
 
 def test_publish_many_sends_ten_per_request_in_order() -> None:
@@ -107,7 +152,7 @@ def test_publish_many_sends_ten_per_request_in_order() -> None:
     published = _publisher(sns).publish_many({"email": email} for email in emails)
     assert [len(call) for call in sns.calls] == [10, 10, 5]
     subjects = [json.loads(entry["Message"])["subject"] for entry in sns.published]
-    assert subjects == emails
+    assert subjects == [_pseudonym(email) for email in emails]
     assert len({event.event_id for event in published}) == 25
 
 
