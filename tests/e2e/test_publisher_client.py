@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from audit_stack import discovery
 from audit_stack.local import LocalAuditPipeline
 from audit_stack.publisher import AuditPublisher, InvalidPayloadError
 from tests.e2e.helpers import queue_counts, records_of
 
 
 def _publisher(pipeline: LocalAuditPipeline) -> AuditPublisher:
-    return AuditPublisher(pipeline.topic_arn, sns_client=pipeline.client("sns"))
+    return AuditPublisher(
+        pipeline.topic_arn,
+        pseudonym_secret_arn=pipeline.resource_name(discovery.PSEUDONYM_SECRET),
+        sns_client=pipeline.client("sns"),
+        secrets_client=pipeline.client("secretsmanager"),
+    )
 
 
 def test_an_event_from_the_client_is_recorded_like_one_from_the_publisher_function(
