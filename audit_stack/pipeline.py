@@ -37,7 +37,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from audit_stack import discovery
+from audit_stack import builders, discovery
 from audit_stack.encryption import (
     PUBLISHER_KEY_ACTIONS,
     QueueSubscription,
@@ -227,55 +227,38 @@ class AuditPipeline(Construct):
             signature_version="2",
         )
 
-        queue_encryption = (
-            sqs.QueueEncryption.KMS if encryption_key else sqs.QueueEncryption.SQS_MANAGED
-        )
-        self._dead_letter_queue = sqs.Queue(
+        self._dead_letter_queue = builders.queue(
             self,
             "DeadLetterQueue",
             retention_period=Duration.days(14),
-            encryption=queue_encryption,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
+            encryption_key=encryption_key,
             removal_policy=retain,
+            no_dead_letter_queue_because="This queue is the pipeline's dead-letter queue; it "
+            "needs none itself.",
         )
-        Validations.of(self._dead_letter_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is the pipeline's dead-letter queue; it needs none itself.",
-            )
-        )
-        self._queue = sqs.Queue(
+        self._queue = builders.queue(
             self,
             "Queue",
-            # AWS's guidance for SQS event sources: at least 6x the function timeout.
-            visibility_timeout=Duration.seconds(recorder_timeout.to_seconds() * 6),
             # Shorter than the DLQ's 14 days: a message keeps its first enqueue time when it
             # moves to the DLQ, so the DLQ must retain longer than the source queue.
             retention_period=Duration.days(7),
-            encryption=queue_encryption,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
+            encryption_key=encryption_key,
+            removal_policy=retain,
+            # AWS's guidance for SQS event sources: at least 6x the function timeout.
+            visibility_timeout=Duration.seconds(recorder_timeout.to_seconds() * 6),
             dead_letter_queue=sqs.DeadLetterQueue(
                 max_receive_count=max_receive_count, queue=self._dead_letter_queue
             ),
-            removal_policy=retain,
         )
         # Notifications SNS could not deliver to the queue (e.g. the queue's key was disabled).
-        self._subscription_dead_letter_queue = sqs.Queue(
+        self._subscription_dead_letter_queue = builders.queue(
             self,
             "SubscriptionDeadLetterQueue",
             retention_period=Duration.days(14),
-            encryption=queue_encryption,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
+            encryption_key=encryption_key,
             removal_policy=retain,
-        )
-        Validations.of(self._subscription_dead_letter_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is the topic subscription's dead-letter queue.",
-            )
+            no_dead_letter_queue_because="This queue is the topic subscription's dead-letter "
+            "queue.",
         )
         self._topic.add_subscription(
             QueueSubscription(
@@ -296,23 +279,13 @@ class AuditPipeline(Construct):
                 purpose="SNS cannot deliver audit events to the queue encrypted with it otherwise",
             )
 
-        self._table = dynamodb.Table(
+        self._table = builders.table(
             self,
             "Table",
             partition_key=dynamodb.Attribute(
                 name=TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
             sort_key=dynamodb.Attribute(name=TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=removal_policy != RemovalPolicy.DESTROY,
-            encryption=(
-                dynamodb.TableEncryption.CUSTOMER_MANAGED
-                if encryption_key
-                else dynamodb.TableEncryption.AWS_MANAGED
-            ),
             encryption_key=encryption_key,
             removal_policy=retain,
         )

@@ -14,8 +14,9 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from audit_stack import builders
 
 SEALER_HANDLER = "audit_events.seal_records.handler"
 DIGEST_PARTITION_KEY = "chain"
@@ -93,44 +94,25 @@ class DigestChain(Construct):
             )
         )
 
-        self.seal_queue = sqs.Queue(
+        self.seal_queue = builders.queue(
             self,
             "SealQueue",
             retention_period=Duration.days(14),
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+            no_dead_letter_queue_because="A seal notice may only leave this queue into a "
+            "digest; a stuck notice raises the SealingStalled alarm instead of moving to a DLQ.",
             # A run keeps its notices invisible itself; this covers a run that dies early.
             visibility_timeout=Duration.seconds(SEALER_TIMEOUT.to_seconds() + 30),
-            encryption=sqs.QueueEncryption.KMS
-            if encryption_key
-            else sqs.QueueEncryption.SQS_MANAGED,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
-            removal_policy=removal_policy,
-        )
-        Validations.of(self.seal_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="A seal notice may only leave this queue into a digest; a stuck notice "
-                "raises the SealingStalled alarm instead of moving to a DLQ.",
-            )
         )
 
-        self.digest_table = dynamodb.Table(
+        self.digest_table = builders.table(
             self,
             "DigestTable",
             partition_key=dynamodb.Attribute(
                 name=DIGEST_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
             sort_key=dynamodb.Attribute(name=DIGEST_SORT_KEY, type=dynamodb.AttributeType.NUMBER),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=removal_policy != RemovalPolicy.DESTROY,
-            encryption=(
-                dynamodb.TableEncryption.CUSTOMER_MANAGED
-                if encryption_key
-                else dynamodb.TableEncryption.AWS_MANAGED
-            ),
             encryption_key=encryption_key,
             removal_policy=removal_policy,
         )

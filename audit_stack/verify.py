@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -111,7 +111,7 @@ def verify_log(
         if digest is None:
             continue
         report.last_sealed_at = digest.sealed_at
-        sealed_at = _time(digest.sealed_at)
+        sealed_at = integrity.record_time(digest.sealed_at)
         in_range = since is None or sealed_at >= since
         for ref in digest.records:
             if ref.key in sealed:
@@ -139,13 +139,15 @@ def verify_log(
                 for entry in digest.rejected
             )
     report.sealed_records = len(sealed)
-    last_sealed = _time(report.last_sealed_at) if report.last_sealed_at else None
+    last_sealed = integrity.record_time(report.last_sealed_at) if report.last_sealed_at else None
 
     seen: set[tuple[str, str]] = set()
     for item in records:
         key = (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
         seen.add(key)
-        recorded_at = _time(item.get(integrity.RECORDED_AT_ATTRIBUTE, {}).get("S", ""))
+        recorded_at = integrity.record_time(
+            item.get(integrity.RECORDED_AT_ATTRIBUTE, {}).get("S", "")
+        )
         if since is not None and recorded_at < since and key not in sealed:
             continue
         if key in sealed and since is not None and sealed[key][2] < since:
@@ -232,13 +234,6 @@ def _checked_digest(
     elif sequence == previous[0] + 1 and digest.previous_signature != previous[1]:
         fail(f"it does not follow digest {previous[0]} (a fork or a replaced digest)")
     return digest
-
-
-def _time(text: str) -> datetime:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
 
 
 # -- reading the log from DynamoDB and KMS -------------------------------------------------------

@@ -61,7 +61,7 @@ MAX_SOURCE_LENGTH = 256
 # Patterns are used with fullmatch (a "$" would also accept a trailing newline) and spell out
 # [0-9] because \d matches non-ASCII digits, which would break the lexicographic time order.
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
-_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 # Version 2 also has UUIDv8 ids, derived from a caller's idempotency key.
 _V2_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[48][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -399,7 +399,7 @@ def _is_timestamp(value: str) -> bool:
     if not _TIMESTAMP.fullmatch(value):
         return False
     try:
-        datetime.strptime(value, _TIMESTAMP_FORMAT)
+        datetime.strptime(value, TIMESTAMP_FORMAT)
     except ValueError:
         return False
     return True

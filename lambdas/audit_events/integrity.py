@@ -19,8 +19,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from .event import TIMESTAMP_FORMAT
 
 RECORD_HASH_ATTRIBUTE = "record_hash"
 RECORDED_AT_ATTRIBUTE = "recorded_at"
@@ -40,6 +43,15 @@ MAX_DIGEST_BODY_BYTES = 300_000
 
 class IntegrityFormatError(ValueError):
     """A notice, digest or item that does not have the documented form."""
+
+
+def record_time(text: str) -> datetime:
+    """A ``recorded_at`` or ``sealed_at`` timestamp; the earliest moment when absent or not one
+    (so that such a record is treated as possibly sealed by any digest)."""
+    try:
+        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 # -- records ---------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from .integrity import (
     parse_digest,
     parse_notice,
     record_hash,
+    record_time,
 )
 
 SEALED_METRIC = "AuditRecordsSealed"
@@ -219,13 +220,13 @@ class Sealer:
         """Drop records that a digest already covers (their notice came a second time)."""
         if head is None or not refs:
             return refs
-        head_time = _parse_time(head.sealed_at)
-        maybe_sealed = [ref for ref in refs if _parse_time(ref.recorded_at) <= head_time]
+        head_time = record_time(head.sealed_at)
+        maybe_sealed = [ref for ref in refs if record_time(ref.recorded_at) <= head_time]
         if not maybe_sealed:
             return refs
         # A digest sealed before a record was written cannot hold it. (An unknown write time
         # parses as the earliest moment: every digest is searched.)
-        earliest = min(_parse_time(ref.recorded_at) for ref in maybe_sealed)
+        earliest = min(record_time(ref.recorded_at) for ref in maybe_sealed)
         since = earliest - _CLOCK_MARGIN if earliest.year > 1 else earliest
         sealed = self._keys_sealed_since(since, head)
         fresh = [ref for ref in refs if ref.key not in sealed]
@@ -274,7 +275,7 @@ class Sealer:
                     digest = parse_digest(item["body"]["S"])
                     self._sealed_keys[sequence] = frozenset(ref.key for ref in digest.records)
                 keys |= self._sealed_keys[sequence]
-                if _parse_time(item["sealed_at"]["S"]) < since:
+                if record_time(item["sealed_at"]["S"]) < since:
                     return keys
             if "LastEvaluatedKey" not in page:
                 return keys
@@ -354,7 +355,7 @@ class Sealer:
                 logger.warning("Seal notices not deleted", extra={"failed": len(failed)})
 
     def _heartbeat_due(self, head: Digest | None) -> bool:
-        return head is None or _parse_time(head.sealed_at) + self._heartbeat <= self._now()
+        return head is None or record_time(head.sealed_at) + self._heartbeat <= self._now()
 
 
 def _finding(ref: RecordRef, finding: str) -> dict[str, str]:
@@ -378,13 +379,6 @@ def _chunks(records: list[RecordRef]) -> Iterable[list[RecordRef]]:
         size += entry
     if chunk:
         yield chunk
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
 
 
 @logger.inject_lambda_context(log_event=False)
