@@ -11,6 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 _PACKAGE = "audit_stack.lambdas.audit_events"
 
@@ -52,3 +53,11 @@ def normalize_email(email: str) -> str:
 def pseudonymous_subject(normalized_email: str, secret: bytes) -> str:
     """``audit_events.subject.pseudonymous_subject``: the keyed pseudonym of an address."""
     return str(audit_events_module("subject").pseudonymous_subject(normalized_email, secret))
+
+
+# The data contract (table, index, attribute and metric names; lambdas/audit_events/contract.py),
+# the same module object the handlers import, typed for mypy through its source path.
+if TYPE_CHECKING:
+    import audit_events.contract as contract
+else:
+    contract = audit_events_module("contract")
