@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit_stack.local import LocalAuditPipeline
-from audit_stack.local.functions import FunctionRuntime, site_packages
+from audit_stack.local.runtime.functions import FunctionRuntime, site_packages
 from bench.configurations import Configuration
 
 # Imports boto3, then the handler's module, timing each: the second number is what the handler

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from audit_stack.local import LocalAuditPipeline
-from audit_stack.local.instrumentation import OperationCount
-from audit_stack.local.moto_state import queue_snapshot
+from audit_stack.local import LocalAuditPipeline, OperationCount
+from audit_stack.local.control.moto_hooks import queue_snapshot
 from bench.configurations import Configuration
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -3,17 +3,30 @@
 ``LocalAuditPipeline`` deploys a cloud assembly's stack into moto's server (in-process, loopback
 only), runs each Lambda function's asset in its own worker processes and polls SQS event sources
 as Lambda does. This package never imports aws_cdk: it only reads the synthesized template.
+
+Layout: ``deploy/`` (template -> resources, one handler per type), ``http/`` (the one endpoint:
+operations, faults, metering, the APIs answered locally), ``esm/`` (event-source mappings),
+``runtime/`` (Lambda workers), ``control/`` (moto's lock and clock, run_until_idle), and
+``pipeline.py``, the wiring.
 """
 
 from audit_stack.discovery import PipelineNotFoundError
-from audit_stack.local.functions import Invocation
+from audit_stack.local.deploy.template import DeploymentError
+from audit_stack.local.http.faults import DYNAMODB_WRITE_FAULTS, FaultInjector, InjectedFault
+from audit_stack.local.http.metering import OperationCount
+from audit_stack.local.http.server import PortUnavailableError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
-from audit_stack.local.template import DeploymentError
+from audit_stack.local.runtime.functions import Invocation
 
 __all__ = [
+    "DYNAMODB_WRITE_FAULTS",
     "DeploymentError",
+    "FaultInjector",
     "FunctionInvocationError",
+    "InjectedFault",
     "Invocation",
     "LocalAuditPipeline",
+    "OperationCount",
     "PipelineNotFoundError",
+    "PortUnavailableError",
 ]

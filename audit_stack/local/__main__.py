@@ -25,8 +25,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from audit_stack import discovery, lambda_code
 from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.discovery import PipelineNotFoundError
+from audit_stack.local.deploy.template import DeploymentError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
-from audit_stack.local.template import DeploymentError
 
 # The original solution's test payload.
 DEMO_EMAIL = "john.doe@mail.com"

@@ -9,7 +9,6 @@ import functools
 import json
 import sys
 import threading
-import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -18,8 +17,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-import boto3
-from botocore.config import Config
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from audit_stack import discovery
@@ -29,30 +26,35 @@ from audit_stack.discovery import (
     find_pipelines,
     select_pipeline,
 )
-from audit_stack.local.activity import Activity
-from audit_stack.local.cloudformation import StackApi
-from audit_stack.local.deploy import Deployer, Deployment
-from audit_stack.local.functions import (
-    DUMMY_CREDENTIALS,
+from audit_stack.local.clients import EmulatorClients
+from audit_stack.local.control.activity import Activity
+from audit_stack.local.control.idle import IdleScheduler
+from audit_stack.local.control.moto_hooks import MotoHooks, queue_snapshot
+from audit_stack.local.deploy.deployer import Deployer
+from audit_stack.local.deploy.model import Deployment
+from audit_stack.local.deploy.template import CloudAssembly
+from audit_stack.local.esm.worker import EventSourceWorker
+from audit_stack.local.http.faults import Faults
+from audit_stack.local.http.lambda_api import LambdaApi
+from audit_stack.local.http.message_moves import MessageMoveTasks
+from audit_stack.local.http.metering import Instrumentation
+from audit_stack.local.http.operations import Operation
+from audit_stack.local.http.server import EmulatorServer, Endpoint, PortUnavailableError
+from audit_stack.local.http.stack_api import StackApi
+from audit_stack.local.runtime.functions import (
     FunctionRegistry,
     FunctionRuntime,
     Invocation,
     InvocationResult,
+    TooManyRequestsError,
 )
-from audit_stack.local.instrumentation import Instrumentation
-from audit_stack.local.message_moves import MessageMoveTasks
-from audit_stack.local.moto_state import MotoHooks, queue_snapshot
-from audit_stack.local.pollers import SqsPoller
-from audit_stack.local.server import EmulatorServer
-from audit_stack.local.template import CloudAssembly
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
 _FUNCTION_OUTPUT_SUFFIX = "FunctionName"
-# run_until_idle looks again at least this often, e.g. for visibility timeouts ending in real time.
-_IDLE_RECHECK_SECONDS = 1.0
 # On shutdown the SQS clock jumps this far, so that open long polls of other clients end at once.
 _SHUTDOWN_CLOCK_JUMP_SECONDS = 86_400.0
+_MAX_PORT = 65_535
 
 
 class FunctionInvocationError(Exception):
@@ -100,6 +102,8 @@ class LocalAuditPipeline:
         port: int = 0,
         output: TextIO | None = None,
     ) -> None:
+        if not 0 <= port <= _MAX_PORT:
+            raise PortUnavailableError(port, f"is not a TCP port (0 to {_MAX_PORT})")
         self._assembly = CloudAssembly(assembly_dir, stack_name)
         self._pipelines = find_pipelines(self._assembly.template)
         # Any template deploys; one without an AuditPipeline (the benchmark's original
@@ -111,22 +115,43 @@ class LocalAuditPipeline:
         )
         self._verbose = verbose
         self._region = region
-        self._port = port
         self._output = output
         self._activity = Activity()
         self._hooks = MotoHooks()
+        self._faults = Faults()
         # Counts every request at the endpoint; injects faults only inside inject_faults blocks.
-        self.instrumentation = Instrumentation(notify=self._activity.notify)
-        self._server: EmulatorServer | None = None
+        self.instrumentation = Instrumentation(self._faults, notify=self._activity.notify)
+        self._clients = EmulatorClients(region=region, endpoint_url=lambda: self.endpoint_url)
+        self._functions = FunctionRegistry(self._activity)
+        self._lambda_api = LambdaApi(self._functions, on_event=self._event)
+        self._move_tasks = MessageMoveTasks(
+            lambda: self._clients.cached("sqs"),
+            activity=self._activity,
+            region=region,
+            account_id=self.account_id,
+            on_event=self._event,
+        )
+        self._endpoint = Endpoint(
+            activity=self._activity,
+            faults=self._faults,
+            instrumentation=self.instrumentation,
+            local_apis={"lambda": self._lambda_api, "sqs": self._move_tasks},
+            on_event=self._event,
+        )
+        self._server = EmulatorServer(self._endpoint, on_event=self._event, port=port)
+        self._event_sources: list[EventSourceWorker] = []
+        self._idle = IdleScheduler(
+            activity=self._activity,
+            sources=lambda: self._event_sources,
+            snapshot=lambda name: queue_snapshot(self.account_id, self._region, name),
+            other_work=self._work_in_flight,
+            now_ms=self._hooks.now_ms,
+            advance=self.advance_time,
+            on_event=self._event,
+        )
         self._deployment: Deployment | None = None
-        self._functions: FunctionRegistry | None = None
-        self._move_tasks: MessageMoveTasks | None = None
-        self._pollers: list[SqsPoller] = []
         self._aliases: dict[str, str] = {}
         self._logs: deque[tuple[str, str]] = deque(maxlen=10_000)
-        self._session: boto3.session.Session | None = None
-        self._session_lock = threading.RLock()
-        self._clients: dict[str, Any] = {}
         self._owns_process_lock = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -151,7 +176,10 @@ class LocalAuditPipeline:
             print(f"LocalAuditPipeline: error while stopping: {stop_error!r}", file=sys.stderr)
 
     def start(self) -> None:
-        """Start the emulator, deploy the stack and start the event-source pollers."""
+        """Start the emulator, deploy the stack and start the event-source mappings.
+
+        :raises PortUnavailableError: the port is taken (nothing is left running).
+        """
         if not _PROCESS_LOCK.acquire(blocking=False):
             raise RuntimeError(
                 "another LocalAuditPipeline is running in this process (moto's state is "
@@ -160,36 +188,25 @@ class LocalAuditPipeline:
         self._owns_process_lock = True
         try:
             self._hooks.install()
-            self._server = EmulatorServer(
-                activity=self._activity, on_event=self._event, port=self._port
-            )
-            self._server.wsgi_app = self.instrumentation.wrap(self._server)
             self._server.start()
             self._event(f"emulator listening on {self._server.endpoint_url}")
             self._reset_moto()
-            self._session = boto3.session.Session(
-                aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-                region_name=self._region,
-            )
             self._deploy()
         except BaseException:
             self.stop()
             raise
 
     def _deploy(self) -> None:
-        assert self._server is not None
         deployment = Deployer(
             self._assembly,
-            client=self._cached_client,
+            client=self._clients.cached,
             region=self._region,
             account_id=self.account_id,
         ).deploy()
         self._deployment = deployment
         self._report(deployment)
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
-        self._server.stack_api = StackApi(deployment, self._assembly.template)
+        self._endpoint.serve("cloudformation", StackApi(deployment, self._assembly.template))
         if self._pipeline is not None:
             for role in self._pipeline.function_roles:
                 self._aliases[role] = self.resource_name(role)
@@ -199,7 +216,6 @@ class LocalAuditPipeline:
                 role = output.removesuffix(_FUNCTION_OUTPUT_SUFFIX)
                 if role and role != output:
                     self._aliases[role.lower()] = value
-        self._functions = FunctionRegistry(self._activity)
         for spec in deployment.functions:
             self._functions.add(
                 FunctionRuntime(
@@ -209,19 +225,10 @@ class LocalAuditPipeline:
                     on_log=self._function_log,
                 )
             )
-        self._server.functions = self._functions
-        self._move_tasks = MessageMoveTasks(
-            lambda: self._cached_client("sqs"),
-            activity=self._activity,
-            region=self._region,
-            account_id=self.account_id,
-            on_event=self._event,
-        )
-        self._server.move_tasks = self._move_tasks
         for source in deployment.event_sources:
-            poller = SqsPoller(
+            worker = EventSourceWorker(
                 source,
-                sqs=self._cached_client("sqs"),
+                sqs=self._clients.cached("sqs"),
                 invoke=self._invoke_from_event_source,
                 activity=self._activity,
                 region=self._region,
@@ -231,8 +238,8 @@ class LocalAuditPipeline:
                 now_ms=self._hooks.now_ms,
                 on_event=self._event,
             )
-            self._pollers.append(poller)
-            poller.start()
+            self._event_sources.append(worker)
+            worker.start()
 
     def _report(self, deployment: Deployment) -> None:
         """Verbose output: what was created, skipped, and not reproduced."""
@@ -247,7 +254,9 @@ class LocalAuditPipeline:
             self._event(f"not reproduced: {logical_id}.{name}: {reason}")
 
     def stop(self) -> None:
-        """Stop pollers, move tasks, workers and the server; free the port. Safe to repeat."""
+        """Stop everything and free the port, within seconds even with work in flight: busy
+        workers are killed, and the messages of their batches, never deleted, come back after
+        their visibility timeout, as on AWS. Safe before start and to repeat."""
         errors: list[BaseException] = []
 
         def attempt(step: Callable[[], None]) -> None:
@@ -256,21 +265,21 @@ class LocalAuditPipeline:
             except BaseException as error:
                 errors.append(error)
 
-        for poller in self._pollers:
-            attempt(poller.stop)
-        self._pollers = []
-        if self._move_tasks is not None:
-            attempt(self._move_tasks.stop)
-        if self._functions is not None:
-            attempt(self._functions.close)
-        if self._server is not None:
+        sources, self._event_sources = self._event_sources, []
+        for source in sources:
+            attempt(source.request_stop)
+        # Held requests go on, and busy invocations end now: their batches fail.
+        attempt(self._faults.release_all)
+        attempt(self._functions.close)
+        for source in sources:
+            attempt(source.join)
+        attempt(self._move_tasks.stop)
+        attempt(self._lambda_api.stop)
+        if self._server.started:
             attempt(lambda: self._hooks.advance(_SHUTDOWN_CLOCK_JUMP_SECONDS))
             attempt(self._reset_moto)
             attempt(self._server.stop)
-            self._server = None
-        for client in self._clients.values():
-            attempt(client.close)
-        self._clients = {}
+        attempt(self._clients.close)
         attempt(self._hooks.uninstall)
         if self._owns_process_lock:
             self._owns_process_lock = False
@@ -290,7 +299,7 @@ class LocalAuditPipeline:
     @property
     def endpoint_url(self) -> str:
         """Where the emulator listens, e.g. ``http://127.0.0.1:49152``."""
-        if self._server is None:
+        if not self._server.started:
             raise RuntimeError("the pipeline is not running")
         return self._server.endpoint_url
 
@@ -368,31 +377,9 @@ class LocalAuditPipeline:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A new boto3 client bound to the emulator (dummy credentials, no proxies)."""
-        if self._session is None:
+        if not self._server.started:
             raise RuntimeError("the pipeline is not running")
-        config = Config(proxies={}, retries={"mode": "standard"})
-        if "config" in kwargs:
-            config = config.merge(kwargs.pop("config"))
-        with self._session_lock:
-            return self._session.client(
-                service,
-                endpoint_url=self.endpoint_url,
-                region_name=self._region,
-                config=config,
-                **kwargs,
-            )
-
-    def _cached_client(self, service: str) -> Any:
-        with self._session_lock:
-            if service not in self._clients:
-                if service == "lambda":
-                    # An invocation is never retried by the client (it would run twice), and it
-                    # may take as long as Lambda's longest timeout.
-                    config = Config(read_timeout=960, retries={"total_max_attempts": 1})
-                    self._clients[service] = self.client(service, config=config)
-                else:
-                    self._clients[service] = self.client(service)
-            return self._clients[service]
+        return self._clients.new(service, **kwargs)
 
     def function_name(self, name: str) -> str:
         """The physical name of a function given as its role in the selected pipeline
@@ -408,8 +395,6 @@ class LocalAuditPipeline:
 
     def invocations(self, name: str | None = None) -> list[Invocation]:
         """Finished invocations, oldest first, of one function or of all."""
-        if self._functions is None:
-            return []
         wanted = self.function_name(name) if name is not None else None
         return [
             invocation
@@ -431,7 +416,7 @@ class LocalAuditPipeline:
         errorMessage when it fails or times out.
         """
         function = self.function_name(name)
-        response = self._cached_client("lambda").invoke(
+        response = self._clients.cached("lambda").invoke(
             FunctionName=function, Payload=json.dumps(payload).encode()
         )
         body = response["Payload"].read()
@@ -450,61 +435,15 @@ class LocalAuditPipeline:
 
         :raises TimeoutError: naming what is still pending.
         """
-        deadline = time.monotonic() + timeout
-        condition = self._activity.condition
-        while True:
-            with condition:
-                pending, stalled_until = self._pending_work()
-                if not pending:
-                    return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"not idle after {timeout:.1f} s; still pending: {'; '.join(pending)}"
-                    )
-                if not (fast_forward and stalled_until is not None):
-                    condition.wait(min(remaining, _IDLE_RECHECK_SECONDS))
-                    continue
-            # Outside the condition: moving the clock takes moto's lock and wakes the pollers.
-            jump = max(stalled_until - self._hooks.now_ms(), 0.0) / 1000 + 0.001
-            self._event(f"fast-forward: SQS clock +{jump:.3f} s")
-            self.advance_time(jump)
+        self._idle.run_until_idle(timeout, fast_forward=fast_forward)
 
-    def _pending_work(self) -> tuple[list[str], float | None]:
-        """What keeps the pipeline busy, and when the clock must show for it all to resume
-        (set only when nothing but visibility timeouts and delays is left)."""
-        pending: list[str] = []
-        only_waiting_for_clock = True
-        resume_at: float | None = None
-        for poller in self._pollers:
-            name = poller.spec.queue_name
-            snapshot = queue_snapshot(self.account_id, self._region, name)
-            held = poller.held_message_ids
-            if snapshot.visible:
-                paused = " (event source paused)" if poller.paused else ""
-                pending.append(f"{name}: {snapshot.visible} visible message(s){paused}")
-                only_waiting_for_clock = False
-            if poller.busy:
-                pending.append(f"{name}: {poller.active_batches} batch(es) being processed")
-                only_waiting_for_clock = False
-            waiting = {
-                message_id: moment
-                for message_id, moment in {**snapshot.in_flight, **snapshot.delayed}.items()
-                if message_id not in held
-            }
-            if waiting:
-                pending.append(
-                    f"{name}: {len(waiting)} message(s) waiting for a visibility timeout or delay"
-                )
-                earliest = min(waiting.values())
-                resume_at = earliest if resume_at is None else min(resume_at, earliest)
-        if self._functions is not None and self._functions.in_flight:
-            pending.append(f"{self._functions.in_flight} invocation(s) in flight")
-            only_waiting_for_clock = False
-        if self._move_tasks is not None and self._move_tasks.running:
-            pending.append(f"{len(self._move_tasks.running)} message move task(s) running")
-            only_waiting_for_clock = False
-        return pending, resume_at if only_waiting_for_clock else None
+    def _work_in_flight(self) -> list[str]:
+        work: list[str] = []
+        if self._functions.in_flight:
+            work.append(f"{self._functions.in_flight} invocation(s) in flight")
+        if self._move_tasks.running:
+            work.append(f"{len(self._move_tasks.running)} message move task(s) running")
+        return work
 
     @property
     def sqs_clock_offset(self) -> float:
@@ -512,9 +451,12 @@ class LocalAuditPipeline:
         return self._hooks.offset_seconds
 
     def advance_time(self, seconds: float) -> None:
-        """Move SQS's clock forward (visibility timeouts, delays, retention; real time goes on).
+        """Move SQS's clock forward: visibility timeouts and delays end sooner, and messages
+        older than their queue's MessageRetentionPeriod are deleted (as SQS does; they are
+        never received nor dead-lettered).
 
-        Only SQS's clock moves: function timeouts and the batching window stay in real time.
+        Only SQS's clock moves (real time goes on): function timeouts, the batching window, the
+        back-off of throttled invocations and CloudWatch stay in real time.
         """
         self._hooks.advance(seconds)
         self._activity.changed()
@@ -524,8 +466,7 @@ class LocalAuditPipeline:
 
         Goes through the emulator's StartMessageMoveTask API and waits for each task to finish.
         """
-        assert self._move_tasks is not None
-        sqs = self._cached_client("sqs")
+        sqs = self._clients.cached("sqs")
         dead_letter_arns = sorted(
             {
                 queue.dead_letter_target_arn
@@ -546,14 +487,15 @@ class LocalAuditPipeline:
 
     @contextmanager
     def event_sources_paused(self) -> Iterator[None]:
-        """Like disabling every event-source mapping for the block: nothing is received."""
-        for poller in self._pollers:
-            poller.pause()
+        """Like disabling every event-source mapping for the block: nothing is received (a
+        batching window under way ends at once and its batch is invoked)."""
+        for source in self._event_sources:
+            source.pause()
         try:
             yield
         finally:
-            for poller in self._pollers:
-                poller.resume()
+            for source in self._event_sources:
+                source.resume()
 
     @contextmanager
     def inject_fault(
@@ -563,23 +505,39 @@ class LocalAuditPipeline:
         error_code: str | None = None,
         message: str = "Injected by LocalAuditPipeline.inject_fault",
         latency: float = 0.0,
+        function: str | None = None,
     ) -> Iterator[None]:
         """Make an AWS operation (``"dynamodb:PutItem"``) slow and/or fail for the block.
 
         ``latency`` holds each matching request that long (released early when the block ends);
-        ``error_code`` then answers it with that AWS error instead of performing it.
+        ``error_code`` then answers it with that AWS error instead of performing it. With
+        ``function`` (a role, logical id or name) and ``"lambda:Invoke"``, only that function's
+        invocations fail, the event-source mappings' included: ``TooManyRequestsException`` is a
+        throttle (retried until the batch's visibility timeout ends), any other code fails the
+        batch.
         """
-        if error_code is None and latency <= 0:
-            raise ValueError("inject_fault: give an error_code, a latency, or both")
-        if self._server is None:
+        if not self._server.started:
             raise RuntimeError("the pipeline is not running")
-        with self._server.fault(operation, error_code=error_code, message=message, latency=latency):
+        function_name = None
+        if function is not None:
+            if operation.lower() != "lambda:invoke":
+                raise ValueError(
+                    f"inject_fault: function= applies to lambda:Invoke, not {operation}"
+                )
+            function_name = self.function_name(function)
+        with self._faults.fixed(
+            operation,
+            error_code=error_code,
+            message=message,
+            latency=latency,
+            function_name=function_name,
+        ):
             yield
 
     def kill_busy_workers(self, name: str) -> list[int]:
         """Kill (SIGKILL) every worker of a function that is running an invocation right now, as
         when an execution environment crashes mid-batch; the process ids killed."""
-        if self._functions is None:
+        if self._deployment is None:
             raise RuntimeError("the pipeline is not running")
         return self._functions.find(self.function_name(name)).kill_busy_workers()
 
@@ -591,7 +549,14 @@ class LocalAuditPipeline:
     # -- plumbing --------------------------------------------------------------------------------
 
     def _invoke_from_event_source(self, function_name: str, payload: bytes) -> InvocationResult:
-        assert self._functions is not None
+        # The event-source mapping's Invoke goes through the same faults as the API's.
+        injected = self._faults.apply(
+            Operation("lambda", "Invoke", "rest", self._region, function_name)
+        )
+        if injected is not None:
+            if injected.error.code == "TooManyRequestsException":
+                raise TooManyRequestsError(injected.error.message)
+            raise injected.error
         return self._functions.invoke(function_name, payload, trigger="sqs")
 
     def _label(self, function_name: str) -> str:

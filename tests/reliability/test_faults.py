@@ -6,8 +6,7 @@ import threading
 
 import pytest
 
-from audit_stack.local import LocalAuditPipeline
-from audit_stack.local.instrumentation import DYNAMODB_WRITE_FAULTS, InjectedFault
+from audit_stack.local import DYNAMODB_WRITE_FAULTS, InjectedFault, LocalAuditPipeline
 from tests.reliability.conftest import SIZES, Row, report
 from tests.reliability.helpers import account, dead_letter_count, publish, recorded_event_ids
 

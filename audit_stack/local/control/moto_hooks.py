@@ -1,4 +1,5 @@
-"""Process-wide hooks into moto's in-process backends: one request at a time, SQS's virtual clock.
+"""Process-wide hooks into moto's in-process backends: one request at a time, SQS's virtual clock,
+and SQS's retention (expired messages are deleted, as on AWS, not received and dead-lettered).
 
 moto's backends are module-level state shared by every server in the process, so these hooks are
 installed once per running emulator and removed again when it stops.
@@ -61,6 +62,7 @@ class MotoHooks:
             "unix_time_millis": _SQS_MODELS.unix_time_millis,
             "wait_for_messages": _SQS_MODELS.Queue.wait_for_messages,
             "retention_check": _SQS_MODELS.SQSBackend.is_message_valid_based_on_retention_period,
+            "receive_message": _SQS_MODELS.SQSBackend.receive_message,
         }
         # moto.sqs.models imported these by name: replacing the module's names moves the clock
         # of every SQS time computation (visibility, delays, retention, timestamps) and nothing
@@ -82,6 +84,15 @@ class MotoHooks:
 
         _SQS_MODELS.Queue.wait_for_messages = wait_for_messages
         _SQS_MODELS.SQSBackend.is_message_valid_based_on_retention_period = _within_retention
+        original_receive: Callable[..., Any] = self._originals["receive_message"]
+
+        def receive_message(backend: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            # moto would mark an expired message received (a receive count towards the DLQ)
+            # and hand it out later; SQS deletes it instead.
+            drop_expired(backend.get_queue(queue_name))
+            return original_receive(backend, queue_name, *args, **kwargs)
+
+        _SQS_MODELS.SQSBackend.receive_message = receive_message
         self._installed = True
 
     def uninstall(self) -> None:
@@ -93,6 +104,7 @@ class MotoHooks:
         _SQS_MODELS.SQSBackend.is_message_valid_based_on_retention_period = self._originals[
             "retention_check"
         ]
+        _SQS_MODELS.SQSBackend.receive_message = self._originals["receive_message"]
         self._installed = False
         self._offset_ms = 0.0
 
@@ -106,11 +118,15 @@ class MotoHooks:
         return self._unix_time_millis()
 
     def advance(self, seconds: float) -> None:
-        """Move SQS's clock forward and wake every waiting long poll to look again."""
+        """Move SQS's clock forward, delete the messages that outlived their queue's retention,
+        and wake every waiting long poll to look again."""
         if seconds < 0:
             raise ValueError("advance_time: seconds must not be negative (time only moves on)")
         with MOTO_LOCK:
             self._offset_ms += seconds * 1000
+        for queue in _all_queues():
+            with MOTO_LOCK:
+                drop_expired(queue)
         self._wake_long_polls()
 
     def _unix_time(self, dt: Any = None) -> float:
@@ -135,6 +151,22 @@ def _within_retention(backend: Any, queue_name: str, message: Any) -> bool:
     pass over the whole queue and a backlog made receiving quadratically slow."""
     retention_seconds = int(backend.get_queue(queue_name).message_retention_period)
     return bool(retention_seconds + message.sent_timestamp / 1000 > _SQS_MODELS.unix_time())
+
+
+def drop_expired(queue: Any) -> int:
+    """Delete a queue's messages older than its MessageRetentionPeriod (moto's lock held);
+    how many."""
+    retention_ms = int(queue.message_retention_period) * 1000
+    now_ms = _SQS_MODELS.unix_time() * 1000
+    expired = [
+        message for message in queue._messages if message.sent_timestamp + retention_ms <= now_ms
+    ]
+    if expired:
+        gone = {id(message) for message in expired}
+        queue._messages = [message for message in queue._messages if id(message) not in gone]
+        for message in expired:
+            queue.pending_messages.discard(message)
+    return len(expired)
 
 
 def _all_queues() -> Iterator[Any]:

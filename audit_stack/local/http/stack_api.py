@@ -10,7 +10,6 @@ never saw the stack.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,10 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 
-from audit_stack.local.deploy import Deployment
+from audit_stack.local.deploy.model import Deployment
+from audit_stack.local.http.errors import ApiError, Response
+from audit_stack.local.http.operations import Environ, Operation
 
 _NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
-_REGION_IN_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/(?P<region>[^/]+)/")
 _CONTENT_TYPE = [("Content-Type", "text/xml")]
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
@@ -32,36 +32,31 @@ class StackApi:
     """Answers CloudFormation's query-protocol requests about one deployed stack."""
 
     OPERATIONS = frozenset({"DescribeStacks", "GetTemplate", "ListStackResources"})
+    # Other operations are refused rather than passed on to moto, whose CloudFormation would
+    # answer as if the stack did not exist: the emulator deploys the stack when it starts.
+    EXCLUSIVE = True
 
     def __init__(self, deployment: Deployment, template: Mapping[str, Any]) -> None:
         self._deployment = deployment
         self._template = template
         self._created = _timestamp(datetime.now(UTC))
 
-    def handle(self, operation: str, body: bytes, authorization: str) -> Answer:
+    def handle(self, operation: Operation, environ: Environ, body: bytes) -> Response:
+        return Response(*self.answer(operation.name, body, operation.region))
+
+    def answer(self, operation: str, body: bytes, region: str | None) -> Answer:
         """The answer to one request (``operation`` as in its Action parameter)."""
         parameters = {
             name: values[0]
             for name, values in parse_qs(body.decode("utf-8", errors="replace")).items()
         }
-        if operation not in self.OPERATIONS:
-            # Refused rather than passed on to moto, whose CloudFormation would answer as if the
-            # stack did not exist.
-            return _error(
-                "400 Bad Request",
-                "UnsupportedOperation",
-                f"CloudFormation {operation} is not emulated: the emulator deploys the cloud "
-                f"assembly's stack when it starts; it answers {', '.join(sorted(self.OPERATIONS))}",
-            )
-        match = _REGION_IN_SCOPE.search(authorization)
-        region = match.group("region") if match else self._deployment.region
+        region = region or self._deployment.region
         stack_name = parameters.get("StackName")
         if stack_name is None and operation == "DescribeStacks":
             stacks = [self._stack()] if region == self._deployment.region else []
             return _result(operation, [_element("Stacks", stacks)])
         if stack_name is None:
-            return _error(
-                "400 Bad Request",
+            raise ApiError(
                 "ValidationError",
                 "1 validation error detected: Value null at 'stackName' failed to satisfy "
                 "constraint: Member must not be null",
@@ -69,9 +64,7 @@ class StackApi:
         known = {self._deployment.stack_name, self._deployment.stack_id}
         if region != self._deployment.region or stack_name not in known:
             # AWS's answer for a stack that is not in the region of the request.
-            return _error(
-                "400 Bad Request", "ValidationError", f"Stack with id {stack_name} does not exist"
-            )
+            raise ApiError("ValidationError", f"Stack with id {stack_name} does not exist")
         if operation == "DescribeStacks":
             return _result(operation, [_element("Stacks", [self._stack()])])
         if operation == "GetTemplate":
@@ -148,18 +141,6 @@ def _result(operation: str, children: list[ElementTree.Element]) -> Answer:
     response.append(_element(f"{operation}Result", children))
     response.append(_element("ResponseMetadata", [_element("RequestId", str(uuid.uuid4()))]))
     return "200 OK", _CONTENT_TYPE, ElementTree.tostring(response, encoding="utf-8")
-
-
-def _error(status: str, code: str, message: str) -> Answer:
-    response = ElementTree.Element("ErrorResponse", xmlns=_NAMESPACE)
-    response.append(
-        _element(
-            "Error",
-            [_element("Type", "Sender"), _element("Code", code), _element("Message", message)],
-        )
-    )
-    response.append(_element("RequestId", str(uuid.uuid4())))
-    return status, _CONTENT_TYPE, ElementTree.tostring(response, encoding="utf-8")
 
 
 def _timestamp(moment: datetime) -> str:

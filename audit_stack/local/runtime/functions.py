@@ -26,38 +26,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from audit_stack.local._lambda_runtime import LOG_END
-from audit_stack.local.activity import Activity
+from audit_stack.local.control.activity import Activity
+from audit_stack.local.deploy.model import FunctionSpec
+from audit_stack.local.runtime._lambda_runtime import LOG_END
 
 RUNTIME_SCRIPT = Path(__file__).with_name("_lambda_runtime.py")
 # Lambda's limit for the init phase (module-level code), which the function timeout excludes.
 INIT_TIMEOUT_SECONDS = 10.0
 # How long to wait for a worker's last log lines after its answer (they are flushed before it).
 _LOG_DRAIN_SECONDS = 2.0
+# Lambda's payload limits: a synchronous request or response, an asynchronous (Event) request.
+SYNC_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT_BYTES = 1024 * 1024
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """A function of the template, resolved."""
-
-    logical_id: str
-    name: str
-    arn: str
-    handler: str
-    runtime: str
-    code_dir: Path
-    environment: dict[str, str]
-    timeout_seconds: int
-    memory_mb: int
-    log_group: str
-    log_format: str
-    application_log_level: str | None
-    reserved_concurrency: int | None
 
 
 @dataclass(frozen=True)
@@ -103,6 +88,18 @@ class TooManyRequestsError(RuntimeError):
 
 class InvalidRequestContentError(ValueError):
     """The payload is not JSON (Lambda's 400 InvalidRequestContentException)."""
+
+
+def response_too_large(request_id: str, size: int) -> dict[str, Any]:
+    """Lambda's error when a function returns more than the synchronous payload limit."""
+    return {
+        "requestId": request_id,
+        "errorType": "Function.ResponseSizeTooLarge",
+        "errorMessage": (
+            f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+            f"({SYNC_PAYLOAD_LIMIT_BYTES} bytes)."
+        ),
+    }
 
 
 def site_packages() -> list[str]:
@@ -392,6 +389,14 @@ class FunctionRuntime:
                 raise TooManyRequestsError("Rate Exceeded.")
             self._active += 1
             worker = self._idle.pop() if self._idle else None
+            # An execution environment that died while idle (killed, out of memory) is
+            # replaced, as Lambda does, instead of failing the next invocation.
+            dead: list[_Worker] = []
+            while worker is not None and not worker.alive:
+                dead.append(worker)
+                worker = self._idle.pop() if self._idle else None
+        for corpse in dead:
+            self._discard(corpse)
         try:
             if worker is None:
                 worker = self._new_worker()
@@ -401,6 +406,8 @@ class FunctionRuntime:
                     return False, {"requestId": request_id, **init_error}, worker.take_logs()
             trace_id = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
             succeeded, outcome = worker.invoke(request_id, payload, self.spec.arn, trace_id)
+            if succeeded and len(outcome.encode()) > SYNC_PAYLOAD_LIMIT_BYTES:
+                succeeded, outcome = False, response_too_large(request_id, len(outcome.encode()))
             logs = worker.take_logs()
             if worker.alive:
                 with self._lock:

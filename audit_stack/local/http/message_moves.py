@@ -16,20 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from audit_stack.local.activity import Activity
+from audit_stack.local.control.activity import Activity
+from audit_stack.local.http.errors import ApiError, Response
+from audit_stack.local.http.operations import Environ, Operation
 
 _MAX_RATE = 500  # AWS's upper limit for MaxNumberOfMessagesPerSecond
 # A message being moved stays invisible in the source this long; if sending fails it comes back.
 _MOVE_VISIBILITY_SECONDS = 30
-
-
-class SqsApiError(Exception):
-    """An error answer of the SQS JSON protocol."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -73,6 +66,8 @@ class MessageMoveTasks:
     OPERATIONS = frozenset(
         {"StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTask"}
     )
+    # The rest of SQS is moto's.
+    EXCLUSIVE = False
 
     def __init__(
         self,
@@ -92,8 +87,18 @@ class MessageMoveTasks:
         self._tasks: list[MoveTask] = []
         self._threads: list[threading.Thread] = []
 
-    def handle(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer one API call (the request and answer of the SQS JSON protocol)."""
+    def handle(self, operation: Operation, environ: Environ, body: bytes) -> Response:
+        """Answer one API call of the SQS JSON protocol."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise ApiError("SerializationException", "the request body is not JSON") from None
+        answer = self.answer(operation.name, request)
+        headers = [("Content-Type", "application/x-amz-json-1.0")]
+        return Response("200 OK", headers, json.dumps(answer).encode())
+
+    def answer(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """The answer document to one call; ApiError for AWS's error answers."""
         if operation == "StartMessageMoveTask":
             return self._start(request)
         if operation == "ListMessageMoveTasks":
@@ -110,7 +115,7 @@ class MessageMoveTasks:
             for task in self._tasks:
                 if task.handle == handle:
                     return task
-        raise SqsApiError("ResourceNotFoundException", f"Task {handle} does not exist.")
+        raise ApiError("ResourceNotFoundException", f"Task {handle} does not exist.")
 
     def stop(self) -> None:
         """Cancel every running task and wait for its thread."""
@@ -126,7 +131,7 @@ class MessageMoveTasks:
         source_url = self._queue_url(source_arn)
         sources = self._queues_redriving_to(source_arn)
         if not sources:
-            raise SqsApiError(
+            raise ApiError(
                 "UnsupportedOperation",
                 "Source queue must be configured as a Dead Letter Queue of other queues.",
             )
@@ -138,14 +143,14 @@ class MessageMoveTasks:
         else:
             # AWS sends each message back to its own source; moto does not record which one that
             # was, so the emulator asks for an explicit destination instead of guessing.
-            raise SqsApiError(
+            raise ApiError(
                 "UnsupportedOperation",
                 f"{len(sources)} queues redrive to this dead-letter queue; the local emulator "
                 "needs a DestinationArn to know where each message goes",
             )
         rate = request.get("MaxNumberOfMessagesPerSecond")
         if rate is not None and not (isinstance(rate, int) and 1 <= rate <= _MAX_RATE):
-            raise SqsApiError(
+            raise ApiError(
                 "InvalidParameterValue",
                 f"Value {rate} for parameter MaxNumberOfMessagesPerSecond is invalid. "
                 f"Reason: must be between 1 and {_MAX_RATE}.",
@@ -154,7 +159,7 @@ class MessageMoveTasks:
             if any(
                 task.source_arn == source_arn and not task.finished.is_set() for task in self._tasks
             ):
-                raise SqsApiError(
+                raise ApiError(
                     "UnsupportedOperation",
                     "There is already a task running. Only one active task is allowed for each "
                     "source queue arn at a given time.",
@@ -190,7 +195,7 @@ class MessageMoveTasks:
         self._queue_url(source_arn)
         limit = int(request.get("MaxResults", 1))
         if not 1 <= limit <= 10:
-            raise SqsApiError("InvalidParameterValue", "MaxResults must be between 1 and 10.")
+            raise ApiError("InvalidParameterValue", "MaxResults must be between 1 and 10.")
         with self._lock:
             tasks = [task for task in self._tasks if task.source_arn == source_arn]
         newest_first = sorted(tasks, key=lambda task: task.started_ms, reverse=True)
@@ -199,7 +204,7 @@ class MessageMoveTasks:
     def _cancel(self, request: dict[str, Any]) -> dict[str, Any]:
         task = self.task(_required(request, "TaskHandle"))
         if task.finished.is_set():
-            raise SqsApiError(
+            raise ApiError(
                 "UnsupportedOperation", f"Task is in status {task.status} and cannot be cancelled."
             )
         task.status = "CANCELLING"
@@ -258,16 +263,16 @@ class MessageMoveTasks:
     def _queue_url(self, arn: str) -> str:
         parts = arn.split(":")
         if len(parts) != 6 or parts[2] != "sqs":
-            raise SqsApiError("ResourceNotFoundException", f"{arn} is not an SQS queue ARN.")
+            raise ApiError("ResourceNotFoundException", f"{arn} is not an SQS queue ARN.")
         region, account, name = parts[3], parts[4], parts[5]
         if (region, account) != (self._region, self._account_id):
-            raise SqsApiError(
+            raise ApiError(
                 "ResourceNotFoundException", f"The resource {arn} does not exist locally."
             )
         try:
             url: str = self._sqs().get_queue_url(QueueName=name)["QueueUrl"]
         except Exception:
-            raise SqsApiError(
+            raise ApiError(
                 "ResourceNotFoundException", "The resource that you requested does not exist."
             ) from None
         return url
@@ -289,7 +294,7 @@ class MessageMoveTasks:
 def _required(request: dict[str, Any], name: str) -> str:
     value = request.get(name)
     if not isinstance(value, str) or not value:
-        raise SqsApiError("MissingParameter", f"The request must contain the parameter {name}.")
+        raise ApiError("MissingParameter", f"The request must contain the parameter {name}.")
     return value
 
 

@@ -1,0 +1,280 @@
+"""Deploys Lambda functions and their SQS event-source mappings, with the checks
+CreateFunction and CreateEventSourceMapping make."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from audit_stack.local.deploy.context import DeployContext, template_bool
+from audit_stack.local.deploy.model import EventSourceSpec, FunctionSpec
+from audit_stack.local.deploy.template import DeploymentError, PhysicalResource, TemplateResource
+
+_POWERTOOLS_LAYER_PARAMETER = re.compile(r"^/aws/service/powertools/python/[^/]+/[^/]+/(.+)$")
+_POWERTOOLS_LAYER_ARN = re.compile(r":layer:AWSLambdaPowertoolsPython")
+# Lambda's documented reserved environment variables: CreateFunction refuses to set them.
+RESERVED_ENVIRONMENT_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+# CreateEventSourceMapping's limits for an SQS source.
+MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
+MAX_BATCH_SIZE = 10_000
+MAX_BATCHING_WINDOW_SECONDS = 300
+MIN_MAXIMUM_CONCURRENCY = 2
+MAX_MAXIMUM_CONCURRENCY = 1000
+
+
+def reserved_environment_keys(variables: Mapping[str, Any]) -> list[str]:
+    """The variables a function may not set, as CreateFunction names them."""
+    return sorted(key for key in variables if key in RESERVED_ENVIRONMENT_KEYS)
+
+
+def event_source_mapping_errors(
+    *,
+    batch_size: int,
+    batching_window_seconds: float,
+    max_concurrency: int | None,
+    queue_visibility_timeout: int,
+    function_timeout: int,
+) -> list[str]:
+    """What CreateEventSourceMapping refuses for an SQS queue, every problem at once."""
+    errors: list[str] = []
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        errors.append(f"BatchSize {batch_size} must be between 1 and {MAX_BATCH_SIZE}")
+    if batch_size > MAX_BATCH_SIZE_WITHOUT_WINDOW and batching_window_seconds <= 0:
+        errors.append(
+            f"BatchSize {batch_size} over {MAX_BATCH_SIZE_WITHOUT_WINDOW} needs "
+            "MaximumBatchingWindowInSeconds of at least 1"
+        )
+    if not 0 <= batching_window_seconds <= MAX_BATCHING_WINDOW_SECONDS:
+        errors.append(
+            f"MaximumBatchingWindowInSeconds {batching_window_seconds:g} must be between 0 and "
+            f"{MAX_BATCHING_WINDOW_SECONDS}"
+        )
+    if max_concurrency is not None and not (
+        MIN_MAXIMUM_CONCURRENCY <= max_concurrency <= MAX_MAXIMUM_CONCURRENCY
+    ):
+        errors.append(
+            f"ScalingConfig.MaximumConcurrency {max_concurrency} must be between "
+            f"{MIN_MAXIMUM_CONCURRENCY} and {MAX_MAXIMUM_CONCURRENCY}"
+        )
+    if queue_visibility_timeout < function_timeout:
+        errors.append(
+            f"the queue's visibility timeout ({queue_visibility_timeout} s) is less than the "
+            f"function timeout ({function_timeout} s)"
+        )
+    return errors
+
+
+def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalResource:
+    _check_layers(ctx, resource)
+    properties = ctx.properties(
+        resource,
+        reproduced={
+            "Code",
+            "Handler",
+            "Runtime",
+            "FunctionName",
+            "Environment",
+            "Timeout",
+            "MemorySize",
+            "LoggingConfig",
+            "ReservedConcurrentExecutions",
+        },
+        no_local_effect={
+            "Layers": "the Powertools layer: the installed aws-lambda-powertools stands in",
+            "Architectures": "code runs on the host's architecture",
+            "TracingConfig": "X-Ray is not emulated",
+            "Role": "IAM is not enforced by the emulator",
+            "Description": "documentation only",
+            "Tags": "tags have no effect on the data path",
+            "KmsKeyArn": "encryption at rest is not emulated",
+            "EphemeralStorage": "/tmp is not limited locally",
+            "VpcConfig": "networking is not emulated",
+            "RuntimeManagementConfig": "the local Python runs the code",
+            "CodeSigningConfigArn": "code signing is not checked locally",
+            "SnapStart": "every worker starts cold",
+        },
+    )
+    runtime = str(properties.get("Runtime", ""))
+    if not runtime.startswith("python"):
+        raise DeploymentError(
+            f"AWS::Lambda::Function {resource.logical_id}: Runtime {runtime or '(none)'} "
+            "cannot run locally; only Python functions run in the emulator"
+        )
+    code = properties["Code"]
+    if "S3Key" not in code:
+        raise DeploymentError(
+            f"AWS::Lambda::Function {resource.logical_id}: Code {sorted(code)} cannot run "
+            "locally; only cloud-assembly directory assets (Code.S3Key) do"
+        )
+    variables = properties.get("Environment", {}).get("Variables", {})
+    reserved = reserved_environment_keys(variables)
+    if reserved:
+        raise DeploymentError(
+            f"AWS::Lambda::Function {resource.logical_id}: Environment.Variables sets reserved "
+            f"key(s) {', '.join(reserved)}, which Lambda refuses to modify"
+        )
+    name = ctx.name(resource, properties.get("FunctionName"), max_length=64)
+    logging_config = properties.get("LoggingConfig", {})
+    spec = FunctionSpec(
+        logical_id=resource.logical_id,
+        name=name,
+        arn=ctx.arn("lambda", f"function:{name}"),
+        handler=str(properties["Handler"]),
+        runtime=runtime,
+        code_dir=ctx.assembly.asset_directory(str(code["S3Key"])),
+        environment={key: str(value) for key, value in variables.items()},
+        timeout_seconds=int(properties.get("Timeout", 3)),
+        memory_mb=int(properties.get("MemorySize", 128)),
+        log_group=str(logging_config.get("LogGroup", f"/aws/lambda/{name}")),
+        log_format=str(logging_config.get("LogFormat", "Text")),
+        application_log_level=logging_config.get("ApplicationLogLevel"),
+        reserved_concurrency=(
+            int(properties["ReservedConcurrentExecutions"])
+            if "ReservedConcurrentExecutions" in properties
+            else None
+        ),
+    )
+    ctx.deployment.functions.append(spec)
+    return PhysicalResource(name, {"Arn": spec.arn})
+
+
+def _check_layers(ctx: DeployContext, resource: TemplateResource) -> None:
+    """Only the Powertools layer can stand in locally: the installed library replaces it."""
+    parameters = ctx.assembly.template.get("Parameters", {})
+    for layer in resource.properties.get("Layers", []):
+        version: str | None = None
+        if isinstance(layer, dict) and set(layer) == {"Ref"} and layer["Ref"] in parameters:
+            match = _POWERTOOLS_LAYER_PARAMETER.match(
+                str(parameters[layer["Ref"]].get("Default", ""))
+            )
+            if match is None:
+                raise DeploymentError(_layer_error(resource, layer))
+            version = match.group(1)
+        elif not (isinstance(layer, str) and _POWERTOOLS_LAYER_ARN.search(layer)):
+            raise DeploymentError(_layer_error(resource, layer))
+        try:
+            installed = importlib.metadata.version("aws-lambda-powertools")
+        except importlib.metadata.PackageNotFoundError:
+            raise DeploymentError(
+                f"{resource.logical_id} uses the Powertools layer: install "
+                f"aws-lambda-powertools{'==' + version if version else ''} to run it locally"
+            ) from None
+        if version is not None and installed != version:
+            raise DeploymentError(
+                f"{resource.logical_id} uses Powertools layer {version}, but "
+                f"aws-lambda-powertools {installed} is installed; pin it to {version}"
+            )
+
+
+def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) -> PhysicalResource:
+    properties = ctx.properties(
+        resource,
+        reproduced={
+            "EventSourceArn",
+            "FunctionName",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "Enabled",
+            "FunctionResponseTypes",
+            "ScalingConfig",
+        },
+        no_local_effect={
+            "Tags": "tags have no effect on the data path",
+            "MetricsConfig": "metrics are not emulated",
+            "KmsKeyArn": "encryption at rest is not emulated",
+        },
+    )
+    queue = ctx.deployment.queue_by_arn(str(properties.get("EventSourceArn", "")))
+    if queue is None:
+        raise DeploymentError(
+            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: EventSourceArn "
+            f"{properties.get('EventSourceArn')} is not emulated; only SQS queues of this "
+            "stack are"
+        )
+    target = str(properties["FunctionName"])
+    function = next(
+        (
+            spec
+            for spec in ctx.deployment.functions
+            if target in {spec.name, spec.arn} or target.endswith(f":function:{spec.name}")
+        ),
+        None,
+    )
+    if function is None:
+        raise DeploymentError(
+            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: function {target} is "
+            "not a function of this stack"
+        )
+    scaling = properties.get("ScalingConfig", {})
+    batch_size = int(properties.get("BatchSize", 10))
+    batching_window = float(properties.get("MaximumBatchingWindowInSeconds", 0))
+    max_concurrency = (
+        int(scaling["MaximumConcurrency"]) if "MaximumConcurrency" in scaling else None
+    )
+    errors = event_source_mapping_errors(
+        batch_size=batch_size,
+        batching_window_seconds=batching_window,
+        max_concurrency=max_concurrency,
+        queue_visibility_timeout=queue.visibility_timeout_seconds,
+        function_timeout=function.timeout_seconds,
+    )
+    if errors:
+        # As CloudFormation fails the stack when CreateEventSourceMapping refuses the mapping.
+        raise DeploymentError(
+            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: " + "; ".join(errors)
+        )
+    mapping_id = str(uuid.uuid4())
+    ctx.deployment.event_sources.append(
+        EventSourceSpec(
+            logical_id=resource.logical_id,
+            uuid=mapping_id,
+            queue_arn=queue.arn,
+            queue_url=queue.url,
+            queue_name=queue.name,
+            function_name=function.name,
+            batch_size=batch_size,
+            batching_window_seconds=batching_window,
+            max_concurrency=max_concurrency,
+            report_batch_item_failures="ReportBatchItemFailures"
+            in properties.get("FunctionResponseTypes", []),
+            enabled=template_bool(properties.get("Enabled", True)),
+            visibility_timeout_seconds=queue.visibility_timeout_seconds,
+        )
+    )
+    return PhysicalResource(
+        mapping_id,
+        {"EventSourceMappingArn": ctx.arn("lambda", f"event-source-mapping:{mapping_id}")},
+    )
+
+
+def _layer_error(resource: TemplateResource, layer: Any) -> str:
+    return (
+        f"AWS::Lambda::Function {resource.logical_id}: layer {json.dumps(layer)} cannot be "
+        "reproduced locally; only the Powertools for AWS Lambda (Python) layer can (the installed "
+        "aws-lambda-powertools stands in for it)"
+    )
