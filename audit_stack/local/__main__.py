@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import shlex
 import signal
@@ -26,6 +25,7 @@ from audit_stack import discovery, lambda_code
 from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.local.deploy.template import DeploymentError
+from audit_stack.local.http.server import PortUnavailableError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
 
 # The original solution's test payload.
@@ -371,14 +371,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             arguments.verbose,
             out,
         )
+    except PortUnavailableError as error:
+        # One line, no traceback: the port is the user's to change.
+        out.write(f"error: {error}\n")
+        return 2
     except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            out.write(
-                f"\nerror: port {arguments.port} is in use (another emulator?): stop it, or pass "
-                "--port N (0: a free one)\n"
-            )
-        else:
-            out.write(f"\nerror: {error}\n")
+        out.write(f"\nerror: {error}\n")
         return 1
     except (
         DeploymentError,

@@ -103,7 +103,11 @@ class LocalAuditPipeline:
         output: TextIO | None = None,
     ) -> None:
         if not 0 <= port <= _MAX_PORT:
-            raise PortUnavailableError(port, f"is not a TCP port (0 to {_MAX_PORT})")
+            raise PortUnavailableError(
+                port,
+                f"is not a TCP port (0 to {_MAX_PORT})",
+                f"pass --port N between 1024 and {_MAX_PORT} (0: a free one)",
+            )
         self._assembly = CloudAssembly(assembly_dir, stack_name)
         self._pipelines = find_pipelines(self._assembly.template)
         # Any template deploys; one without an AuditPipeline (the benchmark's original

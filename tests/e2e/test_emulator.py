@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -13,7 +12,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import botocore.exceptions
@@ -21,130 +19,16 @@ import pytest
 
 from audit_stack.local import DeploymentError, FunctionInvocationError, LocalAuditPipeline
 from tests.e2e.helpers import queue_counts
+from tests.e2e.probe import (
+    LAMBDA_SET_VARIABLES,
+    child_processes,
+    probe_function,
+    send,
+    sqs_fed_probe,
+    write_assembly,
+)
 
 pytestmark = pytest.mark.e2e
-
-PROBE_HANDLER = """
-import importlib.util
-import os
-import sys
-import time
-
-INITS = 0
-INITS += 1  # module-level code: runs once per execution environment
-
-
-def handler(event, context):
-    records = event.get("Records") or []
-    sleep = event.get("sleep") or (float(records[0]["body"]) if records else 0)
-    if sleep:
-        time.sleep(sleep)
-    if event.get("fail"):
-        raise ValueError("asked to fail")
-    return {
-        "pid": os.getpid(),
-        "inits": INITS,
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-        "sys_path": sys.path,
-        "emulator_importable": importlib.util.find_spec("audit_stack") is not None,
-        "context": {
-            "function_name": context.function_name,
-            "function_version": context.function_version,
-            "invoked_function_arn": context.invoked_function_arn,
-            "memory_limit_in_mb": context.memory_limit_in_mb,
-            "aws_request_id": context.aws_request_id,
-            "log_group_name": context.log_group_name,
-            "log_stream_name": context.log_stream_name,
-            "remaining_ms": context.get_remaining_time_in_millis(),
-        },
-    }
-"""
-
-# What the Lambda service itself puts into a function's environment (and the emulator's
-# endpoint and isolation settings), on top of the template's variables.
-LAMBDA_SET_VARIABLES = {
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_LOG_FORMAT",
-    "AWS_EXECUTION_ENV",
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-    "TZ",
-    "LANG",
-    "PATH",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_EC2_METADATA_DISABLED",
-}
-
-
-def write_assembly(directory: Path, resources: dict[str, Any], outputs: dict[str, Any]) -> Path:
-    """A minimal cloud assembly: one stack, one directory asset holding the probe handler."""
-    asset = directory / "asset.probe"
-    asset.mkdir(parents=True)
-    (asset / "probe.py").write_text(PROBE_HANDLER)
-    (directory / "ProbeStack.template.json").write_text(
-        json.dumps({"Resources": resources, "Outputs": outputs})
-    )
-    (directory / "ProbeStack.assets.json").write_text(
-        json.dumps(
-            {
-                "files": {
-                    "probe": {
-                        "source": {"path": "asset.probe", "packaging": "zip"},
-                        "destinations": {"d": {"bucketName": "assets", "objectKey": "probe.zip"}},
-                    }
-                }
-            }
-        )
-    )
-    (directory / "manifest.json").write_text(
-        json.dumps(
-            {
-                "artifacts": {
-                    "ProbeStack.assets": {
-                        "type": "cdk:asset-manifest",
-                        "properties": {"file": "ProbeStack.assets.json"},
-                    },
-                    "ProbeStack": {
-                        "type": "aws:cloudformation:stack",
-                        "properties": {"templateFile": "ProbeStack.template.json"},
-                        "dependencies": ["ProbeStack.assets"],
-                    },
-                }
-            }
-        )
-    )
-    return directory
-
-
-def probe_function(**properties: Any) -> dict[str, Any]:
-    return {
-        "Type": "AWS::Lambda::Function",
-        "Properties": {
-            "Code": {"S3Bucket": "assets", "S3Key": "probe.zip"},
-            "Handler": "probe.handler",
-            "Runtime": "python3.14",
-            "Timeout": 1,
-            "MemorySize": 512,
-            "Environment": {
-                "Variables": {"GREETING": "hello", "REGION_SEEN": {"Ref": "AWS::Region"}}
-            },
-            **properties,
-        },
-    }
 
 
 @pytest.fixture
@@ -238,38 +122,6 @@ def test_unknown_function_is_resource_not_found(probe: LocalAuditPipeline) -> No
         probe.client("lambda").invoke(FunctionName="no-such-function", Payload=b"{}")
 
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
-
-
-def sqs_fed_probe(directory: Path, **mapping: Any) -> Path:
-    """The probe function fed by a queue through an event source mapping with ``mapping``."""
-    return write_assembly(
-        directory,
-        {
-            "Probe": probe_function(),
-            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 30}},
-            "Mapping": {
-                "Type": "AWS::Lambda::EventSourceMapping",
-                "Properties": {
-                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
-                    "FunctionName": {"Ref": "Probe"},
-                    **mapping,
-                },
-            },
-        },
-        {"QueueUrl": {"Value": {"Ref": "Queue"}}},
-    )
-
-
-def send(pipeline: LocalAuditPipeline, bodies: list[str]) -> None:
-    sqs = pipeline.client("sqs")
-    for start in range(0, len(bodies), 10):
-        sqs.send_message_batch(
-            QueueUrl=pipeline.outputs["QueueUrl"],
-            Entries=[
-                {"Id": str(index), "MessageBody": body}
-                for index, body in enumerate(bodies[start : start + 10])
-            ],
-        )
 
 
 def test_batching_window_gathers_a_batch_larger_than_one_receive(tmp_path: Path) -> None:
@@ -441,19 +293,6 @@ def test_importing_the_emulator_does_not_load_aws_cdk() -> None:
     assert completed.stdout.strip() == "[]"
 
 
-def _child_processes() -> set[int]:
-    """Live processes whose parent is this one (read from /proc)."""
-    children = set()
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with contextlib.suppress(OSError):
-            fields = dict(
-                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
-            )
-            if fields.get("PPid", "").strip() == str(os.getpid()):
-                children.add(int(status.parent.name))
-    return children
-
-
 def _listening_addresses() -> set[str]:
     """Local addresses of this process's listening TCP sockets (from /proc/net/tcp*)."""
     inodes = set()
@@ -480,7 +319,7 @@ def test_clean_shutdown_leaves_no_process_thread_or_port(
     cloud_assembly: Path, body_raises: bool
 ) -> None:
     threads_before = set(threading.enumerate())
-    children_before = _child_processes()
+    children_before = child_processes()
 
     with contextlib.ExitStack() as stack:
         if body_raises:
@@ -490,12 +329,12 @@ def test_clean_shutdown_leaves_no_process_thread_or_port(
             pipeline.run_until_idle()
             port = urlparse(pipeline.endpoint_url).port
             assert port is not None
-            assert len(_child_processes() - children_before) == 2  # publisher, recorder
+            assert len(child_processes() - children_before) == 2  # publisher, recorder
             assert _listening_addresses() == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
             if body_raises:
                 raise _BodyFailed
 
-    assert _child_processes() <= children_before
+    assert child_processes() <= children_before
     assert set(threading.enumerate()) == threads_before
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -164,12 +164,13 @@ class _Server(ThreadedWSGIServer):
 
 
 class PortUnavailableError(OSError):
-    """The loopback port asked for is taken or is not a port."""
+    """The loopback port asked for is taken or is not a port; the message says what to do."""
 
-    def __init__(self, port: int, reason: str) -> None:
-        super().__init__(f"port {port} {reason}")
+    def __init__(self, port: int, reason: str, advice: str) -> None:
+        super().__init__(f"port {port} {reason}: {advice}")
         self.port = port
         self.reason = reason
+        self.advice = advice
 
 
 class EmulatorServer:
@@ -211,7 +212,9 @@ class EmulatorServer:
                 listener.bind((LOOPBACK, self._requested_port))
             except OSError as error:
                 raise PortUnavailableError(
-                    self._requested_port, f"on {LOOPBACK} is not free ({error.strerror})"
+                    self._requested_port,
+                    f"on {LOOPBACK} is not free ({error.strerror})",
+                    "stop what listens there (another emulator?), or pass --port N (0: a free one)",
                 ) from error
             listener.listen(128)
             # werkzeug takes a bound socket by descriptor, so a busy port is a clean OSError here
