@@ -2,6 +2,9 @@
 
 ``python -m audit_stack.local demo [--assembly cdk.out] [--stack S] [--pipeline P] [--verbose]``
 ``python -m audit_stack.local up [--assembly cdk.out] [--stack S] [--pipeline P] [--port N]``
+
+Exit codes: 0 done (``up``: stopped by Ctrl-C or SIGTERM), 1 the stack could not be deployed or
+the demo failed, 2 the port cannot be used (or bad arguments).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.local.deploy.template import DeploymentError
 from audit_stack.local.http.server import PortUnavailableError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
+
+__all__ = ["demo", "main", "up", "usage"]
 
 # The original solution's test payload.
 DEMO_EMAIL = "john.doe@mail.com"
@@ -180,7 +185,7 @@ def up(
         with LocalAuditPipeline(
             assembly, stack, pipeline=pipeline_id, verbose=verbose, port=port, output=out
         ) as pipeline:
-            out.write(_usage(pipeline) + "\n")
+            out.write(usage(pipeline) + "\n")
             out.flush()
             stop.wait()
             out.write("\nStopping the emulator ...\n")
@@ -192,7 +197,7 @@ def up(
     return 0
 
 
-def _usage(pipeline: LocalAuditPipeline) -> str:
+def usage(pipeline: LocalAuditPipeline) -> str:
     """The endpoint, the pipeline's resources, and commands to try against them."""
     resources = {
         "topic": pipeline.topic_arn,

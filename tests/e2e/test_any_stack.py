@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from audit_stack.local import DeploymentError, LocalAuditPipeline, PipelineNotFoundError
-from audit_stack.local.__main__ import _usage
-from audit_stack.local.pytest_plugin import _ini
+from audit_stack.local.__main__ import usage
 from tests.e2e.helpers import records_of
 
 EMAIL = "tenant.owner@mail.com"
@@ -81,28 +82,40 @@ def test_a_stack_without_pipelines_has_none_to_resolve_roles_in(
         LocalAuditPipeline(two_pipelines_assembly, "Nope")
 
 
-class _Config:
-    def __init__(self, values: dict[str, str] | None) -> None:
-        self._values = values
-
-    def getini(self, name: str) -> str:
-        if self._values is None:
-            raise ValueError(f"unknown ini option {name}")
-        return self._values.get(name, "")
-
-
-def test_the_fixture_reads_stack_and_pipeline_from_ini_options() -> None:
-    config = _Config({"audit_stack": "MyStack", "audit_pipeline": "Tenants/Audit"})
-    assert _ini(config, "audit_stack") == "MyStack"  # type: ignore[arg-type]
-    assert _ini(config, "audit_pipeline") == "Tenants/Audit"  # type: ignore[arg-type]
-    assert _ini(_Config({}), "audit_stack") is None  # type: ignore[arg-type]
-    assert _ini(_Config(None), "audit_stack") is None  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("ini", "expected"),
+    [
+        ("audit_stack = MyStack\naudit_pipeline = Tenants/Audit\n", ("MyStack", "Tenants/Audit")),
+        ("", (None, None)),
+    ],
+    ids=["set", "unset"],
+)
+def test_the_fixture_reads_stack_and_pipeline_from_ini_options(
+    tmp_path: Path, ini: str, expected: tuple[str | None, str | None]
+) -> None:
+    """A user's suite names the stack and pipeline in its pytest configuration."""
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}")
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["audit_stack.local.pytest_plugin"]\n')
+    (tmp_path / "test_user.py").write_text(
+        "def test_names(local_audit_stack_name, local_audit_pipeline_id):\n"
+        f"    assert (local_audit_stack_name, local_audit_pipeline_id) == {expected!r}\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "1 passed" in completed.stdout
 
 
 def test_up_prints_the_selected_pipelines_resources_and_how_to_reach_them(
     tenants: LocalAuditPipeline,
 ) -> None:
-    text = _usage(tenants)
+    text = usage(tenants)
     assert "Stack MyStack, pipeline Tenants/Audit (also in the stack: Audit):" in text
     for name in (tenants.table_name, tenants.queue_url, tenants.function_name("recorder")):
         assert name in text
