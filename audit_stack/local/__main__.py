@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from audit_stack import discovery, lambda_code
+from audit_stack import discovery
 from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.local.deploy.template import DeploymentError
@@ -102,7 +102,7 @@ def demo(
         table = pipeline.table_name
         ddb = pipeline.client("dynamodb")
         partition_key, sort_key = _key_names(ddb, table)
-        subject = _subject_of(pipeline, DEMO_EMAIL)
+        subject = pipeline.subject_of(DEMO_EMAIL)
 
         def query() -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = ddb.query(
@@ -156,17 +156,6 @@ def demo(
         out.write(f"Stopped the emulator ({time.monotonic() - stopping:.2f} s). ")
         out.write(f"Total {time.monotonic() - started:.2f} s.\n")
     return 0
-
-
-def _subject_of(pipeline: LocalAuditPipeline, email: str) -> str:
-    """The subject the stack records ``email`` under: its pseudonym, or itself in clear."""
-    normalized = lambda_code.normalize_email(email)
-    try:
-        secret_arn = pipeline.resource_name(discovery.PSEUDONYM_SECRET)
-    except KeyError:  # subject_in_clear: no secret
-        return normalized
-    secret = pipeline.client("secretsmanager").get_secret_value(SecretId=secret_arn)
-    return lambda_code.pseudonymous_subject(normalized, str(secret["SecretString"]).encode())
 
 
 def up(
@@ -230,7 +219,7 @@ def usage(pipeline: LocalAuditPipeline) -> str:
     table = pipeline.table_name
     if table:
         partition_key, _ = _key_names(pipeline.client("dynamodb"), table)
-        values = json.dumps({":pk": {"S": _subject_of(pipeline, DEMO_EMAIL)}})
+        values = json.dumps({":pk": {"S": pipeline.subject_of(DEMO_EMAIL)}})
         lines.append(
             f"  aws dynamodb query --table-name {table} --key-condition-expression "
             f"{shlex.quote(f'{partition_key} = :pk')} --expression-attribute-values "

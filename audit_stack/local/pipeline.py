@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from audit_stack import discovery
+from audit_stack import discovery, lambda_code
 from audit_stack.discovery import (
     PipelineNotFoundError,
     PipelineResources,
@@ -347,6 +347,18 @@ class LocalAuditPipeline:
         if self._pipeline is None:
             raise PipelineNotFoundError(f"stack {self.stack_name} holds no AuditPipeline")
         return self._running_deployment().resources[self._pipeline.logical_id(role)].ref
+
+    def subject_of(self, email: str) -> str:
+        """The subject the selected pipeline records ``email`` under: its HMAC pseudonym (keyed
+        with the stack's secret), or the normalised address for a pipeline that keeps subjects in
+        clear."""
+        normalized = lambda_code.normalize_email(email)
+        try:
+            secret_arn = self.resource_name(discovery.PSEUDONYM_SECRET)
+        except KeyError:  # subject_in_clear: the pipeline has no secret
+            return normalized
+        secret = self.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+        return lambda_code.pseudonymous_subject(normalized, str(secret["SecretString"]).encode())
 
     @property
     def topic_arn(self) -> str:

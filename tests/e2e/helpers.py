@@ -5,19 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from audit_stack import discovery, lambda_code
 from audit_stack.local import Invocation, LocalAuditPipeline
 
 
 def subject_of(pipeline: LocalAuditPipeline, email: str) -> str:
-    """The subject the stack records an address under: its pseudonym, or itself in clear."""
-    normalized = lambda_code.normalize_email(email)
-    try:  # the pipeline's secret, found by its mark (any stack, any pipeline)
-        secret_arn = pipeline.resource_name(discovery.PSEUDONYM_SECRET)
-    except KeyError:  # subject_in_clear: no secret
-        return normalized
-    secret = pipeline.client("secretsmanager").get_secret_value(SecretId=secret_arn)
-    return lambda_code.pseudonymous_subject(normalized, secret["SecretString"].encode())
+    """The subject the stack records an address under (its pseudonym, or itself in clear)."""
+    return pipeline.subject_of(email)
 
 
 def records_of(pipeline: LocalAuditPipeline, email: str) -> list[dict[str, Any]]:
