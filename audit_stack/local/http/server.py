@@ -10,7 +10,6 @@ tells waiters (pollers, run_until_idle) that something changed.
 from __future__ import annotations
 
 import functools
-import json
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -242,11 +241,3 @@ class EmulatorServer:
             self._thread.join()
         self._server = None
         self._thread = None
-
-
-def json_body(body: bytes) -> dict[str, Any]:
-    """A JSON-protocol request's parameters."""
-    document = json.loads(body or b"{}")
-    if not isinstance(document, dict):
-        raise ApiError("SerializationException", "the request body is not a JSON object")
-    return document
