@@ -25,13 +25,15 @@ LAMBDAS_DIR = Path(__file__).resolve().parents[3] / "lambdas"
 if str(LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDAS_DIR))
 
+from audit_events import contract  # noqa: E402  (needs the asset root on sys.path)
+
 from .builders import ACCOUNT_ID, REGION  # noqa: E402  (needs the asset root on sys.path)
 
 SERVICE_NAME = "audit-pipeline-test"
 METRICS_NAMESPACE = "AuditPipelineTest"
 TABLE_NAME = "audit-events"
 # Created by the CDK side; the tests name it only to query it.
-EVENT_TYPE_INDEX = "by-event-type-shard"
+EVENT_TYPE_INDEX = contract.EVENT_TYPE_INDEX
 EVENT_TYPE_INDEX_SHARDS = 16
 
 
@@ -143,16 +145,15 @@ def subject_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The audit table's name; its keys and index are those the recorder documents."""
-    recorder = importlib.import_module("audit_events.record_audit_event")
-    partition_key, sort_key = recorder.PARTITION_KEY, recorder.SORT_KEY
+    """The audit table's name; its keys and index are the data contract's."""
+    partition_key, sort_key = contract.PARTITION_KEY, contract.SORT_KEY
     boto3.client("dynamodb").create_table(
         TableName=TABLE_NAME,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": partition_key, "AttributeType": "S"},
             {"AttributeName": sort_key, "AttributeType": "S"},
-            {"AttributeName": recorder.EVENT_TYPE_SHARD_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": contract.EVENT_TYPE_SHARD_ATTRIBUTE, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": partition_key, "KeyType": "HASH"},
@@ -162,7 +163,7 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
             {
                 "IndexName": EVENT_TYPE_INDEX,
                 "KeySchema": [
-                    {"AttributeName": recorder.EVENT_TYPE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": contract.EVENT_TYPE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
                     {"AttributeName": sort_key, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_events import integrity
+from audit_events import contract, integrity
 from audit_stack import verify as checks
 
 from .builders import account_deleted, record_for, sqs_event
@@ -38,12 +38,12 @@ def sealing(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Sealing:
         TableName=DIGEST_TABLE,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
-            {"AttributeName": integrity.DIGEST_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": integrity.DIGEST_SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": contract.DIGEST_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": contract.DIGEST_SORT_KEY, "AttributeType": "N"},
         ],
         KeySchema=[
-            {"AttributeName": integrity.DIGEST_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": integrity.DIGEST_SORT_KEY, "KeyType": "RANGE"},
+            {"AttributeName": contract.DIGEST_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": contract.DIGEST_SORT_KEY, "KeyType": "RANGE"},
         ],
     )
     key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")[
