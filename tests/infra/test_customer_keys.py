@@ -14,12 +14,12 @@ from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks
 
 from audit_stack import AuditPipeline
-from audit_stack.encryption import (
+from audit_stack.construct import AuditPipelineProps
+from audit_stack.construct.encryption import (
     QueueSubscription,
     cloudwatch_alarms_statement,
     require_key_statement,
 )
-from audit_stack.props import AuditPipelineProps
 from tests.cdk_app import cdk_json_context, new_app
 from tests.infra.test_compliance import cfn_lint_errors
 

@@ -14,6 +14,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+__all__ = ["queue", "table"]
+
 
 def queue(
     scope: Construct,

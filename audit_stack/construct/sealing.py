@@ -16,7 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from audit_stack import builders
+from audit_stack.construct import builders
 
 SEALER_HANDLER = "audit_events.seal_records.handler"
 DIGEST_PARTITION_KEY = "chain"

@@ -37,16 +37,17 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from audit_stack import builders, discovery
-from audit_stack.encryption import (
+from audit_stack import discovery
+from audit_stack.construct import builders
+from audit_stack.construct.encryption import (
     PUBLISHER_KEY_ACTIONS,
     QueueSubscription,
     require_key_statement,
     sns_delivery_statement,
 )
+from audit_stack.construct.marking import PipelineMarker
+from audit_stack.construct.sealing import DigestChain, append_only_statements
 from audit_stack.lambda_code import lambda_code_dir
-from audit_stack.marking import PipelineMarker
-from audit_stack.sealing import DigestChain, append_only_statements
 
 # The Powertools layer is resolved at deploy time from the public SSM parameter that the
 # Powertools team publishes for each release; keep this equal to requirements-dev.txt's pin
