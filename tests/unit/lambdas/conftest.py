@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -176,6 +177,43 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SEAL_QUEUE_URL", seal_queue_url)
     monkeypatch.setenv("EVENT_TYPE_INDEX_SHARDS", str(EVENT_TYPE_INDEX_SHARDS))
     return TABLE_NAME
+
+
+DIGEST_TABLE = "audit-digests"
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """The sealer's resources in moto."""
+
+    table: str
+    digest_table: str
+    seal_queue_url: str
+    key_arn: str
+
+
+@pytest.fixture
+def sealing(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Sealing:
+    """The digest table and signing key, created in moto like the CDK stack creates them."""
+    boto3.client("dynamodb").create_table(
+        TableName=DIGEST_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": contract.DIGEST_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": contract.DIGEST_SORT_KEY, "AttributeType": "N"},
+        ],
+        KeySchema=[
+            {"AttributeName": contract.DIGEST_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": contract.DIGEST_SORT_KEY, "KeyType": "RANGE"},
+        ],
+    )
+    key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")[
+        "KeyMetadata"
+    ]["Arn"]
+    monkeypatch.setenv("DIGEST_TABLE_NAME", DIGEST_TABLE)
+    monkeypatch.setenv("SIGNING_KEY_ARN", key_arn)
+    monkeypatch.setenv("HEARTBEAT_SECONDS", "3600")
+    return Sealing(audit_table, DIGEST_TABLE, os.environ["SEAL_QUEUE_URL"], key_arn)
 
 
 _IMPORTED_IN_THIS_ENVIRONMENT: set[str] = set()

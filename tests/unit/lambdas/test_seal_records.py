@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -14,45 +12,11 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_events import contract, integrity
+from audit_events import integrity
 from audit_stack import verify as checks
 
 from .builders import account_deleted, record_for, sqs_event
-from .conftest import emitted_metrics
-
-DIGEST_TABLE = "audit-digests"
-
-
-@dataclass(frozen=True)
-class Sealing:
-    table: str
-    digest_table: str
-    seal_queue_url: str
-    key_arn: str
-
-
-@pytest.fixture
-def sealing(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Sealing:
-    """The digest table and signing key, created in moto like the CDK stack creates them."""
-    boto3.client("dynamodb").create_table(
-        TableName=DIGEST_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": contract.DIGEST_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": contract.DIGEST_SORT_KEY, "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": contract.DIGEST_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": contract.DIGEST_SORT_KEY, "KeyType": "RANGE"},
-        ],
-    )
-    key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")[
-        "KeyMetadata"
-    ]["Arn"]
-    monkeypatch.setenv("DIGEST_TABLE_NAME", DIGEST_TABLE)
-    monkeypatch.setenv("SIGNING_KEY_ARN", key_arn)
-    monkeypatch.setenv("HEARTBEAT_SECONDS", "3600")
-    return Sealing(audit_table, DIGEST_TABLE, os.environ["SEAL_QUEUE_URL"], key_arn)
+from .conftest import Sealing, emitted_metrics
 
 
 def _record(recorder: ModuleType, context: LambdaContext, count: int) -> dict[str, Any]:
