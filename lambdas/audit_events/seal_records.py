@@ -103,7 +103,11 @@ class Sealer:
         heartbeat: timedelta,
         seconds_left: Callable[[], float],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        aws_client: Callable[[str, float], Any] = client,
     ) -> None:
+        """``aws_client(service, seconds_left)``: a client whose retries end in time (tests
+        pass clients of their own, to fail or delay one call)."""
+        self._aws_client = aws_client
         self._table = table
         self._digest_table = digest_table
         self._queue_url = seal_queue_url
@@ -240,7 +244,7 @@ class Sealer:
 
     def _client(self, service: str) -> Any:
         # Timeouts and retries that end before the invocation does.
-        return client(service, self._seconds_left())
+        return self._aws_client(service, self._seconds_left())
 
     def _head(self) -> Digest | None:
         items = self._client("dynamodb").query(

@@ -234,9 +234,7 @@ def _handler_module(name: str) -> Iterator[ModuleType]:
 
 
 def _forget_aws_clients(module: ModuleType) -> None:
-    clients = importlib.import_module("audit_events.clients")
-    clients._client.cache_clear()
-    clients._secrets.clear()
+    importlib.import_module("audit_events.clients").forget_cached()
 
 
 @pytest.fixture
