@@ -1,7 +1,8 @@
-"""The secure defaults every queue and table of the pipeline shares, in one builder each.
+"""One builder per resource of the pipeline, each with the secure defaults it shares.
 
-Encryption (KMS with the customer key, else SSE-SQS / the AWS-managed DynamoDB key), TLS-only
-queues, on-demand tables with point-in-time recovery and deletion protection unless DESTROY.
+Encryption (KMS with the customer key, else SSE-SQS / the AWS-managed SNS and DynamoDB keys),
+TLS-only topic and queues, on-demand tables with point-in-time recovery and deletion protection
+unless DESTROY. The audit table's keys and index are the data contract's.
 """
 
 from __future__ import annotations
@@ -11,10 +12,28 @@ from typing import Any
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-__all__ = ["queue", "table"]
+from audit_stack.lambda_code import contract
+
+__all__ = ["audit_table", "pseudonym_secret", "queue", "table", "topic"]
+
+
+def topic(scope: Construct, construct_id: str, *, encryption_key: kms.IKey | None) -> sns.Topic:
+    """The TLS-only topic audit events are published to, encrypted at rest."""
+    return sns.Topic(
+        scope,
+        construct_id,
+        display_name="Audit events",
+        # SSE needs a KMS key: the AWS-managed aws/sns key unless the user brings one.
+        master_key=encryption_key
+        or kms.Alias.from_alias_name(scope, "AwsManagedSnsKey", "alias/aws/sns"),
+        enforce_ssl=True,
+        signature_version="2",
+    )
 
 
 def queue(
@@ -75,3 +94,66 @@ def table(
         encryption_key=encryption_key,
         removal_policy=removal_policy,
     )
+
+
+def audit_table(
+    scope: Construct,
+    construct_id: str,
+    *,
+    encryption_key: kms.IKey | None,
+    removal_policy: RemovalPolicy,
+    event_type_index_shards: int,
+) -> dynamodb.Table:
+    """The audit table, and its by-type index unless ``event_type_index_shards`` is 0."""
+    created = table(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(
+            name=contract.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+        ),
+        sort_key=dynamodb.Attribute(name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING),
+        encryption_key=encryption_key,
+        removal_policy=removal_policy,
+    )
+    if event_type_index_shards:
+        created.add_global_secondary_index(
+            index_name=contract.EVENT_TYPE_INDEX,
+            # "<event_type>#<shard>": one type's writes spread over the shards.
+            partition_key=dynamodb.Attribute(
+                name=contract.EVENT_TYPE_SHARD_ATTRIBUTE, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+    return created
+
+
+def pseudonym_secret(
+    scope: Construct,
+    construct_id: str,
+    *,
+    encryption_key: kms.IKey | None,
+    removal_policy: RemovalPolicy,
+) -> secretsmanager.Secret:
+    """The key of the subjects' HMAC-SHA-256 pseudonyms (who may read it: permissions.py)."""
+    created = secretsmanager.Secret(
+        scope,
+        construct_id,
+        description="Keys the HMAC-SHA-256 pseudonyms of audit subjects (e-mail "
+        "addresses); grant it with AuditPipeline.grant_lookup",
+        # 64 of 62 characters: about 380 bits, more than HMAC-SHA-256's 256-bit key.
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=64, exclude_punctuation=True, include_space=False
+        ),
+        encryption_key=encryption_key,
+        removal_policy=removal_policy,
+    )
+    Validations.of(created).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-SMG4",
+            reason="Rotating the pseudonym key gives every account a new pseudonym: "
+            "lookups of older records then need the older versions (the audit CLI "
+            "reads them all). Rotate deliberately, by hand (README).",
+        )
+    )
+    return created

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Validations
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -131,16 +131,7 @@ class AuditPipeline(Construct):
         self._encryption_key = encryption_key
         retain = removal_policy
 
-        self._topic = sns.Topic(
-            self,
-            "Topic",
-            display_name="Audit events",
-            # SSE needs a KMS key: the AWS-managed aws/sns key unless the user brings one.
-            master_key=encryption_key
-            or kms.Alias.from_alias_name(self, "AwsManagedSnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
-            signature_version="2",
-        )
+        self._topic = builders.topic(self, "Topic", encryption_key=encryption_key)
         self._dead_letter_queue = builders.queue(
             self,
             "DeadLetterQueue",
@@ -193,33 +184,20 @@ class AuditPipeline(Construct):
                 purpose="SNS cannot deliver audit events to the queue encrypted with it otherwise",
             )
 
-        self._table = builders.table(
+        self._event_type_index_shards = event_type_index_shards if event_type_index else 0
+        self._table = builders.audit_table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(
-                name=contract.PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING),
             encryption_key=encryption_key,
             removal_policy=retain,
+            event_type_index_shards=self._event_type_index_shards,
         )
-        self._event_type_index_shards = event_type_index_shards if event_type_index else 0
-        if event_type_index:
-            self._table.add_global_secondary_index(
-                index_name=contract.EVENT_TYPE_INDEX,
-                # "<event_type>#<shard>": one type's writes spread over the shards.
-                partition_key=dynamodb.Attribute(
-                    name=contract.EVENT_TYPE_SHARD_ATTRIBUTE, type=dynamodb.AttributeType.STRING
-                ),
-                sort_key=dynamodb.Attribute(
-                    name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING
-                ),
-                projection_type=dynamodb.ProjectionType.ALL,
-            )
-
         self._pseudonym_secret: secretsmanager.Secret | None = None
         if not subject_in_clear:
-            self._pseudonym_secret = self._create_pseudonym_secret(encryption_key, retain)
+            self._pseudonym_secret = builders.pseudonym_secret(
+                self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
+            )
+            permissions.only_lookup_principals_read(self._pseudonym_secret, self._lookup_principals)
 
         make_function = function_factory(self, log_retention=log_retention, removal_policy=retain)
         self._publisher = make_function(
@@ -297,32 +275,6 @@ class AuditPipeline(Construct):
         )
         if dashboard:
             monitoring.create_dashboard(self, self._alarms)
-
-    def _create_pseudonym_secret(
-        self, encryption_key: kms.IKey | None, removal_policy: RemovalPolicy
-    ) -> secretsmanager.Secret:
-        secret = secretsmanager.Secret(
-            self,
-            "PseudonymSecret",
-            description="Keys the HMAC-SHA-256 pseudonyms of audit subjects (e-mail "
-            "addresses); grant it with AuditPipeline.grant_lookup",
-            # 64 of 62 characters: about 380 bits, more than HMAC-SHA-256's 256-bit key.
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True, include_space=False
-            ),
-            encryption_key=encryption_key,
-            removal_policy=removal_policy,
-        )
-        permissions.only_lookup_principals_read(secret, self._lookup_principals)
-        Validations.of(secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="Rotating the pseudonym key gives every account a new pseudonym: "
-                "lookups of older records then need the older versions (the audit CLI "
-                "reads them all). Rotate deliberately, by hand (README).",
-            )
-        )
-        return secret
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
