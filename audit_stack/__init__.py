@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from audit_stack.pipeline import AuditPipeline
+    from audit_stack.construct import AuditPipeline
     from audit_stack.publisher import AuditPublisher
     from audit_stack.stack import AuditStack
 
@@ -19,7 +19,7 @@ __all__ = ["AuditPipeline", "AuditPublisher", "AuditStack"]
 
 def __getattr__(name: str) -> Any:
     if name == "AuditPipeline":
-        from audit_stack.pipeline import AuditPipeline
+        from audit_stack.construct import AuditPipeline
 
         return AuditPipeline
     if name == "AuditPublisher":

@@ -13,6 +13,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+__all__ = [
+    "audit_events_module",
+    "contract",
+    "lambda_code_dir",
+    "normalize_email",
+    "pseudonymous_subject",
+]
+
 _PACKAGE = "audit_stack.lambdas.audit_events"
 
 

@@ -13,13 +13,14 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from audit_stack import outputs
-from audit_stack.pipeline import AuditPipeline
-from audit_stack.props import AuditPipelineProps
+from audit_stack.construct import AuditPipeline, AuditPipelineProps
 
 # `cdk deploy -c alarm_email=ops@example.com` subscribes that address to the alarm topic.
 ALARM_EMAIL_CONTEXT = "alarm_email"
 # `cdk deploy -c redrive_role_arn=arn:aws:iam::...:role/Ops` lets that role redrive the DLQ.
 REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
+
+__all__ = ["ALARM_EMAIL_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
 
 
 class AuditStack(Stack):

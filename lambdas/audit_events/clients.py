@@ -95,3 +95,10 @@ def pseudonym_secret(secret_arn: str, remaining_seconds: float) -> bytes:
     secret = str(value["SecretString"]).encode("utf-8")
     _secrets[secret_arn] = (now, secret)
     return secret
+
+
+def forget_cached() -> None:
+    """Drop every cached client and secret, as a new execution environment starts without them
+    (tests create clients inside each test's AWS mock)."""
+    _client.cache_clear()
+    _secrets.clear()

@@ -19,9 +19,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from .subject import (
+from .contract import (
+    EVENT_TYPE_PATTERN,
+    SCHEMA_VERSION,
     SUBJECT_TYPE_EMAIL,
     SUBJECT_TYPE_PSEUDONYM,
+    TIMESTAMP_FORMAT,
+)
+from .subject import (
     SUBJECT_TYPES,
     InvalidDomainError,
     ascii_domain,
@@ -30,9 +35,6 @@ from .subject import (
     pseudonymous_subject,
 )
 
-SCHEMA_VERSION = 2
-"""The version the publisher writes; the recorder and the CLI read every version listed below."""
-SCHEMA_VERSIONS = (1, 2)
 ACCOUNT_DELETED = "AccountDeleted"
 DELETE_ACCOUNT_SOURCE = "deleteAccount"
 
@@ -50,7 +52,6 @@ EVENT_FIELDS = (*V1_EVENT_FIELDS, "subject_type", "idempotent")
 comes from a caller's idempotency key."""
 _FIELDS_BY_VERSION = {1: V1_EVENT_FIELDS, 2: EVENT_FIELDS}
 PAYLOAD_FIELDS = ("email", "idempotency_key")
-EVENT_TYPE_PATTERN = "^[A-Z][A-Za-z0-9]{0,63}$"
 TIMESTAMP_EXAMPLE = "2024-01-31T23:59:59.123456Z"
 MAX_EMAIL_BYTES = 254  # RFC 5321's 256-octet path minus its angle brackets, in UTF-8 octets
 MAX_EMAIL_LOCAL_PART_BYTES = 64  # RFC 5321
@@ -61,7 +62,6 @@ MAX_SOURCE_LENGTH = 256
 # Patterns are used with fullmatch (a "$" would also accept a trailing newline) and spell out
 # [0-9] because \d matches non-ASCII digits, which would break the lexicographic time order.
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 # Version 2 also has UUIDv8 ids, derived from a caller's idempotency key.
 _V2_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[48][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

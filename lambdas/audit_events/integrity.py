@@ -23,19 +23,48 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .event import TIMESTAMP_FORMAT
+from .contract import (
+    DIGEST_PARTITION_KEY,
+    DIGEST_SORT_KEY,
+    RECORD_HASH_ATTRIBUTE,
+    RECORDED_AT_ATTRIBUTE,
+    TIMESTAMP_FORMAT,
+)
 
-RECORD_HASH_ATTRIBUTE = "record_hash"
-RECORDED_AT_ATTRIBUTE = "recorded_at"
+# The contract's digest-table keys and record attributes stay importable from here too: the
+# integrity format is defined by them, and ``audit verify`` reads them as part of it.
+__all__ = [
+    "DIGEST_CHAIN",
+    "DIGEST_PARTITION_KEY",
+    "DIGEST_SORT_KEY",
+    "DIGEST_VERSION",
+    "MAX_DIGEST_BODY_BYTES",
+    "NOTICE_VERSION",
+    "RECORDED_AT_ATTRIBUTE",
+    "RECORD_HASH_ATTRIBUTE",
+    "SIGNING_ALGORITHM",
+    "Digest",
+    "IntegrityFormatError",
+    "RecordRef",
+    "canonical_number",
+    "canonical_record",
+    "decode_signature",
+    "digest_hash",
+    "digest_item",
+    "encode_signature",
+    "notice_body",
+    "parse_digest",
+    "parse_notice",
+    "record_hash",
+    "record_time",
+    "with_record_hash",
+]
+
 DIGEST_VERSION = 1
 NOTICE_VERSION = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_CHAIN = "audit-log"
 """The digest table's partition key value: one chain per digest table."""
-
-# Digest table attributes.
-DIGEST_PARTITION_KEY = "chain"
-DIGEST_SORT_KEY = "sequence"
 
 # A digest item stays well below DynamoDB's 400 KB item limit.
 MAX_DIGEST_BODY_BYTES = 300_000

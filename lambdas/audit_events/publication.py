@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from .contract import EVENT_TYPE_ATTRIBUTE
 from .event import AuditEvent, build_account_deleted_event
-
-# The subscription's filter policy matches on this message attribute.
-EVENT_TYPE_ATTRIBUTE = "event_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +26,7 @@ class Publication:
 
     @property
     def message_attributes(self) -> dict[str, dict[str, str]]:
+        # The subscription's filter policy matches on the event type, as an attribute.
         return {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": self.event.event_type}}
 
 

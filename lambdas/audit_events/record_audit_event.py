@@ -63,6 +63,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .clients import OutOfTimeError, client, pseudonym_secret
+from .contract import (
+    EVENT_TYPE_ATTRIBUTE,
+    EVENT_TYPE_SHARD_ATTRIBUTE,
+    IDEMPOTENCY_MARKER_PREFIX,
+    IDEMPOTENCY_MARKER_SORT_KEY,
+    METRIC_DUPLICATES_SKIPPED,
+    METRIC_EVENTS_RECORDED,
+    METRIC_POISON_MESSAGES,
+    PARTITION_KEY,
+    RECORD_HASH_ATTRIBUTE,
+    RECORDED_AT_ATTRIBUTE,
+    SORT_KEY,
+    SUBJECT_TYPE_ATTRIBUTE,
+    SUBJECT_TYPE_EMAIL,
+)
 from .event import (
     AuditEvent,
     PoisonMessageError,
@@ -71,21 +86,11 @@ from .event import (
     parse_sns_envelope,
     pseudonymize,
 )
-from .integrity import RECORD_HASH_ATTRIBUTE, RecordRef, notice_body, with_record_hash
-from .subject import SUBJECT_TYPE_EMAIL
+from .integrity import RecordRef, notice_body, with_record_hash
 
-PARTITION_KEY = "subject"
-SORT_KEY = "event_key"
-EVENT_TYPE_SHARD_ATTRIBUTE = "event_type_shard"
-IDEMPOTENCY_MARKER_PREFIX = "idempotency#"
-IDEMPOTENCY_MARKER_SORT_KEY = "idempotency"
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
 # rather than risking the whole batch on the function timeout.
 MIN_SECONDS_PER_RECORD = 0.5
-
-RECORDED_METRIC = "AuditEventsRecorded"
-DUPLICATE_METRIC = "DuplicateAuditEventsSkipped"
-POISON_METRIC = "PoisonMessages"
 
 # DynamoDB's documented limits; breaking one is a property of the message, so it is poison
 # rather than an error worth retrying.
@@ -149,9 +154,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         {"itemIdentifier": message_id} for message_id in unreported if message_id not in failed
     )
     # Emitted even when zero, so dashboards and alarms see "none" rather than "no data".
-    metrics.add_metric(name=RECORDED_METRIC, unit=MetricUnit.Count, value=counts.recorded)
-    metrics.add_metric(name=DUPLICATE_METRIC, unit=MetricUnit.Count, value=counts.duplicates)
-    metrics.add_metric(name=POISON_METRIC, unit=MetricUnit.Count, value=counts.poison)
+    metrics.add_metric(name=METRIC_EVENTS_RECORDED, unit=MetricUnit.Count, value=counts.recorded)
+    metrics.add_metric(
+        name=METRIC_DUPLICATES_SKIPPED, unit=MetricUnit.Count, value=counts.duplicates
+    )
+    metrics.add_metric(name=METRIC_POISON_MESSAGES, unit=MetricUnit.Count, value=counts.poison)
     logger.info(
         "Batch processed",
         extra={
@@ -234,7 +241,7 @@ def _record_message(
         if event.idempotent:
             # One transaction: the event and its marker, or neither. A retry of the caller has
             # the same event id but another time (another key): the marker catches it.
-            marker = to_idempotency_marker(event, recorded_at=item["recorded_at"]["S"])
+            marker = to_idempotency_marker(event, recorded_at=item[RECORDED_AT_ATTRIBUTE]["S"])
             written = [marker, item]
             dynamodb.transact_write_items(
                 TransactItems=[
@@ -288,7 +295,7 @@ def _record_ref(item: dict[str, Any]) -> RecordRef:
         subject=item[PARTITION_KEY]["S"],
         event_key=item[SORT_KEY]["S"],
         record_hash=item[RECORD_HASH_ATTRIBUTE]["S"],
-        recorded_at=item.get("recorded_at", {}).get("S", ""),
+        recorded_at=item.get(RECORDED_AT_ATTRIBUTE, {}).get("S", ""),
     )
 
 
@@ -327,15 +334,15 @@ def to_item(
     item = {
         PARTITION_KEY: {"S": subject},
         SORT_KEY: {"S": event.event_key},
-        "subject_type": {"S": event.subject_type},
-        "event_type": {"S": event.event_type},
+        SUBJECT_TYPE_ATTRIBUTE: {"S": event.subject_type},
+        EVENT_TYPE_ATTRIBUTE: {"S": event.event_type},
         "event_id": {"S": event.event_id},
         "occurred_at": {"S": event.occurred_at},
         "schema_version": {"N": str(event.schema_version)},
         "idempotent": {"BOOL": event.idempotent},
         "source": {"S": _text("source", event.source)},
         "details": _attribute_value("details", event.details, depth=1),
-        "recorded_at": {"S": recorded_at},
+        RECORDED_AT_ATTRIBUTE: {"S": recorded_at},
         "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
     }
     if event_type_shards > 0:
@@ -358,7 +365,7 @@ def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) 
         "occurred_at": {"S": event.occurred_at},
     }
     if recorded_at is not None:
-        marker["recorded_at"] = {"S": recorded_at}
+        marker[RECORDED_AT_ATTRIBUTE] = {"S": recorded_at}
     return with_record_hash(marker)
 
 

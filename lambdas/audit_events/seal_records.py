@@ -26,13 +26,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from .clients import client
+from .contract import (
+    DIGEST_PARTITION_KEY,
+    DIGEST_SORT_KEY,
+    METRIC_DIGESTS_WRITTEN,
+    METRIC_RECORDS_SEALED,
+    METRIC_TAMPERED_RECORDS,
+    PARTITION_KEY,
+    RECORD_HASH_ATTRIBUTE,
+    SORT_KEY,
+)
 from .event import format_timestamp
 from .integrity import (
     DIGEST_CHAIN,
-    DIGEST_PARTITION_KEY,
-    DIGEST_SORT_KEY,
     MAX_DIGEST_BODY_BYTES,
-    RECORD_HASH_ATTRIBUTE,
     SIGNING_ALGORITHM,
     Digest,
     IntegrityFormatError,
@@ -44,10 +51,6 @@ from .integrity import (
     record_hash,
     record_time,
 )
-
-SEALED_METRIC = "AuditRecordsSealed"
-TAMPERED_METRIC = "TamperedAuditRecords"
-DIGESTS_METRIC = "AuditDigestsWritten"
 
 # Time kept back at the end of a run for signing, the conditional write and the deletes.
 _RESERVE_SECONDS = 10.0
@@ -100,7 +103,11 @@ class Sealer:
         heartbeat: timedelta,
         seconds_left: Callable[[], float],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        aws_client: Callable[[str, float], Any] = client,
     ) -> None:
+        """``aws_client(service, seconds_left)``: a client whose retries end in time (tests
+        pass clients of their own, to fail or delay one call)."""
+        self._aws_client = aws_client
         self._table = table
         self._digest_table = digest_table
         self._queue_url = seal_queue_url
@@ -237,7 +244,7 @@ class Sealer:
 
     def _client(self, service: str) -> Any:
         # Timeouts and retries that end before the invocation does.
-        return client(service, self._seconds_left())
+        return self._aws_client(service, self._seconds_left())
 
     def _head(self) -> Digest | None:
         items = self._client("dynamodb").query(
@@ -319,7 +326,7 @@ class Sealer:
             request = {
                 self._table: {
                     "Keys": [
-                        {"subject": {"S": subject}, "event_key": {"S": event_key}}
+                        {PARTITION_KEY: {"S": subject}, SORT_KEY: {"S": event_key}}
                         for subject, event_key in keys[start : start + _GET_BATCH]
                     ],
                     "ConsistentRead": True,
@@ -328,7 +335,7 @@ class Sealer:
             for attempt in range(8):
                 page = self._client("dynamodb").batch_get_item(RequestItems=request)
                 for item in page["Responses"].get(self._table, []):
-                    key = (item["subject"]["S"], item["event_key"]["S"])
+                    key = (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
                     stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S", "")
                     found[key] = (stated, record_hash(item))
                 request = page.get("UnprocessedKeys") or {}
@@ -393,9 +400,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         heartbeat=timedelta(seconds=int(os.environ.get("HEARTBEAT_SECONDS", "3600"))),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
     ).run()
-    metrics.add_metric(name=SEALED_METRIC, unit=MetricUnit.Count, value=report.sealed)
-    metrics.add_metric(name=TAMPERED_METRIC, unit=MetricUnit.Count, value=len(report.rejected))
-    metrics.add_metric(name=DIGESTS_METRIC, unit=MetricUnit.Count, value=len(report.digests))
+    metrics.add_metric(name=METRIC_RECORDS_SEALED, unit=MetricUnit.Count, value=report.sealed)
+    metrics.add_metric(
+        name=METRIC_TAMPERED_RECORDS, unit=MetricUnit.Count, value=len(report.rejected)
+    )
+    metrics.add_metric(
+        name=METRIC_DIGESTS_WRITTEN, unit=MetricUnit.Count, value=len(report.digests)
+    )
     if report.rejected:
         # Keys only: the finding, never the record's content.
         logger.error(

@@ -11,8 +11,8 @@ import hmac
 import unicodedata
 import uuid
 
-SUBJECT_TYPE_EMAIL = "email"
-SUBJECT_TYPE_PSEUDONYM = "hmac-sha256"
+from .contract import SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM
+
 SUBJECT_TYPES = (SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM)
 
 # Domain separation: the same secret keys two different functions, which must never collide.

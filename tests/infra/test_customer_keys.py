@@ -3,9 +3,7 @@ they need, cross-account publishers, and props of the wrong type."""
 
 from __future__ import annotations
 
-import inspect
 import json
-import typing
 from typing import Any
 
 import aws_cdk as cdk
@@ -14,12 +12,11 @@ from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks
 
 from audit_stack import AuditPipeline
-from audit_stack.encryption import (
+from audit_stack.construct.encryption import (
     QueueSubscription,
     cloudwatch_alarms_statement,
     require_key_statement,
 )
-from audit_stack.props import AuditPipelineProps
 from tests.cdk_app import cdk_json_context, new_app
 from tests.infra.test_compliance import cfn_lint_errors
 
@@ -177,61 +174,6 @@ def test_an_imported_key_gets_a_warning_listing_each_statement_it_needs(
     assert WORKLOAD_ACCOUNT in publishers
     alarms = next(w for w in needed if "AllowCloudWatchAlarmsToEncryptedTopic" in w)
     assert '"Service": "cloudwatch.amazonaws.com"' in alarms
-
-
-@pytest.mark.parametrize(
-    ("props", "message"),
-    [
-        ({"recorder_timeout": 30}, "recorder_timeout: must be a Duration"),
-        ({"max_batching_window": 5}, "max_batching_window: must be a Duration"),
-        ({"oldest_message_age_alarm": 900}, "oldest_message_age_alarm: must be a Duration"),
-        ({"max_receive_count": "5"}, "max_receive_count: must be a whole number, not str"),
-        ({"batch_size": 2.5}, "batch_size: must be a whole number, not float"),
-        ({"max_concurrency": True}, "max_concurrency: must be a whole number, not bool"),
-        ({"removal_policy": "DESTROY"}, "removal_policy: must be a RemovalPolicy"),
-        ({"log_retention": 365}, "log_retention: must be a logs.RetentionDays"),
-        ({"encryption_key": "alias/mine"}, "encryption_key: must be a kms.IKey"),
-        ({"dashboard": "yes"}, "dashboard: must be True or False"),
-        ({"event_types": 7}, "event_types: must be a list of event type names, not int"),
-    ],
-)
-def test_props_of_the_wrong_type_get_the_documented_value_error_and_leave_nothing(
-    props: dict[str, Any], message: str
-) -> None:
-    stack = cdk.Stack(new_app(), "Bad")
-    with pytest.raises(ValueError, match=f"^AuditPipeline {message}"):
-        AuditPipeline(stack, "Audit", **props)
-    assert [c.node.id for c in stack.node.children] == []
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({}, "accounts: give accounts, an organization_id, or both"),
-        ({"accounts": "222222222222"}, "accounts: must be a list of account ids"),
-        ({"accounts": ["2222"]}, "accounts: each must be a 12-digit AWS account id"),
-        ({"organization_id": "my-org"}, "organization_id: must look like o-"),
-    ],
-)
-def test_allow_publishers_rejects_bad_arguments_and_adds_nothing(
-    arguments: dict[str, Any], message: str
-) -> None:
-    stack = cdk.Stack(new_app(), "Publishers")
-    pipeline = AuditPipeline(stack, "Audit")
-    before = len(pipeline.node.find_all())
-    with pytest.raises(ValueError, match=f"^AuditPipeline allow_publishers {message}"):
-        pipeline.allow_publishers(**arguments)
-    assert len(pipeline.node.find_all()) == before
-
-
-def test_audit_stack_pipeline_props_are_exactly_the_constructs_keyword_arguments() -> None:
-    hints = typing.get_type_hints(AuditPipeline.__init__)
-    keywords = {
-        name: hints[name]
-        for name, parameter in inspect.signature(AuditPipeline.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    assert typing.get_type_hints(AuditPipelineProps) == keywords
 
 
 def test_the_queue_subscription_can_have_a_dead_letter_queue_of_its_own() -> None:

@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
 from audit_stack import outputs
-from audit_stack.pipeline import POWERTOOLS_VERSION, RUNTIME
+from audit_stack.construct.functions import POWERTOOLS_VERSION, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -25,13 +26,15 @@ LAMBDAS_DIR = Path(__file__).resolve().parents[3] / "lambdas"
 if str(LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDAS_DIR))
 
+from audit_events import contract  # noqa: E402  (needs the asset root on sys.path)
+
 from .builders import ACCOUNT_ID, REGION  # noqa: E402  (needs the asset root on sys.path)
 
 SERVICE_NAME = "audit-pipeline-test"
 METRICS_NAMESPACE = "AuditPipelineTest"
 TABLE_NAME = "audit-events"
 # Created by the CDK side; the tests name it only to query it.
-EVENT_TYPE_INDEX = "by-event-type-shard"
+EVENT_TYPE_INDEX = contract.EVENT_TYPE_INDEX
 EVENT_TYPE_INDEX_SHARDS = 16
 
 
@@ -143,16 +146,15 @@ def subject_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The audit table's name; its keys and index are those the recorder documents."""
-    recorder = importlib.import_module("audit_events.record_audit_event")
-    partition_key, sort_key = recorder.PARTITION_KEY, recorder.SORT_KEY
+    """The audit table's name; its keys and index are the data contract's."""
+    partition_key, sort_key = contract.PARTITION_KEY, contract.SORT_KEY
     boto3.client("dynamodb").create_table(
         TableName=TABLE_NAME,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": partition_key, "AttributeType": "S"},
             {"AttributeName": sort_key, "AttributeType": "S"},
-            {"AttributeName": recorder.EVENT_TYPE_SHARD_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": contract.EVENT_TYPE_SHARD_ATTRIBUTE, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": partition_key, "KeyType": "HASH"},
@@ -162,7 +164,7 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
             {
                 "IndexName": EVENT_TYPE_INDEX,
                 "KeySchema": [
-                    {"AttributeName": recorder.EVENT_TYPE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": contract.EVENT_TYPE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
                     {"AttributeName": sort_key, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
@@ -175,6 +177,43 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SEAL_QUEUE_URL", seal_queue_url)
     monkeypatch.setenv("EVENT_TYPE_INDEX_SHARDS", str(EVENT_TYPE_INDEX_SHARDS))
     return TABLE_NAME
+
+
+DIGEST_TABLE = "audit-digests"
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """The sealer's resources in moto."""
+
+    table: str
+    digest_table: str
+    seal_queue_url: str
+    key_arn: str
+
+
+@pytest.fixture
+def sealing(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Sealing:
+    """The digest table and signing key, created in moto like the CDK stack creates them."""
+    boto3.client("dynamodb").create_table(
+        TableName=DIGEST_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": contract.DIGEST_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": contract.DIGEST_SORT_KEY, "AttributeType": "N"},
+        ],
+        KeySchema=[
+            {"AttributeName": contract.DIGEST_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": contract.DIGEST_SORT_KEY, "KeyType": "RANGE"},
+        ],
+    )
+    key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")[
+        "KeyMetadata"
+    ]["Arn"]
+    monkeypatch.setenv("DIGEST_TABLE_NAME", DIGEST_TABLE)
+    monkeypatch.setenv("SIGNING_KEY_ARN", key_arn)
+    monkeypatch.setenv("HEARTBEAT_SECONDS", "3600")
+    return Sealing(audit_table, DIGEST_TABLE, os.environ["SEAL_QUEUE_URL"], key_arn)
 
 
 _IMPORTED_IN_THIS_ENVIRONMENT: set[str] = set()
@@ -195,9 +234,7 @@ def _handler_module(name: str) -> Iterator[ModuleType]:
 
 
 def _forget_aws_clients(module: ModuleType) -> None:
-    clients = importlib.import_module("audit_events.clients")
-    clients._client.cache_clear()
-    clients._secrets.clear()
+    importlib.import_module("audit_events.clients").forget_cached()
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from audit_events.contract import SCHEMA_VERSION
 from audit_events.event import (
     ACCOUNT_DELETED,
-    SCHEMA_VERSION,
     AuditEvent,
     InvalidPayloadError,
     PoisonMessageError,

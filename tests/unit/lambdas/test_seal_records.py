@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -18,41 +16,7 @@ from audit_events import integrity
 from audit_stack import verify as checks
 
 from .builders import account_deleted, record_for, sqs_event
-from .conftest import emitted_metrics
-
-DIGEST_TABLE = "audit-digests"
-
-
-@dataclass(frozen=True)
-class Sealing:
-    table: str
-    digest_table: str
-    seal_queue_url: str
-    key_arn: str
-
-
-@pytest.fixture
-def sealing(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Sealing:
-    """The digest table and signing key, created in moto like the CDK stack creates them."""
-    boto3.client("dynamodb").create_table(
-        TableName=DIGEST_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": integrity.DIGEST_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": integrity.DIGEST_SORT_KEY, "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": integrity.DIGEST_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": integrity.DIGEST_SORT_KEY, "KeyType": "RANGE"},
-        ],
-    )
-    key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")[
-        "KeyMetadata"
-    ]["Arn"]
-    monkeypatch.setenv("DIGEST_TABLE_NAME", DIGEST_TABLE)
-    monkeypatch.setenv("SIGNING_KEY_ARN", key_arn)
-    monkeypatch.setenv("HEARTBEAT_SECONDS", "3600")
-    return Sealing(audit_table, DIGEST_TABLE, os.environ["SEAL_QUEUE_URL"], key_arn)
+from .conftest import Sealing, emitted_metrics
 
 
 def _record(recorder: ModuleType, context: LambdaContext, count: int) -> dict[str, Any]:
@@ -64,7 +28,10 @@ def _record(recorder: ModuleType, context: LambdaContext, count: int) -> dict[st
 
 
 def _new_sealer(
-    sealer: ModuleType, sealing: Sealing, now: Callable[[], datetime] | None = None
+    sealer: ModuleType,
+    sealing: Sealing,
+    now: Callable[[], datetime] | None = None,
+    aws_client: Callable[[str, float], Any] | None = None,
 ) -> Any:
     return sealer.Sealer(
         table=sealing.table,
@@ -74,7 +41,23 @@ def _new_sealer(
         heartbeat=timedelta(hours=1),
         seconds_left=lambda: 40.0,
         now=now or (lambda: datetime.now(UTC)),
+        **({"aws_client": aws_client} if aws_client else {}),
     )
+
+
+def _clients_calling(*hooks: tuple[str, Callable[..., Any]]) -> Callable[[str, float], Any]:
+    """AWS clients of one sealer run on which each of botocore's events (e.g.
+    ``after-call.sqs.ReceiveMessage``) calls its hook: a fault or a race at one AWS call."""
+    made: dict[str, Any] = {}
+
+    def aws_client(service: str, seconds_left: float) -> Any:
+        if service not in made:
+            made[service] = boto3.client(service)
+            for event, hook in hooks:
+                made[service].meta.events.register(event, hook)
+        return made[service]
+
+    return aws_client
 
 
 def _verify(sealing: Sealing) -> checks.VerifyReport:
@@ -171,24 +154,33 @@ def test_records_written_while_a_seal_runs_are_sealed_exactly_once(
     lambda_context: LambdaContext,
 ) -> None:
     _record(recorder, lambda_context, 5)
-    run = _new_sealer(sealer, sealing)
     # Writes land at every step of the run: after it took notices, after it read the items
     # back, and after it wrote its digest but before it deleted the notices.
-    for step in ("_receive", "_stored_hashes", "_put"):
-        original = getattr(run, step)
-        calls: list[int] = []
+    steps = (
+        "after-call.sqs.ReceiveMessage",
+        "after-call.dynamodb.BatchGetItem",
+        "after-call.dynamodb.PutItem",
+    )
+    writes_during: list[str] = []
 
-        def write_during(*args: Any, _original: Any = original, _calls: list[int] = calls) -> Any:
-            result = _original(*args)
-            if not _calls:  # once per step: the run would otherwise chase new writes forever
-                _calls.append(1)
+    def write_during(step: str) -> Callable[..., None]:
+        def write(**_: Any) -> None:
+            # Once per step: the run would otherwise chase new writes forever.
+            if step not in writes_during:
+                writes_during.append(step)
                 _record(recorder, lambda_context, 2)
-            return result
 
-        setattr(run, step, write_during)
+        return write
+
+    run = _new_sealer(
+        sealer,
+        sealing,
+        aws_client=_clients_calling(*((step, write_during(step)) for step in steps)),
+    )
     first = run.run()
     second = _new_sealer(sealer, sealing).run()
 
+    assert writes_during == list(steps)
     written = len(_stored_hashes(sealing))
     assert first.sealed + second.sealed == written
     report = _verify(sealing)
@@ -200,19 +192,22 @@ def test_a_run_that_dies_before_deleting_its_notices_seals_nothing_twice(
     sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
 ) -> None:
     _record(recorder, lambda_context, 4)
-    dying = _new_sealer(sealer, sealing)
 
-    def die(notices: list[Any]) -> None:
+    def die(params: dict[str, Any], **_: Any) -> None:
         # The run ends here; its notices become visible again, as after the visibility timeout.
-        for notice in notices:
+        for entry in params["Entries"]:
             boto3.client("sqs").change_message_visibility(
                 QueueUrl=sealing.seal_queue_url,
-                ReceiptHandle=notice.receipt_handle,
+                ReceiptHandle=entry["ReceiptHandle"],
                 VisibilityTimeout=0,
             )
         raise TimeoutError("Task timed out")
 
-    dying._delete = die
+    dying = _new_sealer(
+        sealer,
+        sealing,
+        aws_client=_clients_calling(("before-parameter-build.sqs.DeleteMessageBatch", die)),
+    )
     with pytest.raises(TimeoutError):
         dying.run()
     retry = _new_sealer(sealer, sealing).run()
@@ -227,20 +222,21 @@ def test_two_runs_racing_for_the_next_digest_never_fork_the_chain(
     sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
 ) -> None:
     _record(recorder, lambda_context, 3)
-    slow = _new_sealer(sealer, sealing)
-    took_notices = slow._receive
+    overtaken: list[int] = []
 
-    def overtaken() -> Any:
-        notices = took_notices()
-        if notices:
+    def overtake(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Messages") and not overtaken:
+            overtaken.append(1)
             # Another run starts, seals newer records and wins sequence 1.
             _record(recorder, lambda_context, 2)
             assert _new_sealer(sealer, sealing).run().digests == [1]
-        return notices
 
-    slow._receive = overtaken
+    slow = _new_sealer(
+        sealer, sealing, aws_client=_clients_calling(("after-call.sqs.ReceiveMessage", overtake))
+    )
     report = slow.run()
 
+    assert overtaken  # the race happened
     assert report.digests == [2]
     verified = _verify(sealing)
     assert (verified.ok, verified.digests, verified.sealed_records) == (True, 2, 5)

@@ -14,6 +14,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 
+__all__ = ["AuditPipelineProps"]
+
 
 class AuditPipelineProps(TypedDict, total=False):
     """Optional props of ``AuditPipeline`` (README "Props")."""

@@ -22,6 +22,16 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+__all__ = [
+    "PUBLISHER_KEY_ACTIONS",
+    "SNS_DELIVERY_KEY_ACTIONS",
+    "SNS_PRINCIPAL",
+    "QueueSubscription",
+    "cloudwatch_alarms_statement",
+    "require_key_statement",
+    "sns_delivery_statement",
+]
+
 SNS_PRINCIPAL = "sns.amazonaws.com"
 # What SNS needs of the queue's key to deliver to it, and a publisher of the topic's key.
 SNS_DELIVERY_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")

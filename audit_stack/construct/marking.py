@@ -15,6 +15,8 @@ from constructs import Construct, IConstruct
 
 from audit_stack.discovery import ALARM, METADATA_KEY, function_role
 
+__all__ = ["PipelineMarker"]
+
 
 class PipelineMarker:
     """Remembers the roles of a pipeline's resources and marks them at synthesis."""

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -16,49 +14,25 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from audit_stack import builders
+from audit_stack.construct import builders
+from audit_stack.construct.functions import SEALER_HANDLER, FunctionFactory
+from audit_stack.construct.permissions import (
+    FUNCTION_KEY_ACTIONS,
+    SEAL_NOTICE_SEND_ACTIONS,
+    SEALER_DIGEST_TABLE_ACTIONS,
+    SEALER_RECORD_READ_ACTIONS,
+    SEALER_SEAL_QUEUE_ACTIONS,
+    SIGN_ACTIONS,
+    VERIFY_KEY_ACTIONS,
+    VERIFY_TABLE_ACTIONS,
+    append_only_statements,
+)
+from audit_stack.lambda_code import contract
 
-SEALER_HANDLER = "audit_events.seal_records.handler"
-DIGEST_PARTITION_KEY = "chain"
-DIGEST_SORT_KEY = "sequence"
+__all__ = ["HEARTBEAT", "SEALER_TIMEOUT", "DigestChain"]
+
 SEALER_TIMEOUT = Duration.seconds(60)
 HEARTBEAT = Duration.hours(1)
-
-# Data-plane writes of a DynamoDB table. The audit and digest tables deny them all to every
-# principal, except PutItem to the one role that appends to each.
-TABLE_WRITE_ACTIONS_DENIED_TO_ALL = [
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:PartiQLInsert",
-    "dynamodb:PartiQLUpdate",
-    "dynamodb:PartiQLDelete",
-]
-APPEND_ACTION = "dynamodb:PutItem"
-
-FunctionFactory = Callable[..., lambda_.Function]
-
-
-def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
-    """A table resource policy: no principal may change or remove items; only ``writer`` adds."""
-    return [
-        iam.PolicyStatement(
-            sid="AppendOnlyNoChanges",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=TABLE_WRITE_ACTIONS_DENIED_TO_ALL,
-            # "*" is this table: a resource policy cannot name its own generated ARN.
-            resources=["*"],
-        ),
-        iam.PolicyStatement(
-            sid="AppendOnlyOneWriter",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=[APPEND_ACTION],
-            resources=["*"],
-            conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
-        ),
-    ]
 
 
 class DigestChain(Construct):
@@ -110,9 +84,11 @@ class DigestChain(Construct):
             self,
             "DigestTable",
             partition_key=dynamodb.Attribute(
-                name=DIGEST_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+                name=contract.DIGEST_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
-            sort_key=dynamodb.Attribute(name=DIGEST_SORT_KEY, type=dynamodb.AttributeType.NUMBER),
+            sort_key=dynamodb.Attribute(
+                name=contract.DIGEST_SORT_KEY, type=dynamodb.AttributeType.NUMBER
+            ),
             encryption_key=encryption_key,
             removal_policy=removal_policy,
         )
@@ -133,51 +109,50 @@ class DigestChain(Construct):
         sealer_role = _role(self.sealer)
 
         # Only the recorder reports records: a forged notice could get a forged record sealed.
-        # Exact action (grant_send_messages would add kms:ReEncrypt*/GenerateDataKey* with a
-        # customer key; the recorder's exact KMS actions are granted by the pipeline).
+        # (The recorder's exact KMS actions are granted by the pipeline.)
         iam.Grant.add_to_principal(
-            grantee=recorder, actions=["sqs:SendMessage"], resource_arns=[self.seal_queue.queue_arn]
+            grantee=recorder,
+            actions=list(SEAL_NOTICE_SEND_ACTIONS),
+            resource_arns=[self.seal_queue.queue_arn],
         )
         self.seal_queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheRecorderSends",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
-                actions=["sqs:SendMessage"],
+                actions=list(SEAL_NOTICE_SEND_ACTIONS),
                 resources=[self.seal_queue.queue_arn],
                 conditions={"ArnNotEquals": {"aws:PrincipalArn": recorder_role.role_arn}},
             )
         )
         iam.Grant.add_to_principal(
             grantee=self.sealer,
-            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            actions=list(SEALER_SEAL_QUEUE_ACTIONS),
             resource_arns=[self.seal_queue.queue_arn],
         )
         iam.Grant.add_to_principal(
             grantee=self.sealer,
-            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+            actions=list(SEALER_RECORD_READ_ACTIONS),
             resource_arns=[table.table_arn],
         )
         iam.Grant.add_to_principal(
             grantee=self.sealer,
-            actions=["dynamodb:Query", APPEND_ACTION],
+            actions=list(SEALER_DIGEST_TABLE_ACTIONS),
             resource_arns=[self.digest_table.table_arn],
         )
         for statement in append_only_statements(sealer_role):
             self.digest_table.add_to_resource_policy(statement)
         if encryption_key is not None:
-            encryption_key.grant(
-                self.sealer, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"
-            )
+            encryption_key.grant(self.sealer, *FUNCTION_KEY_ACTIONS)
 
-        self.signing_key.grant(self.sealer, "kms:Sign")
+        self.signing_key.grant(self.sealer, *SIGN_ACTIONS)
         # The key policy gives the account's administrators kms:*; Sign stays the sealer's.
         self.signing_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheSealerSigns",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
-                actions=["kms:Sign"],
+                actions=list(SIGN_ACTIONS),
                 resources=["*"],
                 conditions={"ArnNotEquals": {"aws:PrincipalArn": sealer_role.role_arn}},
             )
@@ -201,10 +176,10 @@ class DigestChain(Construct):
         """Read what ``audit verify`` checks: the records, the digests and the public key."""
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem"],
+            actions=list(VERIFY_TABLE_ACTIONS),
             resource_arns=[table.table_arn, self.digest_table.table_arn],
         )
-        self.signing_key.grant(grantee, "kms:GetPublicKey", "kms:DescribeKey")
+        self.signing_key.grant(grantee, *VERIFY_KEY_ACTIONS)
         return grant
 
 

@@ -1,0 +1,16 @@
+"""The ``AuditPipeline`` construct (aws-cdk-lib), in modules of one job each.
+
+``pipeline`` composes the resources; ``validation`` checks the props before any child exists;
+``builders`` and ``functions`` build queues, tables and functions with the secure defaults;
+``permissions`` holds the IAM action lists, grants and resource policies; ``monitoring`` the
+metrics, alarms and dashboard; ``sealing`` the digest chain; ``encryption`` customer-key
+policies; ``marking`` the marks tooling finds resources by; ``props`` the typed props.
+"""
+
+from __future__ import annotations
+
+from audit_stack.construct.pipeline import AuditPipeline
+from audit_stack.construct.props import AuditPipelineProps
+from audit_stack.construct.validation import PropsError
+
+__all__ = ["AuditPipeline", "AuditPipelineProps", "PropsError"]

@@ -1,0 +1,319 @@
+"""Who may do what to the pipeline: IAM action lists as named constants, the grants, and the
+resource policies that deny everyone else.
+
+Principal lists that grants extend (the secret's readers, the DLQ's redrivers) are read at
+synthesis, so a grant made after the construct was built still reaches its resource policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jsii
+from aws_cdk import IStableAnyProducer, Lazy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from audit_stack.construct.encryption import PUBLISHER_KEY_ACTIONS, require_key_statement
+
+__all__ = [
+    "APPEND_ACTIONS",
+    "FUNCTION_KEY_ACTIONS",
+    "LOOKUP_KEY_ACTIONS",
+    "PUBLISH_ACTIONS",
+    "RECORDER_KEY_ACTIONS",
+    "RECORDER_TABLE_ACTIONS",
+    "REDRIVE_DLQ_ACTIONS",
+    "REDRIVE_KEY_ACTIONS",
+    "REDRIVE_QUEUE_ACTIONS",
+    "SEALER_DIGEST_TABLE_ACTIONS",
+    "SEALER_RECORD_READ_ACTIONS",
+    "SEALER_SEAL_QUEUE_ACTIONS",
+    "SEAL_NOTICE_SEND_ACTIONS",
+    "SECRET_LOOKUP_ACTIONS",
+    "SIGN_ACTIONS",
+    "TABLE_WRITE_ACTIONS_DENIED_TO_ALL",
+    "VERIFY_KEY_ACTIONS",
+    "VERIFY_TABLE_ACTIONS",
+    "PrincipalArns",
+    "allow_cross_account_publishers",
+    "append_only_statements",
+    "grant_lookup",
+    "grant_publish",
+    "grant_record",
+    "grant_redrive",
+    "only_lookup_principals_read",
+    "only_topic_or_redrive_sends",
+]
+
+PUBLISH_ACTIONS = ("sns:Publish",)
+# The one write the audit and digest tables allow, to the one role that appends to each.
+APPEND_ACTIONS = ("dynamodb:PutItem",)
+# Data-plane writes of a DynamoDB table. The audit and digest tables deny them all to every
+# principal, except PutItem to the one role that appends to each.
+TABLE_WRITE_ACTIONS_DENIED_TO_ALL = (
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+)
+# PutItem on the table only (no indexes, no other writes): the recorder can add audit events,
+# never change or remove them.
+RECORDER_TABLE_ACTIONS = APPEND_ACTIONS
+# A function's use of the customer key for the queues and tables it reads and writes: exact
+# actions rather than grant_encrypt_decrypt's ReEncrypt*/GenerateDataKey*.
+FUNCTION_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+RECORDER_KEY_ACTIONS = FUNCTION_KEY_ACTIONS
+# Only the recorder reports records: exact action (grant_send_messages would add
+# kms:ReEncrypt*/GenerateDataKey* with a customer key).
+SEAL_NOTICE_SEND_ACTIONS = ("sqs:SendMessage",)
+SEALER_SEAL_QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+# The sealer reads each reported record back (strongly consistent) before signing it.
+SEALER_RECORD_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")
+SEALER_DIGEST_TABLE_ACTIONS = ("dynamodb:Query", *APPEND_ACTIONS)
+SIGN_ACTIONS = ("kms:Sign",)
+# What `audit verify` reads: the records, the digests and the signing key's public key.
+VERIFY_TABLE_ACTIONS = ("dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem")
+VERIFY_KEY_ACTIONS = ("kms:GetPublicKey", "kms:DescribeKey")
+# What a holder of the pseudonym secret may do: read every version (a lookup across rotations).
+SECRET_LOOKUP_ACTIONS = (
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecretVersionIds",
+)
+LOOKUP_KEY_ACTIONS = ("kms:Decrypt",)
+# What an operator needs to move messages from the DLQ back to the queue (a message move task
+# sends to the source queue with the caller's own permissions).
+REDRIVE_DLQ_ACTIONS = (
+    "sqs:StartMessageMoveTask",
+    "sqs:ListMessageMoveTasks",
+    "sqs:CancelMessageMoveTask",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+)
+REDRIVE_QUEUE_ACTIONS = ("sqs:SendMessage",)
+REDRIVE_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+class PrincipalArns:
+    """IAM principal ARNs collected by grants; a resource policy reads them at synthesis."""
+
+    def __init__(self) -> None:
+        self._arns: list[str] = []
+
+    def add(self, arn: str) -> None:
+        self._arns.append(arn)
+
+    def at_synthesis(self, *, omit_when_empty: bool = False) -> Any:
+        """A token for the list, resolved after every grant (None when empty, if asked)."""
+        return Lazy.any(_Produce(lambda: list(self._arns) or (None if omit_when_empty else [])))
+
+
+def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
+    """A table resource policy: no principal may change or remove items; only ``writer`` adds."""
+    return [
+        iam.PolicyStatement(
+            sid="AppendOnlyNoChanges",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(TABLE_WRITE_ACTIONS_DENIED_TO_ALL),
+            # "*" is this table: a resource policy cannot name its own generated ARN.
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="AppendOnlyOneWriter",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(APPEND_ACTIONS),
+            resources=["*"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
+        ),
+    ]
+
+
+def only_lookup_principals_read(secret: secretsmanager.Secret, readers: PrincipalArns) -> None:
+    """IAM alone would let any principal with secretsmanager:GetSecretValue on "*" (an
+    administrator) read the key; this denies every principal not granted a lookup."""
+    secret.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyGrantedPrincipalsReadThePseudonymKey",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["secretsmanager:GetSecretValue"],
+            resources=["*"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
+        )
+    )
+
+
+def only_topic_or_redrive_sends(
+    queue: sqs.Queue, topic: sns.ITopic, redrivers: PrincipalArns
+) -> None:
+    """Only the topic feeds the queue, and the principals allowed to redrive its DLQ: anyone
+    else with sqs:SendMessage could inject a well-formed event."""
+    queue.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyTheTopicOrARedriveSends",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["sqs:SendMessage"],
+            resources=[queue.queue_arn],
+            conditions={
+                "ArnNotEquals": {
+                    "aws:SourceArn": topic.topic_arn,
+                    # Omitted while nobody may redrive: then only the topic sends.
+                    "aws:PrincipalArn": redrivers.at_synthesis(omit_when_empty=True),
+                }
+            },
+        )
+    )
+
+
+def grant_publish(
+    grantee: iam.IGrantable, topic: sns.ITopic, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """sns:Publish on the topic, and the customer key's two actions if there is one."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(PUBLISH_ACTIONS), resource_arns=[topic.topic_arn]
+    )
+    # With the AWS-managed aws/sns key, its own key policy already lets any principal of the
+    # account use it through SNS; a customer key needs exactly these two actions.
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *PUBLISHER_KEY_ACTIONS)
+    return grant
+
+
+def grant_record(
+    recorder: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """What the recorder needs of the table: append, nothing else."""
+    grant = iam.Grant.add_to_principal(
+        grantee=recorder, actions=list(RECORDER_TABLE_ACTIONS), resource_arns=[table_arn]
+    )
+    if encryption_key is not None:
+        encryption_key.grant(recorder, *RECORDER_KEY_ACTIONS)
+    return grant
+
+
+def grant_redrive(
+    grantee: iam.IGrantable,
+    *,
+    queue: sqs.IQueue,
+    dead_letter_queue: sqs.IQueue,
+    encryption_key: kms.IKey | None,
+    redrivers: PrincipalArns,
+) -> iam.Grant:
+    """Move messages from the DLQ back to the queue; the grantee joins the queue's senders."""
+    principal = grantee.grant_principal
+    arn: str
+    if hasattr(principal, "role_arn"):
+        arn = principal.role_arn
+    elif hasattr(principal, "user_arn"):
+        arn = principal.user_arn
+    elif isinstance(principal, iam.ArnPrincipal):
+        arn = principal.arn
+    else:
+        raise ValueError(
+            "AuditPipeline grant_redrive: the grantee must be an IAM role or user, "
+            f"got {type(principal).__name__}"
+        )
+    redrivers.add(arn)
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(REDRIVE_DLQ_ACTIONS),
+        resource_arns=[dead_letter_queue.queue_arn],
+    )
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(REDRIVE_QUEUE_ACTIONS), resource_arns=[queue.queue_arn]
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *REDRIVE_KEY_ACTIONS)
+    return grant
+
+
+def grant_lookup(
+    grantee: iam.IGrantable,
+    *,
+    secret: secretsmanager.ISecret | None,
+    encryption_key: kms.IKey | None,
+    readers: PrincipalArns,
+) -> iam.Grant:
+    """Read the pseudonym secret (every version); nothing without one (subject in clear)."""
+    if secret is None:
+        return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
+    principal = grantee.grant_principal
+    arn = getattr(principal, "role_arn", None) or getattr(principal, "user_arn", None)
+    if arn is None:
+        raise ValueError(
+            "AuditPipeline grant_lookup: the grantee must be an IAM role or user (or have "
+            "one, like a function): the secret's resource policy names who may read it"
+        )
+    readers.add(arn)
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(SECRET_LOOKUP_ACTIONS), resource_arns=[secret.secret_arn]
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *LOOKUP_KEY_ACTIONS)
+    return grant
+
+
+def allow_cross_account_publishers(
+    scope: Construct,
+    topic: sns.ITopic,
+    encryption_key: kms.IKey | None,
+    *,
+    accounts: Sequence[str],
+    organization_id: str | None,
+) -> None:
+    """A topic policy statement per kind of principal, and the key policy statement those
+    publishers need (only through SNS) with a customer-managed key."""
+    groups: list[tuple[str, list[iam.IPrincipal]]] = []
+    if accounts:
+        groups.append(("Accounts", [iam.AccountPrincipal(account) for account in accounts]))
+    if organization_id is not None:
+        groups.append(("Organization", [iam.OrganizationPrincipal(organization_id)]))
+    for name, principals in groups:
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"AllowAuditPublishersFrom{name}",
+                principals=principals,
+                actions=list(PUBLISH_ACTIONS),
+                resources=[topic.topic_arn],
+            )
+        )
+        if encryption_key is not None:
+            stack = Stack.of(scope)
+            require_key_statement(
+                scope,
+                encryption_key,
+                iam.PolicyStatement(
+                    sid=f"AllowAuditPublishersFrom{name}",
+                    principals=principals,
+                    actions=list(PUBLISHER_KEY_ACTIONS),
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"sns.{stack.region}.{stack.url_suffix}"}
+                    },
+                ),
+                purpose=f"publishers from other accounts ({name.lower()}) cannot encrypt "
+                "their audit events for the topic otherwise",
+            )
+
+
+@jsii.implements(IStableAnyProducer)
+class _Produce:
+    """A value computed at synthesis, after every grant has been made."""
+
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self._produce = produce
+
+    def produce(self) -> Any:
+        return self._produce()
