@@ -16,10 +16,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 __all__ = [
     "MAX_CELL",
     "cell",
@@ -50,6 +46,11 @@ def print_json(document: Any) -> None:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A table with one header line, columns two spaces apart, whole numbers right-aligned."""
+    # Imported here: rich is for tables only, and --help, --version and JSON start without it.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     terminal = sys.stdout.isatty()
     grid = Table(
         box=None,
