@@ -9,7 +9,7 @@ from audit_stack import discovery
 from audit_stack.cli import render
 from audit_stack.cli.dates import Moment
 from audit_stack.cli.errors import OperatorError
-from audit_stack.cli.queries import Page, print_page, query_events
+from audit_stack.cli.queries import Page, print_page, query_events, range_options
 from audit_stack.cli.target import Target
 from audit_stack.lambda_code import contract
 
@@ -66,11 +66,6 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     if arguments.output == "json":
         render.print_json(page.to_dict())
         return 0
-    words = ["events", "--type", arguments.type]
-    for option in ("since", "until"):
-        moment: Moment | None = getattr(arguments, option)
-        if moment is not None:
-            words += [f"--{option}", moment.shown()]
     print_page(
         page,
         columns=_COLUMNS,
@@ -78,6 +73,11 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         since=arguments.since,
         until=arguments.until,
         limit=arguments.limit,
-        again=target.again(*words, "--limit", str(arguments.limit)),
+        again=target.again(
+            "events",
+            "--type",
+            arguments.type,
+            *range_options(arguments.since, arguments.until, arguments.limit),
+        ),
     )
     return 0

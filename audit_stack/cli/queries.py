@@ -16,11 +16,19 @@ from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from audit_stack.cli import render
 from audit_stack.cli.dates import Moment, event_key_bounds
 from audit_stack.cli.errors import UsageError
 from audit_stack.lambda_code import contract
 
-__all__ = ["Page", "decode_cursor", "encode_cursor", "print_page", "query_events"]
+__all__ = [
+    "Page",
+    "decode_cursor",
+    "encode_cursor",
+    "print_page",
+    "query_events",
+    "range_options",
+]
 
 # Partitions queried at once (a type's shards, an account's pseudonyms).
 _MAX_PARALLEL_QUERIES: Final = 16
@@ -157,6 +165,15 @@ def _key_range(lower: str | None, upper: str | None) -> tuple[str, dict[str, dic
     return "", {}
 
 
+def range_options(since: Moment | None, until: Moment | None, limit: int) -> list[str]:
+    """The options a command line for the next page repeats: the same range, the same limit."""
+    words = []
+    for option, moment in (("--since", since), ("--until", until)):
+        if moment is not None:
+            words += [option, moment.shown()]
+    return [*words, "--limit", str(limit)]
+
+
 def print_page(
     page: Page,
     *,
@@ -171,8 +188,6 @@ def print_page(
     """A page as a table under a one-line summary, and the command line that continues it.
 
     ``shown(event, column)`` gives a cell's value (default: the event's attribute)."""
-    from audit_stack.cli import render
-
     period = (f" since {since.shown()}" if since else "") + (
         f" until {until.shown()}" if until else ""
     )

@@ -11,7 +11,7 @@ from audit_stack import discovery, lambda_code
 from audit_stack.cli import render
 from audit_stack.cli.dates import Moment
 from audit_stack.cli.errors import OperatorError, UsageError, error_code
-from audit_stack.cli.queries import Page, print_page, query_events
+from audit_stack.cli.queries import Page, print_page, query_events, range_options
 from audit_stack.cli.target import Target
 from audit_stack.lambda_code import contract
 
@@ -88,20 +88,14 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         since=arguments.since,
         until=arguments.until,
         limit=arguments.limit,
-        again=target.again(*words, *_query_options(arguments)),
+        again=target.again(
+            *words,
+            *(["--type", arguments.type] if arguments.type else []),
+            *range_options(arguments.since, arguments.until, arguments.limit),
+        ),
         shown=_shown,
     )
     return 0
-
-
-def _query_options(arguments: argparse.Namespace) -> list[str]:
-    """The options that a continuation must repeat."""
-    words = ["--type", arguments.type] if arguments.type else []
-    for option in ("since", "until"):
-        moment: Moment | None = getattr(arguments, option)
-        if moment is not None:
-            words += [f"--{option}", moment.shown()]
-    return [*words, "--limit", str(arguments.limit)]
 
 
 def _normalized(email: str) -> str:

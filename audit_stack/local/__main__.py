@@ -23,8 +23,8 @@ from typing import Any, TextIO
 from boto3.dynamodb.types import TypeDeserializer
 
 from audit_stack import discovery, lambda_code
-from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.discovery import PipelineNotFoundError
+from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
 from audit_stack.local.template import DeploymentError
 
