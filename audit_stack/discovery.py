@@ -16,6 +16,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "ALARM",
+    "DEAD_LETTER_QUEUE",
+    "DIGEST_TABLE",
+    "METADATA_KEY",
+    "PSEUDONYM_SECRET",
+    "PUBLISHER",
+    "QUEUE",
+    "RECORDER",
+    "SEALER",
+    "SEAL_QUEUE",
+    "SIGNING_KEY",
+    "SUBSCRIPTION_DEAD_LETTER_QUEUE",
+    "TABLE",
+    "TOPIC",
+    "PipelineNotFoundError",
+    "PipelineResources",
+    "find_pipelines",
+    "function_environment",
+    "function_role",
+    "select_pipeline",
+]
+
 METADATA_KEY = "AuditPipeline"
 
 # Roles of single resources. Functions get their own role names: "publisher", "recorder", and
@@ -206,6 +229,26 @@ def _matching(found: list[PipelineResources], wanted: str) -> list[PipelineResou
     suffixes = [pipeline for pipeline in found if wanted.endswith("/" + pipeline.path)]
     longest = max((len(pipeline.path) for pipeline in suffixes), default=0)
     return [pipeline for pipeline in suffixes if len(pipeline.path) == longest]
+
+
+def function_environment(
+    template: Mapping[str, Any], pipeline: PipelineResources, role: str
+) -> dict[str, str]:
+    """The environment variables the template gives the pipeline's function with this role, as
+    text; empty when the function, or its environment, is not in the template."""
+    logical_id = pipeline.roles.get(role)
+    resource = (template.get("Resources") or {}).get(logical_id) if logical_id else None
+    properties = resource.get("Properties") if isinstance(resource, Mapping) else None
+    environment = properties.get("Environment") if isinstance(properties, Mapping) else None
+    variables = environment.get("Variables") if isinstance(environment, Mapping) else None
+    if not isinstance(variables, Mapping):
+        return {}
+    # Unresolved intrinsics (a {"Ref": ...}) have no value to read here: left out.
+    return {
+        str(name): str(value)
+        for name, value in variables.items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    }
 
 
 def function_role(construct_id: str) -> str:

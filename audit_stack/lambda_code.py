@@ -66,6 +66,6 @@ def pseudonymous_subject(normalized_email: str, secret: bytes) -> str:
 # The data contract (table, index, attribute and metric names; lambdas/audit_events/contract.py),
 # the same module object the handlers import, typed for mypy through its source path.
 if TYPE_CHECKING:
-    import audit_events.contract as contract
+    from audit_events import contract as contract  # "as": a re-export, for mypy
 else:
     contract = audit_events_module("contract")

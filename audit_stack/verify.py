@@ -16,12 +16,31 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from audit_stack.lambda_code import audit_events_module
+from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
     from audit_events import integrity
 else:
     integrity = audit_events_module("integrity")
+
+__all__ = [
+    "CHAIN",
+    "KINDS",
+    "MISSING",
+    "MODIFIED",
+    "PENDING",
+    "REJECTED_AT_SEAL",
+    "SEALED_TWICE",
+    "UNSEALED",
+    "Finding",
+    "VerifyReport",
+    "digest_items",
+    "kms_public_key",
+    "load_public_key",
+    "public_key_pem",
+    "scan_records",
+    "verify_log",
+]
 
 # Finding kinds, in the order the report lists them.
 MODIFIED = "modified"
@@ -32,9 +51,6 @@ SEALED_TWICE = "sealed twice"
 REJECTED_AT_SEAL = "rejected by the sealer"
 CHAIN = "chain"
 KINDS = (CHAIN, MODIFIED, MISSING, UNSEALED, SEALED_TWICE, REJECTED_AT_SEAL, PENDING)
-
-PARTITION_KEY = "subject"
-SORT_KEY = "event_key"
 
 
 @dataclass(frozen=True)
@@ -100,12 +116,12 @@ def verify_log(
 ) -> VerifyReport:
     """Check the chain, every digest's signature and every record against its digest."""
     report = VerifyReport()
-    ordered = sorted(digest_items, key=lambda item: int(item[integrity.DIGEST_SORT_KEY]["N"]))
+    ordered = sorted(digest_items, key=lambda item: int(item[contract.DIGEST_SORT_KEY]["N"]))
     report.digests = len(ordered)
     sealed: dict[tuple[str, str], tuple[str, int, datetime]] = {}
     previous: tuple[int, str] | None = None  # (sequence, signature) of the digest before
     for item in ordered:
-        sequence = int(item[integrity.DIGEST_SORT_KEY]["N"])
+        sequence = int(item[contract.DIGEST_SORT_KEY]["N"])
         digest = _checked_digest(item, sequence, previous, public_key, report.findings)
         previous = (sequence, item.get("signature", {}).get("S", ""))
         if digest is None:
@@ -143,10 +159,10 @@ def verify_log(
 
     seen: set[tuple[str, str]] = set()
     for item in records:
-        key = (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
+        key = (item[contract.PARTITION_KEY]["S"], item[contract.SORT_KEY]["S"])
         seen.add(key)
         recorded_at = integrity.record_time(
-            item.get(integrity.RECORDED_AT_ATTRIBUTE, {}).get("S", "")
+            item.get(contract.RECORDED_AT_ATTRIBUTE, {}).get("S", "")
         )
         if since is not None and recorded_at < since and key not in sealed:
             continue
@@ -154,7 +170,7 @@ def verify_log(
             continue
         report.records += 1
         content_hash = integrity.record_hash(item)
-        stated_hash = item.get(integrity.RECORD_HASH_ATTRIBUTE, {}).get("S")
+        stated_hash = item.get(contract.RECORD_HASH_ATTRIBUTE, {}).get("S")
         if key in sealed:
             sealed_hash, sequence, _ = sealed[key]
             if content_hash != sealed_hash or stated_hash != sealed_hash:
@@ -255,7 +271,7 @@ def digest_items(dynamodb: Any, digest_table: str) -> list[dict[str, Any]]:
     request: dict[str, Any] = {
         "TableName": digest_table,
         "KeyConditionExpression": "#c = :c",
-        "ExpressionAttributeNames": {"#c": integrity.DIGEST_PARTITION_KEY},
+        "ExpressionAttributeNames": {"#c": contract.DIGEST_PARTITION_KEY},
         "ExpressionAttributeValues": {":c": {"S": integrity.DIGEST_CHAIN}},
         "ConsistentRead": True,
     }

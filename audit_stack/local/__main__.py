@@ -25,8 +25,8 @@ from typing import Any, TextIO
 from boto3.dynamodb.types import TypeDeserializer
 
 from audit_stack import discovery
-from audit_stack.cli import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.discovery import PipelineNotFoundError
+from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.local.deploy.template import DeploymentError
 from audit_stack.local.http.server import PortUnavailableError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline

@@ -1,4 +1,4 @@
-"""The CLI's pure parts: why a DLQ body fails, ISO dates, and the data model it relies on."""
+"""The CLI's pure parts: why a DLQ body fails (the recorder's verdict), ISO dates, the key range."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from audit_events.event import PoisonMessageError, parse_sns_envelope
-from audit_stack import cli
+from audit_stack.cli.dates import Moment, event_key_bounds, iso_moment, timestamp
+from audit_stack.cli.dlq import RECORDABLE, Diagnosis, diagnose
+from audit_stack.cli.errors import UsageError
+from audit_stack.lambda_code import contract
 
 EVENT = {
     "schema_version": 1,
@@ -37,52 +40,72 @@ def notification(message: Any) -> str:
 
 
 POISON = {
-    "not JSON": ("{not json", "not JSON"),
-    "JSON array": ("[1, 2]", "not an SNS notification: the body is JSON but not an object"),
-    "bare event": (
-        json.dumps(EVENT),
-        "not an SNS notification: a bare event (sent straight to the queue, or raw delivery)",
+    "not JSON": ("{not json", "body: must be valid JSON"),
+    "JSON array": ("[1, 2]", "body: must be a JSON object"),
+    "bare event": (json.dumps(EVENT), 'Type: must be "Notification"'),
+    "other envelope": (
+        json.dumps({"Type": "SubscriptionConfirmation"}),
+        'Type: must be "Notification"',
     ),
-    "other envelope": (json.dumps({"Type": "SubscriptionConfirmation"}), "not an SNS notification"),
-    "message not JSON": (notification("hello"), "the SNS Message is not JSON"),
-    "message not an object": (notification("[]"), "the SNS Message is not a JSON object"),
+    "message not JSON": (notification("hello"), "message: must be valid JSON"),
+    "message not an object": (notification("[]"), "message: must be a JSON object"),
     "missing field": (
         notification({k: v for k, v in EVENT.items() if k != "occurred_at"}),
-        "event field occurred_at: is required",
+        "occurred_at: is required",
     ),
     "future schema": (
         notification({**EVENT, "schema_version": 3}),
-        "event field schema_version: 3 is not understood",
+        "schema_version: must be 1 or 2, the versions understood",
     ),
     "empty subject": (
         notification({**EVENT, "subject": ""}),
-        "event field subject: must be a non-empty string",
+        "subject: must be 1 to 1024 characters",
     ),
     "details not an object": (
         notification({**EVENT, "details": "x"}),
-        "event field details: must be a JSON object",
+        "details: must be a JSON object",
     ),
+    # What the old light check let through as "looks valid": the recorder refuses them.
+    "bad event id": (notification({**EVENT, "event_id": "not-a-uuid"}), "event_id: must be a"),
+    "bad timestamp": (
+        notification({**EVENT, "occurred_at": "2026-11-29 04:47"}),
+        "occurred_at: must be a UTC timestamp",
+    ),
+    "unexpected field": (notification({**EVENT, "extra": 1}), "message: unexpected field(s)"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(POISON))
-def test_diagnosis_names_the_problem_and_the_recorder_agrees(case: str) -> None:
+def test_diagnosis_is_the_recorders_own_verdict(case: str) -> None:
     body, problem = POISON[case]
 
-    assert cli.diagnose(body)[0] == problem
-    # The recorder's own parser is the oracle: the CLI never blames a body the recorder accepts.
-    with pytest.raises(PoisonMessageError):
+    diagnosis = diagnose(body)
+
+    assert diagnosis.poison is True
+    assert diagnosis.problem.startswith(problem)
+    # Word for word what the recorder says when it dead-letters the body.
+    with pytest.raises(PoisonMessageError) as refused:
         parse_sns_envelope(body)
+    assert diagnosis.problem == str(refused.value)
 
 
-def test_a_valid_notification_has_no_problem_and_names_its_event() -> None:
+def test_a_valid_notification_is_recordable_and_names_its_event() -> None:
     body = notification(EVENT)
 
-    problem, event = cli.diagnose(body)
+    diagnosis = diagnose(body)
 
-    assert problem.startswith("looks valid (light check)")
-    assert event == f"AccountDeleted {EVENT['event_id']}"
+    assert diagnosis == Diagnosis(False, RECORDABLE, f"AccountDeleted {EVENT['event_id']}")
     parse_sns_envelope(body)
+
+
+def test_a_refused_body_names_its_event_by_type_and_id_only() -> None:
+    bare = diagnose(json.dumps(EVENT))
+    odd_type = diagnose(notification({**EVENT, "event_type": "john.doe@mail.com"}))
+
+    assert bare.event == f"AccountDeleted {EVENT['event_id']}"
+    # A field in an unexpected shape is not shown: it may be anything, personal data included.
+    assert odd_type.event is None
+    assert "john.doe" not in (odd_type.problem + str(odd_type.event))
 
 
 @pytest.mark.parametrize(
@@ -96,38 +119,37 @@ def test_a_valid_notification_has_no_problem_and_names_its_event() -> None:
     ],
 )
 def test_iso_dates_naive_means_utc(text: str, expected: datetime, whole_day: bool) -> None:
-    moment = cli.iso_moment(text)
+    moment = iso_moment(text)
 
-    assert moment == cli.Moment(expected, whole_day)
+    assert moment == Moment(expected, whole_day)
     assert moment.value.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize("text", ["", "tomorrow", "2026-02-30", "29/11/2026", "2026-11-29T25:00"])
 def test_bad_dates_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="not an ISO 8601 date or date-time"):
-        cli.iso_moment(text)
+        iso_moment(text)
 
 
 def test_a_whole_day_until_includes_every_key_of_its_last_microsecond() -> None:
-    day = cli.iso_moment("2026-11-29")
-    instant = cli.iso_moment("2026-11-29T10:00:00+00:00")
+    day = iso_moment("2026-11-29")
+    instant = iso_moment("2026-11-29T10:00:00+00:00")
 
-    _, by_day = cli._event_key_condition(None, day)
-    _, by_instant = cli._event_key_condition(instant, instant)
+    _, by_day = event_key_bounds(None, day)
+    by_instant = event_key_bounds(instant, instant)
 
-    assert by_day[":until"]["S"] == "2026-11-29T23:59:59.999999Z~"
-    assert by_day[":until"]["S"] > "2026-11-29T23:59:59.999999Z#ffffffff"
-    assert by_day[":until"]["S"] < "2026-11-30T00:00:00.000000Z#0"
-    assert by_instant == {
-        ":since": {"S": "2026-11-29T10:00:00.000000Z"},
-        ":until": {"S": "2026-11-29T10:00:00.000000Z~"},
-    }
-    assert cli._timestamp(datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=2)))) == (
+    assert by_day == "2026-11-29T23:59:59.999999Z~"
+    assert by_day > "2026-11-29T23:59:59.999999Z#ffffffff"
+    assert by_day < "2026-11-30T00:00:00.000000Z#0"
+    assert by_instant == ("2026-11-29T10:00:00.000000Z", "2026-11-29T10:00:00.000000Z~")
+    assert timestamp(datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=2)))) == (
         "2025-12-31T23:00:00.000000Z"
     )
 
 
-def test_the_clis_data_model_matches_the_synthesized_table(template_json: dict[str, Any]) -> None:
+def test_the_contract_the_cli_reads_matches_the_synthesized_table(
+    template_json: dict[str, Any],
+) -> None:
     (table,) = [
         resource["Properties"]
         for resource in template_json["Resources"].values()
@@ -136,10 +158,15 @@ def test_the_clis_data_model_matches_the_synthesized_table(template_json: dict[s
     ]
     keys = {key["KeyType"]: key["AttributeName"] for key in table["KeySchema"]}
     (index,) = [
-        i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == cli.EVENT_TYPE_INDEX
+        i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == contract.EVENT_TYPE_INDEX
     ]
     index_keys = {key["KeyType"]: key["AttributeName"] for key in index["KeySchema"]}
 
-    assert keys == {"HASH": cli.PARTITION_KEY, "RANGE": cli.SORT_KEY}
-    assert index_keys == {"HASH": cli.EVENT_TYPE_SHARD_ATTRIBUTE, "RANGE": cli.SORT_KEY}
+    assert keys == {"HASH": contract.PARTITION_KEY, "RANGE": contract.SORT_KEY}
+    assert index_keys == {"HASH": contract.EVENT_TYPE_SHARD_ATTRIBUTE, "RANGE": contract.SORT_KEY}
     assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_a_since_after_until_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--since is after --until"):
+        event_key_bounds(iso_moment("2026-11-30"), iso_moment("2026-11-29"))

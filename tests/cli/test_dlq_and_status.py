@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from audit_stack.cli import EXIT_REFUSED
 from audit_stack.local import LocalAuditPipeline
 from tests.cli.conftest import Audit
 from tests.cli.helpers import (
@@ -60,12 +61,13 @@ def test_poison_message_shows_in_dlq_show_with_why_and_nothing_is_consumed(
     assert shown.exit_code == 0, shown.stderr
     (message,) = shown.json()["messages"]
     assert message["body"] == NOT_JSON
-    assert message["problem"] == "not JSON"
+    assert message["problem"] == "body: must be valid JSON"
+    assert message["poison"] is True
     # The recorder's receives, then this look.
     assert message["receive_count"] >= max_receive_count(pipeline) + 1
     assert message["sent_at"].endswith("Z")
     assert table.exit_code == 0
-    assert message["message_id"] in table.stdout and "not JSON" in table.stdout
+    assert message["message_id"] in table.stdout and "body: must be valid JSON" in table.stdout
     assert "Nothing was consumed" in table.stdout
     # Still there, and receivable at once: dlq show left it visible.
     assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)
@@ -98,7 +100,8 @@ def test_dlq_show_tells_a_valid_event_from_a_malformed_one(
     (message,) = audit("dlq", "show", "--json").json()["messages"]
 
     assert message["event"] == f"AccountDeleted {event_id}"
-    assert message["problem"].startswith("looks valid (light check)")
+    assert message["poison"] is False
+    assert message["problem"].startswith("recordable: the recorder failed for another reason")
 
 
 def test_dlq_show_refuses_a_dead_letter_queue_that_has_its_own_redrive_policy(
@@ -225,3 +228,35 @@ def test_status_reads_the_stacks_alarms_and_says_they_are_not_evaluated_locally(
     assert report["queues"]["queue"]["oldest_message_age_seconds"] is None
     assert "ApproximateAgeOfOldestMessage >= 900" in table.stdout
     assert "no data" in table.stdout
+
+
+def test_dlq_redrive_refuses_unrecordable_messages_without_force_and_moves_them_with_it(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    (event_id,) = fail_recording(pipeline, audit, "mixed.batch@mail.com")
+    send(pipeline, "DeadLetterQueueUrl", NOT_JSON)
+
+    refused = audit("dlq", "redrive")
+    refused_json = audit("dlq", "redrive", "--json")
+
+    assert refused.exit_code == refused_json.exit_code == EXIT_REFUSED == 4
+    assert refused.stdout == refused_json.stdout == ""
+    warning, *reasons, error = refused.stderr.splitlines()
+    assert warning.startswith("warning: 1 message(s) in the dead-letter queue are unrecordable")
+    assert reasons == ["  1 x body: must be valid JSON"]
+    assert error.startswith("audit: error: not redriving: 1 message(s) would fail again")
+    assert "--force" in error
+    # Nothing moved, nothing hidden: both still wait in the dead-letter queue.
+    assert depth(pipeline, "DeadLetterQueueUrl") == (2, 0)
+
+    delivered_before = len(pipeline.invocations("recorder"))
+    forced = audit("dlq", "redrive", "--force", "--json")
+    pipeline.run_until_idle(timeout=60)
+
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.json()["moved"] == 2 and forced.json()["unrecordable"] == 1
+    assert "(moving them anyway: --force)" in forced.stderr
+    assert NOT_JSON in bodies_delivered(pipeline, since=delivered_before)
+    assert event_ids(audit("trail", "mixed.batch@mail.com", "--json").json()) == [event_id]
+    # The poison message is back where the recorder sends what it cannot record.
+    assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)

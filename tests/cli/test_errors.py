@@ -7,7 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from audit_stack import cli
+from audit_stack.cli import OperatorError, Target
+from audit_stack.cli.events import events_of_type
 from tests.cli.conftest import Audit
 
 
@@ -100,7 +101,7 @@ def test_help_exits_with_0_and_documents_the_exit_codes(audit_anywhere: Audit) -
 
 def test_events_on_a_stack_without_the_by_type_index_says_so() -> None:
     # The recorder's EVENT_TYPE_INDEX_SHARDS is 0: event_type_index=False.
-    target = cli.Target(
+    target = Target(
         "AuditPipelineStack",
         "eu-west-1",
         None,
@@ -108,7 +109,6 @@ def test_events_on_a_stack_without_the_by_type_index_says_so() -> None:
         resources={"table": "t"},
         event_type_index_shards=0,
     )
-    arguments = cli.build_parser().parse_args(["events", "--type", "AccountDeleted"])
 
-    with pytest.raises(cli.OperatorError, match="has no by-type index"):
-        cli.events(target, arguments)
+    with pytest.raises(OperatorError, match="has no by-type index"):
+        events_of_type(target, "AccountDeleted", limit=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from audit_stack import cli, lambda_code
+from audit_stack import endpoints, lambda_code
+from audit_stack.cli import events
+from audit_stack.cli.queries import encode_cursor
 from audit_stack.local import LocalAuditPipeline
 from tests.cli.conftest import Audit
 from tests.cli.helpers import depth, event_ids, publish_event
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_EVENTS = {"events": [], "more": False, "next_cursor": None}
 
 
 def test_delete_account_then_trail_shows_the_event_newest_first(
@@ -82,7 +86,11 @@ def test_trail_of_an_unknown_account_is_empty_not_an_error(audit: Audit) -> None
 
     assert run.exit_code == 0
     assert run.stdout == "No events for the given address.\n"
-    assert audit("trail", "nobody@mail.com", "--json").json() == {"events": [], "more": False}
+    assert audit("trail", "nobody@mail.com", "--json").json() == {
+        "events": [],
+        "more": False,
+        "next_cursor": None,
+    }
 
 
 def test_trail_filters_by_type_and_stops_at_the_limit(
@@ -101,7 +109,7 @@ def test_trail_filters_by_type_and_stops_at_the_limit(
     assert len(everything) == 3
     assert event_ids(limited) == everything[:2] and limited["more"] is True
     assert "More events match" in table.stdout
-    assert other_type == {"events": [], "more": False}
+    assert other_type == NO_EVENTS
     assert event_ids(same_type) == everything
 
 
@@ -200,7 +208,7 @@ def test_target_options_work_before_and_after_the_command(
     nested = audit_anywhere("dlq", "show", "--endpoint-url", pipeline.endpoint_url, "--json")
 
     assert before.exit_code == after.exit_code == nested.exit_code == 0
-    assert before.json() == after.json() == {"events": [], "more": False}
+    assert before.json() == after.json() == NO_EVENTS
     assert nested.json()["messages"] == []
 
 
@@ -208,13 +216,13 @@ def test_local_means_the_default_endpoint_of_the_emulator(
     audit_anywhere: Audit, pipeline: LocalAuditPipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The module's emulator listens on a free port, not on LOCAL_PORT (a `make up` may run there).
-    monkeypatch.setattr(cli, "LOCAL_ENDPOINT_URL", pipeline.endpoint_url)
+    monkeypatch.setattr(endpoints, "LOCAL_ENDPOINT_URL", pipeline.endpoint_url)
 
     run = audit_anywhere("--local", "status", "--json")
 
     assert run.exit_code == 0, run.stderr
     assert run.json()["endpoint_url"] == pipeline.endpoint_url
-    assert run.json()["region"] == cli.LOCAL_REGION == pipeline.region
+    assert run.json()["region"] == endpoints.LOCAL_REGION == pipeline.region
 
 
 def test_installed_console_script_and_python_m_run_the_same_cli(
@@ -241,12 +249,21 @@ def test_installed_console_script_and_python_m_run_the_same_cli(
             [*command, *argv], env=env, capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == {"events": [], "more": False}
+        assert json.loads(result.stdout) == NO_EVENTS
 
     help_run = subprocess.run(
         [str(script), "--help"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert help_run.returncode == 0 and "exit codes:" in help_run.stdout
+    version_run = subprocess.run(
+        [sys.executable, "-m", "audit_stack", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version_run.returncode == 0 and version_run.stdout.startswith("audit ")
 
 
 def test_events_pages_through_every_shard_with_a_cursor(
@@ -268,9 +285,9 @@ def test_events_pages_through_every_shard_with_a_cursor(
         )
         assert run.exit_code == 0, run.stderr
         pages.append(run.json())
-        if "cursor" not in run.json():
+        if run.json()["next_cursor"] is None:
             break
-        cursor = ["--cursor", run.json()["cursor"]]
+        cursor = ["--cursor", run.json()["next_cursor"]]
 
     assert [len(page["events"]) for page in pages] == [10, 10, 5]
     assert [page["more"] for page in pages] == [True, True, False]
@@ -282,14 +299,14 @@ def test_events_pages_through_every_shard_with_a_cursor(
 
 
 def test_a_cursor_of_another_type_or_garbage_is_a_usage_error(audit: Audit) -> None:
-    other = cli._encode_cursor("AccountCreated", "2023-05-01T00:00:00.000000Z#x")
+    other = encode_cursor(events.scope("AccountCreated"), "2023-05-01T00:00:00.000000Z#x")
 
     wrong_type = audit("events", "--type", "AccountDeleted", "--cursor", other)
     garbage = audit("events", "--type", "AccountDeleted", "--cursor", "not-a-cursor")
 
     assert wrong_type.exit_code == garbage.exit_code == 2
     assert "it continues events of type 'AccountCreated'" in wrong_type.stderr
-    assert "not a cursor printed by `audit events`" in garbage.stderr
+    assert "not a cursor printed by `audit trail` or `audit events`" in garbage.stderr
 
 
 def test_trail_finds_records_in_clear_and_under_every_version_of_the_secret(
@@ -360,3 +377,61 @@ def test_trail_without_access_to_the_secret_says_which_grant_is_missing(
     assert "not allowed to read the pseudonym secret" in run.stderr
     assert "AuditPipeline.grant_lookup" in run.stderr
     assert "anyone" not in run.stderr
+
+
+def test_trail_pages_with_a_cursor_and_its_table_prints_the_command_that_continues(
+    audit: Audit, audit_anywhere: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    address = "paged.trail@mail.com"
+    for _ in range(5):
+        assert audit("delete-account", address).exit_code == 0
+    pipeline.run_until_idle()
+    everything = event_ids(audit("trail", address, "--json").json())
+
+    pages = []
+    cursor: list[str] = []
+    while True:
+        run = audit("trail", address, "--limit", "2", *cursor, "--json")
+        assert run.exit_code == 0, run.stderr
+        pages.append(run.json())
+        if run.json()["next_cursor"] is None:
+            break
+        cursor = ["--cursor", run.json()["next_cursor"]]
+
+    assert [len(page["events"]) for page in pages] == [2, 2, 1]
+    assert [page["more"] for page in pages] == [True, True, False]
+    assert [event_id for page in pages for event_id in event_ids(page)] == everything
+    # A table's last line is the command for the next page; the address stays out of it.
+    first = audit("trail", address, "--limit", "2")
+    last_line = first.stdout.splitlines()[-1]
+    assert last_line.startswith("More events match: continue with audit --endpoint-url ")
+    assert "paged.trail" not in first.stdout
+    command = shlex.split(last_line.split("continue with ", 1)[1])
+    assert command[0] == "audit" and "EMAIL" in command
+    second = audit_anywhere(*(address if word == "EMAIL" else word for word in command[1:]))
+    assert second.exit_code == 0, second.stderr
+    assert second.stdout.splitlines()[0] == "2 event(s) for the given address, newest first:"
+    assert all(event_id in second.stdout for event_id in event_ids(pages[1]))
+    assert not any(event_id in second.stdout for event_id in event_ids(pages[0]))
+    # A trail's cursor does not continue another query.
+    other = audit("events", "--type", "AccountDeleted", "--cursor", pages[0]["next_cursor"])
+    assert other.exit_code == 2
+    assert "it continues an account's trail, not events of type 'AccountDeleted'" in other.stderr
+
+
+def test_output_json_is_the_same_as_json_and_output_table_the_default(audit: Audit) -> None:
+    audit("delete-account", "output.flag@mail.com")
+    query = ["trail", "output.flag@mail.com"]
+
+    short = audit(*query, "--json")
+    long_after = audit(*query, "--output", "json")
+    long_before = audit("--output", "json", *query)
+    table = audit(*query, "--output", "table")
+    default = audit(*query)
+
+    assert short.exit_code == long_after.exit_code == long_before.exit_code == 0
+    assert short.stdout == long_after.stdout == long_before.stdout
+    assert short.json()["events"]
+    assert table.stdout == default.stdout and not table.stdout.startswith("{")
+    bad = audit(*query, "--output", "yaml")
+    assert bad.exit_code == 2 and "argument --output: invalid choice: 'yaml'" in bad.stderr

@@ -9,6 +9,7 @@ import pytest
 from audit_stack.discovery import (
     PipelineNotFoundError,
     find_pipelines,
+    function_environment,
     function_role,
     select_pipeline,
 )
@@ -131,3 +132,27 @@ def test_unmarked_pipelines_are_found_by_their_cdk_paths_even_nested() -> None:
     }
     assert tenants.alarms == ("STenantsAuditAlarm",)
     assert "Other" not in audit.members + tenants.members
+
+
+def test_a_functions_environment_is_read_from_the_template_as_text() -> None:
+    recorder = _resource("AWS::Lambda::Function", "Audit", "recorder")
+    recorder["Properties"] = {
+        "Environment": {
+            "Variables": {
+                "EVENT_TYPE_INDEX_SHARDS": 4,
+                "TABLE_NAME": {"Ref": "Table"},
+                "POWERTOOLS_SERVICE_NAME": "audit-pipeline",
+            }
+        }
+    }
+    publisher = _resource("AWS::Lambda::Function", "Audit", "publisher")
+    template = {"Resources": {"Recorder": recorder, "Publisher": publisher}}
+    (pipeline,) = find_pipelines(template)
+
+    # Unresolved intrinsics have no value to read: left out, not shown as their dict.
+    assert function_environment(template, pipeline, "recorder") == {
+        "EVENT_TYPE_INDEX_SHARDS": "4",
+        "POWERTOOLS_SERVICE_NAME": "audit-pipeline",
+    }
+    assert function_environment(template, pipeline, "publisher") == {}
+    assert function_environment(template, pipeline, "sealer") == {}

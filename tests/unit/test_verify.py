@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from audit_stack import verify as checks
-from audit_stack.lambda_code import audit_events_module
+from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.verify import Finding, verify_log
 
 if TYPE_CHECKING:
@@ -25,9 +25,9 @@ OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
 def _record(subject: str, recorded_at: str = "2026-01-01T00:00:00.000000Z") -> dict[str, Any]:
     return integrity.with_record_hash(
         {
-            "subject": {"S": subject},
-            "event_key": {"S": f"{recorded_at}#id-{subject}"},
-            "recorded_at": {"S": recorded_at},
+            contract.PARTITION_KEY: {"S": subject},
+            contract.SORT_KEY: {"S": f"{recorded_at}#id-{subject}"},
+            contract.RECORDED_AT_ATTRIBUTE: {"S": recorded_at},
             "details": {"M": {"n": {"N": "1"}}},
         }
     )
@@ -35,7 +35,9 @@ def _record(subject: str, recorded_at: str = "2026-01-01T00:00:00.000000Z") -> d
 
 def _ref(item: dict[str, Any]) -> Any:
     return integrity.RecordRef(
-        item["subject"]["S"], item["event_key"]["S"], item["record_hash"]["S"]
+        item[contract.PARTITION_KEY]["S"],
+        item[contract.SORT_KEY]["S"],
+        item[contract.RECORD_HASH_ATTRIBUTE]["S"],
     )
 
 

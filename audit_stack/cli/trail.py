@@ -1,0 +1,148 @@
+"""``audit trail EMAIL``: one account's audit events, newest first, a page at a time."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from audit_stack import discovery, lambda_code
+from audit_stack.cli import render
+from audit_stack.cli.dates import Moment
+from audit_stack.cli.errors import OperatorError, UsageError, error_code
+from audit_stack.cli.queries import Page, print_page, query_events, range_options
+from audit_stack.cli.target import Target
+from audit_stack.lambda_code import contract
+
+__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "run"]
+
+SCOPE: Final = "an account's trail"
+"""What a ``trail`` cursor continues."""
+DETAILS_NOT_STORED: Final = "(no personal details stored)"
+"""How a record whose subject is a pseudonym shows its details: none are stored."""
+_COLUMNS: Final = ("occurred_at", "event_type", "event_id", "source", "details")
+
+
+def account_trail(
+    target: Target,
+    email: str,
+    *,
+    limit: int,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    event_type: str | None = None,
+    cursor: str | None = None,
+) -> Page:
+    """The account's events, newest first.
+
+    The account's records are under the address's pseudonym for each version of the pseudonym
+    secret (rotation gives an account a new one), and under the address itself for records
+    written in clear (version 1, or ``subject_in_clear``).
+    """
+    normalized = _normalized(email)
+    secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
+    pseudonyms = (
+        [
+            lambda_code.pseudonymous_subject(normalized, secret)
+            for secret in _secret_versions(target, secret_arn)
+        ]
+        if secret_arn
+        else []
+    )
+    return query_events(
+        target.client("dynamodb"),
+        target.resource(discovery.TABLE),
+        partition_attribute=contract.PARTITION_KEY,
+        partitions=[*pseudonyms, normalized],
+        scope=SCOPE,
+        limit=limit,
+        since=since,
+        until=until,
+        event_type=event_type,
+        cursor=cursor,
+    )
+
+
+def run(target: Target, arguments: argparse.Namespace) -> int:
+    page = account_trail(
+        target,
+        arguments.email,
+        limit=arguments.limit,
+        since=arguments.since,
+        until=arguments.until,
+        event_type=arguments.type,
+        cursor=arguments.cursor,
+    )
+    if arguments.output == "json":
+        render.print_json(page.to_dict())
+        return 0
+    # The address is never printed when the stack keeps it out of its records.
+    secret = discovery.PSEUDONYM_SECRET in target.resources
+    title = "for the given address" if secret else f"for {_normalized(arguments.email)}"
+    words = ["trail", "EMAIL" if secret else _normalized(arguments.email)]
+    print_page(
+        page,
+        columns=_COLUMNS,
+        title=title,
+        since=arguments.since,
+        until=arguments.until,
+        limit=arguments.limit,
+        again=target.again(
+            *words,
+            *(["--type", arguments.type] if arguments.type else []),
+            *range_options(arguments.since, arguments.until, arguments.limit),
+        ),
+        shown=_shown,
+    )
+    return 0
+
+
+def _normalized(email: str) -> str:
+    try:
+        return lambda_code.normalize_email(email.strip())
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _shown(event: dict[str, Any], column: str) -> Any:
+    if (
+        column == "details"
+        and not event.get("details")
+        and event.get(contract.SUBJECT_TYPE_ATTRIBUTE) == contract.SUBJECT_TYPE_PSEUDONYM
+    ):
+        return DETAILS_NOT_STORED
+    return event.get(column, "")
+
+
+def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
+    """Every readable version of the pseudonym secret, current first."""
+    secrets = target.client("secretsmanager")
+    try:
+        current = secrets.get_secret_value(SecretId=secret_arn)
+    except ClientError as error:
+        if error_code(error) != "AccessDeniedException":
+            raise
+        raise OperatorError(
+            "not allowed to read the pseudonym secret, which turns an address into its "
+            f"subject ({secret_arn}): have your role granted with AuditPipeline.grant_lookup"
+        ) from None
+    values = [current["SecretString"].encode()]
+    try:
+        listed = secrets.list_secret_version_ids(SecretId=secret_arn, IncludeDeprecated=True)
+    except ClientError as error:
+        if error_code(error) != "AccessDeniedException":
+            raise
+        return values  # the current version only: older records may be missed
+    for version in listed.get("Versions", []):
+        if version["VersionId"] == current["VersionId"]:
+            continue
+        try:
+            older = secrets.get_secret_value(SecretId=secret_arn, VersionId=version["VersionId"])
+        except ClientError as error:
+            # A version removed meanwhile, or one this principal may not read: skip it.
+            if error_code(error) not in {"ResourceNotFoundException", "AccessDeniedException"}:
+                raise
+            continue
+        values.append(older["SecretString"].encode())
+    return values
