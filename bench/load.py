@@ -24,6 +24,7 @@ from audit_stack.local import LocalAuditPipeline
 from audit_stack.local.instrumentation import OperationCount
 from audit_stack.local.moto_state import queue_snapshot
 from bench.configurations import Configuration
+from bench.items import item_size
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _SAMPLE_SECONDS = 1.0
@@ -40,10 +41,17 @@ EMAIL_DOMAIN = "bench.example"
 
 @dataclass
 class FunctionUse:
-    """The invocations of one function during a run."""
+    """The invocations of one function during a run.
+
+    :param durations_ms: as the emulator measured them (hand-off and shared CPU included).
+    :param cpu_ms: the handler's own CPU time in each, as its worker measured it.
+    :param batch_sizes: SQS records in each invocation's event (0: not an SQS batch).
+    """
 
     logical_id: str
     durations_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
     errors: int = 0
 
     @property
@@ -58,6 +66,16 @@ class FunctionUse:
     @property
     def mean_ms(self) -> float:
         return sum(self.durations_ms) / len(self.durations_ms) if self.durations_ms else 0.0
+
+
+@dataclass
+class SealRun:
+    """One sealer invocation over everything a load run recorded, as its schedule would do."""
+
+    requests: dict[str, OperationCount]
+    function: FunctionUse
+    records_sealed: int
+    digests_written: int
 
 
 @dataclass
@@ -76,10 +94,16 @@ class LoadResult:
     max_queue_depth: int
     index_keys: list[str]
     """the by-type index key of each recorded item (empty without such an index)"""
+    table_keys: list[str]
+    """the table partition key of each item the run wrote"""
+    item_sizes: list[int]
+    """each item's size as DynamoDB bills it (bytes)"""
     requests: dict[str, OperationCount]
     functions: dict[str, FunctionUse]
     publisher: str
     """logical id of the publisher function (the application's deleteAccount)"""
+    seal: SealRun | None = None
+    """the sealer's run over the run's records (None: the configuration has no sealer)"""
 
     @property
     def throughput(self) -> float:
@@ -129,6 +153,10 @@ class _InvocationTracker:
             logical_id = self._logical_ids[invocation.function_name]
             use = self.by_function.setdefault(logical_id, FunctionUse(logical_id))
             use.durations_ms.append(invocation.duration_seconds * 1000)
+            use.cpu_ms.append((invocation.cpu_seconds or 0.0) * 1000)
+            event = invocation.event if isinstance(invocation.event, dict) else {}
+            records = event.get("Records")
+            use.batch_sizes.append(len(records) if isinstance(records, list) else 0)
             use.errors += not invocation.succeeded
 
 
@@ -245,6 +273,7 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
         requests = pipeline.instrumentation.counts()
         functions = tracker.stop()
         max_depth = gate.stop()
+        seal = _seal(pipeline) if "sealer" in pipeline.function_roles else None
 
         # The run's records: everything but the warm-up's (subjects may be pseudonyms, so the
         # e-mail's prefix cannot tell them apart).
@@ -271,6 +300,8 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
             index_keys=[
                 item["event_type_shard"]["S"] for item in items if "event_type_shard" in item
             ],
+            table_keys=[item[attributes[0]]["S"] for item in items],
+            item_sizes=[item_size(item) for item in items],
             requests=requests,
             functions=functions,
             publisher=next(
@@ -278,7 +309,25 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
                 for spec in pipeline.deployment.functions
                 if spec.name == pipeline.function_name("publisher")
             ),
+            seal=seal,
         )
+
+
+def _seal(pipeline: LocalAuditPipeline) -> SealRun:
+    """Run the sealer once over the notices the run left (its schedule does not run locally),
+    counting its requests apart from the run's."""
+    tracker = _InvocationTracker(pipeline)
+    pipeline.instrumentation.reset_counts()
+    tracker.start()
+    report = pipeline.invoke("sealer", {})
+    requests = pipeline.instrumentation.counts()
+    (function,) = tracker.stop().values()
+    return SealRun(
+        requests=requests,
+        function=function,
+        records_sealed=int(report["records_sealed"]),
+        digests_written=len(report["digests_written"]),
+    )
 
 
 @dataclass(frozen=True)
