@@ -115,8 +115,17 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
     per_event["Lambda invocations of the recorder (by the event source)"] = (
         recorder_invocations / result.events
     )
-    lines = costs.cost_per_million(result, facts, configuration.recorder_path)
-    slower = costs.cost_per_million(result, facts, configuration.recorder_path, latency_scale=2.0)
+    lines = costs.cost_per_million(result.usage, facts, configuration.recorder_path)
+    slower = costs.cost_per_million(
+        result.usage, facts, configuration.recorder_path, latency_scale=2.0
+    )
+    # The backlog's mix: full batches, as at a high event rate.
+    full = costs.cost_per_million(drain.usage, facts, configuration.recorder_path)
+    drain_invocations = sum(
+        use.invocations
+        for logical_id, use in drain.usage.functions.items()
+        if logical_id != drain.usage.publisher
+    )
     return {
         "label": configuration.label,
         "stack": configuration.stack_name,
@@ -161,6 +170,13 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
         "cost_total_upper": costs.total(lines, upper=True),
         "cost_total_double_latency": costs.total(slower),
         "cost_total_with_publisher": costs.total(lines, audit_only=False),
+        "full_batches": {
+            "mean_batch_size": drain.recorded / drain_invocations if drain_invocations else 0,
+            "cost_lines": [asdict(line) for line in full],
+            "cost_total": costs.total(full),
+            "cost_total_upper": costs.total(full, upper=True),
+            "cost_total_with_publisher": costs.total(full, audit_only=False),
+        },
         "functions": {
             logical_id: {
                 "invocations": use.invocations,
@@ -183,8 +199,11 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
     }
 
 
+_STARTED = time.monotonic()
+
+
 def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def _quietly(function: Any, *arguments: Any) -> Any:
@@ -271,7 +290,7 @@ def main(argv: list[str]) -> int:
             }
         _progress(f"bulk: {arguments.bulk:,} deletions with publish_many ...")
         bulk_load = os.getloadavg()[0]
-        bulk_result = bulk.run_bulk(sides[0], arguments.bulk)
+        bulk_result = bulk.run_bulk(sides[0], arguments.bulk, arguments.publishers)
         notes = report.notes([(side.label, side.facts()) for side in sides], arguments.publishers)
     document: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -11,14 +11,17 @@ cost is taken from that run rather than measured again.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from audit_stack import AuditPublisher
+from audit_stack import AuditPublisher, discovery
 from audit_stack.local import LocalAuditPipeline
 from audit_stack.local.moto_state import queue_snapshot
 from bench.configurations import Configuration
 
 EVENTS = 10_000
+# Events per publish_many call: many PublishBatch requests each.
+CHUNK = 500
 EMAIL_DOMAIN = "bulk.example"
 
 
@@ -39,22 +42,32 @@ class BulkResult:
         return self.sns_billed_requests / self.events
 
 
-def run_bulk(configuration: Configuration, events: int = EVENTS) -> BulkResult:
-    """Deploy afresh, pause the event source, publish ``events`` deletions in bulk."""
+def run_bulk(configuration: Configuration, events: int = EVENTS, publishers: int = 4) -> BulkResult:
+    """Deploy afresh, pause the event source, publish ``events`` deletions in bulk from
+    ``publishers`` threads, each calling publish_many on its share."""
     with LocalAuditPipeline(configuration.assembly_dir, configuration.stack_name) as pipeline:
-        secrets = pipeline.client("secretsmanager").list_secrets()["SecretList"]
         publisher = AuditPublisher(
             pipeline.topic_arn,
-            pseudonym_secret_arn=secrets[0]["ARN"],
+            pseudonym_secret_arn=pipeline.resource_name(discovery.PSEUDONYM_SECRET),
             sns_client=pipeline.client("sns"),
             secrets_client=pipeline.client("secretsmanager"),
         )
         with pipeline.event_sources_paused():
             pipeline.instrumentation.reset_counts()
             started = time.monotonic()
-            published = publisher.publish_many(
-                {"email": f"bulk{index}@{EMAIL_DOMAIN}"} for index in range(events)
-            )
+            # A bulk job publishes its chunks in parallel, as the load's publishers do.
+            chunks = [range(first, min(first + CHUNK, events)) for first in range(0, events, CHUNK)]
+            with ThreadPoolExecutor(max_workers=publishers) as pool:
+                published = [
+                    event
+                    for chunk in pool.map(
+                        lambda chunk: publisher.publish_many(
+                            {"email": f"bulk{index}@{EMAIL_DOMAIN}"} for index in chunk
+                        ),
+                        chunks,
+                    )
+                    for event in chunk
+                ]
             seconds = time.monotonic() - started
             counts = pipeline.instrumentation.counts()
             queue_name = pipeline.queue_url.rsplit("/", 1)[-1]

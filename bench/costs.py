@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from audit_stack.local.instrumentation import OperationCount
 from bench.configurations import CriticalPath, TemplateFacts
-from bench.load import FunctionUse, LoadResult, SealRun
+from bench.load import FunctionUse, SealRun, Usage
 
 PRICES_TAKEN_ON = "2026-11-29"
 MILLION = 1_000_000
@@ -177,7 +177,7 @@ def _count(requests: dict[str, OperationCount], operation: str) -> tuple[int, in
 
 
 def cost_per_million(
-    result: LoadResult,
+    result: Usage,
     facts: TemplateFacts,
     path: CriticalPath,
     *,
@@ -256,17 +256,18 @@ def cost_per_million(
             audit=audit,
             upper_units=measured_ms(use) * gb_per_ms,
         )
-    if result.seal is not None:
-        lines += _seal_lines(result.seal, facts, per_million, result.recorded, latency_scale)
+    if result.seal is not None and result.seal.records_sealed:
+        lines += _seal_lines(result.seal, facts, latency_scale)
     return lines
 
 
-def _seal_lines(
-    seal: SealRun, facts: TemplateFacts, per_million: float, recorded: int, latency_scale: float
-) -> list[CostLine]:
-    """The sealer's share: its requests in one run over the load run's records."""
+def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> list[CostLine]:
+    """The sealer's share: its requests in one run, per record it sealed (the run's records
+    and the warm-up's)."""
     requests = seal.requests
     lines: list[CostLine] = []
+    recorded = seal.records_sealed
+    per_million = MILLION / recorded
 
     def add(component: str, units: float, price: Price, upper_units: float | None = None) -> None:
         lines.append(

@@ -79,6 +79,19 @@ class SealRun:
 
 
 @dataclass
+class Usage:
+    """What a run asked of AWS, for the cost model: counted requests and invocations."""
+
+    recorded: int
+    requests: dict[str, OperationCount]
+    functions: dict[str, FunctionUse]
+    publisher: str
+    """logical id of the publisher function (the application's deleteAccount)"""
+    seal: SealRun | None
+    """the sealer's run over the run's records (None: the configuration has no sealer)"""
+
+
+@dataclass
 class LoadResult:
     """What one run of N events through one configuration measured."""
 
@@ -106,6 +119,10 @@ class LoadResult:
     """the sealer's run over the run's records (None: the configuration has no sealer)"""
 
     @property
+    def usage(self) -> Usage:
+        return Usage(self.recorded, self.requests, self.functions, self.publisher, self.seal)
+
+    @property
     def throughput(self) -> float:
         """Audited events per second: records over first publish to last record."""
         return self.recorded / self.span_seconds if self.span_seconds > 0 else 0.0
@@ -130,14 +147,17 @@ class _InvocationTracker:
         self._thread = threading.Thread(target=self._run, name="bench-invocations", daemon=True)
         self._logical_ids = {spec.name: spec.logical_id for spec in pipeline.deployment.functions}
 
-    def start(self) -> None:
-        # Everything finished so far (the warm-up) is not part of the run.
+    def start(self, *, poll: bool = True) -> None:
+        """Note what finished so far (the warm-up: not part of the run); ``poll``: sweep every
+        second (needed past the emulator's 10,000 kept invocations) rather than at stop."""
         self._seen = {invocation.request_id for invocation in self._pipeline.invocations()}
-        self._thread.start()
+        if poll:
+            self._thread.start()
 
     def stop(self) -> dict[str, FunctionUse]:
         self._stopped.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         self._sweep()
         return self.by_function
 
@@ -304,11 +324,7 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
             item_sizes=[item_size(item) for item in items],
             requests=requests,
             functions=functions,
-            publisher=next(
-                spec.logical_id
-                for spec in pipeline.deployment.functions
-                if spec.name == pipeline.function_name("publisher")
-            ),
+            publisher=_publisher(pipeline),
             seal=seal,
         )
 
@@ -318,7 +334,7 @@ def _seal(pipeline: LocalAuditPipeline) -> SealRun:
     counting its requests apart from the run's."""
     tracker = _InvocationTracker(pipeline)
     pipeline.instrumentation.reset_counts()
-    tracker.start()
+    tracker.start(poll=False)
     report = pipeline.invoke("sealer", {})
     requests = pipeline.instrumentation.counts()
     (function,) = tracker.stop().values()
@@ -339,6 +355,8 @@ class DrainResult:
     recorded: int
     drain_seconds: float
     waves: int
+    usage: Usage
+    """publishing and recording the backlog: full batches, as at a high event rate"""
 
     @property
     def throughput(self) -> float:
@@ -356,6 +374,11 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
         before = _keys(pipeline, attributes)
         drained = 0.0
         waves = 0
+        tracker = _InvocationTracker(pipeline)
+        pipeline.instrumentation.reset_counts()
+        # Swept once at the end while the run's invocations (at most two per event) fit in the
+        # emulator's 10,000 kept ones, so that no sampling thread runs while the drain is timed.
+        tracker.start(poll=2 * events >= 10_000)
         for first in range(0, events, DRAIN_WAVE):
             last = min(first + DRAIN_WAVE, events)
             with pipeline.event_sources_paused():
@@ -368,9 +391,21 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
             pipeline.run_until_idle(timeout=max(300.0, (last - first) * 0.5))
             drained += time.monotonic() - started
             waves += 1
+        requests = pipeline.instrumentation.counts()
+        functions = tracker.stop()
+        seal = _seal(pipeline) if "sealer" in pipeline.function_roles else None
         recorded = {
             item[configuration.subject_attribute]["S"]
             for item in _scan(pipeline)
             if _key(item, attributes) not in before
         }
-        return DrainResult(configuration.key, events, len(recorded), drained, waves)
+        usage = Usage(len(recorded), requests, functions, _publisher(pipeline), seal)
+        return DrainResult(configuration.key, events, len(recorded), drained, waves, usage)
+
+
+def _publisher(pipeline: LocalAuditPipeline) -> str:
+    return next(
+        spec.logical_id
+        for spec in pipeline.deployment.functions
+        if spec.name == pipeline.function_name("publisher")
+    )

@@ -10,6 +10,7 @@ setting.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import statistics
@@ -141,7 +142,8 @@ def _mocked_recorder() -> Iterator[ModuleType]:
             from audit_events import clients, record_audit_event
 
             clients._client.cache_clear()
-            yield record_audit_event
+            # Powertools reads its settings when the module is imported: again, under these.
+            yield importlib.reload(record_audit_event)
             clients._client.cache_clear()
     finally:
         os.environ.clear()
