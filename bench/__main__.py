@@ -36,6 +36,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CHART_NAME = "chart.png"
 # The simulated DynamoDB latencies the recorder's batch time is measured at.
 SIMULATED_LATENCIES_MS = (5.0, 10.0)
+# Both event sources run at most 5 batches at once here: the project's MaximumConcurrency, and
+# the emulator's default for the mappings that set none.
+MAX_CONCURRENT_BATCHES = 5
 
 
 def _events(text: str) -> list[int]:
@@ -126,6 +129,29 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
         for logical_id, use in drain.usage.functions.items()
         if logical_id != drain.usage.publisher
     )
+    # A model, like the cost's duration: events per second of modelled recorder time (CPU plus
+    # the assumed waits), times the batches the event source runs at once.
+    recorder_uses = [
+        use
+        for logical_id, use in drain.usage.functions.items()
+        if logical_id != drain.usage.publisher
+    ]
+    modelled_seconds = (
+        sum(
+            costs.modelled_ms(
+                use,
+                [
+                    costs.recorder_wait_ms(size, configuration.recorder_path)
+                    for size in use.batch_sizes
+                ],
+            )
+            for use in recorder_uses
+        )
+        / 1000
+    )
+    modelled_capacity = (
+        MAX_CONCURRENT_BATCHES * drain.recorded / modelled_seconds if modelled_seconds else 0.0
+    )
     return {
         "label": configuration.label,
         "stack": configuration.stack_name,
@@ -137,6 +163,7 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
         "drain_throughput": drain.throughput,
         "drain_recorded": drain.recorded,
         "drain_seconds": drain.drain_seconds,
+        "modelled_capacity": modelled_capacity,
         "p50_ms": result.latency_percentile(50),
         "p95_ms": result.latency_percentile(95),
         "p99_ms": result.latency_percentile(99),
