@@ -658,6 +658,15 @@ def _recommendations(run: dict[str, Any]) -> list[str]:
         "batch. `max_batching_window` (with a larger `batch_size`) fills batches at low rates, "
         "at the price of up to the window in publish-to-record latency. The construct's "
         "defaults are unchanged here; this is the lever to try first.",
+        "- The sealer reads every record back strongly consistent (1 RRU each). Eventually "
+        "consistent reads would halve that line; the trade-off is that a read issued right "
+        "after the write may miss the item and report it as rejected (a false tamper alarm), "
+        "so it needs a retry before rejecting. Not changed here (the sealer is not this "
+        "benchmark's code).",
+        "- The recorder is CPU-bound on this machine: compare the mean CPU per invocation in "
+        "results.json with the seed's. Its per-record work (strict parsing, the record hash, "
+        "one JSON log line and one signed request per record) is where a faster recorder "
+        "would come from; concurrent writes only shorten the waiting.",
     ]
 
 
