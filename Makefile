@@ -60,7 +60,7 @@ up: setup ## the emulator in the foreground, for poking with the AWS CLI or boto
 	$(BIN)/python -m audit_stack.local up --assembly cdk.out
 
 .PHONY: bench soak
-bench: synth ## benchmark next to the original configuration (EVENTS=1000,10000 for both sizes)
+bench: synth ## cost and capacity against the floor and three peers (EVENTS=300 by default; 300,1000 for both)
 	$(BIN)/python -m bench --assembly cdk.out $(if $(EVENTS),--events $(EVENTS))
 
 soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each

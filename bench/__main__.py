@@ -1,18 +1,24 @@
-"""`make bench`: the project's configuration next to the original's, in one run, on this machine.
+"""`make bench`: the project next to its peers and the seed, in one run, on this machine.
 
-    python -m bench [--assembly cdk.out] [--events 1000[,10000]] [--publishers 4]
+    python -m bench [--assembly cdk.out] [--events 300[,1000]] [--publishers 4] [--bulk 10000]
 
-Prints the tables and writes bench/results/{report.md, chart.png, results.json}. A benchmark, not
-a test: it asserts nothing and reports each goal as met or not met.
+Peers, each its own synthesized stack on the embedded emulator: the project's default
+AuditStack, the project with the by-type index off, the AWS Solutions Constructs composition and
+the seed's Serverless configuration. Prints the tables and writes bench/results/{report.md,
+chart.png, results.json}. A benchmark, not a test: it asserts nothing and reports each goal as
+met or not met.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -21,18 +27,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, configurations, costs, heat, report
-from bench.configurations import Configuration, TemplateFacts
-from bench.load import BACKLOG_LIMIT, DRAIN_WAVE, DrainResult, LoadResult, run_drain, run_load
+from bench import bulk, coldstart, configurations, costs, heat, recorder_latency, report
+from bench.configurations import Configuration
+from bench.items import write_units
+from bench.load import DrainResult, LoadResult, run_drain, run_load
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CHART_NAME = "chart.png"
+# The simulated DynamoDB latencies the recorder's batch time is measured at.
+SIMULATED_LATENCIES_MS = (5.0, 10.0)
+# Both event sources run at most 5 batches at once here: the project's MaximumConcurrency, and
+# the emulator's default for the mappings that set none.
+MAX_CONCURRENT_BATCHES = 5
 
 
 def _events(text: str) -> list[int]:
     sizes = sorted({int(part) for part in text.split(",") if part.strip()})
     if not sizes or sizes[0] < 1:
-        raise argparse.ArgumentTypeError("give event counts like 1000 or 1000,10000")
+        raise argparse.ArgumentTypeError("give event counts like 300 or 300,1000")
     return sizes
 
 
@@ -44,27 +56,44 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--events",
         type=_events,
-        default=[1000],
-        help="events per run, comma-separated (default 1000, about 3 minutes on 2 cores; "
-        "1000,10000 takes about half an hour)",
+        default=[300],
+        help="events per configuration and run, comma-separated (default 300: the default run "
+        "stays under 5 minutes on 2 quiet cores)",
     )
     parser.add_argument(
         "--publishers", type=int, default=4, help="threads invoking the publisher (default 4)"
     )
     parser.add_argument(
+        "--bulk", type=int, default=bulk.EVENTS, help="events of the bulk scenario (10,000)"
+    )
+    parser.add_argument(
         "--import-repetitions",
         type=int,
-        default=7,
-        help="fresh interpreters per handler import measurement (default 7)",
+        default=5,
+        help="fresh interpreters per handler import measurement (default 5)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output folder")
     return parser.parse_args(argv)
 
 
-def summarize(
-    configuration: Configuration, result: LoadResult, drain: DrainResult, facts: TemplateFacts
-) -> Any:
+def _distribution(values: list[int]) -> dict[str, Any]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    return {
+        "items": len(ordered),
+        "min": ordered[0],
+        "median": statistics.median(ordered),
+        "p99": ordered[max(0, round(0.99 * len(ordered)) - 1)],
+        "max": ordered[-1],
+        "at_most_1kb_share": sum(size <= 1024 for size in ordered) / len(ordered),
+        "write_units_per_item": sum(map(write_units, ordered)) / len(ordered),
+    }
+
+
+def summarize(configuration: Configuration, result: LoadResult, drain: DrainResult) -> Any:
     """The JSON form of one configuration's runs at one size."""
+    facts = configuration.facts()
     per_event: dict[str, float] = {}
     for operation, count in sorted(result.requests.items()):
         if operation == "sqs:ReceiveMessage":
@@ -80,16 +109,49 @@ def summarize(
             )
         else:
             per_event[operation] = count.requests / result.events
+    recorder_invocations = sum(
+        use.invocations
+        for logical_id, use in result.functions.items()
+        if logical_id != result.publisher
+    )
     # The event source invokes the recorder inside the emulator, without an HTTP request.
     per_event["Lambda invocations of the recorder (by the event source)"] = (
-        sum(
-            use.invocations
-            for logical_id, use in result.functions.items()
-            if logical_id != result.publisher
-        )
-        / result.events
+        recorder_invocations / result.events
     )
-    lines = costs.cost_per_million(result, facts)
+    lines = costs.cost_per_million(result.usage, facts, configuration.recorder_path)
+    slower = costs.cost_per_million(
+        result.usage, facts, configuration.recorder_path, latency_scale=2.0
+    )
+    # The backlog's mix: full batches, as at a high event rate.
+    full = costs.cost_per_million(drain.usage, facts, configuration.recorder_path)
+    drain_invocations = sum(
+        use.invocations
+        for logical_id, use in drain.usage.functions.items()
+        if logical_id != drain.usage.publisher
+    )
+    # A model, like the cost's duration: events per second of modelled recorder time (CPU plus
+    # the assumed waits), times the batches the event source runs at once.
+    recorder_uses = [
+        use
+        for logical_id, use in drain.usage.functions.items()
+        if logical_id != drain.usage.publisher
+    ]
+    modelled_seconds = (
+        sum(
+            costs.modelled_ms(
+                use,
+                [
+                    costs.recorder_wait_ms(size, configuration.recorder_path)
+                    for size in use.batch_sizes
+                ],
+            )
+            for use in recorder_uses
+        )
+        / 1000
+    )
+    modelled_capacity = (
+        MAX_CONCURRENT_BATCHES * drain.recorded / modelled_seconds if modelled_seconds else 0.0
+    )
     return {
         "label": configuration.label,
         "stack": configuration.stack_name,
@@ -101,27 +163,52 @@ def summarize(
         "drain_throughput": drain.throughput,
         "drain_recorded": drain.recorded,
         "drain_seconds": drain.drain_seconds,
+        "modelled_capacity": modelled_capacity,
         "p50_ms": result.latency_percentile(50),
         "p95_ms": result.latency_percentile(95),
         "p99_ms": result.latency_percentile(99),
         "span_seconds": result.span_seconds,
         "wall_seconds": result.wall_seconds,
         "max_queue_depth": result.max_queue_depth,
+        "mean_batch_size": result.events / recorder_invocations if recorder_invocations else 0,
+        "item_sizes": _distribution(result.item_sizes),
+        "table_heat": heat.index_heat(
+            result.table_keys, f"{configuration.label}: table after the load"
+        ).as_json(),
         "index_heat": (
             heat.index_heat(
-                result.index_keys, f"table after the {result.events:,}-event load"
+                result.index_keys, f"{configuration.label}: index after the load"
             ).as_json()
             if result.index_keys
+            else None
+        ),
+        "seal": (
+            {
+                "records_sealed": result.seal.records_sealed,
+                "digests_written": result.seal.digests_written,
+                "requests": {op: c.requests for op, c in sorted(result.seal.requests.items())},
+            }
+            if result.seal
             else None
         ),
         "requests_per_event": per_event,
         "cost_lines": [asdict(line) for line in lines],
         "cost_total": costs.total(lines),
+        "cost_total_upper": costs.total(lines, upper=True),
+        "cost_total_double_latency": costs.total(slower),
         "cost_total_with_publisher": costs.total(lines, audit_only=False),
+        "full_batches": {
+            "mean_batch_size": drain.recorded / drain_invocations if drain_invocations else 0,
+            "cost_lines": [asdict(line) for line in full],
+            "cost_total": costs.total(full),
+            "cost_total_upper": costs.total(full, upper=True),
+            "cost_total_with_publisher": costs.total(full, audit_only=False),
+        },
         "functions": {
             logical_id: {
                 "invocations": use.invocations,
                 "mean_ms": use.mean_ms,
+                "mean_cpu_ms": sum(use.cpu_ms) / len(use.cpu_ms) if use.cpu_ms else 0.0,
                 "errors": use.errors,
             }
             for logical_id, use in result.functions.items()
@@ -130,6 +217,7 @@ def summarize(
             "batch_size": facts.batch_size,
             "report_batch_item_failures": facts.report_batch_item_failures,
             "global_secondary_indexes": facts.global_secondary_indexes,
+            "recorder_concurrent_writes": configuration.recorder_path.concurrent_writes,
             "functions": {
                 logical_id: {"memory_mb": found.memory_mb, "architecture": found.architecture}
                 for logical_id, found in facts.functions.items()
@@ -138,95 +226,57 @@ def summarize(
     }
 
 
+_STARTED = time.monotonic()
+
+
 def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
-def _notes(sides: list[Configuration], publishers: int) -> list[str]:
-    described = []
-    for side in sides:
-        facts = side.facts()
-        functions = ", ".join(
-            f"{found.logical_id} {found.memory_mb} MB {found.architecture}"
-            for found in facts.functions.values()
-        )
-        described.append(
-            f"{side.label} (read from its template): batch size {facts.batch_size}, "
-            f"ReportBatchItemFailures {'on' if facts.report_batch_item_failures else 'off'}, "
-            f"{facts.global_secondary_indexes} GSI, {functions}."
-        )
-    return [
-        *described,
-        "The original is rebuilt as its own CDK stack (`bench/original/`): the Serverless "
-        "configuration (batch size 1, one unconditional PutItem per message, no partial batch "
-        "response, 128 MB x86_64) with plain boto3 handlers; its code is Python like the project's "
-        "so that both run in the same emulator.",
-        f"Load: {publishers} threads invoke the publisher function closed-loop (the next "
-        "invocation as soon as the last returned) while the event source records; both stacks get "
-        "a short warm-up first. Both event sources run at most 5 batches at once (the project's "
-        "MaximumConcurrency; the emulator's default for the original).",
-        f"Publishers wait while the event-source queue holds more than {BACKLOG_LIMIT} messages: "
-        "a configuration that cannot keep up then runs at its recording capacity with a bounded "
-        "backlog, and its latency includes that queueing. Without the bound the backlog grows "
-        "without end, and moto, which scans the whole queue on every receive, would slow down "
-        "itself rather than the configuration under test.",
-        "Recording capacity: the same number of events is published again with the event "
-        "source paused (like a disabled mapping), then the time to record that backlog is "
-        f"measured, in waves of at most {DRAIN_WAVE:,}: the recording side alone, with the "
-        "whole machine to itself. The goal's throughput ratio is reported for both measures.",
-        "Other work on the machine slows whichever run it overlaps: the 1-minute load average "
-        "before each measurement is in the throughput table, and the order is project then "
-        "original end to end, original then project for the recording measure.",
-        "Cost scope: the audit pipeline from the SNS publish onwards (the floor's scope) is "
-        "compared with the floor; the publisher function's own request and duration (the "
-        "application's deleteAccount, which exists to delete the account) are listed beside it "
-        "and included in the second total.",
-        "Everything shares this machine: moto, the event-source pollers and every function's "
-        "worker processes. The numbers compare the two configurations' work per event on the same "
-        "machine; they are not AWS's throughput or latency (AWS runs recorders in parallel on "
-        "separate hardware, and a 128 MB function gets a fraction of a vCPU).",
-        "Requests are counted exactly at the emulator's WSGI middleware rather than with botocore "
-        "hooks: it sees every request the account would pay for, from the functions, the event "
-        "source's pollers and clients alike, without changing the workers.",
-        "Empty ReceiveMessage calls are listed but not costed: the emulator's pollers receive "
-        "whenever anything changes, whereas Lambda's pollers long-poll, a per-hour idle cost "
-        "rather than a per-event one.",
-        "The SNS-to-SQS delivery is counted as one SQS request per event (conservatively: SNS "
-        "charges nothing for delivering to SQS). DynamoDB write units are computed from each "
-        "PutItem's item size (1 KB units) times 1 + the number of GSIs (each index write is billed "
-        "like a table write); condition-failed writes are billed too.",
-        "Lambda duration cost uses the durations measured here (each rounded up to 1 ms, as "
-        "billed), which include the emulator's process hand-off and this machine's shared CPU: an "
-        "estimate, not a Lambda measurement.",
-        "Cold start: median over fresh interpreters of importing the handler module after "
-        "`import boto3`, with the function's own environment and the installed libraries standing "
-        "in for the Powertools layer (the layer itself is not part of the project's asset).",
-        "10,000 events through both stacks and both measures take about half an hour on 2 cores, "
-        "so `make bench` measures 1,000 by default (about 3 minutes) and keeps the other sizes "
-        "of results.json; `make bench EVENTS=1000,10000` measures both sizes in one run.",
-    ]
+def _quietly(function: Any, *arguments: Any) -> Any:
+    # The recorder's Powertools metrics print to stdout; the console is for the tables.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*arguments)
 
 
 def main(argv: list[str]) -> int:
     arguments = _arguments(argv)
     command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
     started = time.monotonic()
+    started_load = os.getloadavg()
     arguments.results.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-original-") as workdir:
-        _progress("synthesizing the original configuration ...")
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as workdir:
+        _progress(
+            "synthesizing the peers (project with the index off, Solutions Constructs, "
+            "the seed) ..."
+        )
         sides = [
             configurations.project(arguments.assembly.resolve()),
-            configurations.original(Path(workdir) / "cdk.out"),
+            configurations.project_without_index(Path(workdir) / "no-index"),
+            configurations.solutions_constructs(Path(workdir) / "solutions"),
+            configurations.original(Path(workdir) / "original"),
         ]
-        _progress("index partition heat of 10,000 events ...")
-        recorder_heat = heat.index_heat(
-            heat.recorder_keys(heat.index_shards(sides[0].template)),
-            "recorder item builder",
-        )
-        _progress("measuring cold starts ...")
+        _progress("partition heat of 10,000 events from the recorder's item builder ...")
+        built = heat.recorder_items(heat.index_shards(sides[0].template))
+        builder_heat = [
+            heat.index_heat(
+                (item["subject"]["S"] for item in built), "table key, recorder item builder"
+            ).as_json(),
+            heat.index_heat(
+                (item[heat.INDEX_KEY_ATTRIBUTE]["S"] for item in built),
+                "index key, recorder item builder",
+            ).as_json(),
+        ]
+        _progress("recorder batch time with simulated DynamoDB latency ...")
+        latency_runs = [
+            asdict(run)
+            for latency in SIMULATED_LATENCIES_MS
+            for run in _quietly(recorder_latency.measure, latency)
+        ]
+        _progress("measuring cold starts (the project's and the seed's code) ...")
         cold_starts = [
             entry
-            for side in sides
+            for side in (sides[0], sides[-1])
             for entry in coldstart.measure(side, arguments.import_repetitions)
         ]
         runs: dict[str, Any] = {}
@@ -235,7 +285,8 @@ def main(argv: list[str]) -> int:
             loads: dict[str, LoadResult] = {}
             drains: dict[str, DrainResult] = {}
             load_averages: dict[str, list[float]] = {side.key: [] for side in sides}
-            # A-B then B-A: a machine that gets busier or quieter during the run favours neither.
+            # In order then in reverse: a machine that gets busier or quieter during the run
+            # favours no configuration.
             for side in sides:
                 load_averages[side.key].append(os.getloadavg()[0])
                 _progress(f"{events:,} events end to end through {side.label} ...")
@@ -252,40 +303,50 @@ def main(argv: list[str]) -> int:
                     f"  {drains[side.key].recorded:,} recorded at "
                     f"{drains[side.key].throughput:.1f} events/s"
                 )
-            summaries: dict[str, Any] = {
-                side.key: {
-                    **summarize(side, loads[side.key], drains[side.key], side.facts()),
-                    "load_averages": load_averages[side.key],
-                }
-                for side in sides
-            }
             runs[str(events)] = {
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "command": command,
                 "publishers": arguments.publishers,
                 "elapsed_seconds": time.monotonic() - size_started,
-                "configurations": summaries,
+                "configurations": {
+                    side.key: {
+                        **summarize(side, loads[side.key], drains[side.key]),
+                        "load_averages": load_averages[side.key],
+                    }
+                    for side in sides
+                },
             }
-        notes = _notes(sides, arguments.publishers)
+        _progress(f"bulk: {arguments.bulk:,} deletions with publish_many ...")
+        bulk_load = os.getloadavg()[0]
+        bulk_result = bulk.run_bulk(sides[0], arguments.bulk, arguments.publishers)
+        notes = report.notes([(side.label, side.facts()) for side in sides], arguments.publishers)
     document: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "load_average_at_start": list(started_load),
+            "load_average_at_end": list(os.getloadavg()),
         },
         "runs": runs,
+        "bulk": {
+            **asdict(bulk_result),
+            "sns_requests_per_event": bulk_result.sns_requests_per_event,
+            "load_average_before": bulk_load,
+        },
+        "recorder_latency": latency_runs,
+        "call_latency_ms": costs.CALL_LATENCY_MS,
         "cold_start": {
-            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "repetitions": arguments.import_repetitions,
             "entries": [asdict(entry) for entry in cold_starts],
         },
-        "index_heat": recorder_heat.as_json(),
+        "builder_heat": builder_heat,
         "floor_per_million": costs.FLOOR_PER_MILLION,
         "notes": notes,
+        "elapsed_seconds": time.monotonic() - started,
     }
-    results_file = arguments.results / "results.json"
-    document = report.merge(results_file, document)
-    results_file.write_text(json.dumps(document, indent=1) + "\n")
+    (arguments.results / "results.json").write_text(json.dumps(document, indent=1) + "\n")
     (arguments.results / "report.md").write_text(report.markdown(document, CHART_NAME))
     report.chart(document, arguments.results / CHART_NAME)
     print(report.console(document))

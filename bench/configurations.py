@@ -1,4 +1,4 @@
-"""The two configurations the benchmark runs side by side, and what their templates say about them.
+"""The configurations the benchmark runs side by side, and what their templates say about them.
 
 Settings that matter for cost (memory, architecture, indexes, batch size) are read from each
 synthesized template, never restated here: the template is what would be deployed.
@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
+from bench.peers.app import NO_INDEX_STACK_NAME, SOLUTIONS_STACK_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = ROOT / "lambdas"
 PROJECT_STACK_NAME = "AuditPipelineStack"
 _SYNTH_TIMEOUT_SECONDS = 600
 # Lambda's defaults when a template leaves them out.
@@ -44,6 +46,31 @@ class TemplateFacts:
 
 
 @dataclass(frozen=True)
+class CriticalPath:
+    """How a configuration's recorder spends its AWS calls: the duration model's input.
+
+    :param concurrent_writes: writes of one batch in flight at once (1: one after another).
+    :param notice_sends: seal-notice SendMessage calls after each batch (0: none).
+    """
+
+    concurrent_writes: int
+    notice_sends: int
+
+
+# The seed's handler (bench/original/functions), which the Solutions Constructs peer runs too.
+SEQUENTIAL_WRITES = CriticalPath(concurrent_writes=1, notice_sends=0)
+
+
+def project_recorder_path() -> CriticalPath:
+    """The project recorder's: its own MAX_CONCURRENT_WRITES, one seal notice per batch."""
+    if str(LAMBDAS_DIR) not in sys.path:
+        sys.path.insert(0, str(LAMBDAS_DIR))
+    from audit_events.record_audit_event import MAX_CONCURRENT_WRITES
+
+    return CriticalPath(concurrent_writes=MAX_CONCURRENT_WRITES, notice_sends=1)
+
+
+@dataclass(frozen=True)
 class Configuration:
     """One side of the comparison: a stack in a cloud assembly and where its records keep time.
 
@@ -59,6 +86,7 @@ class Configuration:
     subject_attribute: str
     occurred_attribute: str
     recorded_attribute: str
+    recorder_path: CriticalPath
 
     @property
     def key_attributes(self) -> tuple[str, ...]:
@@ -110,21 +138,22 @@ def project(assembly_dir: Path) -> Configuration:
         raise SystemExit(f"{assembly_dir} has no {PROJECT_STACK_NAME}: run `make synth` first")
     return Configuration(
         key="project",
-        label="project (AuditStack)",
+        label="project (AuditStack, default)",
         assembly_dir=assembly_dir,
         stack_name=PROJECT_STACK_NAME,
         subject_attribute="subject",
         occurred_attribute="occurred_at",
         recorded_attribute="recorded_at",
+        recorder_path=project_recorder_path(),
     )
 
 
-def original(outdir: Path) -> Configuration:
-    """The original solution's configuration, synthesized into ``outdir`` by a child process
-    (so that this process never starts jsii's Node.js kernel)."""
+def _synthesize(what: str, app_arguments: list[str]) -> None:
+    """Run a CDK app module in a child process (so that this process never starts jsii's
+    Node.js kernel)."""
     bin_dir = str(Path(sys.executable).parent)
     result = subprocess.run(
-        [sys.executable, "-m", "bench.original.app", str(outdir)],
+        [sys.executable, "-m", *app_arguments],
         cwd=ROOT,
         env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
         capture_output=True,
@@ -133,13 +162,51 @@ def original(outdir: Path) -> Configuration:
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"synthesis of the original failed:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(f"synthesis of {what} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def original(outdir: Path) -> Configuration:
+    """The original solution's configuration, synthesized into ``outdir``."""
+    _synthesize("the original", ["bench.original.app", str(outdir)])
     return Configuration(
         key="original",
-        label="original (Serverless config)",
+        label="seed (Serverless config)",
         assembly_dir=outdir,
         stack_name=ORIGINAL_STACK_NAME,
         subject_attribute="email",
         occurred_attribute="deletedAt",
         recorded_attribute="recordedAt",
+        recorder_path=SEQUENTIAL_WRITES,
+    )
+
+
+def project_without_index(outdir: Path) -> Configuration:
+    """The project's AuditStack with ``event_type_index=False``, synthesized into ``outdir``."""
+    _synthesize("the project without index", ["bench.peers.app", "no-index", str(outdir)])
+    return Configuration(
+        key="no_index",
+        label="project, index off",
+        assembly_dir=outdir,
+        stack_name=NO_INDEX_STACK_NAME,
+        subject_attribute="subject",
+        occurred_attribute="occurred_at",
+        recorded_attribute="recorded_at",
+        recorder_path=project_recorder_path(),
+    )
+
+
+def solutions_constructs(outdir: Path) -> Configuration:
+    """The AWS Solutions Constructs composition (bench/peers/solutions.py) in ``outdir``."""
+    _synthesize(
+        "the Solutions Constructs peer", ["bench.peers.app", "solutions-constructs", str(outdir)]
+    )
+    return Configuration(
+        key="solutions",
+        label="AWS Solutions Constructs",
+        assembly_dir=outdir,
+        stack_name=SOLUTIONS_STACK_NAME,
+        subject_attribute="email",
+        occurred_attribute="deletedAt",
+        recorded_attribute="recordedAt",
+        recorder_path=SEQUENTIAL_WRITES,
     )

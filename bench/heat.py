@@ -1,9 +1,9 @@
-"""Partition heat of the by-type index: the largest share of writes any one index key gets.
+"""Partition heat: the largest share of writes any one table or index partition key gets.
 
-DynamoDB serves at most 1,000 writes/s per partition, and an index write goes to the partition of
-the item's index key, so the hottest key's share times the event rate is what one partition must
-absorb. Measured on keys the recorder writes: from a load run's table, and from the recorder's
-own item builder for 10,000 events of one type.
+DynamoDB serves at most 1,000 writes/s per partition, and a write goes to the partition of the
+item's table key (and, for an index, of its index key), so the hottest key's share times the
+event rate is what one partition must absorb. Measured on keys the recorder writes: from a load
+run's table, and from the recorder's own item builder for 10,000 events of one type.
 """
 
 from __future__ import annotations
@@ -65,7 +65,17 @@ def index_shards(template: dict[str, Any]) -> int:
 
 
 def recorder_keys(shards: int, events: int = 10_000) -> list[str]:
-    """The index keys the recorder's own code writes for ``events`` AccountDeleted events.
+    """The index keys the recorder's own code writes for ``events`` AccountDeleted events."""
+    return [item[INDEX_KEY_ATTRIBUTE]["S"] for item in recorder_items(shards, events)]
+
+
+def recorder_table_keys(shards: int, events: int = 10_000) -> list[str]:
+    """The table partition keys (subjects) the recorder writes for ``events`` events."""
+    return [item["subject"]["S"] for item in recorder_items(shards, events)]
+
+
+def recorder_items(shards: int, events: int = 10_000) -> list[dict[str, Any]]:
+    """The items the recorder's own code writes for ``events`` AccountDeleted events.
 
     Built as in production: the publisher's event builder (fresh UUID4 ids), then the recorder's
     item builder with the template's shard count.
@@ -77,7 +87,7 @@ def recorder_keys(shards: int, events: int = 10_000) -> list[str]:
 
     provenance = SnsProvenance("bench", "arn:aws:sns:us-east-1:000000000000:bench", "bench")
     now = datetime.now(UTC)
-    keys = []
+    items = []
     for index in range(events):
         event = build_account_deleted_event(
             {"email": f"heat{index}@bench.example"}, secret=b"bench secret", now=now
@@ -88,5 +98,5 @@ def recorder_keys(shards: int, events: int = 10_000) -> list[str]:
             recorded_at="bench",
             event_type_shards=shards,
         )
-        keys.append(item[INDEX_KEY_ATTRIBUTE]["S"])
-    return keys
+        items.append(item)
+    return items

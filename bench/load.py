@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from audit_stack.lambda_code import contract
 from audit_stack.local import LocalAuditPipeline, OperationCount
 from audit_stack.local.control.moto_hooks import queue_snapshot
 from bench.configurations import Configuration
+from bench.items import item_size
 
-_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _SAMPLE_SECONDS = 1.0
 _GATE_CHECK_SECONDS = 0.05
 # Publishers wait while the event-source queue holds more than this: 20 full batches of 10.
@@ -39,10 +40,17 @@ EMAIL_DOMAIN = "bench.example"
 
 @dataclass
 class FunctionUse:
-    """The invocations of one function during a run."""
+    """The invocations of one function during a run.
+
+    :param durations_ms: as the emulator measured them (hand-off and shared CPU included).
+    :param cpu_ms: the handler's own CPU time in each, as its worker measured it.
+    :param batch_sizes: SQS records in each invocation's event (0: not an SQS batch).
+    """
 
     logical_id: str
     durations_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
     errors: int = 0
 
     @property
@@ -57,6 +65,29 @@ class FunctionUse:
     @property
     def mean_ms(self) -> float:
         return sum(self.durations_ms) / len(self.durations_ms) if self.durations_ms else 0.0
+
+
+@dataclass
+class SealRun:
+    """One sealer invocation over everything a load run recorded, as its schedule would do."""
+
+    requests: dict[str, OperationCount]
+    function: FunctionUse
+    records_sealed: int
+    digests_written: int
+
+
+@dataclass
+class Usage:
+    """What a run asked of AWS, for the cost model: counted requests and invocations."""
+
+    recorded: int
+    requests: dict[str, OperationCount]
+    functions: dict[str, FunctionUse]
+    publisher: str
+    """logical id of the publisher function (the application's deleteAccount)"""
+    seal: SealRun | None
+    """the sealer's run over the run's records (None: the configuration has no sealer)"""
 
 
 @dataclass
@@ -75,10 +106,20 @@ class LoadResult:
     max_queue_depth: int
     index_keys: list[str]
     """the by-type index key of each recorded item (empty without such an index)"""
+    table_keys: list[str]
+    """the table partition key of each item the run wrote"""
+    item_sizes: list[int]
+    """each item's size as DynamoDB bills it (bytes)"""
     requests: dict[str, OperationCount]
     functions: dict[str, FunctionUse]
     publisher: str
     """logical id of the publisher function (the application's deleteAccount)"""
+    seal: SealRun | None = None
+    """the sealer's run over the run's records (None: the configuration has no sealer)"""
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.recorded, self.requests, self.functions, self.publisher, self.seal)
 
     @property
     def throughput(self) -> float:
@@ -105,14 +146,17 @@ class _InvocationTracker:
         self._thread = threading.Thread(target=self._run, name="bench-invocations", daemon=True)
         self._logical_ids = {spec.name: spec.logical_id for spec in pipeline.deployment.functions}
 
-    def start(self) -> None:
-        # Everything finished so far (the warm-up) is not part of the run.
+    def start(self, *, poll: bool = True) -> None:
+        """Note what finished so far (the warm-up: not part of the run); ``poll``: sweep every
+        second (needed past the emulator's 10,000 kept invocations) rather than at stop."""
         self._seen = {invocation.request_id for invocation in self._pipeline.invocations()}
-        self._thread.start()
+        if poll:
+            self._thread.start()
 
     def stop(self) -> dict[str, FunctionUse]:
         self._stopped.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         self._sweep()
         return self.by_function
 
@@ -128,6 +172,10 @@ class _InvocationTracker:
             logical_id = self._logical_ids[invocation.function_name]
             use = self.by_function.setdefault(logical_id, FunctionUse(logical_id))
             use.durations_ms.append(invocation.duration_seconds * 1000)
+            use.cpu_ms.append((invocation.cpu_seconds or 0.0) * 1000)
+            event = invocation.event if isinstance(invocation.event, dict) else {}
+            records = event.get("Records")
+            use.batch_sizes.append(len(records) if isinstance(records, list) else 0)
             use.errors += not invocation.succeeded
 
 
@@ -208,7 +256,7 @@ def _keys(pipeline: LocalAuditPipeline, attributes: tuple[str, ...]) -> set[tupl
 
 
 def _timestamp(item: dict[str, Any], attribute: str) -> datetime:
-    return datetime.strptime(item[attribute]["S"], _TIMESTAMP_FORMAT)
+    return datetime.strptime(item[attribute]["S"], contract.TIMESTAMP_FORMAT)
 
 
 def _dead_lettered(pipeline: LocalAuditPipeline) -> int:
@@ -244,6 +292,7 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
         requests = pipeline.instrumentation.counts()
         functions = tracker.stop()
         max_depth = gate.stop()
+        seal = _seal(pipeline) if "sealer" in pipeline.function_roles else None
 
         # The run's records: everything but the warm-up's (subjects may be pseudonyms, so the
         # e-mail's prefix cannot tell them apart).
@@ -270,14 +319,30 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
             index_keys=[
                 item["event_type_shard"]["S"] for item in items if "event_type_shard" in item
             ],
+            table_keys=[item[attributes[0]]["S"] for item in items],
+            item_sizes=[item_size(item) for item in items],
             requests=requests,
             functions=functions,
-            publisher=next(
-                spec.logical_id
-                for spec in pipeline.deployment.functions
-                if spec.name == pipeline.function_name("publisher")
-            ),
+            publisher=_publisher(pipeline),
+            seal=seal,
         )
+
+
+def _seal(pipeline: LocalAuditPipeline) -> SealRun:
+    """Run the sealer once over the notices the run left (its schedule does not run locally),
+    counting its requests apart from the run's."""
+    tracker = _InvocationTracker(pipeline)
+    pipeline.instrumentation.reset_counts()
+    tracker.start(poll=False)
+    report = pipeline.invoke("sealer", {})
+    requests = pipeline.instrumentation.counts()
+    (function,) = tracker.stop().values()
+    return SealRun(
+        requests=requests,
+        function=function,
+        records_sealed=int(report["records_sealed"]),
+        digests_written=len(report["digests_written"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -289,6 +354,8 @@ class DrainResult:
     recorded: int
     drain_seconds: float
     waves: int
+    usage: Usage
+    """publishing and recording the backlog: full batches, as at a high event rate"""
 
     @property
     def throughput(self) -> float:
@@ -306,6 +373,11 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
         before = _keys(pipeline, attributes)
         drained = 0.0
         waves = 0
+        tracker = _InvocationTracker(pipeline)
+        pipeline.instrumentation.reset_counts()
+        # Swept once at the end while the run's invocations (at most two per event) fit in the
+        # emulator's 10,000 kept ones, so that no sampling thread runs while the drain is timed.
+        tracker.start(poll=2 * events >= 10_000)
         for first in range(0, events, DRAIN_WAVE):
             last = min(first + DRAIN_WAVE, events)
             with pipeline.event_sources_paused():
@@ -318,9 +390,21 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
             pipeline.run_until_idle(timeout=max(300.0, (last - first) * 0.5))
             drained += time.monotonic() - started
             waves += 1
+        requests = pipeline.instrumentation.counts()
+        functions = tracker.stop()
+        seal = _seal(pipeline) if "sealer" in pipeline.function_roles else None
         recorded = {
             item[configuration.subject_attribute]["S"]
             for item in _scan(pipeline)
             if _key(item, attributes) not in before
         }
-        return DrainResult(configuration.key, events, len(recorded), drained, waves)
+        usage = Usage(len(recorded), requests, functions, _publisher(pipeline), seal)
+        return DrainResult(configuration.key, events, len(recorded), drained, waves, usage)
+
+
+def _publisher(pipeline: LocalAuditPipeline) -> str:
+    return next(
+        spec.logical_id
+        for spec in pipeline.deployment.functions
+        if spec.name == pipeline.function_name("publisher")
+    )

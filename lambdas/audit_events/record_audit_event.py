@@ -44,6 +44,8 @@ whenever it arrives. Markers carry a ``record_hash`` too and are sealed like rec
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -91,6 +93,9 @@ from .integrity import RecordRef, notice_body, with_record_hash
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
 # rather than risking the whole batch on the function timeout.
 MIN_SECONDS_PER_RECORD = 0.5
+# DynamoDB writes in flight at once per invocation: enough to hide a batch of 10's latency,
+# few enough that the threads and their connections stay cheap in a small function.
+MAX_CONCURRENT_WRITES = 8
 
 # DynamoDB's documented limits; breaking one is a property of the message, so it is poison
 # rather than an error worth retrying.
@@ -142,9 +147,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         secret_arn=os.environ.get("PSEUDONYM_SECRET_ARN") or None,
     )
     counts = _BatchCounts()
+    results = _write_batch(event.get("Records", []), settings=settings, context=context)
     response = process_partial_response(
         event=event,
-        record_handler=partial(_record_message, settings=settings, counts=counts, context=context),
+        record_handler=partial(_record_message, results=results, counts=counts),
         processor=processor,
         context=context,
     )
@@ -195,25 +201,199 @@ def _report_for_sealing(
     return unreported
 
 
-def _record_message(
-    record: SQSRecord, *, settings: _Settings, counts: _BatchCounts, context: LambdaContext
-) -> None:
-    """Record one SQS message's event; raising makes it a batch item failure (SQS retries it)."""
+@dataclass(frozen=True)
+class _Write:
+    """One message's prepared write: its items (an idempotent event's marker first)."""
+
+    message_id: str
+    idempotent: bool
+    items: list[dict[str, Any]]
+    log_keys: dict[str, str]
+
+    @property
+    def contended_key(self) -> tuple[str, str]:
+        """The key two deliveries of the same event both write (the marker's, if any)."""
+        first = self.items[0]
+        return first[PARTITION_KEY]["S"], first[SORT_KEY]["S"]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one message's write did: recorded, or found already recorded (a duplicate)."""
+
+    duplicate: bool
+    written: list[RecordRef]
+
+
+# A message's result: its outcome, or the error that makes it a batch item failure.
+_Result = _Outcome | Exception
+
+
+def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) -> _Write:
+    """Parse one SQS message into the items to write; raises PoisonMessageError for bad input."""
     if _remaining_seconds(context) < MIN_SECONDS_PER_RECORD:
         raise OutOfTimeError("too little of the invocation left; SQS will redeliver")
+    event, provenance = parse_sns_envelope(record.body)
+    if settings.secret_arn is not None and event.subject_type == SUBJECT_TYPE_EMAIL:
+        # An address in clear (a version 1 message, a clear producer) is not recorded.
+        secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
+        event = pseudonymize(event, secret)
+    item = to_item(
+        event,
+        provenance,
+        recorded_at=format_timestamp(_utc_now()),
+        event_type_shards=settings.event_type_shards,
+    )
+    items = (
+        [to_idempotency_marker(event, recorded_at=item["recorded_at"]["S"]), item]
+        if event.idempotent
+        else [item]
+    )
+    return _Write(
+        message_id=record.message_id,
+        idempotent=event.idempotent,
+        items=items,
+        log_keys={
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "sns_message_id": provenance.sns_message_id,
+        },
+    )
+
+
+def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcome:
+    """Write one message's items once; a condition failure is a duplicate, not an error."""
+    # Checked again here: with a pool, a write may start well after its message was parsed.
+    if _remaining_seconds(context) < MIN_SECONDS_PER_RECORD:
+        raise OutOfTimeError("too little of the invocation left; SQS will redeliver")
+    dynamodb = client("dynamodb", _remaining_seconds(context))
+    # Redeliveries are normal for SQS; the first write of an event is the record.
+    only_once = f"attribute_not_exists({PARTITION_KEY})"
+    # On a duplicate, the stored items come back, so their seal notices can be sent again (the
+    # first delivery may have written them and died before its notice was sent).
+    stored = "ALL_OLD"
     try:
-        event, provenance = parse_sns_envelope(record.body)
-        if settings.secret_arn is not None and event.subject_type == SUBJECT_TYPE_EMAIL:
-            # An address in clear (a version 1 message, a clear producer) is not recorded.
-            secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
-            event = pseudonymize(event, secret)
-        item = to_item(
-            event,
-            provenance,
-            recorded_at=format_timestamp(_utc_now()),
-            event_type_shards=settings.event_type_shards,
+        if write.idempotent:
+            # One transaction: the event and its marker, or neither. A retry of the caller has
+            # the same event id but another time (another key): the marker catches it.
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": table_name,
+                            "Item": written_item,
+                            "ConditionExpression": only_once,
+                            "ReturnValuesOnConditionCheckFailure": stored,
+                        }
+                    }
+                    for written_item in write.items
+                ]
+            )
+        else:
+            dynamodb.put_item(
+                TableName=table_name,
+                Item=write.items[0],
+                ConditionExpression=only_once,
+                ReturnValuesOnConditionCheckFailure=stored,
+            )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code == "ConditionalCheckFailedException" or _condition_cancelled(error):
+            logger.info("Duplicate delivery skipped; event already recorded", extra=write.log_keys)
+            old_items = [error.response.get("Item")] + [
+                reason.get("Item") for reason in error.response.get("CancellationReasons", [])
+            ]
+            return _Outcome(
+                duplicate=True,
+                written=[
+                    _record_ref(old) for old in old_items if old and RECORD_HASH_ATTRIBUTE in old
+                ],
+            )
+        logger.warning(
+            "Write failed; SQS will redeliver", extra={**write.log_keys, "error_code": code}
         )
-    except PoisonMessageError as error:
+        raise
+    except BotoCoreError as error:  # no answer from DynamoDB: timeouts, connection errors
+        logger.warning(
+            "Write failed; SQS will redeliver",
+            extra={**write.log_keys, "error_code": type(error).__name__},
+        )
+        raise
+    logger.info("Recorded audit event", extra=write.log_keys)
+    return _Outcome(duplicate=False, written=[_record_ref(new) for new in write.items])
+
+
+def _write_in_order(
+    writes: list[_Write], *, table_name: str, context: LambdaContext
+) -> list[_Result]:
+    """Write messages that contend for one key one after another, in delivery order."""
+    results: list[_Result] = []
+    for write in writes:
+        try:
+            results.append(_write(write, table_name=table_name, context=context))
+        # Any error, as the batch processor would catch it: it re-raises it for this message.
+        except Exception as error:
+            results.append(error)
+    return results
+
+
+def _write_batch(
+    records: list[dict[str, Any]], *, settings: _Settings, context: LambdaContext
+) -> dict[str, deque[_Result]]:
+    """Every message's result, by SQS message id (in delivery order for a repeated id).
+
+    Parsing is CPU work and runs first, in order. The writes then overlap: each waits mostly on
+    DynamoDB, so a batch costs about one write's latency per MAX_CONCURRENT_WRITES messages
+    rather than one per message. Messages writing the same key (a duplicate delivery in one
+    batch) share a worker and keep their order, so exactly one of them records the event.
+    """
+    results: dict[str, deque[_Result]] = {}
+    prepared: list[tuple[str, _Write | Exception]] = []
+    for raw in records:
+        record = SQSRecord(raw)
+        try:
+            write = _prepare(record, settings=settings, context=context)
+        # Any error, as the batch processor would catch it: it re-raises it for this message.
+        except Exception as error:
+            prepared.append((record.message_id, error))
+            continue
+        prepared.append((record.message_id, write))
+    by_key: dict[tuple[str, str], list[_Write]] = {}
+    for _, found in prepared:
+        if isinstance(found, _Write):
+            by_key.setdefault(found.contended_key, []).append(found)
+    groups = list(by_key.values())
+    write_group = partial(_write_in_order, table_name=settings.table_name, context=context)
+    if len(groups) <= 1:
+        outcomes = [write_group(group) for group in groups]
+    else:
+        # Bounded by the remaining time too: every write checks it before starting and its
+        # client's retries end within it, so the pool is done before the function times out.
+        with ThreadPoolExecutor(
+            max_workers=min(MAX_CONCURRENT_WRITES, len(groups)),
+            thread_name_prefix="audit-write",
+        ) as pool:
+            outcomes = list(pool.map(write_group, groups))
+    written: dict[int, _Result] = {
+        id(write): result
+        for group, group_results in zip(groups, outcomes, strict=True)
+        for write, result in zip(group, group_results, strict=True)
+    }
+    for message_id, found in prepared:
+        result = written[id(found)] if isinstance(found, _Write) else found
+        results.setdefault(message_id, deque()).append(result)
+    return results
+
+
+def _record_message(
+    record: SQSRecord,
+    *,
+    results: dict[str, deque[_Result]],
+    counts: _BatchCounts,
+) -> None:
+    """Account for one message's result; raising makes it a batch item failure (SQS retries)."""
+    result = results[record.message_id].popleft()
+    if isinstance(result, PoisonMessageError):
         counts.poison += 1
         # After the queue's maxReceiveCount receives, SQS moves the message to the DLQ.
         logger.error(
@@ -221,73 +401,17 @@ def _record_message(
             extra={
                 "sqs_message_id": record.message_id,
                 "receive_count": record.attributes.approximate_receive_count,
-                "reason": str(error),
+                "reason": str(result),
             },
         )
-        raise
-    log_keys = {
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "sns_message_id": provenance.sns_message_id,
-    }
-    dynamodb = client("dynamodb", _remaining_seconds(context))
-    # Redeliveries are normal for SQS; the first write of an event is the record.
-    only_once = f"attribute_not_exists({PARTITION_KEY})"
-    # On a duplicate, the stored items come back, so their seal notices can be sent again (the
-    # first delivery may have written them and died before its notice was sent).
-    stored = "ALL_OLD"
-    written = [item]
-    try:
-        if event.idempotent:
-            # One transaction: the event and its marker, or neither. A retry of the caller has
-            # the same event id but another time (another key): the marker catches it.
-            marker = to_idempotency_marker(event, recorded_at=item[RECORDED_AT_ATTRIBUTE]["S"])
-            written = [marker, item]
-            dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": settings.table_name,
-                            "Item": written_item,
-                            "ConditionExpression": only_once,
-                            "ReturnValuesOnConditionCheckFailure": stored,
-                        }
-                    }
-                    for written_item in written
-                ]
-            )
-        else:
-            dynamodb.put_item(
-                TableName=settings.table_name,
-                Item=item,
-                ConditionExpression=only_once,
-                ReturnValuesOnConditionCheckFailure=stored,
-            )
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
-        if code == "ConditionalCheckFailedException" or _condition_cancelled(error):
-            counts.duplicates += 1
-            logger.info("Duplicate delivery skipped; event already recorded", extra=log_keys)
-            old_items = [error.response.get("Item")] + [
-                reason.get("Item") for reason in error.response.get("CancellationReasons", [])
-            ]
-            counts.written.extend(
-                (record.message_id, _record_ref(old))
-                for old in old_items
-                if old and RECORD_HASH_ATTRIBUTE in old
-            )
-            return
-        logger.warning("Write failed; SQS will redeliver", extra={**log_keys, "error_code": code})
-        raise
-    except BotoCoreError as error:  # no answer from DynamoDB: timeouts, connection errors
-        logger.warning(
-            "Write failed; SQS will redeliver",
-            extra={**log_keys, "error_code": type(error).__name__},
-        )
-        raise
-    counts.recorded += 1
-    counts.written.extend((record.message_id, _record_ref(new)) for new in written)
-    logger.info("Recorded audit event", extra=log_keys)
+        raise result
+    if isinstance(result, Exception):
+        raise result
+    if result.duplicate:
+        counts.duplicates += 1
+    else:
+        counts.recorded += 1
+    counts.written.extend((record.message_id, ref) for ref in result.written)
 
 
 def _record_ref(item: dict[str, Any]) -> RecordRef:

@@ -91,6 +91,17 @@ def test_concurrent_invocations_run_in_separate_workers(probe: LocalAuditPipelin
     assert results[0]["pid"] != results[1]["pid"]
 
 
+def test_invocation_records_the_handlers_cpu_time_not_its_waiting(
+    probe: LocalAuditPipeline,
+) -> None:
+    probe.invoke("probe", {"sleep": 0.3})
+
+    invocation = probe.invocations("probe")[-1]
+    assert invocation.duration_seconds >= 0.3
+    assert invocation.cpu_seconds is not None
+    assert 0 < invocation.cpu_seconds < 0.1
+
+
 def test_handler_exception_is_an_unhandled_function_error(probe: LocalAuditPipeline) -> None:
     with pytest.raises(FunctionInvocationError) as raised:
         probe.invoke("probe", {"fail": True})

@@ -151,7 +151,7 @@ class Instrumentation:
             or (injected is not None and injected.after_request)
         )
         item_bytes = (
-            _put_item_size(body) if action == "dynamodb:PutItem" and stored_or_checked else None
+            put_item_size(body) if action == "dynamodb:PutItem" and stored_or_checked else None
         )
         with self._lock:
             count = self._counts.setdefault(action, OperationCount())
@@ -208,7 +208,7 @@ def _messages_received(response: bytes) -> int:
     return len(_XML_MESSAGE.findall(response))
 
 
-def _put_item_size(body: bytes) -> int | None:
+def put_item_size(body: bytes) -> int | None:
     """The size DynamoDB bills for a PutItem request's item, or None if the body has no item."""
     try:
         item = json.loads(body).get("Item")

@@ -58,6 +58,8 @@ class Invocation:
     response: Any
     error: dict[str, Any] | None
     logs: tuple[str, ...]
+    cpu_seconds: float | None = None
+    """the handler's CPU time as its worker measured it (None: the worker never answered)"""
 
     @property
     def succeeded(self) -> bool:
@@ -154,6 +156,8 @@ class _Worker:
         self.spec = spec
         self._lines: list[str] = []
         self._on_log = on_log
+        # The handler's CPU seconds in the last invocation, as the worker reported it.
+        self.last_cpu_seconds: float | None = None
         read_fd, write_fd = os.pipe()
         try:
             self.process = subprocess.Popen(
@@ -272,6 +276,7 @@ class _Worker:
         if answer["kind"] == "exit":
             return False, self._exit_error(request_id)
         self._drain_logs(request_id)
+        self.last_cpu_seconds = answer.get("cpu_seconds")
         if answer["kind"] == "result":
             return True, answer["payload"]
         error = {"requestId": request_id, **answer["error"]}
@@ -332,6 +337,8 @@ class FunctionRuntime:
         self._all: set[_Worker] = set()
         self._active = 0
         self._closed = False
+        # Handler CPU seconds by request id, until the registry records the invocation.
+        self._cpu_seconds: dict[str, float] = {}
 
     def environment(self, log_stream: str) -> dict[str, str]:
         """The worker's environment: the template's variables plus what Lambda itself sets."""
@@ -408,6 +415,9 @@ class FunctionRuntime:
             succeeded, outcome = worker.invoke(request_id, payload, self.spec.arn, trace_id)
             if succeeded and len(outcome.encode()) > SYNC_PAYLOAD_LIMIT_BYTES:
                 succeeded, outcome = False, response_too_large(request_id, len(outcome.encode()))
+            if worker.last_cpu_seconds is not None:
+                with self._lock:
+                    self._cpu_seconds[request_id] = worker.last_cpu_seconds
             logs = worker.take_logs()
             if worker.alive:
                 with self._lock:
@@ -444,6 +454,11 @@ class FunctionRuntime:
     def worker_pids(self) -> list[int]:
         with self._lock:
             return [worker.process.pid for worker in self._all]
+
+    def pop_cpu_seconds(self, request_id: str) -> float | None:
+        """The handler CPU seconds its worker reported for the invocation (once)."""
+        with self._lock:
+            return self._cpu_seconds.pop(request_id, None)
 
     def kill_busy_workers(self) -> list[int]:
         """Kill the workers running an invocation now (the invocations fail with
@@ -511,6 +526,7 @@ class FunctionRegistry:
                 response=response,
                 error=error,
                 logs=logs,
+                cpu_seconds=runtime.pop_cpu_seconds(request_id),
             )
         )
         self.activity.notify()

@@ -1,0 +1,1 @@
+"""The benchmark's peer configurations, each synthesized as its own CDK app."""

@@ -1,0 +1,153 @@
+"""The recorder writes a batch's items concurrently; each write still succeeds or fails alone."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from audit_events.integrity import parse_notice
+
+from .builders import account_deleted, record_for, sns_notification, sqs_event, sqs_record
+
+# Long enough that overlapping writes show, short enough for a unit test.
+SIMULATED_LATENCY_SECONDS = 0.05
+
+
+class _InFlight:
+    """Counts PutItem calls in progress at once, across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current = 0
+        self.most = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.current += 1
+            self.most = max(self.most, self.current)
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self.current -= 1
+
+
+@pytest.fixture
+def slow_put_item(
+    recorder: ModuleType, audit_table: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[_InFlight, Callable[[str], None]]]:
+    """Every PutItem takes SIMULATED_LATENCY_SECONDS more; a named event's write fails."""
+    # The client the recorder gets with the test context's 29.5 s left.
+    client = recorder.client("dynamodb", 29.5)
+    put_item = client.put_item
+    in_flight = _InFlight()
+    failing: set[str] = set()
+
+    def slow(**request: Any) -> Any:
+        with in_flight:
+            time.sleep(SIMULATED_LATENCY_SECONDS)
+            if request["Item"]["event_id"]["S"] in failing:
+                raise ClientError(
+                    {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem"
+                )
+            return put_item(**request)
+
+    monkeypatch.setattr(client, "put_item", slow)
+    yield in_flight, failing.add
+
+
+def _recorded_ids(audit_table: str) -> set[str]:
+    items = boto3.client("dynamodb").scan(TableName=audit_table)["Items"]
+    return {item["event_id"]["S"] for item in items}
+
+
+def _noticed_ids(queue_url: str) -> set[str]:
+    sqs = boto3.client("sqs")
+    found: set[str] = set()
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            found |= {ref.event_key.split("#")[-1] for ref in parse_notice(message["Body"])}
+    return found
+
+
+def test_a_batch_writes_overlap_and_take_about_one_latency_per_pool(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+) -> None:
+    in_flight, _ = slow_put_item
+    events = [account_deleted(f"user{number}@mail.com") for number in range(10)]
+
+    started = time.monotonic()
+    response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
+    elapsed = time.monotonic() - started
+
+    assert response == {"batchItemFailures": []}
+    assert _recorded_ids(audit_table) == {event.event_id for event in events}
+    assert in_flight.most > 1
+    assert in_flight.most <= recorder.MAX_CONCURRENT_WRITES
+    # One after another, ten writes would take ten latencies.
+    assert elapsed < 10 * SIMULATED_LATENCY_SECONDS
+
+
+def test_one_failed_write_among_concurrent_writes_fails_only_its_message(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+) -> None:
+    in_flight, fail = slow_put_item
+    events = [account_deleted(f"user{number}@mail.com") for number in range(10)]
+    failed = events[3]
+    fail(failed.event_id)
+
+    response = recorder.handler(
+        sqs_event(
+            *(
+                record_for(event, message_id="failed-id" if event is failed else None)
+                for event in events
+            )
+        ),
+        lambda_context,
+    )
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "failed-id"}]}
+    assert in_flight.most > 1
+    others = {event.event_id for event in events if event is not failed}
+    assert _recorded_ids(audit_table) == others
+    # The seal notice names exactly what was written: nothing of the failed message.
+    assert _noticed_ids(os.environ["SEAL_QUEUE_URL"]) == others
+
+
+def test_duplicates_in_one_concurrent_batch_record_the_event_once(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+) -> None:
+    repeated = account_deleted("twice@mail.com")
+    body = sns_notification(repeated.to_json())
+    others = [account_deleted(f"user{number}@mail.com") for number in range(4)]
+
+    response = recorder.handler(
+        sqs_event(
+            sqs_record(body, message_id="first"),
+            *map(record_for, others),
+            sqs_record(body, message_id="second"),
+        ),
+        lambda_context,
+    )
+
+    assert response == {"batchItemFailures": []}
+    assert _recorded_ids(audit_table) == {repeated.event_id} | {e.event_id for e in others}
