@@ -129,7 +129,8 @@ def goals(document: Document) -> list[tuple[str, str, str]]:
             (
                 f"index on: at least {BELOW_SEED_GOAL:.0%} below the seed in the same run "
                 f"({where})",
-                f"${project:.3f} vs seed ${seed:.3f}: {1 - project / seed:+.1%}",
+                f"${project:.3f} vs seed ${seed:.3f}: "
+                f"{abs(1 - project / seed):.1%} {'below' if project < seed else 'above'} it",
                 _met(project <= (1 - BELOW_SEED_GOAL) * seed),
             )
         )
