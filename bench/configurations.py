@@ -7,13 +7,11 @@ synthesized template, never restated here: the template is what would be deploye
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit_stack import synth
 from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,18 +120,12 @@ def project(assembly_dir: Path) -> Configuration:
 def original(outdir: Path) -> Configuration:
     """The original solution's configuration, synthesized into ``outdir`` by a child process
     (so that this process never starts jsii's Node.js kernel)."""
-    bin_dir = str(Path(sys.executable).parent)
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.original.app", str(outdir)],
+    synth.synthesize_python_app(
+        ["-m", "bench.original.app", str(outdir)],
+        outdir,
         cwd=ROOT,
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        capture_output=True,
-        text=True,
         timeout=_SYNTH_TIMEOUT_SECONDS,
-        check=False,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"synthesis of the original failed:\n{result.stdout}\n{result.stderr}")
     return Configuration(
         key="original",
         label="original (Serverless config)",
