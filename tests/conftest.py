@@ -82,17 +82,23 @@ def cached_assembly(name: str, build: Callable[[Path], object], *key: str) -> Pa
     return entry
 
 
-# Every test in these folders runs on the embedded emulator: `make unit` leaves them out.
-_EMULATOR_FOLDERS = ("e2e", "cli", "reliability")
+# Markers by folder, so that no test of these folders is forgotten: every test under them runs on
+# the embedded emulator (`make unit` leaves them out), and the reliability runs are `make soak`'s.
+_FOLDER_MARKERS = {
+    "e2e": ("e2e",),
+    "cli": ("e2e",),
+    "reliability": ("e2e", "reliability"),
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the emulator's tests ``e2e`` by where they live, so that none is forgotten."""
+    """Add the markers of each test's folder (see ``_FOLDER_MARKERS``)."""
     tests_dir = ROOT / "tests"
     for item in items:
-        relative = item.path.relative_to(tests_dir) if item.path.is_relative_to(tests_dir) else None
-        if relative is not None and relative.parts[0] in _EMULATOR_FOLDERS:
-            item.add_marker(pytest.mark.e2e)
+        if not item.path.is_relative_to(tests_dir):
+            continue
+        for marker in _FOLDER_MARKERS.get(item.path.relative_to(tests_dir).parts[0], ()):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
