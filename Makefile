@@ -21,7 +21,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@echo "setup: creating .venv with the pinned Python packages (the first time: about 5 minutes) ..."
+	@echo "setup: installing the pinned Python packages into .venv (about 5 minutes the first time) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -r requirements-dev.txt
@@ -40,10 +40,10 @@ demo: setup ## run the whole pipeline end to end on the embedded AWS emulator
 	$(BIN)/python -m audit_stack.local demo --assembly cdk.out
 
 test: setup lint typecheck ## every check: lint, types, unit, template, end to end (what CI runs)
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install and not reliability"
 
 unit: setup ## the inner loop: every test without the emulator or a fresh install (~20 s)
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not e2e and not install"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not e2e and not install and not synth"
 
 soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each
 	AUDIT_SOAK=1 $(BIN)/pytest tests/reliability

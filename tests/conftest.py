@@ -35,22 +35,22 @@ _SOURCE_FILES = (
 _SOURCE_FOLDERS = ("audit_stack", "lambdas")
 
 
-def _source_paths() -> Iterable[Path]:
+def _source_paths(root: Path) -> Iterable[Path]:
     for name in _SOURCE_FILES:
-        yield ROOT / name
+        yield root / name
     for folder in _SOURCE_FOLDERS:
         yield from sorted(
             path
-            for path in (ROOT / folder).rglob("*")
+            for path in (root / folder).rglob("*")
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
         )
 
 
-def sources_digest(*extra: str) -> str:
-    """A hash of every synthesis input in this checkout, this interpreter, and ``extra``."""
+def sources_digest(*extra: str, root: Path = ROOT) -> str:
+    """A hash of every synthesis input in the checkout ``root``, this interpreter, and ``extra``."""
     digest = hashlib.sha256(sys.version.encode())
-    for path in _source_paths():
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
+    for path in _source_paths(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
     for text in extra:
         digest.update(b"\0" + text.encode())
@@ -61,7 +61,9 @@ def sources_digest(*extra: str) -> str:
 SYNTH_CACHE = ROOT / ".pytest_cache" / "d" / "cdk-synth"
 
 
-def cached_assembly(name: str, build: Callable[[Path], object], *key: str) -> Path:
+def cached_assembly(
+    name: str, build: Callable[[Path], object], *key: str, cache_dir: Path = SYNTH_CACHE
+) -> Path:
     """The cloud assembly ``build(outdir)`` writes, built once for these sources and reused by
     every pytest-xdist worker and by later sessions until a source changes.
 
@@ -69,13 +71,13 @@ def cached_assembly(name: str, build: Callable[[Path], object], *key: str) -> Pa
     temporary folder that is renamed when complete, so a failed or killed build leaves nothing
     that looks finished.
     """
-    SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
-    entry = SYNTH_CACHE / f"{name}-{sources_digest(name, *key)}"
-    with FileLock(str(SYNTH_CACHE / f"{name}.lock")):
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    entry = cache_dir / f"{name}-{sources_digest(name, *key)}"
+    with FileLock(str(cache_dir / f"{name}.lock")):
         if not entry.is_dir():
-            for stale in SYNTH_CACHE.glob(f"{name}-*"):
+            for stale in cache_dir.glob(f"{name}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-            building = SYNTH_CACHE / f"{name}.building"
+            building = cache_dir / f"{name}.building"
             shutil.rmtree(building, ignore_errors=True)
             build(building)
             building.rename(entry)
