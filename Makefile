@@ -15,7 +15,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test unit soak install-check lint typecheck synth diagram diff deploy up bench clean
+.PHONY: help setup demo test unit slow soak lint typecheck synth diagram diff deploy up bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,17 +39,19 @@ demo: setup ## run the whole pipeline end to end on the embedded AWS emulator
 	$(CDK) synth --quiet
 	$(BIN)/python -m audit_stack.local demo --assembly cdk.out
 
-test: setup lint typecheck ## every check: lint, types, unit, template, end to end (what CI runs)
+test: setup lint typecheck ## lint, types, unit, template, end to end (all but `make slow`)
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install and not reliability"
 
-unit: setup ## the inner loop: every test without the emulator or a fresh install (~20 s)
+unit: setup ## the inner loop: no emulator, no fresh install, no in-process CDK app
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not e2e and not install and not synth"
+
+# The reliability runs in one process: the session that ran them prints their table.
+slow: setup ## what `make test` leaves to CI: fresh installs (README recipe, wheel), reliability
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m install
+	$(BIN)/pytest -m reliability tests/reliability
 
 soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each
 	AUDIT_SOAK=1 $(BIN)/pytest tests/reliability
-
-install-check: setup ## install this checkout afresh: the README's recipe and the wheel (CI)
-	$(BIN)/pytest -m install
 
 lint: setup ## ruff
 	$(BIN)/ruff check .
