@@ -42,8 +42,10 @@ demo: setup ## run the whole pipeline end to end on the embedded AWS emulator
 test: setup lint typecheck ## lint, types, unit, template, end to end (all but `make slow`)
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install and not reliability"
 
+# Test by test, not file by file: the unit tests share no costly module fixture, and one file
+# (the sealer's) would otherwise keep one worker busy alone.
 unit: setup ## the inner loop: no emulator, no fresh install, no in-process CDK app
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not e2e and not install and not synth"
+	$(BIN)/pytest -n auto --dist load -m "not e2e and not install and not synth"
 
 # The reliability runs in one process: the session that ran them prints their table.
 slow: setup ## what `make test` leaves to CI: fresh installs (README recipe, wheel), reliability

@@ -68,6 +68,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
     assert sorted(p.name for p in (code / "audit_events").glob("*.py")) == [
         "__init__.py",
         "clients.py",
+        "contract.py",
         "delete_account.py",
         "event.py",
         "integrity.py",
