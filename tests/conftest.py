@@ -25,6 +25,8 @@ STACK_NAME = "AuditPipelineStack"
 _SOURCE_FILES = (
     "app.py",
     "cdk.json",
+    # The CDK CLI's context lookups, when a synthesis has written any.
+    "cdk.context.json",
     "package-lock.json",
     "pyproject.toml",
     "requirements.txt",
