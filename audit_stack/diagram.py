@@ -218,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme is None:
         sys.stdout.write(mermaid_from_template(template))
         return 0
-    args.readme.write_text(replace_readme_block(args.readme.read_text(), template))
+    before = args.readme.read_text()
+    after = replace_readme_block(before, template)
+    if after == before:
+        # Not rewritten: the file's timestamp (and an editor's buffer) stay as they were.
+        print(f"diagram in {args.readme} unchanged ({args.template} draws the same)")
+        return 0
+    args.readme.write_text(after)
     print(f"diagram in {args.readme} redrawn from {args.template}")
     return 0
 

@@ -7,13 +7,11 @@ synthesized template, never restated here: the template is what would be deploye
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit_stack import lambda_code, synth
 from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
 from bench.peers.app import NO_INDEX_STACK_NAME, SOLUTIONS_STACK_NAME
 
@@ -63,11 +61,8 @@ SEQUENTIAL_WRITES = CriticalPath(concurrent_writes=1, notice_sends=0)
 
 def project_recorder_path() -> CriticalPath:
     """The project recorder's: its own MAX_CONCURRENT_WRITES, one seal notice per batch."""
-    if str(LAMBDAS_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDAS_DIR))
-    from audit_events.record_audit_event import MAX_CONCURRENT_WRITES
-
-    return CriticalPath(concurrent_writes=MAX_CONCURRENT_WRITES, notice_sends=1)
+    recorder = lambda_code.audit_events_module("record_audit_event")
+    return CriticalPath(concurrent_writes=int(recorder.MAX_CONCURRENT_WRITES), notice_sends=1)
 
 
 @dataclass(frozen=True)
@@ -148,26 +143,17 @@ def project(assembly_dir: Path) -> Configuration:
     )
 
 
-def _synthesize(what: str, app_arguments: list[str]) -> None:
+def _synthesize(app_arguments: list[str], outdir: Path) -> None:
     """Run a CDK app module in a child process (so that this process never starts jsii's
     Node.js kernel)."""
-    bin_dir = str(Path(sys.executable).parent)
-    result = subprocess.run(
-        [sys.executable, "-m", *app_arguments],
-        cwd=ROOT,
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        capture_output=True,
-        text=True,
-        timeout=_SYNTH_TIMEOUT_SECONDS,
-        check=False,
+    synth.synthesize_python_app(
+        ["-m", *app_arguments, str(outdir)], outdir, cwd=ROOT, timeout=_SYNTH_TIMEOUT_SECONDS
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"synthesis of {what} failed:\n{result.stdout}\n{result.stderr}")
 
 
 def original(outdir: Path) -> Configuration:
     """The original solution's configuration, synthesized into ``outdir``."""
-    _synthesize("the original", ["bench.original.app", str(outdir)])
+    _synthesize(["bench.original.app"], outdir)
     return Configuration(
         key="original",
         label="seed (Serverless config)",
@@ -182,7 +168,7 @@ def original(outdir: Path) -> Configuration:
 
 def project_without_index(outdir: Path) -> Configuration:
     """The project's AuditStack with ``event_type_index=False``, synthesized into ``outdir``."""
-    _synthesize("the project without index", ["bench.peers.app", "no-index", str(outdir)])
+    _synthesize(["bench.peers.app", "no-index"], outdir)
     return Configuration(
         key="no_index",
         label="project, index off",
@@ -197,9 +183,7 @@ def project_without_index(outdir: Path) -> Configuration:
 
 def solutions_constructs(outdir: Path) -> Configuration:
     """The AWS Solutions Constructs composition (bench/peers/solutions.py) in ``outdir``."""
-    _synthesize(
-        "the Solutions Constructs peer", ["bench.peers.app", "solutions-constructs", str(outdir)]
-    )
+    _synthesize(["bench.peers.app", "solutions-constructs"], outdir)
     return Configuration(
         key="solutions",
         label="AWS Solutions Constructs",

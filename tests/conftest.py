@@ -1,49 +1,115 @@
-"""Session fixtures: the project's cloud assembly, synthesized once by the pinned CDK CLI."""
+"""Session fixtures: the cloud assemblies the tests read, each synthesized once by the pinned CDK
+CLI (or, for a variant app, its Python in a child process) and cached by a hash of its sources."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import subprocess
+import shutil
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
+from audit_stack import synth
 from tests.cdk_app import context_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "AuditPipelineStack"
 
+# Everything a synthesized template can depend on: the app, the construct and its Lambda code,
+# the pinned CDK CLI and libraries, and this file (the variant apps' sources live here).
+_SOURCE_FILES = (
+    "app.py",
+    "cdk.json",
+    # The CDK CLI's context lookups, when a synthesis has written any.
+    "cdk.context.json",
+    "package-lock.json",
+    "pyproject.toml",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "tests/cdk_app.py",
+    "tests/conftest.py",
+)
+_SOURCE_FOLDERS = ("audit_stack", "lambdas")
 
-def synthesize(outdir: Path) -> Path:
-    """Run `cdk synth` exactly as a user does (app.py, cdk.json context, cdk-nag) into outdir."""
-    cdk = ROOT / "node_modules" / ".bin" / "cdk"
-    env = {
-        **os.environ,
-        # app.py runs with this interpreter's environment (and its Node), venv activated or not.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "CDK_DISABLE_VERSION_CHECK": "1",
-        "CDK_DISABLE_CLI_TELEMETRY": "1",
-    }
-    result = subprocess.run(
-        [str(cdk), "synth", "--quiet", "--output", str(outdir)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"cdk synth failed:\n{result.stdout}\n{result.stderr}")
-    return outdir
+
+def _source_paths(root: Path) -> Iterable[Path]:
+    for name in _SOURCE_FILES:
+        yield root / name
+    for folder in _SOURCE_FOLDERS:
+        yield from sorted(
+            path
+            for path in (root / folder).rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        )
+
+
+def sources_digest(*extra: str, root: Path = ROOT) -> str:
+    """A hash of every synthesis input in the checkout ``root``, this interpreter, and ``extra``."""
+    digest = hashlib.sha256(sys.version.encode())
+    for path in _source_paths(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+    for text in extra:
+        digest.update(b"\0" + text.encode())
+    return digest.hexdigest()[:20]
+
+
+# pytest's own cache folder: `pytest --cache-clear` and `make clean` empty it.
+SYNTH_CACHE = ROOT / ".pytest_cache" / "d" / "cdk-synth"
+
+
+def cached_assembly(
+    name: str, build: Callable[[Path], object], *key: str, cache_dir: Path = SYNTH_CACHE
+) -> Path:
+    """The cloud assembly ``build(outdir)`` writes, built once for these sources and reused by
+    every pytest-xdist worker and by later sessions until a source changes.
+
+    A file lock makes the other workers wait for the one that builds; the build goes to a
+    temporary folder that is renamed when complete, so a failed or killed build leaves nothing
+    that looks finished.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    entry = cache_dir / f"{name}-{sources_digest(name, *key)}"
+    with FileLock(str(cache_dir / f"{name}.lock")):
+        if not entry.is_dir():
+            for stale in cache_dir.glob(f"{name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            building = cache_dir / f"{name}.building"
+            shutil.rmtree(building, ignore_errors=True)
+            build(building)
+            building.rename(entry)
+    return entry
+
+
+# Markers by folder, so that no test of these folders is forgotten: every test under them runs on
+# the embedded emulator (`make unit` leaves them out), and the reliability runs are `make soak`'s.
+_FOLDER_MARKERS = {
+    "e2e": ("e2e",),
+    "cli": ("e2e",),
+    "reliability": ("e2e", "reliability"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the markers of each test's folder (see ``_FOLDER_MARKERS``)."""
+    tests_dir = ROOT / "tests"
+    for item in items:
+        if not item.path.is_relative_to(tests_dir):
+            continue
+        for marker in _FOLDER_MARKERS.get(item.path.relative_to(tests_dir).parts[0], ()):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
-def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cdk.out folder of `cdk synth` (synthesized once per test session)."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+def cloud_assembly() -> Path:
+    """The cdk.out folder of `cdk synth` run exactly as a user runs it (app.py, cdk.json's
+    context, cdk-nag), synthesized once for these sources."""
+    return cached_assembly("app", lambda out: synth.synthesize(ROOT, out))
 
 
 @pytest.fixture(scope="session")
@@ -81,43 +147,32 @@ app.synth()
 
 
 def _synthesize_app(source: str, outdir: Path) -> Path:
-    """Run an app's Python source with cdk.json's context into ``outdir``.
-
-    In a subprocess: the test process itself never starts jsii's Node.js kernel.
-    """
-    bin_dir = str(Path(sys.executable).parent)
-    result = subprocess.run(
-        [sys.executable, "-c", source, str(outdir)],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            **context_environment(),
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    """Run an app's Python source with cdk.json's context into ``outdir`` (in a child process:
+    the test process itself never starts jsii's Node.js kernel)."""
+    return synth.synthesize_python_app(
+        ["-c", source, str(outdir)], outdir, cwd=ROOT, env=context_environment()
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"synthesis failed:\n{result.stdout}\n{result.stderr}")
-    return outdir
 
 
 def synthesize_with_props(outdir: Path, props: str) -> Path:
-    """AuditStack as app.py builds it, with ``props`` (Python source of a dict) for its pipeline."""
-    return _synthesize_app(_APP_WITH_PROPS.replace("{props}", props), outdir)
+    """AuditStack as app.py builds it, with ``props`` (Python source of a dict) for its pipeline,
+    in ``outdir``: a copy of the assembly built once for these sources and props."""
+    source = _APP_WITH_PROPS.replace("{props}", props)
+    name = f"props-{hashlib.sha256(props.encode()).hexdigest()[:8]}"
+    built = cached_assembly(name, lambda out: _synthesize_app(source, out))
+    shutil.copytree(built, outdir, dirs_exist_ok=True)
+    return outdir
 
 
 @pytest.fixture(scope="session")
-def two_pipelines_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def two_pipelines_assembly() -> Path:
     """The cdk.out of an app with stack MyStack holding pipelines Audit and Tenants/Audit."""
-    return _synthesize_app(_TWO_PIPELINES_APP, tmp_path_factory.mktemp("two-pipelines.out"))
+    return cached_assembly("two-pipelines", lambda out: _synthesize_app(_TWO_PIPELINES_APP, out))
 
 
 @pytest.fixture(scope="session")
 def subject_in_clear_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cloud assembly of AuditStack with subject_in_clear=True (synthesized once)."""
+    """A cloud assembly of AuditStack with subject_in_clear=True."""
     return synthesize_with_props(
         tmp_path_factory.mktemp("subject-in-clear.out"), '{"subject_in_clear": True}'
     )

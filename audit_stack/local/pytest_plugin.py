@@ -10,14 +10,12 @@ The stack and the pipeline come from the ini options ``audit_stack`` and ``audit
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from audit_stack import synth
 from audit_stack.local.pipeline import LocalAuditPipeline
 
 _SYNTH_TIMEOUT_SECONDS = 600
@@ -47,19 +45,6 @@ def _ini(config: pytest.Config, name: str) -> str | None:
     return str(value) or None
 
 
-def _cdk_command(root: Path) -> list[str]:
-    local = root / "node_modules" / ".bin" / "cdk"
-    if local.exists():
-        return [str(local)]
-    installed = shutil.which("cdk")
-    if installed:
-        return [installed]
-    raise pytest.UsageError(
-        "local_audit_pipeline needs a cloud assembly: define a `cloud_assembly` fixture that "
-        "returns your cdk.out path, or install the CDK CLI (npm install aws-cdk)"
-    )
-
-
 def synthesize(root: Path, outdir: Path) -> Path:
     """``cdk synth`` of the CDK app in ``root`` (its cdk.json) into ``outdir``."""
     if not (root / "cdk.json").is_file():
@@ -67,18 +52,14 @@ def synthesize(root: Path, outdir: Path) -> Path:
             f"local_audit_pipeline needs a cloud assembly: no cdk.json in the rootdir {root}; "
             "define a `cloud_assembly` fixture that returns your cdk.out path"
         )
-    result = subprocess.run(
-        [*_cdk_command(root), "synth", "--quiet", "--output", str(outdir)],
-        cwd=root,
-        env={**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "1"},
-        capture_output=True,
-        text=True,
-        timeout=_SYNTH_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"cdk synth failed:\n{result.stdout}\n{result.stderr}")
-    return outdir
+    try:
+        synth.cdk_command(root)
+    except synth.SynthesisError as error:
+        raise pytest.UsageError(
+            "local_audit_pipeline needs a cloud assembly: define a `cloud_assembly` fixture that "
+            f"returns your cdk.out path, or install the CDK CLI ({error})"
+        ) from error
+    return synth.synthesize(root, outdir, timeout=_SYNTH_TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ from cfnlint.api import lint
 from audit_stack import AuditPipeline
 from tests.cdk_app import new_app
 
+pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
+
 
 def cfn_lint_errors(template: dict[str, Any]) -> list[str]:
     matches = lint(json.dumps(template), regions=["us-east-1"])

@@ -20,6 +20,8 @@ from audit_stack.construct.encryption import (
 from tests.cdk_app import cdk_json_context, new_app
 from tests.infra.test_compliance import cfn_lint_errors
 
+pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
+
 IMPORTED_KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 WORKLOAD_ACCOUNT = "222222222222"
 ORGANIZATION = "o-a1b2c3d4e5"

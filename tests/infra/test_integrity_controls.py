@@ -17,6 +17,8 @@ from aws_cdk.assertions import Annotations, Match, Template
 
 from audit_stack import AuditPipeline, AuditStack
 
+pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"

@@ -11,6 +11,8 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.cdk_app import context_environment
 from tests.infra.test_compliance import cfn_lint_errors
 
@@ -35,6 +37,7 @@ IMPORTING_APP = textwrap.dedent(
 )
 
 
+@pytest.mark.install
 def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) -> None:
     wheels, site, app_dir, outdir = (tmp_path / n for n in ("wheels", "site", "app", "out"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

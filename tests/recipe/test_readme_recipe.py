@@ -71,6 +71,7 @@ def test_the_readme_has_the_three_recipe_blocks() -> None:
     assert '"audit-pipeline[local] @ file://$AUDIT_PIPELINE"' in blocks["setup"]
 
 
+@pytest.mark.install
 @pytest.mark.recipe
 def test_the_readme_recipe_runs_as_written(tmp_path: Path) -> None:
     blocks = recipe_blocks()
