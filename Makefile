@@ -25,7 +25,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -r requirements-dev.txt
-	$(PIP) install --no-deps --editable .
+	@# setuptools warns on every editable install that maps a package folder (audit_stack.lambdas
+	@# is lambdas/, the Lambda asset stays at the top level): a generic note, not a fault.
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install --no-deps --editable .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
