@@ -15,6 +15,8 @@ from audit_stack import AuditPipeline
 from audit_stack.construct import AuditPipelineProps, PropsError
 from tests.cdk_app import new_app
 
+pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
+
 
 @pytest.mark.parametrize(
     ("props", "message"),

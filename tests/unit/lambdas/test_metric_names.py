@@ -103,6 +103,7 @@ def test_the_functions_emit_into_the_namespace_and_service_the_alarms_watch(
         assert variables["POWERTOOLS_SERVICE_NAME"] == contract.SERVICE_NAME
 
 
+@pytest.mark.synth  # an in-process CDK app: `make test`, not `make unit`
 def test_every_custom_metric_method_names_a_metric_the_handlers_emit(
     emitted_metric_names: set[str],
 ) -> None:
