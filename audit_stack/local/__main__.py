@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from boto3.dynamodb.types import TypeDeserializer
 
 from audit_stack import discovery
+from audit_stack.cli import render
 from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.local.deploy.template import DeploymentError
@@ -307,17 +308,7 @@ def _render(items: list[dict[str, Any]], *, first: Sequence[str]) -> str:
     rows = [
         [name] + [_cell(item[name]) if name in item else "" for item in items] for name in names
     ]
-    widths = [max(len(row[column]) for row in [headers, *rows]) for column in range(len(headers))]
-    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
-
-    def line(cells: list[str]) -> str:
-        return (
-            "| "
-            + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-            + " |"
-        )
-
-    return "\n".join([rule, line(headers), rule, *(line(row) for row in rows), rule])
+    return render.table(headers, rows)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
