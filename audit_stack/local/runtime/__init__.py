@@ -1,0 +1,1 @@
+"""Lambda workers: each function runs in isolated Python processes, one invocation at a time."""
