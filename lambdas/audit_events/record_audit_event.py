@@ -131,7 +131,8 @@ class _BatchCounts:
     """(SQS message id, item) for every item this batch wrote or found already written."""
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
+    """The clock ``recorded_at`` is read from (a seam: tests replace it to fix the time)."""
     return datetime.now(UTC)
 
 
@@ -241,7 +242,7 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
     item = to_item(
         event,
         provenance,
-        recorded_at=format_timestamp(_utc_now()),
+        recorded_at=format_timestamp(utc_now()),
         event_type_shards=settings.event_type_shards,
     )
     items = (

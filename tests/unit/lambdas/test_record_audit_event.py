@@ -58,7 +58,7 @@ def clock(recorder: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Callable[[da
     """Set the time the recorder stamps as recorded_at."""
 
     def set_time(moment: datetime) -> None:
-        monkeypatch.setattr(recorder, "_utc_now", lambda: moment)
+        monkeypatch.setattr(recorder, "utc_now", lambda: moment)
 
     set_time(FIRST_WRITE)
     return set_time
