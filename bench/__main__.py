@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from audit_stack.lambda_code import contract
 from bench import bulk, coldstart, configurations, costs, heat, recorder_latency, report
 from bench.configurations import Configuration
 from bench.items import write_units
@@ -260,7 +261,8 @@ def main(argv: list[str]) -> int:
         built = heat.recorder_items(heat.index_shards(sides[0].template))
         builder_heat = [
             heat.index_heat(
-                (item["subject"]["S"] for item in built), "table key, recorder item builder"
+                (item[contract.PARTITION_KEY]["S"] for item in built),
+                "table key, recorder item builder",
             ).as_json(),
             heat.index_heat(
                 (item[heat.INDEX_KEY_ATTRIBUTE]["S"] for item in built),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_stack import lambda_code, synth
+from audit_stack.lambda_code import contract
 from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
 from bench.peers.app import NO_INDEX_STACK_NAME, SOLUTIONS_STACK_NAME
 
@@ -136,9 +137,9 @@ def project(assembly_dir: Path) -> Configuration:
         label="project (AuditStack, default)",
         assembly_dir=assembly_dir,
         stack_name=PROJECT_STACK_NAME,
-        subject_attribute="subject",
+        subject_attribute=contract.PARTITION_KEY,
         occurred_attribute="occurred_at",
-        recorded_attribute="recorded_at",
+        recorded_attribute=contract.RECORDED_AT_ATTRIBUTE,
         recorder_path=project_recorder_path(),
     )
 
@@ -174,9 +175,9 @@ def project_without_index(outdir: Path) -> Configuration:
         label="project, index off",
         assembly_dir=outdir,
         stack_name=NO_INDEX_STACK_NAME,
-        subject_attribute="subject",
+        subject_attribute=contract.PARTITION_KEY,
         occurred_attribute="occurred_at",
-        recorded_attribute="recorded_at",
+        recorded_attribute=contract.RECORDED_AT_ATTRIBUTE,
         recorder_path=project_recorder_path(),
     )
 

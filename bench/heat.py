@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from audit_stack.lambda_code import contract
+
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
-INDEX_KEY_ATTRIBUTE = "event_type_shard"
+INDEX_KEY_ATTRIBUTE = contract.EVENT_TYPE_SHARD_ATTRIBUTE
 PARTITION_WRITE_LIMIT = 1000.0
 """DynamoDB's writes per second per partition (1,000 WCU)."""
 TARGET_RATE = 10_000.0
@@ -71,7 +73,7 @@ def recorder_keys(shards: int, events: int = 10_000) -> list[str]:
 
 def recorder_table_keys(shards: int, events: int = 10_000) -> list[str]:
     """The table partition keys (subjects) the recorder writes for ``events`` events."""
-    return [item["subject"]["S"] for item in recorder_items(shards, events)]
+    return [item[contract.PARTITION_KEY]["S"] for item in recorder_items(shards, events)]
 
 
 def recorder_items(shards: int, events: int = 10_000) -> list[dict[str, Any]]:
