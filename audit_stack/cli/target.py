@@ -22,13 +22,14 @@ from botocore.exceptions import ClientError
 
 from audit_stack import discovery, endpoints
 from audit_stack.cli.errors import EXIT_ERROR, EXIT_USAGE, OperatorError, error_code
+from audit_stack.lambda_code import contract
 
 __all__ = ["DEFAULT_STACK", "Target", "TargetOptions", "resolve_target"]
 
 DEFAULT_STACK: Final = "AuditPipelineStack"
 # The emulator ignores credentials, but requests must still be signed.
 _DUMMY_CREDENTIALS: Final = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-_SHARDS_VARIABLE: Final = "EVENT_TYPE_INDEX_SHARDS"
+_SHARDS_VARIABLE: Final = contract.ENV_EVENT_TYPE_INDEX_SHARDS
 
 
 @dataclass(frozen=True)

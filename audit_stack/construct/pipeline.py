@@ -205,7 +205,10 @@ class AuditPipeline(Construct):
             description="Publishes an AccountDeleted audit event (the original deleteAccount)",
             handler=PUBLISHER_HANDLER,
             timeout=Duration.seconds(10),
-            environment={"TOPIC_ARN": self._topic.topic_arn, **self._subject_environment()},
+            environment={
+                contract.ENV_TOPIC_ARN: self._topic.topic_arn,
+                **self._subject_environment(),
+            },
         )
         self.grant_publish(self._publisher)
         self.grant_lookup(self._publisher)
@@ -217,8 +220,8 @@ class AuditPipeline(Construct):
             handler=RECORDER_HANDLER,
             timeout=recorder_timeout,
             environment={
-                "TABLE_NAME": self._table.table_name,
-                "EVENT_TYPE_INDEX_SHARDS": str(self._event_type_index_shards),
+                contract.ENV_TABLE_NAME: self._table.table_name,
+                contract.ENV_EVENT_TYPE_INDEX_SHARDS: str(self._event_type_index_shards),
                 **self._subject_environment(),
             },
         )
@@ -251,7 +254,9 @@ class AuditPipeline(Construct):
             encryption_key=encryption_key,
             removal_policy=retain,
         )
-        self._recorder.add_environment("SEAL_QUEUE_URL", self._chain.seal_queue.queue_url)
+        self._recorder.add_environment(
+            contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
+        )
         self._control_changes = monitoring.watch_control_changes(
             self,
             tables=[self._table, self._chain.digest_table],
@@ -278,8 +283,8 @@ class AuditPipeline(Construct):
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
-            return {"SUBJECT_IN_CLEAR": "true"}
-        return {"PSEUDONYM_SECRET_ARN": self._pseudonym_secret.secret_arn}
+            return {contract.ENV_SUBJECT_IN_CLEAR: "true"}
+        return {contract.ENV_PSEUDONYM_SECRET_ARN: self._pseudonym_secret.secret_arn}
 
     def _mark_resources(self) -> None:
         for construct, role in (

@@ -99,11 +99,11 @@ class DigestChain(Construct):
             handler=SEALER_HANDLER,
             timeout=SEALER_TIMEOUT,
             environment={
-                "TABLE_NAME": table.table_name,
-                "DIGEST_TABLE_NAME": self.digest_table.table_name,
-                "SEAL_QUEUE_URL": self.seal_queue.queue_url,
-                "SIGNING_KEY_ARN": self.signing_key.key_arn,
-                "HEARTBEAT_SECONDS": str(int(HEARTBEAT.to_seconds())),
+                contract.ENV_TABLE_NAME: table.table_name,
+                contract.ENV_DIGEST_TABLE_NAME: self.digest_table.table_name,
+                contract.ENV_SEAL_QUEUE_URL: self.seal_queue.queue_url,
+                contract.ENV_SIGNING_KEY_ARN: self.signing_key.key_arn,
+                contract.ENV_HEARTBEAT_SECONDS: str(int(HEARTBEAT.to_seconds())),
             },
         )
         sealer_role = _role(self.sealer)

@@ -11,12 +11,26 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACTOR_ATTRIBUTE",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
+    "ENV_ANCHOR_BUCKET",
+    "ENV_DIGEST_TABLE_NAME",
+    "ENV_EVENT_CATALOGUE",
+    "ENV_EVENT_TYPE_INDEX_SHARDS",
+    "ENV_HEARTBEAT_SECONDS",
+    "ENV_PSEUDONYM_SECRET_ARN",
+    "ENV_RETENTION_DAYS",
+    "ENV_SEAL_QUEUE_URL",
+    "ENV_SIGNING_KEY_ARN",
+    "ENV_SUBJECT_IN_CLEAR",
+    "ENV_TABLE_NAME",
+    "ENV_TOPIC_ARN",
     "EVENT_TYPE_ATTRIBUTE",
     "EVENT_TYPE_INDEX",
     "EVENT_TYPE_PATTERN",
     "EVENT_TYPE_SHARD_ATTRIBUTE",
+    "EXPIRES_AT_ATTRIBUTE",
     "IDEMPOTENCY_MARKER_PREFIX",
     "IDEMPOTENCY_MARKER_SORT_KEY",
     "METRICS_NAMESPACE",
@@ -39,6 +53,7 @@ __all__ = [
     "SUBJECT_TYPE_EMAIL",
     "SUBJECT_TYPE_PSEUDONYM",
     "TIMESTAMP_FORMAT",
+    "TOPIC_ARN_ATTRIBUTE",
 ]
 
 # --- The audit table -----------------------------------------------------------------------
@@ -54,6 +69,12 @@ EVENT_TYPE_SHARD_ATTRIBUTE: Final = "event_type_shard"
 SUBJECT_TYPE_ATTRIBUTE: Final = "subject_type"
 RECORD_HASH_ATTRIBUTE: Final = "record_hash"
 RECORDED_AT_ATTRIBUTE: Final = "recorded_at"
+TOPIC_ARN_ATTRIBUTE: Final = "topic_arn"
+"""The ARN of the SNS topic whose signed notification delivered the event (provenance)."""
+ACTOR_ATTRIBUTE: Final = "actor"
+"""Who did it (optional; a service, an operator, a user's pseudonym), as the producer states."""
+EXPIRES_AT_ATTRIBUTE: Final = "expires_at"
+"""DynamoDB TTL (epoch seconds) when the pipeline has a retention period; absent otherwise."""
 IDEMPOTENCY_MARKER_PREFIX: Final = "idempotency#"
 """A caller idempotency key's marker item: partition ``idempotency#<event id>``."""
 IDEMPOTENCY_MARKER_SORT_KEY: Final = "idempotency"
@@ -61,6 +82,24 @@ IDEMPOTENCY_MARKER_SORT_KEY: Final = "idempotency"
 # --- The digest table ----------------------------------------------------------------------
 DIGEST_PARTITION_KEY: Final = "chain"
 DIGEST_SORT_KEY: Final = "sequence"
+
+# --- Function environment (set by the construct, read by the handlers and local tooling) ---
+ENV_TABLE_NAME: Final = "TABLE_NAME"
+ENV_TOPIC_ARN: Final = "TOPIC_ARN"
+"""The publisher's topic; the recorder's one accepted ``TopicArn``."""
+ENV_SEAL_QUEUE_URL: Final = "SEAL_QUEUE_URL"
+ENV_EVENT_TYPE_INDEX_SHARDS: Final = "EVENT_TYPE_INDEX_SHARDS"
+ENV_PSEUDONYM_SECRET_ARN: Final = "PSEUDONYM_SECRET_ARN"
+ENV_SUBJECT_IN_CLEAR: Final = "SUBJECT_IN_CLEAR"
+ENV_DIGEST_TABLE_NAME: Final = "DIGEST_TABLE_NAME"
+ENV_SIGNING_KEY_ARN: Final = "SIGNING_KEY_ARN"
+ENV_HEARTBEAT_SECONDS: Final = "HEARTBEAT_SECONDS"
+ENV_ANCHOR_BUCKET: Final = "ANCHOR_BUCKET_NAME"
+"""The S3 bucket (Object Lock, COMPLIANCE) the sealer writes each signed checkpoint to."""
+ENV_EVENT_CATALOGUE: Final = "EVENT_CATALOGUE"
+"""The pipeline's event types and their details schemas, as compact JSON."""
+ENV_RETENTION_DAYS: Final = "RETENTION_DAYS"
+"""Days a record is kept (DynamoDB TTL); unset: kept for the life of the table."""
 
 # --- Events --------------------------------------------------------------------------------
 SCHEMA_VERSION: Final = 2

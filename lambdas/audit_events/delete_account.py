@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .clients import client, pseudonym_secret
+from .contract import ENV_PSEUDONYM_SECRET_ARN, ENV_SUBJECT_IN_CLEAR, ENV_TOPIC_ARN
 from .event import InvalidPayloadError, parse_delete_account_request
 from .publication import account_deleted_publication
 
@@ -30,7 +31,7 @@ def _remaining_seconds(context: LambdaContext) -> float:
 @logger.inject_lambda_context(log_event=False)
 def handler(event: object, context: LambdaContext) -> dict[str, str]:
     """Publish one AccountDeleted event; an invalid payload raises and publishes nothing."""
-    topic_arn = os.environ["TOPIC_ARN"]
+    topic_arn = os.environ[ENV_TOPIC_ARN]
     try:
         # Before any AWS call: bad input costs nothing and is told apart from an outage.
         parse_delete_account_request(event)
@@ -38,12 +39,12 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
         # The error names the field and the rule, never the value.
         logger.warning("Rejected deleteAccount payload", extra={"reason": str(error)})
         raise
-    in_clear = os.environ.get("SUBJECT_IN_CLEAR") == "true"
+    in_clear = os.environ.get(ENV_SUBJECT_IN_CLEAR) == "true"
     # Fails closed: without the opt-in, a missing secret is an error, never a clear address.
     secret = (
         None
         if in_clear
-        else pseudonym_secret(os.environ["PSEUDONYM_SECRET_ARN"], _remaining_seconds(context))
+        else pseudonym_secret(os.environ[ENV_PSEUDONYM_SECRET_ARN], _remaining_seconds(context))
     )
     publication = account_deleted_publication(event, now=datetime.now(UTC), secret=secret)
     audit_event = publication.event

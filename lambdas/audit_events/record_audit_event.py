@@ -66,6 +66,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .clients import OutOfTimeError, client, pseudonym_secret
 from .contract import (
+    ENV_EVENT_TYPE_INDEX_SHARDS,
+    ENV_PSEUDONYM_SECRET_ARN,
+    ENV_SEAL_QUEUE_URL,
+    ENV_TABLE_NAME,
     EVENT_TYPE_ATTRIBUTE,
     EVENT_TYPE_SHARD_ATTRIBUTE,
     IDEMPOTENCY_MARKER_PREFIX,
@@ -142,10 +146,10 @@ def utc_now() -> datetime:
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Record each SQS record's event; failed records are returned as batchItemFailures."""
     settings = _Settings(
-        table_name=os.environ["TABLE_NAME"],
-        seal_queue_url=os.environ["SEAL_QUEUE_URL"],
-        event_type_shards=int(os.environ.get("EVENT_TYPE_INDEX_SHARDS", "0")),
-        secret_arn=os.environ.get("PSEUDONYM_SECRET_ARN") or None,
+        table_name=os.environ[ENV_TABLE_NAME],
+        seal_queue_url=os.environ[ENV_SEAL_QUEUE_URL],
+        event_type_shards=int(os.environ.get(ENV_EVENT_TYPE_INDEX_SHARDS, "0")),
+        secret_arn=os.environ.get(ENV_PSEUDONYM_SECRET_ARN) or None,
     )
     counts = _BatchCounts()
     results = _write_batch(event.get("Records", []), settings=settings, context=context)

@@ -29,6 +29,11 @@ from .clients import client
 from .contract import (
     DIGEST_PARTITION_KEY,
     DIGEST_SORT_KEY,
+    ENV_DIGEST_TABLE_NAME,
+    ENV_HEARTBEAT_SECONDS,
+    ENV_SEAL_QUEUE_URL,
+    ENV_SIGNING_KEY_ARN,
+    ENV_TABLE_NAME,
     METRIC_DIGESTS_WRITTEN,
     METRIC_RECORDS_SEALED,
     METRIC_TAMPERED_RECORDS,
@@ -393,11 +398,11 @@ def _chunks(records: list[RecordRef]) -> Iterable[list[RecordRef]]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Seal what the recorder reported since the last run; returns the run's report."""
     report = Sealer(
-        table=os.environ["TABLE_NAME"],
-        digest_table=os.environ["DIGEST_TABLE_NAME"],
-        seal_queue_url=os.environ["SEAL_QUEUE_URL"],
-        signing_key=os.environ["SIGNING_KEY_ARN"],
-        heartbeat=timedelta(seconds=int(os.environ.get("HEARTBEAT_SECONDS", "3600"))),
+        table=os.environ[ENV_TABLE_NAME],
+        digest_table=os.environ[ENV_DIGEST_TABLE_NAME],
+        seal_queue_url=os.environ[ENV_SEAL_QUEUE_URL],
+        signing_key=os.environ[ENV_SIGNING_KEY_ARN],
+        heartbeat=timedelta(seconds=int(os.environ.get(ENV_HEARTBEAT_SECONDS, "3600"))),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
     ).run()
     metrics.add_metric(name=METRIC_RECORDS_SEALED, unit=MetricUnit.Count, value=report.sealed)
