@@ -179,8 +179,35 @@ def test_pausing_event_sources_ends_a_batching_window_at_once(tmp_path: Path) ->
             {},
             "reserved key\\(s\\) AWS_REGION",
         ),
+        ({"Timeout": 901}, {"VisibilityTimeout": 999}, {}, "Timeout 901 must be between 1 and 900"),
+        ({"MemorySize": 64}, {}, {}, "MemorySize 64 must be between 128 and 10240"),
+        ({"MemorySize": 10_241}, {}, {}, "MemorySize 10241 must be between 128 and 10240"),
+        (
+            {"Environment": {"Variables": {"BIG": "x" * 4090}}},
+            {},
+            {},
+            "Environment.Variables take 4100 bytes; Lambda allows at most 4096",
+        ),
+        (
+            {},
+            {"FifoQueue": True},
+            {"BatchSize": 20, "MaximumBatchingWindowInSeconds": 5},
+            "BatchSize 20 must be at most 10 for a FIFO queue; MaximumBatchingWindowInSeconds is "
+            "not supported for a FIFO queue",
+        ),
     ],
-    ids=["visibility", "batch-size", "concurrency", "window", "reserved-env"],
+    ids=[
+        "visibility",
+        "batch-size",
+        "concurrency",
+        "window",
+        "reserved-env",
+        "timeout",
+        "memory-low",
+        "memory-high",
+        "environment-size",
+        "fifo-batch",
+    ],
 )
 def test_deployment_refuses_what_lambda_refuses(
     tmp_path: Path,
@@ -196,6 +223,25 @@ def test_deployment_refuses_what_lambda_refuses(
         LocalAuditPipeline(directory, "ProbeStack").start()
 
     assert child_processes() <= children
+
+
+def test_template_values_of_unreserved_variables_win_and_lambdas_own_are_set(
+    tmp_path: Path,
+) -> None:
+    """Lambda reserves some keys and sets others a function may change (TZ, LANG, PATH: see
+    docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime,
+    "reserved" and "unreserved" environment variables); an on-demand environment says so."""
+    variables = {"TZ": "Europe/Paris", "LANG": "fr_FR.UTF-8", "PATH": "/opt/bin:/usr/bin"}
+    directory = write_assembly(
+        tmp_path / "probe.out",
+        {"Probe": probe_function(Timeout=20, Environment={"Variables": variables})},
+        {},
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        environment = pipeline.invoke("Probe", {})["env"]
+
+    assert {key: environment[key] for key in variables} == variables
+    assert environment["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
 
 
 def test_mapping_disabled_by_the_string_false_receives_nothing(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.deploy.model import FunctionSpec
@@ -315,6 +315,16 @@ class _Worker:
             self._results = -1
 
 
+# What Lambda sets but a function's configuration may change (not reserved): the template's
+# values win. (TZ has not been reserved since 2022; Lambda's LANG is en_US.UTF-8, which many
+# hosts lack, so Python would add LC_CTYPE: C.UTF-8 is the same encoding and always installed.)
+_RUNTIME_DEFAULTS: Final = {
+    "TZ": ":UTC",
+    "LANG": "C.UTF-8",
+    "PATH": "/usr/local/bin:/usr/bin/:/bin",
+}
+
+
 class FunctionRuntime:
     """The execution environments of one function: warm workers are reused, one per invocation."""
 
@@ -357,14 +367,10 @@ class FunctionRuntime:
             "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
             "AWS_LAMBDA_LOG_FORMAT": "JSON" if json_logs else "Text",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "LAMBDA_RUNTIME_DIR": str(RUNTIME_SCRIPT.parent),
-            "TZ": ":UTC",
-            # Lambda's is en_US.UTF-8, which many hosts lack (Python would then add LC_CTYPE):
-            # C.UTF-8 is the same encoding and always installed.
-            "LANG": "C.UTF-8",
-            "PATH": "/usr/local/bin:/usr/bin/:/bin",
             # A Lambda environment has no AWS config files and no instance metadata: the host's
             # ~/.aws must not change what the function does, and nothing may leave loopback.
             "AWS_CONFIG_FILE": os.devnull,
@@ -373,7 +379,7 @@ class FunctionRuntime:
         }
         if json_logs:
             reserved["AWS_LAMBDA_LOG_LEVEL"] = (spec.application_log_level or "INFO").upper()
-        return {**spec.environment, **reserved}
+        return {**_RUNTIME_DEFAULTS, **spec.environment, **reserved}
 
     def _new_worker(self) -> _Worker:
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
