@@ -4,6 +4,7 @@ does not emulate, and faults injected into event-source invocations."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -126,6 +127,28 @@ def test_messages_within_retention_are_still_delivered(tmp_path: Path) -> None:
         assert len(pipeline.invocations("Probe")) == 1
 
 
+@pytest.mark.parametrize("window", [0, 2], ids=["no-window", "window"])
+def test_a_batch_never_exceeds_lambdas_six_mb_payload(tmp_path: Path, window: int) -> None:
+    """ "The maximum payload size for an SQS event source batch is 6 MB" (invocation payload
+    quota, docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): ten messages of
+    900 KB go in batches of at most six, every one recorded once."""
+    mapping = {"BatchSize": 10, "MaximumBatchingWindowInSeconds": window} if window else {}
+    directory = sqs_fed_probe(tmp_path, function={"Timeout": 20}, **mapping)
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        with pipeline.event_sources_paused():
+            for _ in range(10):  # one at a time: a SendMessageBatch holds at most 1 MiB
+                pipeline.client("sqs").send_message(
+                    QueueUrl=pipeline.outputs["QueueUrl"], MessageBody="0" + " " * 900_000
+                )
+        pipeline.run_until_idle()
+
+        batches = [invocation.event["Records"] for invocation in pipeline.invocations("Probe")]
+        assert all(len(json.dumps({"Records": batch})) <= 6 * MB for batch in batches)
+        assert max(len(batch) for batch in batches) == 6
+        assert sum(len(batch) for batch in batches) == 10
+        assert messages_in(pipeline, "QueueUrl") == 0
+
+
 def test_oversized_function_response_fails_the_batch_instead_of_deleting_it(
     tmp_path: Path,
 ) -> None:
@@ -192,8 +215,8 @@ def test_pausing_event_sources_ends_a_batching_window_at_once(tmp_path: Path) ->
             {},
             {"FifoQueue": True},
             {"BatchSize": 20, "MaximumBatchingWindowInSeconds": 5},
-            "BatchSize 20 must be at most 10 for a FIFO queue; MaximumBatchingWindowInSeconds is "
-            "not supported for a FIFO queue",
+            "FIFO queue as an event source is not emulated.*; BatchSize 20 must be at most 10 "
+            "for a FIFO queue; MaximumBatchingWindowInSeconds is not supported for a FIFO queue",
         ),
     ],
     ids=[

@@ -102,7 +102,11 @@ def event_source_mapping_errors(
     """What CreateEventSourceMapping refuses for an SQS queue, every problem at once."""
     errors: list[str] = []
     if fifo:
-        # FIFO sources: at most 10 per batch, and no batching window.
+        errors.append(
+            "a FIFO queue as an event source is not emulated (Lambda's in-order retries within "
+            "a message group are not reproduced); use a standard queue locally"
+        )
+        # What Lambda itself refuses for a FIFO source: more than 10 per batch, any window.
         if batch_size > MAX_FIFO_BATCH_SIZE:
             errors.append(
                 f"BatchSize {batch_size} must be at most {MAX_FIFO_BATCH_SIZE} for a FIFO queue"
