@@ -40,6 +40,7 @@ from audit_stack.local.http.message_moves import MessageMoveTasks
 from audit_stack.local.http.metering import Instrumentation
 from audit_stack.local.http.operations import Operation
 from audit_stack.local.http.server import EmulatorServer, Endpoint, PortUnavailableError
+from audit_stack.local.http.skipped_services import SkippedServiceApi, skipped_services
 from audit_stack.local.http.stack_api import StackApi
 from audit_stack.local.runtime.functions import (
     FunctionRegistry,
@@ -211,6 +212,16 @@ class LocalAuditPipeline:
         self._report(deployment)
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
         self._endpoint.serve("cloudformation", StackApi(deployment, self._assembly.template))
+        skipped_ids = {logical_id for logical_id, _, _ in deployment.skipped}
+        for service in skipped_services(
+            (
+                kind
+                for logical_id, kind in deployment.resource_types.items()
+                if logical_id not in skipped_ids
+            ),
+            (kind for _, kind, _ in deployment.skipped),
+        ):
+            self._endpoint.serve(service, SkippedServiceApi())
         if self._pipeline is not None:
             for role in self._pipeline.function_roles:
                 self._aliases[role] = self.resource_name(role)

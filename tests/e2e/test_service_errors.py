@@ -150,3 +150,45 @@ def test_verify_of_a_tampered_message_raises_kms_invalid_signature(
             SigningAlgorithm="ECDSA_SHA_256",
         )
     assert genuine["SignatureValid"] is True
+
+
+def test_a_service_whose_resources_were_all_skipped_answers_not_implemented(
+    tmp_path: Path,
+) -> None:
+    """moto would list no rules, no log groups and no role for a template that has them; the
+    emulator says it does not emulate those services instead (HTTP 501, NotImplemented)."""
+    directory = write_assembly(
+        tmp_path / "probe.out",
+        {
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {"ScheduleExpression": "rate(5 minutes)"},
+            },
+            "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {}},
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {"AssumeRolePolicyDocument": {"Statement": []}},
+            },
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        },
+        {"QueueUrl": {"Value": {"Ref": "Queue"}}},
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        answers = {}
+        for service, call in (
+            ("events", lambda client: client.list_rules()),
+            ("logs", lambda client: client.describe_log_groups()),
+            ("iam", lambda client: client.get_role(RoleName="Role")),
+        ):
+            with pytest.raises(botocore.exceptions.ClientError) as raised:
+                call(pipeline.client(service))
+            answers[service] = (
+                raised.value.response["ResponseMetadata"]["HTTPStatusCode"],
+                raised.value.response["Error"]["Code"],
+            )
+        queue = pipeline.client("sqs").get_queue_attributes(
+            QueueUrl=pipeline.outputs["QueueUrl"], AttributeNames=["QueueArn"]
+        )
+
+    assert answers == {service: (501, "NotImplemented") for service in ("events", "logs", "iam")}
+    assert queue["Attributes"]["QueueArn"].endswith(pipeline.outputs["QueueUrl"].split("/")[-1])
