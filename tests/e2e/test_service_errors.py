@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,39 @@ def test_a_service_whose_resources_were_all_skipped_answers_not_implemented(
 
     assert answers == {service: (501, "NotImplemented") for service in ("events", "logs", "iam")}
     assert queue["Attributes"]["QueueArn"].endswith(pipeline.outputs["QueueUrl"].split("/")[-1])
+
+
+def test_a_notifications_unsubscribe_url_names_its_subscription_and_region(
+    tmp_path: Path,
+) -> None:
+    """SNS's JSON for a Notification: "UnsubscribeURL: A URL that you can use to unsubscribe the
+    endpoint from this topic" (docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html),
+    i.e. this subscription's ARN, on the topic's regional endpoint."""
+    directory = write_assembly(
+        tmp_path / "probe.out",
+        {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Subscription": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "Protocol": "sqs",
+                    "TopicArn": {"Ref": "Topic"},
+                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+                },
+            },
+        },
+        {"QueueUrl": {"Value": {"Ref": "Queue"}}, "TopicArn": {"Value": {"Ref": "Topic"}}},
+    )
+    with LocalAuditPipeline(directory, "ProbeStack", region="eu-west-1") as pipeline:
+        sns = pipeline.client("sns")
+        sns.publish(TopicArn=pipeline.outputs["TopicArn"], Message="hello")
+        envelope = json.loads(_received(pipeline)["Body"])
+        (subscription,) = sns.list_subscriptions_by_topic(TopicArn=pipeline.outputs["TopicArn"])[
+            "Subscriptions"
+        ]
+
+    assert envelope["UnsubscribeURL"] == (
+        "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe"
+        f"&SubscriptionArn={subscription['SubscriptionArn']}"
+    )
