@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--since",
         type=iso_moment,
         metavar="WHEN",
-        help="check only digests sealed and records written from this date or date-time",
+        help="check only the digests sealed from this date or date-time and the records they "
+        "list (records in no digest are always checked, whatever time they claim)",
     )
     verify_parser.add_argument(
         "--public-key",
