@@ -26,12 +26,15 @@ else:
     recorder_parser = audit_events_module("event")
 
 __all__ = [
+    "BODIES_REDACTED",
+    "BODIES_SHOWN",
     "RECORDABLE",
     "DeadLetters",
     "Diagnosis",
     "diagnose",
     "peek",
     "read_dead_letters",
+    "redacted",
     "redrive",
     "run_redrive",
     "run_show",
@@ -210,14 +213,45 @@ def _describe(message: dict[str, Any]) -> dict[str, Any]:
         "poison": diagnosis.poison,
         "problem": diagnosis.problem,
         "body": message["Body"],
+        "body_bytes": len(message["Body"].encode("utf-8")),
         "message_attributes": message.get("MessageAttributes", {}),
+    }
+
+
+BODIES_REDACTED: Final = (
+    "Message bodies and attribute values are not shown: they may hold personal data (an "
+    "address in clear, a producer's details). Show them with --show-bodies."
+)
+BODIES_SHOWN: Final = (
+    "Message bodies shown on request (--show-bodies): they may hold personal data."
+)
+
+
+def redacted(message: dict[str, Any]) -> dict[str, Any]:
+    """A described message without its body and its attributes' values (names and types stay)."""
+    return {
+        **message,
+        "body": None,
+        "message_attributes": {
+            name: {"DataType": value.get("DataType")}
+            for name, value in message["message_attributes"].items()
+        },
     }
 
 
 def run_show(target: Target, arguments: argparse.Namespace) -> int:
     letters = read_dead_letters(target, arguments.limit)
+    show_bodies = bool(getattr(arguments, "show_bodies", False))
+    if not show_bodies:
+        # Redacted by default, in --json too: the diagnosis needs no body.
+        letters = DeadLetters(
+            letters.queue_url,
+            letters.visible,
+            letters.in_flight,
+            [redacted(message) for message in letters.messages],
+        )
     if arguments.output == "json":
-        render.print_json(letters.to_dict())
+        render.print_json({**letters.to_dict(), "bodies_shown": show_bodies})
         return 0
     print(
         f"Dead-letter queue {render.queue_name(letters.queue_url)}: {letters.visible} message(s) "
@@ -239,6 +273,10 @@ def run_show(target: Target, arguments: argparse.Namespace) -> int:
         for message in letters.messages
     ]
     print(render.table(["MESSAGE ID", "SENT (UTC)", "RECEIVES", "EVENT", "WHY IT FAILED"], rows))
+    print(f"\n{BODIES_SHOWN if show_bodies else BODIES_REDACTED}")
+    if show_bodies:
+        for message in letters.messages:
+            print(f"\n{message['message_id']}:\n{message['body']}")
     if letters.visible > len(letters.messages):
         print(
             f"\n{letters.visible - len(letters.messages)} more not shown "

@@ -12,6 +12,7 @@ from typing import Final
 
 __all__ = [
     "ACTOR_ATTRIBUTE",
+    "CLOCK_MARGIN_SECONDS",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
     "ENV_ANCHOR_BUCKET",
@@ -129,3 +130,9 @@ RECORDER_METRICS: Final = (
 """Everything the recorder emits."""
 SEALER_METRICS: Final = (METRIC_RECORDS_SEALED, METRIC_TAMPERED_RECORDS, METRIC_DIGESTS_WRITTEN)
 """Everything the sealer emits."""
+
+# --- Verify that cannot be steered (integrity v2, item 6) ------------------------------------
+CLOCK_MARGIN_SECONDS: Final = 300
+"""How far the clocks of the recorder, the sealer and ``audit verify`` may differ: the sealer's
+duplicate search looks this far behind a record's time, and verify calls a ``recorded_at`` more
+than this after its own clock a finding (recorded in the future)."""

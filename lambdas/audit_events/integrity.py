@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from .contract import (
@@ -65,6 +65,9 @@ NOTICE_VERSION = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_CHAIN = "audit-log"
 """The digest table's partition key value: one chain per digest table."""
+
+# DynamoDB's number precision: significant digits it stores (and returns) exactly.
+_DYNAMODB_DIGITS = 38
 
 # A digest item stays well below DynamoDB's 400 KB item limit.
 MAX_DIGEST_BODY_BYTES = 300_000
@@ -134,7 +137,12 @@ def _canonical_value(value: Mapping[str, Any]) -> Any:
 
 
 def canonical_number(text: str) -> str:
-    """A DynamoDB number as DynamoDB returns it: ``1.50`` -> ``1.5``, ``1E+2`` -> ``100``."""
+    """A DynamoDB number as DynamoDB returns it: ``1.50`` -> ``1.5``, ``1E+2`` -> ``100``.
+
+    Exact, never rounded: DynamoDB keeps 38 significant digits, Python's default context only 28,
+    so the trailing zeros are stripped in a context as wide as the number itself (a change in the
+    38th digit changes the hash).
+    """
     try:
         number = Decimal(text)
     except InvalidOperation:
@@ -143,7 +151,10 @@ def canonical_number(text: str) -> str:
         raise IntegrityFormatError("a number attribute must be finite")
     if number.is_zero():
         return "0"
-    return format(number.normalize(), "f")
+    exact = Context(
+        prec=max(_DYNAMODB_DIGITS, len(number.as_tuple().digits)), Emax=MAX_EMAX, Emin=MIN_EMIN
+    )
+    return format(number.normalize(exact), "f")
 
 
 def _base64(value: Any) -> str:

@@ -55,7 +55,7 @@ def test_poison_message_shows_in_dlq_show_with_why_and_nothing_is_consumed(
     pipeline.run_until_idle(timeout=60)
     assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)
 
-    shown = audit("dlq", "show", "--json")
+    shown = audit("dlq", "show", "--show-bodies", "--json")
     table = audit("dlq", "show")
 
     assert shown.exit_code == 0, shown.stderr
@@ -83,7 +83,7 @@ def test_dlq_show_lists_more_messages_than_one_receive_returns(
     bodies = [f"malformed {index}" for index in range(23)]
     send(pipeline, "DeadLetterQueueUrl", *bodies)
 
-    shown = audit("dlq", "show", "--json").json()
+    shown = audit("dlq", "show", "--show-bodies", "--json").json()
     limited = audit("dlq", "show", "--limit", "5")
 
     assert sorted(message["body"] for message in shown["messages"]) == sorted(bodies)
@@ -158,7 +158,7 @@ def test_dlq_redrive_moves_every_message_exactly_once(
 ) -> None:
     emails = [f"redrive.{index}@mail.com" for index in range(4)]
     published = fail_recording(pipeline, audit, *emails)
-    dead_letters = audit("dlq", "show", "--json").json()["messages"]
+    dead_letters = audit("dlq", "show", "--show-bodies", "--json").json()["messages"]
     delivered_before = len(pipeline.invocations("recorder"))
 
     redrive = audit("dlq", "redrive", "--json")
