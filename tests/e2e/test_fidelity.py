@@ -132,8 +132,9 @@ def test_a_batch_never_exceeds_lambdas_six_mb_payload(tmp_path: Path, window: in
     """ "The maximum payload size for an SQS event source batch is 6 MB" (invocation payload
     quota, docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): ten messages of
     900 KB go in batches of at most six, every one recorded once."""
-    mapping = {"BatchSize": 10, "MaximumBatchingWindowInSeconds": window} if window else {}
-    directory = sqs_fed_probe(tmp_path, function={"Timeout": 20}, **mapping)
+    directory = sqs_fed_probe(
+        tmp_path, function={"Timeout": 20}, BatchSize=10, MaximumBatchingWindowInSeconds=window
+    )
     with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
         with pipeline.event_sources_paused():
             for _ in range(10):  # one at a time: a SendMessageBatch holds at most 1 MiB

@@ -176,13 +176,14 @@ def test_a_service_whose_resources_were_all_skipped_answers_not_implemented(
     )
     with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
         answers = {}
-        for service, call in (
-            ("events", lambda client: client.list_rules()),
-            ("logs", lambda client: client.describe_log_groups()),
-            ("iam", lambda client: client.get_role(RoleName="Role")),
-        ):
+        calls: dict[str, tuple[str, dict[str, str]]] = {
+            "events": ("list_rules", {}),
+            "logs": ("describe_log_groups", {}),
+            "iam": ("get_role", {"RoleName": "Role"}),
+        }
+        for service, (operation, arguments) in calls.items():
             with pytest.raises(botocore.exceptions.ClientError) as raised:
-                call(pipeline.client(service))
+                getattr(pipeline.client(service), operation)(**arguments)
             answers[service] = (
                 raised.value.response["ResponseMetadata"]["HTTPStatusCode"],
                 raised.value.response["Error"]["Code"],
