@@ -126,6 +126,10 @@ class AuditPipeline(Construct):
         super().__init__(scope, construct_id)
         self._redrivers = permissions.PrincipalArns()
         self._lookup_principals = permissions.PrincipalArns()
+        # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
+        self._publishers = permissions.PrincipalArns()
+        self._publisher_accounts = permissions.PrincipalArns()
+        self._publisher_organizations = permissions.PrincipalArns()
         # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
         self._marker = PipelineMarker(self)
         self._encryption_key = encryption_key
@@ -257,6 +261,7 @@ class AuditPipeline(Construct):
         self._recorder.add_environment(
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
         )
+        self._deny_all_but_the_pipeline(recorder_role)
         self._control_changes = monitoring.watch_control_changes(
             self,
             tables=[self._table, self._chain.digest_table],
@@ -280,6 +285,57 @@ class AuditPipeline(Construct):
         )
         if dashboard:
             monitoring.create_dashboard(self, self._alarms)
+
+    def _deny_all_but_the_pipeline(self, recorder_role: iam.IRole) -> None:
+        """Integrity v2 (docs/INTEGRITY.md, layer 1): only granted producers publish, only the
+        consumers receive, and the writers' roles write and sign only from their functions."""
+        permissions.only_granted_principals_publish(
+            self._topic,
+            publishers=self._publishers,
+            accounts=self._publisher_accounts,
+            organizations=self._publisher_organizations,
+        )
+        deployer = permissions.deployment_role_arn(self)
+        if deployer is None:
+            Annotations.of(self).add_info(
+                "The stack's synthesizer deploys with the caller's credentials: the topic "
+                "policy cannot name a deployment role, so subscription and topic changes are "
+                "alarmed (ControlChangedAlarm) but not denied."
+            )
+        else:
+            permissions.only_the_deployment_changes_the_topic(self._topic, deployer)
+        sealer = self._chain.sealer
+        sealer_role = sealer.role
+        assert sealer_role is not None  # functions.function always gives an explicit role
+        for queue, consumer in (
+            (self._queue, recorder_role),
+            (self._chain.seal_queue, sealer_role),
+        ):
+            consumers = permissions.PrincipalArns()
+            consumers.add(consumer.role_arn)
+            permissions.only_consumer_receives(queue, consumers)
+        permissions.bind_to_function(
+            self,
+            "RecorderBoundToItsFunction",
+            self._recorder,
+            actions=[*permissions.APPEND_ACTIONS, *permissions.SEAL_NOTICE_SEND_ACTIONS],
+            resources=[self._table.table_arn, self._chain.seal_queue.queue_arn],
+        )
+        permissions.bind_to_function(
+            self,
+            "SealerBoundToItsFunction",
+            sealer,
+            actions=[
+                *permissions.APPEND_ACTIONS,
+                *permissions.SIGN_ACTIONS,
+                *permissions.SEALER_SEAL_QUEUE_ACTIONS,
+            ],
+            resources=[
+                self._chain.digest_table.table_arn,
+                self._chain.signing_key.key_arn,
+                self._chain.seal_queue.queue_arn,
+            ],
+        )
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
@@ -436,7 +492,12 @@ class AuditPipeline(Construct):
     # -- access (permissions.py) ----------------------------------------------------------
 
     def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let another principal publish audit events to the topic."""
+        """Let another principal publish audit events to the topic.
+
+        The topic denies sns:Publish to every principal it does not name, so the grantee must
+        be an IAM role or user (or have one, like a function).
+        """
+        self._publishers.add(permissions.principal_arn(grantee, purpose="grant_publish"))
         return permissions.grant_publish(grantee, self._topic, self._encryption_key)
 
     def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -487,6 +548,10 @@ class AuditPipeline(Construct):
         :param organization_id: an AWS Organizations id (``o-...``).
         """
         validate_publishers(accounts, organization_id)
+        for account in accounts:
+            self._publisher_accounts.add(account)
+        if organization_id is not None:
+            self._publisher_organizations.add(organization_id)
         permissions.allow_cross_account_publishers(
             self,
             self._topic,
