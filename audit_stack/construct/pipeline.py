@@ -15,6 +15,7 @@ from typing import Any
 from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -231,15 +232,14 @@ class AuditPipeline(Construct):
         )
         # Records messages that still name an address (version 1) under its pseudonym.
         self.grant_lookup(self._recorder)
-        self._recorder.add_event_source(
-            event_sources.SqsEventSource(
-                self._queue,
-                batch_size=batch_size,
-                max_batching_window=max_batching_window,
-                report_batch_item_failures=True,
-                max_concurrency=max_concurrency,
-            )
+        event_source = event_sources.SqsEventSource(
+            self._queue,
+            batch_size=batch_size,
+            max_batching_window=max_batching_window,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
         )
+        self._recorder.add_event_source(event_source)
         permissions.grant_record(self._recorder, self._table.table_arn, encryption_key)
         recorder_role = self._recorder.role
         assert recorder_role is not None  # functions.function always gives an explicit role
@@ -262,14 +262,6 @@ class AuditPipeline(Construct):
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
         )
         self._deny_all_but_the_pipeline(recorder_role)
-        self._control_changes = monitoring.watch_control_changes(
-            self,
-            tables=[self._table, self._chain.digest_table],
-            queues=[self._queue, self._chain.seal_queue],
-            functions=[self._recorder, self._chain.sealer],
-            signing_key=self._chain.signing_key,
-        )
-
         if alarm_action is None:
             Annotations.of(self).add_warning_v2(
                 "audit-pipeline:noAlarmAction",
@@ -277,11 +269,30 @@ class AuditPipeline(Construct):
                 "control changes) will reach nobody. Pass alarm_action=SnsAction(topic).",
             )
         self._mark_resources()
+        sealer_role = self._chain.sealer.role
+        assert sealer_role is not None
+        self._control_watch = monitoring.ControlWatch(
+            self,
+            monitoring.WatchedResources(
+                tables=[self._table, self._chain.digest_table],
+                queues=[self._queue, self._chain.seal_queue],
+                topic=self._topic,
+                functions=[self._publisher, self._recorder, self._chain.sealer],
+                writer_roles=[recorder_role, sealer_role, self._publisher_role()],
+                event_source_mapping_ids=[event_source.event_source_mapping_id],
+                keys=[
+                    self._chain.signing_key,
+                    *([encryption_key] if encryption_key is not None else []),
+                ],
+                secrets=[self._pseudonym_secret] if self._pseudonym_secret else [],
+            ),
+        )
         self._alarms = monitoring.create_alarms(
             self,
             oldest_message_age=oldest_message_age_alarm,
             seal_interval=seal_interval,
             action=alarm_action,
+            name=self._control_watch.alarm_name,
         )
         if dashboard:
             monitoring.create_dashboard(self, self._alarms)
@@ -336,6 +347,11 @@ class AuditPipeline(Construct):
                 self._chain.seal_queue.queue_arn,
             ],
         )
+
+    def _publisher_role(self) -> iam.IRole:
+        role = self._publisher.role
+        assert role is not None  # functions.function always gives an explicit role
+        return role
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
@@ -459,9 +475,38 @@ class AuditPipeline(Construct):
         """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
         return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, props)
 
-    def metric_control_changes(self, **props: Any) -> cloudwatch.Metric:
-        """CloudTrail events that changed the log's controls (EventBridge TriggeredRules)."""
-        return monitoring.rule_triggers(self._control_changes, props)
+    def metric_control_changes(self, **props: Any) -> cloudwatch.IMetric:
+        """CloudTrail events that changed the log's controls (the rules' TriggeredRules, summed)."""
+        return self._control_watch.metric(props)
+
+    @property
+    def control_change_rules(self) -> tuple[events.IRule, ...]:
+        """The rules matching changes to the log's controls (docs/INTEGRITY.md, layer 3)."""
+        return tuple(self._control_watch.rules.values())
+
+    def notify_control_changes(self, topic: sns.ITopic, key: kms.IKey | None = None) -> None:
+        """Send every control change the rules match straight to ``topic`` (as well as through
+        the ControlChanged alarm), and watch the topic and its ``key`` too: unsubscribing the
+        on-call or disabling the key would silence every alarm.
+
+        A topic encrypted with ``key`` must let EventBridge use it (``AuditStack`` does).
+        """
+        self._control_watch.watch_alarm_topic(topic, key)
+
+    def metric_notifications_filtered_out(self, **props: Any) -> cloudwatch.Metric:
+        """Published events no subscription's filter policy accepted (SNS, Sum)."""
+        return self._topic.metric_number_of_notifications_filtered_out(
+            **{"statistic": "Sum", **props}
+        )
+
+    def metric_unaccounted_events(self, **props: Any) -> cloudwatch.IMetric:
+        """Events published to the topic minus those accounted for: filtered out, failed
+        delivery, recorded, skipped as duplicates or rejected as poison (docs/INTEGRITY.md)."""
+        return monitoring.unaccounted_events(self, self._topic, props)
+
+    def metric_digests_written(self, **props: Any) -> cloudwatch.Metric:
+        """Digests the sealer wrote, heartbeats included (custom metric, Sum)."""
+        return monitoring.custom_metric(contract.METRIC_DIGESTS_WRITTEN, props)
 
     def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
         """Age in seconds of the oldest message in the queue (Maximum)."""
