@@ -271,8 +271,12 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_repor
     table_id = _pipeline_id(template, "AWS::DynamoDB::Table", "Table")
     statements = _policy_statements(template, role_id)
     data_statements = [
-        s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
+        s
+        for s in statements
+        if s["Effect"] == "Allow" and not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
     ]
+    # Its writes are also denied outside its own function (test_integrity_controls.py).
+    assert [s["Sid"] for s in statements if s["Effect"] == "Deny"] == ["OnlyFromInsideTheFunction"]
     assert data_statements == [
         _SECRET_LOOKUP(template),
         {
@@ -580,7 +584,7 @@ def test_every_alarm_and_its_return_to_ok_reach_the_stacks_alarm_topic(
         template, "AWS::SNS::Topic", {"Properties": {"DisplayName": "Audit pipeline alarms"}}
     )
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 13
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": alarm_topic}]
         assert alarm["Properties"]["OKActions"] == [{"Ref": alarm_topic}]
