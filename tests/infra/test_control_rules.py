@@ -155,7 +155,8 @@ def _matching_rules(rules: dict[str, dict[str, Any]], event: dict[str, Any]) -> 
     return [
         name
         for name, pattern in rules.items()
-        if EventPattern(json.dumps(pattern), pattern).matches_event(event)
+        # moto types the event as its own TypedDict; a CloudTrail event is a plain dict.
+        if EventPattern(json.dumps(pattern), pattern).matches_event(event)  # type: ignore[arg-type]
     ]
 
 

@@ -510,7 +510,7 @@ def test_allow_publishers_lets_the_listed_accounts_publish_and_still_denies_othe
 
 def _logical(prefix: str, template: dict[str, Any]) -> str:
     return next(
-        logical_id
+        str(logical_id)
         for logical_id, resource in template["Resources"].items()
         if logical_id.startswith(prefix) and resource["Type"] == "AWS::IAM::Role"
     )
