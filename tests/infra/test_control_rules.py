@@ -19,7 +19,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 from moto.events.models import EventPattern
 
-from audit_stack import AuditStack
+from audit_stack import AuditPipeline, AuditStack
 
 pytestmark = pytest.mark.synth
 
@@ -551,3 +551,15 @@ def test_outside_us_east_1_the_stack_says_where_iam_events_arrive() -> None:
     Annotations.from_stack(stack).has_info(
         "/Audit/Audit", Match.string_like_regexp("reach EventBridge in us-east-1 only")
     )
+
+
+def test_a_customer_managed_key_is_watched_with_the_signing_key() -> None:
+    stack = cdk.Stack(_app(), "Other", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    key = cdk.aws_kms.Key(stack, "CustomerKey", enable_key_rotation=True)
+    AuditPipeline(stack, "Audit", encryption_key=key)
+    template = dict(Template.from_stack(stack).to_json())
+    key_id = next(k for k in template["Resources"] if k.startswith("CustomerKey"))
+    rules = _rules(template)
+    for form in (_physical("AWS::KMS::Key", key_id).name, _physical("AWS::KMS::Key", key_id).arn):
+        event = _cloudtrail("kms.amazonaws.com", "PutKeyPolicy", {"keyId": form})
+        assert _matching_rules(rules, event) != []
