@@ -20,6 +20,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 from moto.events.models import EventPattern
 
 from audit_stack import AuditPipeline, AuditStack
+from audit_stack.construct import monitoring
 
 pytestmark = pytest.mark.synth
 
@@ -343,6 +344,7 @@ def _calls() -> list[tuple[str, _Call]]:
             "RemovePermission",
             "DeleteTopic",
             "Subscribe",
+            "ConfirmSubscription",
         ):
             calls.append((topic, _Call(sns, name, "topicArn", ("arn",))))
         for name in ("Unsubscribe", "SetSubscriptionAttributes"):
@@ -351,47 +353,23 @@ def _calls() -> list[tuple[str, _Call]]:
     lambda_ = "lambda.amazonaws.com"
     every_form = ("name", "arn", "partial arn", "qualified arn", "name:alias")
     for function in ("publisher", "recorder", "sealer"):
-        for name in (
-            "UpdateFunctionCode20150331v2",
-            "UpdateFunctionConfiguration20150331v2",
-            "DeleteFunction20150331",
-            "AddPermission20150331v2",
-            "RemovePermission20150331v2",
-            "CreateFunctionUrlConfig20211031",
-            "PutFunctionConcurrency20171031",
-            "DeleteFunctionConcurrency20171031",
-            "PutFunctionEventInvokeConfig",
-            "UpdateAlias20150331",
-            "CreateEventSourceMapping20150331",
-        ):
+        # Every Lambda call the rules list, as CloudTrail names it (with an API version).
+        for name in [f"{call}20150331" for call in monitoring.LAMBDA_CONTROL_EVENTS]:
             calls.append((function, _Call(lambda_, name, "functionName", every_form)))
     for role in ("publisher role", "recorder role", "sealer role"):
         for name in ("CreateFunction20150331", "UpdateFunctionConfiguration20150331v2"):
             calls.append(
                 (role, _Call(lambda_, name, "role", ("arn",), (("functionName", "intruder"),)))
             )
-        for name in (
-            "UpdateAssumeRolePolicy",
-            "AttachRolePolicy",
-            "PutRolePolicy",
-            "DeleteRolePolicy",
-            "DetachRolePolicy",
-        ):
+        for name in monitoring.IAM_ROLE_EVENTS:
             calls.append((role, _Call("iam.amazonaws.com", name, "roleName", ("name",))))
     for name in ("UpdateEventSourceMapping20150331", "DeleteEventSourceMapping20150331"):
         calls.append(("mapping", _Call(lambda_, name, "uUID", ("uuid",))))
     kms = "kms.amazonaws.com"
     for key in ("signing key", "alarm key"):
-        for name in ("PutKeyPolicy", "ScheduleKeyDeletion", "DisableKey", "CreateGrant"):
+        for name in monitoring.KMS_CONTROL_EVENTS:
             calls.append((key, _Call(kms, name, "keyId", ("id", "arn"))))
-    for name in (
-        "PutSecretValue",
-        "UpdateSecret",
-        "PutResourcePolicy",
-        "DeleteResourcePolicy",
-        "DeleteSecret",
-        "RotateSecret",
-    ):
+    for name in monitoring.SECRET_CONTROL_EVENTS:
         calls.append(
             (
                 "secret",
@@ -416,15 +394,17 @@ def _rule_and_alarm_calls(forms: dict[str, dict[str, Any]]) -> list[tuple[str, _
             for name in ("DisableRule", "DeleteRule", "PutRule")
         ),
         ("rules", _Call(events_source, "RemoveTargets", "rule", rules)),
+        ("rules", _Call(events_source, "PutTargets", "rule", rules)),
         (
             "alarm lists",
             _Call("monitoring.amazonaws.com", "DisableAlarmActions", "alarmNames", alarms),
         ),
         ("alarm lists", _Call("monitoring.amazonaws.com", "DeleteAlarms", "alarmNames", alarms)),
         ("alarms", _Call("monitoring.amazonaws.com", "PutMetricAlarm", "alarmName", alarms)),
+        ("alarms", _Call("monitoring.amazonaws.com", "SetAlarmState", "alarmName", alarms)),
         *(
             ("trail", _Call("cloudtrail.amazonaws.com", name, "name", ("name", "arn")))
-            for name in ("StopLogging", "DeleteTrail", "PutEventSelectors")
+            for name in monitoring.CLOUDTRAIL_EVENTS
         ),
     ]
 
