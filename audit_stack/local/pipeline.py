@@ -30,6 +30,12 @@ from audit_stack.local.clients import EmulatorClients
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.control.idle import IdleScheduler
 from audit_stack.local.control.moto_hooks import MotoHooks, queue_snapshot
+from audit_stack.local.control.sns_signing import (
+    NotificationSigner,
+    SigningCertificateApi,
+    SnsSigningHook,
+    notification,
+)
 from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment
 from audit_stack.local.deploy.template import CloudAssembly
@@ -122,6 +128,8 @@ class LocalAuditPipeline:
         self._output = output
         self._activity = Activity()
         self._hooks = MotoHooks()
+        self._sns_signing = SnsSigningHook()
+        self._signer: NotificationSigner | None = None
         self._faults = Faults()
         # Counts every request at the endpoint; injects faults only inside inject_faults blocks.
         self.instrumentation = Instrumentation(self._faults, notify=self._activity.notify)
@@ -194,6 +202,10 @@ class LocalAuditPipeline:
             self._hooks.install()
             self._server.start()
             self._event(f"emulator listening on {self._server.endpoint_url}")
+            # A certificate of this run's own, served here and trusted by its workers only.
+            self._signer = NotificationSigner.generate(self._server.endpoint_url)
+            self._sns_signing.install(self._signer)
+            self._endpoint.serve("sns", SigningCertificateApi(self._signer))
             self._reset_moto()
             self._deploy()
         except BaseException:
@@ -227,6 +239,7 @@ class LocalAuditPipeline:
                     endpoint_url=self._server.endpoint_url,
                     region=self._region,
                     on_log=self._function_log,
+                    bootstrap=[self._running_signer().bootstrap_argument()],
                 )
             )
         for source in deployment.event_sources:
@@ -285,6 +298,7 @@ class LocalAuditPipeline:
             attempt(self._server.stop)
         attempt(self._clients.close)
         attempt(self._hooks.uninstall)
+        attempt(self._sns_signing.uninstall)
         if self._owns_process_lock:
             self._owns_process_lock = False
             _PROCESS_LOCK.release()
@@ -385,6 +399,21 @@ class LocalAuditPipeline:
     def template(self) -> dict[str, Any]:
         """The stack's synthesized template, as read from the cloud assembly."""
         return self._assembly.template
+
+    def _running_signer(self) -> NotificationSigner:
+        if self._signer is None:
+            raise RuntimeError("the pipeline is not running")
+        return self._signer
+
+    def signed_notification(self, message: str, *, topic_arn: str | None = None) -> str:
+        """An SQS body as this emulator's SNS delivers ``message`` from the topic (default: the
+        pipeline's): signed with the emulator's certificate, which only its workers trust.
+
+        For rehearsals that put a genuine-looking delivery straight into a queue (the DLQ)."""
+        envelope = notification(
+            self._running_signer(), topic_arn=topic_arn or self.topic_arn, message=message
+        )
+        return json.dumps(envelope, sort_keys=True, indent=2, separators=(",", ": "))
 
     def _running_deployment(self) -> Deployment:
         if self._deployment is None:
