@@ -60,8 +60,9 @@ class NotificationSigner:
     cert_url: str
 
     @classmethod
-    def generate(cls, base_url: str) -> NotificationSigner:
-        """A new 2048-bit key and certificate, served under ``base_url`` (no trailing slash)."""
+    def generate(cls, base_url: str, *, folder: str = "/_emulator/sns") -> NotificationSigner:
+        """A new 2048-bit key and certificate, served at ``base_url`` + ``folder`` (the
+        emulator's) + ``/SimpleNotificationService-<id>.pem``."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.emulator.invalid")])
         now = datetime.datetime.now(datetime.UTC)
@@ -77,18 +78,21 @@ class NotificationSigner:
         )
         pem = certificate.public_bytes(serialization.Encoding.PEM)
         fingerprint = hashlib.sha256(pem).hexdigest()[:32]
-        name = f"SimpleNotificationService-{fingerprint}.pem"
-        return cls(key, pem, f"{base_url}/_emulator/sns/{name}")
+        file_name = f"SimpleNotificationService-{fingerprint}.pem"
+        return cls(key, pem, f"{base_url}{folder}/{file_name}")
 
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """``envelope`` (a Notification) with SignatureVersion 2, its Signature and this cert."""
         text = "".join(f"{name}\n{envelope[name]}\n" for name in _SIGNED_FIELDS if name in envelope)
         signature = self.private_key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+        # In SNS's order: the signature fields come between Timestamp and UnsubscribeURL.
+        tail = ("UnsubscribeURL", "MessageAttributes")
         return {
-            **envelope,
+            **{name: value for name, value in envelope.items() if name not in tail},
             "SignatureVersion": "2",
             "Signature": base64.b64encode(signature).decode("ascii"),
             "SigningCertURL": self.cert_url,
+            **{name: envelope[name] for name in tail if name in envelope},
         }
 
     def bootstrap_argument(self) -> str:
