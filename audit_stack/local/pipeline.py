@@ -405,6 +405,12 @@ class LocalAuditPipeline:
             raise RuntimeError("the pipeline is not running")
         return self._signer
 
+    @property
+    def sns_signer(self) -> NotificationSigner:
+        """The key and certificate this run's SNS signs notifications with (its workers pin the
+        certificate; ``sns_signer.sign(envelope)`` signs a hand-made one as SNS would)."""
+        return self._running_signer()
+
     def signed_notification(self, message: str, *, topic_arn: str | None = None) -> str:
         """An SQS body as this emulator's SNS delivers ``message`` from the topic (default: the
         pipeline's): signed with the emulator's certificate, which only its workers trust.

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit_events.event import AuditEvent, new_account_deleted
-
 from audit_stack.local.control.sns_signing import NotificationSigner
 
 REGION = "eu-west-1"
@@ -20,7 +19,6 @@ QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:AuditPipelineStack-AuditQueue1C2
 # The SenderId SQS reports for messages that SNS delivered.
 SNS_SENDER_ID = "AIDAIT2UOQQY3AUEKVGXU"
 EMAIL = "john.doe@mail.com"
-
 
 
 @functools.cache

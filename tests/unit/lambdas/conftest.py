@@ -27,7 +27,6 @@ if str(LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDAS_DIR))
 
 from audit_events import contract  # noqa: E402  (needs the asset root on sys.path)
-
 from audit_stack.local.control.sns_signing import SnsSigningHook  # noqa: E402
 
 from .builders import (  # noqa: E402  (needs the asset root on sys.path)
