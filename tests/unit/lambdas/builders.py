@@ -22,7 +22,7 @@ EMAIL = "john.doe@mail.com"
 
 
 @functools.cache
-def test_signer() -> NotificationSigner:
+def sns_test_signer() -> NotificationSigner:
     """The tests' SNS: a key and certificate made once per session, at an SNS-shaped URL that
     is never fetched (the tests pin it in the recorder's certificate cache, as the emulator's
     worker bootstrap pins the emulator's)."""
@@ -58,7 +58,7 @@ def sns_notification(
     """An SQS message body as SNS writes it (raw message delivery off): pretty-printed JSON,
     signed by ``signer`` (default: the tests' SNS), then with ``changes`` made to its fields
     (None removes one): a tampered or forged notification."""
-    fields: dict[str, Any] = (signer or test_signer()).sign(
+    fields: dict[str, Any] = (signer or sns_test_signer()).sign(
         {
             "Type": "Notification",
             "MessageId": sns_message_id or str(uuid.uuid4()),
@@ -84,7 +84,7 @@ def signed_again(body: str, signer: NotificationSigner | None = None) -> str:
     """A body captured from AWS, its signature replaced by the tests' SNS's (layout kept): AWS's
     own certificate is never fetched in tests."""
     envelope = json.loads(body)
-    signed = (signer or test_signer()).sign(envelope)
+    signed = (signer or sns_test_signer()).sign(envelope)
     for name in ("Signature", "SigningCertURL"):
         body = body.replace(json.dumps(envelope[name]), json.dumps(signed[name]), 1)
     return body

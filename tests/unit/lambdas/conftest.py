@@ -34,7 +34,7 @@ from .builders import (  # noqa: E402  (needs the asset root on sys.path)
     REGION,
     TOPIC_ARN,
     other_signer,
-    test_signer,
+    sns_test_signer,
 )
 
 SERVICE_NAME = "audit-pipeline-test"
@@ -73,7 +73,7 @@ def trusted_test_certificates() -> Iterator[None]:
     emulator's worker bootstrap uses (``trust_certificate``); nothing else is trusted."""
     sns_signature = importlib.import_module("audit_events.sns_signature")
     sns_signature.forget_certificates()
-    for signer in (test_signer(), other_signer()):
+    for signer in (sns_test_signer(), other_signer()):
         sns_signature.trust_certificate(signer.cert_url, signer.certificate_pem)
     yield
     sns_signature.forget_certificates()
@@ -128,7 +128,7 @@ def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockTopic]:
     """Topic -> queue, SNS envelope kept (no raw delivery), filtered on event_type; moto's SNS
     signs its envelopes with the tests' certificate, as the emulator's does with its own."""
     signing = SnsSigningHook()
-    signing.install(test_signer())
+    signing.install(sns_test_signer())
     sns = boto3.client("sns")
     sqs = boto3.client("sqs")
     topic_arn = sns.create_topic(Name="audit-events")["TopicArn"]
