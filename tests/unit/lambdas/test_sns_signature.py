@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import http.client
+import io
 import json
 import socket
 import urllib.error
@@ -43,9 +45,9 @@ from .builders import (
     other_signer,
     record_for,
     sns_notification,
+    sns_test_signer,
     sqs_event,
     sqs_record,
-    sns_test_signer,
 )
 from .conftest import emitted_metrics
 
@@ -371,16 +373,18 @@ def test_the_fetch_never_follows_a_redirect_off_the_sns_host() -> None:
     request = urllib.request.Request(
         f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-moved.pem"
     )
-    redirect = ("https://attacker.example/SimpleNotificationService-1.pem",)
+    target = "https://attacker.example/SimpleNotificationService-1.pem"
+    headers = http.client.HTTPMessage()
     handler = next(
         h
-        for h in sns_signature._opener.handlers
+        for h in getattr(sns_signature._opener, "handlers", [])
         if isinstance(h, urllib.request.HTTPRedirectHandler)
     )
     default = urllib.request.HTTPRedirectHandler()
+    body = io.BytesIO()
     # urllib's own handler would follow it; the opener's refuses.
-    assert default.redirect_request(request, None, 302, "Found", {}, *redirect) is not None
-    assert handler.redirect_request(request, None, 302, "Found", {}, *redirect) is None
+    assert default.redirect_request(request, body, 302, "Found", headers, target) is not None
+    assert handler.redirect_request(request, body, 302, "Found", headers, target) is None
 
 
 def test_a_missing_certificate_is_unverified_and_an_unreachable_one_is_retried(
