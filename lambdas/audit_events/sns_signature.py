@@ -277,9 +277,9 @@ def _envelope(body: str) -> dict[str, Any]:
     try:
         envelope = json.loads(body)
     except (TypeError, ValueError, RecursionError):
-        raise UnverifiedMessageError("body: must be an SNS notification (JSON)") from None
+        raise UnverifiedMessageError("body: must be valid JSON") from None
     if not isinstance(envelope, dict):
-        raise UnverifiedMessageError("body: must be an SNS notification (a JSON object)")
+        raise UnverifiedMessageError("body: must be a JSON object")
     return envelope
 
 

@@ -315,9 +315,17 @@ def test_incomplete_notifications_are_refused_with_the_field_and_the_rule(
         _verify(sns_notification(account_deleted().to_json(), changes=changes))
 
 
-@pytest.mark.parametrize("body", ["not json", "[]", json.dumps(account_deleted().to_json())])
-def test_bodies_that_are_no_notification_are_refused(body: str) -> None:
-    with pytest.raises(UnverifiedMessageError, match="body: must be an SNS notification"):
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "body: must be valid JSON"),
+        ("[]", "body: must be a JSON object"),
+        (json.dumps(account_deleted().to_json()), "body: must be a JSON object"),
+        (account_deleted().to_json(), 'Type: must be "Notification"'),
+    ],
+)
+def test_bodies_that_are_no_notification_are_refused(body: str, reason: str) -> None:
+    with pytest.raises(UnverifiedMessageError, match=reason):
         _verify(body)
 
 
