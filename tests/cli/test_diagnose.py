@@ -11,9 +11,9 @@ import pytest
 
 from audit_events.event import PoisonMessageError, parse_sns_envelope
 from audit_stack.cli.dates import Moment, event_key_bounds, iso_moment, timestamp
-from audit_stack.cli.dlq import RECORDABLE, Diagnosis, SignatureCheck, diagnose, sns_signature
+from audit_stack.cli.dlq import RECORDABLE, Diagnosis, SignatureCheck, diagnose
 from audit_stack.cli.errors import UsageError
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.local.control.sns_signing import NotificationSigner
 
 EVENT = {
@@ -171,6 +171,10 @@ def test_the_contract_the_cli_reads_matches_the_synthesized_table(
 def test_a_since_after_until_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--since is after --until"):
         event_key_bounds(iso_moment("2026-11-30"), iso_moment("2026-11-29"))
+
+
+# The module object the CLI checks with (loaded as audit_stack.lambdas.audit_events).
+sns_signature = audit_events_module("sns_signature")
 
 
 def _signed_check() -> tuple[Any, SignatureCheck]:
