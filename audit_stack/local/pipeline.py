@@ -35,6 +35,8 @@ from audit_stack.local.control.sns_signing import (
     SigningCertificateApi,
     SnsSigningHook,
     notification,
+    sqs_body,
+    topic_exists,
 )
 from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment
@@ -205,7 +207,7 @@ class LocalAuditPipeline:
             # A certificate of this run's own, served here and trusted by its workers only.
             self._signer = NotificationSigner.generate(self._server.endpoint_url)
             self._sns_signing.install(self._signer)
-            self._endpoint.serve("sns", SigningCertificateApi(self._signer))
+            self._endpoint.serve("sns", SigningCertificateApi(self._signer, topic_exists))
             self._reset_moto()
             self._deploy()
         except BaseException:
@@ -416,10 +418,11 @@ class LocalAuditPipeline:
         pipeline's): signed with the emulator's certificate, which only its workers trust.
 
         For rehearsals that put a genuine-looking delivery straight into a queue (the DLQ)."""
-        envelope = notification(
-            self._running_signer(), topic_arn=topic_arn or self.topic_arn, message=message
+        return sqs_body(
+            notification(
+                self._running_signer(), topic_arn=topic_arn or self.topic_arn, message=message
+            )
         )
-        return json.dumps(envelope, sort_keys=True, indent=2, separators=(",", ": "))
 
     def _running_deployment(self) -> Deployment:
         if self._deployment is None:

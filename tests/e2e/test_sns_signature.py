@@ -4,9 +4,11 @@ direct invoke with a hand-made event, or a forged envelope sent to the queue, is
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +146,43 @@ def test_signed_notification_helper_makes_a_body_the_recorder_records(
 
     (item,) = records_of(pipeline, "helper.signed@mail.com")
     assert item["topic_arn"] == {"S": pipeline.outputs["TopicArn"]}
+
+
+def _readme_rehearsal() -> str:
+    """The README walkthrough's Python snippet that puts a signed notification into the DLQ."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("python - <<'EOF'\n", readme.index("# 2. An incident"))
+    body_start = readme.index("\n", start) + 1
+    return readme[body_start : readme.index("\nEOF\n", body_start)]
+
+
+def test_the_readme_dlq_rehearsal_puts_a_signed_notification_the_recorder_records_on_redrive(
+    local_audit_pipeline: LocalAuditPipeline,
+) -> None:
+    pipeline = local_audit_pipeline
+    snippet = _readme_rehearsal().replace("http://127.0.0.1:4599", pipeline.endpoint_url)
+    assert pipeline.endpoint_url in snippet
+
+    exec(compile(snippet, "README.md", "exec"), {})
+
+    assert queue_counts(pipeline, "DeadLetterQueueUrl") == (1, 0)
+    assert pipeline.redrive_dlq() == 1
+    pipeline.run_until_idle()
+    (item,) = records_of(pipeline, "jane.roe@mail.com")
+    assert item["topic_arn"] == {"S": pipeline.outputs["TopicArn"]}
+    assert queue_counts(pipeline, "DeadLetterQueueUrl") == (0, 0)
+
+
+def test_the_emulators_signing_helper_signs_only_for_its_own_topics(
+    local_audit_pipeline: LocalAuditPipeline,
+) -> None:
+    request = urllib.request.Request(
+        f"{local_audit_pipeline.endpoint_url}/_emulator/sns/sign",
+        method="POST",
+        data=json.dumps(
+            {"TopicArn": "arn:aws:sns:us-east-1:123456789012:nobody", "Message": "{}"}
+        ).encode(),
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 404

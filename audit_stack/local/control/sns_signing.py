@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import json
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,8 @@ __all__ = [
     "SigningCertificateApi",
     "SnsSigningHook",
     "notification",
+    "sqs_body",
+    "topic_exists",
 ]
 
 TRUST_BOOTSTRAP: Final = ("audit_events.sns_signature", "trust_certificate")
@@ -171,17 +174,57 @@ class SnsSigningHook:
 
 
 class SigningCertificateApi:
-    """Serves the signer's certificate at its URL, as SNS serves its own (GET, no signature)."""
+    """The emulator's SNS signing endpoints (unsigned HTTP, loopback only).
 
-    OPERATIONS = frozenset({"GetSigningCertificate"})
+    ``GET`` the certificate's URL: the certificate, as SNS serves its own. ``POST
+    /_emulator/sns/sign`` with ``{"TopicArn": ..., "Message": ...}``: the SQS body SNS would
+    deliver for that message, signed; for rehearsals that put a genuine-looking delivery straight
+    into a queue (the README's DLQ drill). It grants nothing new: the emulator enforces no IAM,
+    so anyone on loopback may already publish to the topic and get the same signature.
+    """
+
+    OPERATIONS = frozenset({"GetSigningCertificate", "SignNotification"})
     EXCLUSIVE = False
 
-    def __init__(self, signer: NotificationSigner) -> None:
+    def __init__(self, signer: NotificationSigner, topic_exists: Callable[[str], bool]) -> None:
         self._signer = signer
+        self._topic_exists = topic_exists
 
     def handle(self, operation: Operation, environ: Environ, body: bytes) -> Response:
+        if operation.name == "SignNotification":
+            return self._sign(body)
         if environ.get("PATH_INFO") != urllib.parse.urlsplit(self._signer.cert_url).path:
             raise ApiError("NotFound", "no such certificate", "404 Not Found")
         return Response(
             "200 OK", [("Content-Type", "application/x-pem-file")], self._signer.certificate_pem
         )
+
+    def _sign(self, body: bytes) -> Response:
+        try:
+            request = json.loads(body)
+        except ValueError:
+            raise ApiError("InvalidParameter", "the request must be JSON") from None
+        topic_arn = request.get("TopicArn") if isinstance(request, dict) else None
+        message = request.get("Message") if isinstance(request, dict) else None
+        if not isinstance(topic_arn, str) or not self._topic_exists(topic_arn):
+            raise ApiError("NotFound", "TopicArn: no such topic in this emulator", "404 Not Found")
+        if not isinstance(message, str) or not message:
+            raise ApiError("InvalidParameter", "Message: must be a non-empty string")
+        envelope = notification(self._signer, topic_arn=topic_arn, message=message)
+        return Response(
+            "200 OK", [("Content-Type", "application/json")], sqs_body(envelope).encode()
+        )
+
+
+def sqs_body(envelope: dict[str, Any]) -> str:
+    """An envelope as SNS writes it into an SQS message body (moto's layout)."""
+    return json.dumps(envelope, sort_keys=True, indent=2, separators=(",", ": "))
+
+
+def topic_exists(topic_arn: str) -> bool:
+    """Whether moto's SNS has this topic (in any account and region)."""
+    return any(
+        topic_arn in backend.topics
+        for account in list(_SNS_MODELS.sns_backends.values())
+        for backend in list(account.values())
+    )
