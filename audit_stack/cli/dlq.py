@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -22,8 +23,10 @@ from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
     from audit_events import event as recorder_parser
+    from audit_events import sns_signature
 else:
     recorder_parser = audit_events_module("event")
+    sns_signature = audit_events_module("sns_signature")
 
 __all__ = [
     "BODIES_REDACTED",
@@ -31,6 +34,7 @@ __all__ = [
     "RECORDABLE",
     "DeadLetters",
     "Diagnosis",
+    "SignatureCheck",
     "diagnose",
     "peek",
     "read_dead_letters",
@@ -53,6 +57,9 @@ _REDRIVE_POLL_SECONDS: Final = (0.2, 2.0)
 _REDRIVE_CHECK_LIMIT: Final = 1000
 _EVENT_TYPE: Final = re.compile(contract.EVENT_TYPE_PATTERN)
 _EVENT_ID: Final = re.compile(r"[0-9a-f-]{1,64}")
+_CERTIFICATE_FETCH_SECONDS: Final = 5.0
+# Where the emulator serves the certificate it signs its SNS notifications with.
+_EMULATOR_CERTIFICATE_FOLDER: Final = "/_emulator/sns/"
 
 
 @dataclass(frozen=True)
@@ -67,14 +74,61 @@ class Diagnosis:
     """``"<event_type> <event_id>"`` when both are readable, never any other field."""
 
 
-def diagnose(body: str) -> Diagnosis:
-    """What the recorder's own parser (``audit_events.event.parse_sns_envelope``) says of a
-    body: exactly the check the recorder makes, so a body diagnosed recordable is one it would
-    record, and a poison one is one it dead-letters."""
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The recorder's SNS signature check (``audit_events.sns_signature``), made by the CLI:
+    notifications of the pipeline's topic only, certificates from the region's SNS host only.
+
+    On the emulator (``endpoint_url``), the certificate it serves on that endpoint is trusted
+    too, in this process only: it is the one the emulator's SNS signs with.
+    """
+
+    topic_arn: str
+    endpoint_url: str | None = None
+
+    def verify(self, body: str) -> None:
+        """Raise the recorder's UnverifiedMessageError (a PoisonMessageError) for a body SNS did
+        not sign for the topic; CertificateUnavailableError if no certificate can be had now."""
+        if self.endpoint_url is not None:
+            _trust_emulator_certificate(body, self.endpoint_url)
+        sns_signature.verify_notification(
+            body, topic_arn=self.topic_arn, timeout_seconds=_CERTIFICATE_FETCH_SECONDS
+        )
+
+
+def _trust_emulator_certificate(body: str, endpoint_url: str) -> None:
     try:
+        url = json.loads(body).get("SigningCertURL")
+    except (ValueError, RecursionError, AttributeError):
+        return
+    if not isinstance(url, str) or not url.startswith(
+        endpoint_url.rstrip("/") + _EMULATOR_CERTIFICATE_FOLDER
+    ):
+        return
+    # Loopback only: no proxy.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=_CERTIFICATE_FETCH_SECONDS) as response:
+            pem = response.read()
+        sns_signature.trust_certificate(url, pem)
+    except (OSError, sns_signature.InvalidCertificateError):
+        return  # not pinned: the check then refuses the URL
+
+
+def diagnose(body: str, signature: SignatureCheck | None = None) -> Diagnosis:
+    """What the recorder's own checks say of a body: its SNS signature check (with
+    ``signature``) and its parser (``audit_events.event.parse_sns_envelope``), so a body
+    diagnosed recordable is one it would record, and a poison one is one it dead-letters."""
+    try:
+        if signature is not None:
+            signature.verify(body)
         event, _ = recorder_parser.parse_sns_envelope(body)
     except recorder_parser.PoisonMessageError as error:
         return Diagnosis(True, str(error), _event_label(body))
+    except sns_signature.CertificateUnavailableError as error:
+        return Diagnosis(
+            False, f"signature not checked: {error}; the recorder retries", _event_label(body)
+        )
     return Diagnosis(False, RECORDABLE, f"{event.event_type} {event.event_id}")
 
 
@@ -150,7 +204,8 @@ def read_dead_letters(target: Target, limit: int) -> DeadLetters:
     visible = int(attributes["ApproximateNumberOfMessages"])
     in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
     messages = peek(sqs, url, min(visible, limit)) if visible else []
-    return DeadLetters(url, visible, in_flight, [_describe(message) for message in messages])
+    check = SignatureCheck(target.resource(discovery.TOPIC), target.endpoint_url)
+    return DeadLetters(url, visible, in_flight, [_describe(message, check) for message in messages])
 
 
 def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
@@ -201,10 +256,10 @@ def _release(sqs: Any, url: str, handles: list[str]) -> None:
         )
 
 
-def _describe(message: dict[str, Any]) -> dict[str, Any]:
+def _describe(message: dict[str, Any], check: SignatureCheck) -> dict[str, Any]:
     system = message.get("Attributes", {})
     sent = system.get("SentTimestamp")
-    diagnosis = diagnose(message["Body"])
+    diagnosis = diagnose(message["Body"], check)
     return {
         "message_id": message["MessageId"],
         "sent_at": render.from_epoch_ms(sent) if sent else None,

@@ -527,6 +527,13 @@ def create_alarms(
             "The sealer found a recorded audit event altered or removed before sealing.",
         ),
         _AlarmSpec(
+            "UnverifiedMessagesAlarm",
+            pipeline.metric_unverified_messages(period=five_minutes),
+            1,
+            "The recorder refused a message that SNS did not sign for its topic (a direct "
+            "invoke or a queue write with a forged envelope); it goes to the DLQ.",
+        ),
+        _AlarmSpec(
             "ControlChangedAlarm",
             pipeline.metric_control_changes(period=five_minutes),
             1,

@@ -226,6 +226,8 @@ class AuditPipeline(Construct):
             timeout=recorder_timeout,
             environment={
                 contract.ENV_TABLE_NAME: self._table.table_name,
+                # The one TopicArn whose signed notifications the recorder accepts.
+                contract.ENV_TOPIC_ARN: self._topic.topic_arn,
                 contract.ENV_EVENT_TYPE_INDEX_SHARDS: str(self._event_type_index_shards),
                 **self._subject_environment(),
             },
@@ -533,6 +535,10 @@ class AuditPipeline(Construct):
     def metric_poison_messages(self, **props: Any) -> cloudwatch.Metric:
         """Messages the recorder rejected as malformed (custom metric, Sum)."""
         return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, props)
+
+    def metric_unverified_messages(self, **props: Any) -> cloudwatch.Metric:
+        """Messages the recorder refused as not signed by SNS for its topic (custom, Sum)."""
+        return monitoring.custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, props)
 
     # -- access (permissions.py) ----------------------------------------------------------
 

@@ -41,6 +41,7 @@ __all__ = [
     "METRIC_POISON_MESSAGES",
     "METRIC_RECORDS_SEALED",
     "METRIC_TAMPERED_RECORDS",
+    "METRIC_UNVERIFIED_MESSAGES",
     "PARTITION_KEY",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
@@ -122,10 +123,14 @@ METRIC_POISON_MESSAGES: Final = "PoisonMessages"
 METRIC_RECORDS_SEALED: Final = "AuditRecordsSealed"
 METRIC_TAMPERED_RECORDS: Final = "TamperedAuditRecords"
 METRIC_DIGESTS_WRITTEN: Final = "AuditDigestsWritten"
+# --- SNS signature check (integrity v2, part C) ---
+METRIC_UNVERIFIED_MESSAGES: Final = "UnverifiedMessages"
+"""Messages the recorder refused because SNS did not sign them for its topic (also poison)."""
 RECORDER_METRICS: Final = (
     METRIC_EVENTS_RECORDED,
     METRIC_DUPLICATES_SKIPPED,
     METRIC_POISON_MESSAGES,
+    METRIC_UNVERIFIED_MESSAGES,
 )
 """Everything the recorder emits."""
 SEALER_METRICS: Final = (METRIC_RECORDS_SEALED, METRIC_TAMPERED_RECORDS, METRIC_DIGESTS_WRITTEN)

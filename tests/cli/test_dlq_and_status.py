@@ -260,3 +260,32 @@ def test_dlq_redrive_refuses_unrecordable_messages_without_force_and_moves_them_
     assert event_ids(audit("trail", "mixed.batch@mail.com", "--json").json()) == [event_id]
     # The poison message is back where the recorder sends what it cannot record.
     assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)
+
+
+def test_dlq_show_says_why_a_notification_sns_did_not_sign_is_refused(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    event = {
+        "schema_version": 1,
+        "event_id": "0b7c5d6e-1f2a-4b3c-9d4e-5f6a7b8c9d0e",
+        "event_type": "AccountDeleted",
+        "occurred_at": "2026-11-29T04:47:01.123456Z",
+        "subject": "unsigned@mail.com",
+        "source": "deleteAccount",
+        "details": {},
+    }
+    genuine = json.loads(pipeline.signed_notification(json.dumps(event)))
+    unsigned = {
+        name: genuine[name] for name in ("Type", "MessageId", "TopicArn", "Timestamp", "Message")
+    }
+    tampered = {**genuine, "Message": json.dumps({**event, "source": "forged"})}
+    send(pipeline, "DeadLetterQueueUrl", json.dumps(unsigned), json.dumps(tampered))
+    send(pipeline, "DeadLetterQueueUrl", json.dumps(genuine))
+
+    shown = audit("dlq", "show", "--json").json()["messages"]
+
+    problems = Counter(message["problem"].split(":")[0] for message in shown)
+    assert problems == Counter({"SignatureVersion": 1, "Signature": 1, "recordable": 1})
+    assert {message["poison"] for message in shown if message["body"] != json.dumps(genuine)} == {
+        True
+    }

@@ -86,7 +86,7 @@ def importing_app_template() -> dict[str, Any]:
         dashboard=True,
         oldest_message_age_alarm=cdk.Duration.minutes(5),
     )
-    assert len(pipeline_with_action.alarms) == 13
+    assert len(pipeline_with_action.alarms) == 14
     in_clear = AuditPipeline(
         stack,
         "AuditInClear",
@@ -149,7 +149,7 @@ def test_importing_app_alarms_notify_its_action_and_it_gets_a_dashboard(
         "AWS::CloudWatch::Alarm",
         {"Properties": {"AlarmActions": [{"Ref": pager}], "OKActions": [{"Ref": pager}]}},
     )
-    assert len(alarms) == 13
+    assert len(alarms) == 14
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",

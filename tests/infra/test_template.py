@@ -358,6 +358,23 @@ def test_functions_get_the_secret_and_the_shard_count_from_the_template(
     assert recorder["EVENT_TYPE_INDEX_SHARDS"] == "16"
 
 
+def test_recorder_knows_the_one_topic_whose_signed_notifications_it_accepts(
+    template: Template,
+) -> None:
+    topic = {"Ref": _pipeline_id(template, "AWS::SNS::Topic", "Topic")}
+    recorder = _recorder(template)["Properties"]["Environment"]["Variables"]
+    assert recorder["TOPIC_ARN"] == topic
+
+
+def test_unverified_messages_raise_an_alarm(template: Template) -> None:
+    alarms = template.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "UnverifiedMessages"}}
+    )
+    ((_, alarm),) = alarms.items()
+    assert alarm["Properties"]["Threshold"] == 1
+    assert alarm["Properties"]["Namespace"] == "AuditPipeline"
+
+
 def test_functions_write_only_to_their_own_log_group(template: Template) -> None:
     for function in (_publisher(template), _recorder(template), _sealer(template)):
         role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -585,7 +602,7 @@ def test_every_alarm_and_its_return_to_ok_reach_the_stacks_alarm_topic(
         template, "AWS::SNS::Topic", {"Properties": {"DisplayName": "Audit pipeline alarms"}}
     )
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 13
+    assert len(alarms) == 14
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": alarm_topic}]
         assert alarm["Properties"]["OKActions"] == [{"Ref": alarm_topic}]

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import IO, Any, Final
 
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.deploy.model import FunctionSpec
-from audit_stack.local.runtime._lambda_runtime import LOG_END
+from audit_stack.local.runtime._lambda_runtime import BOOTSTRAP_OPTION, LOG_END
 
 RUNTIME_SCRIPT = Path(__file__).with_name("_lambda_runtime.py")
 # Lambda's limit for the init phase (module-level code), which the function timeout excludes.
@@ -152,6 +152,7 @@ class _Worker:
         spec: FunctionSpec,
         environment: dict[str, str],
         on_log: Callable[[str], None],
+        bootstrap: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self._lines: list[str] = []
@@ -173,6 +174,7 @@ class _Worker:
                     str(RUNTIME_SCRIPT),
                     str(write_fd),
                     *site_packages(),
+                    *(f"{BOOTSTRAP_OPTION}{instruction}" for instruction in bootstrap),
                 ],
                 cwd=spec.code_dir,
                 env=environment,
@@ -335,8 +337,12 @@ class FunctionRuntime:
         endpoint_url: str,
         region: str,
         on_log: Callable[[str, str], None],
+        bootstrap: Sequence[str] = (),
     ) -> None:
+        """:param bootstrap: ``MODULE:FUNCTION:URL:PEM_HEX`` calls each worker makes before it
+        imports the handler (the emulator's SNS certificate; see ``_lambda_runtime.py``)."""
         self.spec = spec
+        self._bootstrap = tuple(bootstrap)
         self._endpoint_url = endpoint_url
         self._region = region
         self._on_log = on_log
@@ -384,7 +390,10 @@ class FunctionRuntime:
     def _new_worker(self) -> _Worker:
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         worker = _Worker(
-            self.spec, self.environment(stream), lambda line: self._on_log(self.spec.name, line)
+            self.spec,
+            self.environment(stream),
+            lambda line: self._on_log(self.spec.name, line),
+            self._bootstrap,
         )
         with self._lock:
             self._all.add(worker)
