@@ -19,6 +19,9 @@ from audit_stack.construct import AuditPipeline, AuditPipelineProps
 ALARM_EMAIL_CONTEXT = "alarm_email"
 # `cdk deploy -c redrive_role_arn=arn:aws:iam::...:role/Ops` lets that role redrive the DLQ.
 REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
+# `cdk deploy -c key_custodian_role_arn=arn:aws:iam::...:role/BreakGlass` names the one role that
+# may replace, rotate or delete the pseudonym key (grant_key_custody).
+KEY_CUSTODIAN_CONTEXT = "key_custodian_role_arn"
 
 __all__ = ["ALARM_EMAIL_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
 
@@ -70,6 +73,11 @@ class AuditStack(Stack):
         if redrive_role_arn:
             self.pipeline.grant_redrive(
                 iam.Role.from_role_arn(self, "RedriveRole", redrive_role_arn, mutable=False)
+            )
+        custodian_arn = self.node.try_get_context(KEY_CUSTODIAN_CONTEXT)
+        if custodian_arn:
+            self.pipeline.grant_key_custody(
+                iam.Role.from_role_arn(self, "KeyCustodianRole", custodian_arn, mutable=False)
             )
         values = {
             outputs.TOPIC_ARN: (self.pipeline.topic.topic_arn, "Publish audit events here"),

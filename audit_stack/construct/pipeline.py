@@ -198,11 +198,17 @@ class AuditPipeline(Construct):
             event_type_index_shards=self._event_type_index_shards,
         )
         self._pseudonym_secret: secretsmanager.Secret | None = None
+        self._key_custodians = permissions.PrincipalArns()
+        deployer_arn = permissions.deployment_role_arn(self)
+        if deployer_arn is not None:
+            # CloudFormation creates and updates the secret (the generated value, its policy).
+            self._key_custodians.add(deployer_arn)
         if not subject_in_clear:
             self._pseudonym_secret = builders.pseudonym_secret(
                 self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
             )
             permissions.only_lookup_principals_read(self._pseudonym_secret, self._lookup_principals)
+            permissions.only_custodians_change_the_key(self._pseudonym_secret, self._key_custodians)
 
         make_function = function_factory(self, log_retention=log_retention, removal_policy=retain)
         self._publisher = make_function(
@@ -583,6 +589,16 @@ class AuditPipeline(Construct):
             encryption_key=self._encryption_key,
             readers=self._lookup_principals,
         )
+
+    def grant_key_custody(self, grantee: iam.IGrantable) -> None:
+        """Name a break-glass principal that may replace, rotate, re-police or delete the
+        pseudonym key (the secret's policy denies it to everyone else, administrators and this
+        pipeline's own functions included; the control-change rules alarm on every such call).
+
+        Grants nothing by itself: the principal still needs ``secretsmanager:*`` on the secret
+        in its own IAM policy. With ``subject_in_clear`` there is no key, and this does nothing.
+        """
+        self._key_custodians.add(permissions.principal_arn(grantee, purpose="grant_key_custody"))
 
     def allow_publishers(
         self, *, accounts: Sequence[str] = (), organization_id: str | None = None

@@ -613,3 +613,41 @@ def test_a_session_of_a_writer_role_outside_its_function_may_not_write_or_sign(
     assert call(**{"lambda:SourceFunctionArn": intruder}) == "denied"
     # A session of the role outside any function has no lambda:SourceFunctionArn.
     assert call() == "denied"
+
+
+# -- custody of the pseudonym key (issue 18, key custody) ------------------------------------
+
+BREAK_GLASS = f"arn:aws:iam::{ACCOUNT}:role/AuditKeyCustodian"
+
+
+def _secret_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
+            return list(_subbed(resource["Properties"]["ResourcePolicy"]["Statement"]))
+    raise AssertionError("no resource policy on the pseudonym secret")
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:RotateSecret",
+        "secretsmanager:PutResourcePolicy",
+        "secretsmanager:DeleteResourcePolicy",
+        "secretsmanager:DeleteSecret",
+    ],
+)
+def test_only_the_key_custodian_and_the_deployment_replace_or_expose_the_pseudonym_key(
+    action: str,
+) -> None:
+    app = _app(key_custodian_role_arn=BREAK_GLASS)
+    stack = AuditStack(app, "Audit", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    template = dict(Template.from_stack(stack).to_json())
+    statements = _secret_policy(template)
+    publisher = _role_arn(template, "DeleteAccountFunction")
+
+    assert _as(template, statements, action, ADMINISTRATOR) == "denied"
+    assert _as(template, statements, action, publisher) == "denied"
+    assert _as(template, statements, action, BREAK_GLASS) == "allowed"
+    assert _as(template, statements, action, DEPLOYMENT_ROLE) == "allowed"
