@@ -25,6 +25,7 @@ __all__ = [
     "ENV_SIGNING_KEY_ARN",
     "ENV_SUBJECT_IN_CLEAR",
     "ENV_TABLE_NAME",
+    "ENV_SOURCE",
     "ENV_TOPIC_ARN",
     "EVENT_TYPE_ATTRIBUTE",
     "EVENT_TYPE_INDEX",
@@ -40,6 +41,8 @@ __all__ = [
     "METRIC_POISON_MESSAGES",
     "METRIC_RECORDS_SEALED",
     "METRIC_TAMPERED_RECORDS",
+    "MAX_CATALOGUE_BYTES",
+    "MAX_DETAILS_BYTES",
     "PARTITION_KEY",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
@@ -51,6 +54,7 @@ __all__ = [
     "SORT_KEY",
     "SUBJECT_TYPE_ATTRIBUTE",
     "SUBJECT_TYPE_EMAIL",
+    "SUBJECT_TYPE_IDENTIFIER",
     "SUBJECT_TYPE_PSEUDONYM",
     "TIMESTAMP_FORMAT",
     "TOPIC_ARN_ATTRIBUTE",
@@ -102,9 +106,9 @@ ENV_RETENTION_DAYS: Final = "RETENTION_DAYS"
 """Days a record is kept (DynamoDB TTL); unset: kept for the life of the table."""
 
 # --- Events --------------------------------------------------------------------------------
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The version the publisher writes."""
-SCHEMA_VERSIONS: Final = (1, 2)
+SCHEMA_VERSIONS: Final = (1, 2, 3)
 """Every version the recorder and the CLI read."""
 SUBJECT_TYPE_EMAIL: Final = "email"
 SUBJECT_TYPE_PSEUDONYM: Final = "hmac-sha256"
@@ -129,3 +133,16 @@ RECORDER_METRICS: Final = (
 """Everything the recorder emits."""
 SEALER_METRICS: Final = (METRIC_RECORDS_SEALED, METRIC_TAMPERED_RECORDS, METRIC_DIGESTS_WRITTEN)
 """Everything the sealer emits."""
+
+# --- Event catalogue (any event type; h4) ---------------------------------------------------
+SUBJECT_TYPE_IDENTIFIER: Final = "identifier"
+"""A subject in clear that is not an e-mail address (an account id, an invoice's customer id)."""
+MAX_DETAILS_BYTES: Final = 8192
+"""Most bytes of an event's ``details`` as compact UTF-8 JSON: ten such events and their
+envelopes stay well inside SNS PublishBatch's 256 KiB for a whole batch, and a record stays a
+few DynamoDB write units, far below the 400 KB item limit."""
+MAX_CATALOGUE_BYTES: Final = 3072
+"""Most bytes of ``EVENT_CATALOGUE``: Lambda allows 4 KB for all of a function's environment
+variables together, and the other variables (ARNs, names) need the rest."""
+ENV_SOURCE: Final = "AUDIT_EVENT_SOURCE"
+"""The ``source`` an ``AuditPublisher.from_environment()`` client gives its events by default."""

@@ -23,7 +23,7 @@ from audit_events.event import (
     parse_sns_envelope,
     validate_delete_account_payload,
 )
-from audit_events.record_audit_event import to_item
+from audit_events.items import to_item
 from audit_stack.local import FunctionInvocationError, LocalAuditPipeline
 from tests.reliability.conftest import SIZES, Row, report
 from tests.reliability.helpers import dead_letter_bodies, dead_letter_count, recorded_event_ids
