@@ -55,7 +55,7 @@ POISON = {
     ),
     "future schema": (
         notification({**EVENT, "schema_version": 3}),
-        "schema_version: must be 1 or 2, the versions understood",
+        "schema_version: must be 1, 2 or 3, the versions understood",
     ),
     "empty subject": (
         notification({**EVENT, "subject": ""}),
