@@ -11,7 +11,8 @@ field and the broken rule of the schema, never the rejected value: details may b
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -22,7 +23,9 @@ __all__ = [
     "CatalogueError",
     "EventCatalogue",
     "EventRuleError",
+    "EventType",
     "catalogue_json",
+    "catalogue_schemas",
     "parse_catalogue",
     "schema_problems",
 ]
@@ -113,8 +116,8 @@ def schema_problems(schema: object) -> list[str]:
         return problems
     try:
         _compiled(text)
-    except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError) as error:
-        # re.error is a ValueError: a pattern that is not a regular expression.
+    except (fastjsonschema.JsonSchemaDefinitionException, re.error, ValueError, TypeError) as error:
+        # re.error: a pattern that is not a regular expression.
         problems.append(f"details_schema is not a valid JSON Schema ({_bounded(str(error))})")
     return problems
 
@@ -177,3 +180,32 @@ def _bounded(text: str) -> str:
     if len(text) > _MAX_DEFINITION_SHOWN:
         return text[: _MAX_DEFINITION_SHOWN - 3] + "..."
     return text
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One entry of a pipeline's catalogue: an event type and, optionally, the JSON Schema its
+    ``details`` must match (``None``: any JSON object of at most MAX_DETAILS_BYTES)::
+
+        EventType("InvoiceVoided", details_schema={
+            "type": "object",
+            "properties": {"invoice_id": {"type": "string"}, "amount_cents": {"type": "integer"}},
+            "required": ["invoice_id"],
+            "additionalProperties": False,
+        })
+    """
+
+    name: str
+    details_schema: Mapping[str, Any] | None = None
+
+
+def catalogue_schemas(
+    event_types: Sequence[str | EventType],
+) -> dict[str, Mapping[str, Any] | None]:
+    """``{name: details schema or None}`` of a catalogue's declarations (names or EventTypes)."""
+    return {
+        entry.name if isinstance(entry, EventType) else entry: (
+            entry.details_schema if isinstance(entry, EventType) else None
+        )
+        for entry in event_types
+    }

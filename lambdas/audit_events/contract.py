@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACCOUNT_DELETED",
     "ACTOR_ATTRIBUTE",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
@@ -135,6 +136,8 @@ SEALER_METRICS: Final = (METRIC_RECORDS_SEALED, METRIC_TAMPERED_RECORDS, METRIC_
 """Everything the sealer emits."""
 
 # --- Event catalogue (any event type; h4) ---------------------------------------------------
+ACCOUNT_DELETED: Final = "AccountDeleted"
+"""The original solution's event type: with it in the catalogue, the deleteAccount function."""
 SUBJECT_TYPE_IDENTIFIER: Final = "identifier"
 """A subject in clear that is not an e-mail address (an account id, an invoice's customer id)."""
 MAX_DETAILS_BYTES: Final = 8192

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .contract import (
+    ACCOUNT_DELETED,
     EVENT_TYPE_PATTERN,
     MAX_DETAILS_BYTES,
     SCHEMA_VERSION,
@@ -37,7 +38,6 @@ from .subject import (
     pseudonymous_subject,
 )
 
-ACCOUNT_DELETED = "AccountDeleted"
 DELETE_ACCOUNT_SOURCE = "deleteAccount"
 
 V1_EVENT_FIELDS = (

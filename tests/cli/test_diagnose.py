@@ -54,7 +54,7 @@ POISON = {
         "occurred_at: is required",
     ),
     "future schema": (
-        notification({**EVENT, "schema_version": 3}),
+        notification({**EVENT, "schema_version": 4}),
         "schema_version: must be 1, 2 or 3, the versions understood",
     ),
     "empty subject": (
