@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from audit_events.catalogue import EventType
-
     from audit_stack.construct import AuditPipeline
-    from audit_stack.publisher import AuditPublisher
+    from audit_stack.publisher import AuditPublisher, EventType
     from audit_stack.stack import AuditStack
 
 __all__ = ["AuditPipeline", "AuditPublisher", "AuditStack", "EventType"]

@@ -107,7 +107,7 @@ class AuditPublisher:
 
         publisher = AuditPublisher.from_environment()  # in a function wired by the pipeline
         publisher.publish_event(
-            "InvoiceVoided", subject=customer_id, details={"invoice_id": "INV-1"}, actor="billing-ui"
+            "InvoiceVoided", subject=customer_id, details={"invoice_id": "INV-1"}, actor="ui"
         )
         publisher.account_deleted("john.doe@mail.com")
         publisher.publish_many(NewEvent("InvoiceVoided", subject=c) for c in customers)
@@ -239,9 +239,7 @@ class AuditPublisher:
         """
         return self._send(
             self._build_event(
-                NewEvent(
-                    event_type, subject, details, actor, source, idempotency_key, occurred_at
-                )
+                NewEvent(event_type, subject, details, actor, source, idempotency_key, occurred_at)
             )
         )
 
@@ -381,7 +379,7 @@ class AuditPublisher:
 
     def _build(self, payload: Mapping[str, object]) -> _publication.Publication:
         if self.catalogue is not None:
-            _publication.catalogue_check(self.catalogue, _event_schema.ACCOUNT_DELETED, {})
+            _publication.catalogue_check(self.catalogue, contract.ACCOUNT_DELETED, {})
         # The publisher function's own builder: same validation, pseudonym and envelope.
         return _publication.account_deleted_publication(
             dict(payload),

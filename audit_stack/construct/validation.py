@@ -24,8 +24,8 @@ else:
 
 __all__ = [
     "MAX_EVENT_TYPE_INDEX_SHARDS",
-    "event_type_problems",
     "PropsError",
+    "event_type_problems",
     "validate_props",
     "validate_publishers",
 ]
@@ -111,9 +111,7 @@ def validate_props(props: Mapping[str, Any]) -> None:
         problems.append((name, f"{rule}{_got(props[name])}"))
     if "event_types" in typed:
         # Each message names its own entry: a catalogue is too long to repeat whole.
-        problems.extend(
-            ("event_types", rule) for rule in event_type_problems(typed["event_types"])
-        )
+        problems.extend(("event_types", rule) for rule in event_type_problems(typed["event_types"]))
     if problems:
         # In the constructor's order, as the user reads their call.
         order = list(_KINDS)

@@ -352,7 +352,9 @@ def build_event(
         if details:
             raise InvalidPayloadError("details: must be empty for AccountDeleted")
         # As deleteAccount records it: the address in the details only when kept in clear.
-        details = {} if secret is not None else {"email": unicodedata.normalize("NFC", str(subject))}
+        details = (
+            {} if secret is not None else {"email": unicodedata.normalize("NFC", str(subject))}
+        )
     details = checked_details({} if details is None else details)
     actor = _checked_text(actor, "actor", MAX_ACTOR_LENGTH, optional=True)
     if actor is not None and "@" in actor:
@@ -504,7 +506,9 @@ def parse_audit_event(message: str) -> AuditEvent:
     if not isinstance(idempotent, bool):
         raise _poison("idempotent", "must be true or false")
     actor = document.get("actor")
-    if actor is not None and (not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR_LENGTH):
+    if actor is not None and (
+        not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR_LENGTH
+    ):
         raise _poison("actor", f"must be null or a string of 1 to {MAX_ACTOR_LENGTH} characters")
     return AuditEvent(
         schema_version=schema_version,

@@ -85,7 +85,11 @@ def _problems(event_types: Any) -> list[str]:
             id="schema not of an object",
         ),
         pytest.param(
-            [EventType("InvoiceVoided", details_schema={"type": "object", "minimum": float("nan")})],
+            [
+                EventType(
+                    "InvoiceVoided", details_schema={"type": "object", "minimum": float("nan")}
+                )
+            ],
             "'InvoiceVoided': details_schema must be JSON (str keys; no NaN or Infinity)",
             id="schema not JSON",
         ),
@@ -198,7 +202,8 @@ def test_a_pipeline_without_account_deleted_has_no_delete_account_function_nor_i
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     assert not any("PublisherErrors" in logical_id for logical_id in alarms)
     template.has_resource_properties(
-        "AWS::SNS::Subscription", {"FilterPolicy": {contract.EVENT_TYPE_ATTRIBUTE: ["InvoiceVoided"]}}
+        "AWS::SNS::Subscription",
+        {"FilterPolicy": {contract.EVENT_TYPE_ATTRIBUTE: ["InvoiceVoided"]}},
     )
 
 

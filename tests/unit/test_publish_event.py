@@ -109,14 +109,18 @@ def test_an_event_of_the_catalogue_is_published_and_reaches_the_queue_by_pseudon
     assert event["event_id"] == published.event_id
     assert published.event_type == "InvoiceVoided"
     assert event["subject"] == _pseudonym("cus_4QFJ2a")
-    assert (event["actor"], event["source"], event["schema_version"]) == ("billing-ui", "billing", 3)
+    assert (event["actor"], event["source"], event["schema_version"]) == (
+        "billing-ui",
+        "billing",
+        3,
+    )
     assert event["details"] == {"invoice_id": "INV-1042", "amount_cents": 1999}
 
 
 def test_a_type_outside_the_catalogue_is_refused_and_nothing_is_published(
     pipeline: Pipeline,
 ) -> None:
-    with pytest.raises(InvalidPayloadError, match="^event_type: must be one of this pipeline's"):
+    with pytest.raises(InvalidPayloadError, match=r"^event_type: must be one of this pipeline's"):
         pipeline.publisher().publish_event("RefundIssued", subject="cus_4QFJ2a")
 
     assert pipeline.queued_events() == []
@@ -143,7 +147,7 @@ def test_account_deleted_stays_a_shorthand_and_is_refused_when_outside_the_catal
     )
 
     billing_only = pipeline.publisher(event_types=[EventType("InvoiceVoided", INVOICE_SCHEMA)])
-    with pytest.raises(InvalidPayloadError, match="^event_type: must be one of"):
+    with pytest.raises(InvalidPayloadError, match=r"^event_type: must be one of"):
         billing_only.account_deleted("John.Doe@mail.com")
 
 
@@ -152,7 +156,9 @@ def test_publish_many_sends_batches_of_ten_of_any_form_in_order(pipeline: Pipeli
         NewEvent("InvoiceVoided", subject=f"cus_{index}", details={"invoice_id": f"INV-{index}"})
         for index in range(11)
     ]
-    events.append({"event_type": "InvoiceVoided", "subject": "cus_x", "details": {"invoice_id": "I"}})
+    events.append(
+        {"event_type": "InvoiceVoided", "subject": "cus_x", "details": {"invoice_id": "I"}}
+    )
     events.append({"email": "jane@example.com"})
 
     published = pipeline.publisher().publish_many(events)
@@ -163,14 +169,14 @@ def test_publish_many_sends_batches_of_ten_of_any_form_in_order(pipeline: Pipeli
 
 
 def test_publish_many_validates_every_event_before_publishing_any(pipeline: Pipeline) -> None:
-    with pytest.raises(InvalidPayloadError, match="^details: must have the properties"):
+    with pytest.raises(InvalidPayloadError, match=r"^details: must have the properties"):
         pipeline.publisher().publish_many(
             [
                 NewEvent("InvoiceVoided", subject="cus_1", details={"invoice_id": "INV-1"}),
                 NewEvent("InvoiceVoided", subject="cus_2", details={}),
             ]
         )
-    with pytest.raises(InvalidPayloadError, match="^event: unexpected field"):
+    with pytest.raises(InvalidPayloadError, match=r"^event: unexpected field"):
         pipeline.publisher().publish_many([{"event_type": "InvoiceVoided", "subjet": "cus_1"}])
 
     assert pipeline.queued_events() == []
@@ -217,9 +223,9 @@ def test_from_environment_reads_what_the_construct_sets(pipeline: Pipeline) -> N
 
     [event] = pipeline.queued_events()
     assert event["source"] == "billing-voider"
-    with pytest.raises(InvalidPayloadError, match="^event_type: must be one of"):
+    with pytest.raises(InvalidPayloadError, match=r"^event_type: must be one of"):
         publisher.publish_event("RefundIssued", subject="cus_1")
-    with pytest.raises(ValueError, match="^TOPIC_ARN: not set"):
+    with pytest.raises(ValueError, match=r"^TOPIC_ARN: not set"):
         AuditPublisher.from_environment({})
 
 
@@ -228,7 +234,7 @@ def test_an_event_without_a_source_is_refused_when_the_client_has_none(pipeline:
         pipeline.topic_arn, pseudonym_secret_arn=pipeline.secret_arn, sns_client=pipeline.sns
     )
 
-    with pytest.raises(InvalidPayloadError, match="^source: give publish_event"):
+    with pytest.raises(InvalidPayloadError, match=r"^source: give publish_event"):
         publisher.publish_event("InvoiceVoided", subject="cus_1")
     # Without a catalogue the client cannot refuse a type; the source makes it publishable.
     publisher.publish_event("InvoiceVoided", subject="cus_1", source="billing")

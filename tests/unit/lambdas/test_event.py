@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from audit_events.contract import SCHEMA_VERSION
+from audit_events.contract import ACCOUNT_DELETED, SCHEMA_VERSION
 from audit_events.event import (
-    ACCOUNT_DELETED,
     AuditEvent,
     InvalidPayloadError,
     PoisonMessageError,

@@ -164,7 +164,9 @@ def test_an_address_subject_has_the_same_pseudonym_whatever_the_event_type() -> 
     assert voided.subject == deleted.subject == subject_key("JOHN.DOE@mail.com", SECRET)
 
 
-def test_an_idempotency_key_is_scoped_to_type_and_subject_and_account_deleted_keeps_v2_ids() -> None:
+def test_an_idempotency_key_is_scoped_to_type_and_subject_and_account_deleted_keeps_v2_ids() -> (
+    None
+):
     first = _invoice_voided(idempotency_key="void-1042")
     retry = _invoice_voided(idempotency_key="void-1042", now=NOW + timedelta(seconds=5))
     other_type = build_event(
@@ -254,12 +256,12 @@ def test_account_deleted_events_are_about_an_address_and_carry_no_callers_detail
 
 
 def test_a_publication_outside_the_catalogue_is_refused_before_its_fields() -> None:
-    with pytest.raises(InvalidPayloadError, match="^event_type: must be one of"):
+    with pytest.raises(InvalidPayloadError, match=r"^event_type: must be one of"):
         event_publication(
             "RefundIssued", subject="", source="billing", now=NOW, secret=SECRET,
             catalogue=CATALOGUE,
         )  # fmt: skip
-    with pytest.raises(InvalidPayloadError, match="^details.amount_cents: must satisfy minimum"):
+    with pytest.raises(InvalidPayloadError, match=r"^details.amount_cents: must satisfy minimum"):
         event_publication(
             "InvoiceVoided", subject="cus_1", details={"invoice_id": "INV-1", "amount_cents": -1},
             source="billing", now=NOW, secret=SECRET, catalogue=CATALOGUE,
@@ -268,11 +270,12 @@ def test_a_publication_outside_the_catalogue_is_refused_before_its_fields() -> N
 
 def test_version_3_messages_with_oversized_details_or_a_bad_actor_are_poison() -> None:
     event = json.loads(_invoice_voided().to_json())
-    for change, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"details": {"note": "x" * 8200}}, "details: must be at most 8192 bytes"),
         ({"actor": ""}, "actor: must be null or a string"),
         ({"subject_type": "nickname"}, "subject_type: must be one of"),
-    ]:
+    ]
+    for change, message in changes:
         with pytest.raises(PoisonMessageError, match=message):
             parse_audit_event(json.dumps({**event, **change}))
 
@@ -341,9 +344,7 @@ def test_invoice_voided_travels_from_publication_to_the_table_with_its_actor(
     assert item[contract.ACTOR_ATTRIBUTE] == {"S": "billing-ui"}
     assert item["source"] == {"S": "billing"}
     assert item["schema_version"] == {"N": "3"}
-    assert item["details"] == {
-        "M": {"invoice_id": {"S": "INV-1042"}, "reason": {"S": "duplicate"}}
-    }
+    assert item["details"] == {"M": {"invoice_id": {"S": "INV-1042"}, "reason": {"S": "duplicate"}}}
     assert item["event_type_shard"]["S"].startswith("InvoiceVoided#")
 
 
