@@ -21,9 +21,11 @@ from audit_stack.cli.target import Target
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
+    from audit_events import catalogue as recorder_catalogue
     from audit_events import event as recorder_parser
 else:
     recorder_parser = audit_events_module("event")
+    recorder_catalogue = audit_events_module("catalogue")
 
 __all__ = [
     "RECORDABLE",
@@ -64,15 +66,22 @@ class Diagnosis:
     """``"<event_type> <event_id>"`` when both are readable, never any other field."""
 
 
-def diagnose(body: str) -> Diagnosis:
-    """What the recorder's own parser (``audit_events.event.parse_sns_envelope``) says of a
-    body: exactly the check the recorder makes, so a body diagnosed recordable is one it would
-    record, and a poison one is one it dead-letters."""
+def diagnose(body: str, catalogue: str | None = None) -> Diagnosis:
+    """What the recorder's own parser (``audit_events.event.parse_sns_envelope``) and its
+    catalogue check (``catalogue``: the recorder's EVENT_CATALOGUE) say of a body: exactly the
+    checks the recorder makes, so a body diagnosed recordable is one it would record, and a
+    poison one is one it dead-letters."""
     try:
         event, _ = recorder_parser.parse_sns_envelope(body)
     except recorder_parser.PoisonMessageError as error:
         return Diagnosis(True, str(error), _event_label(body))
-    return Diagnosis(False, RECORDABLE, f"{event.event_type} {event.event_id}")
+    label = f"{event.event_type} {event.event_id}"
+    if catalogue:
+        try:
+            recorder_catalogue.parse_catalogue(catalogue).check(event.event_type, event.details)
+        except recorder_catalogue.EventRuleError as error:
+            return Diagnosis(True, str(error), label)
+    return Diagnosis(False, RECORDABLE, label)
 
 
 def _event_label(body: str) -> str | None:
@@ -147,7 +156,12 @@ def read_dead_letters(target: Target, limit: int) -> DeadLetters:
     visible = int(attributes["ApproximateNumberOfMessages"])
     in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
     messages = peek(sqs, url, min(visible, limit)) if visible else []
-    return DeadLetters(url, visible, in_flight, [_describe(message) for message in messages])
+    return DeadLetters(
+        url,
+        visible,
+        in_flight,
+        [_describe(message, target.event_catalogue) for message in messages],
+    )
 
 
 def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
@@ -198,10 +212,10 @@ def _release(sqs: Any, url: str, handles: list[str]) -> None:
         )
 
 
-def _describe(message: dict[str, Any]) -> dict[str, Any]:
+def _describe(message: dict[str, Any], catalogue: str | None) -> dict[str, Any]:
     system = message.get("Attributes", {})
     sent = system.get("SentTimestamp")
-    diagnosis = diagnose(message["Body"])
+    diagnosis = diagnose(message["Body"], catalogue)
     return {
         "message_id": message["MessageId"],
         "sent_at": render.from_epoch_ms(sent) if sent else None,

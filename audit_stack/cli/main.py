@@ -20,6 +20,7 @@ from audit_stack.cli import (
     delete_account,
     dlq,
     events,
+    publish,
     seal,
     status,
     trail,
@@ -182,8 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="the caller's request id (1-128 printable ASCII): retries with it are recorded once",
     )
 
-    trail_parser = command(commands, "trail", trail.run, "an account's audit events, newest first")
-    trail_parser.add_argument("email", metavar="EMAIL", help="the account (case-insensitive)")
+    publish_parser = command(
+        commands,
+        "publish",
+        publish.run,
+        "publish one audit event of any type of the pipeline's catalogue; print it",
+    )
+    publish.add_arguments(publish_parser)
+
+    trail_parser = command(
+        commands, "trail", trail.run, "the audit events about one subject, newest first"
+    )
+    trail_parser.add_argument(
+        "subject",
+        metavar="SUBJECT",
+        help="an e-mail address (case-insensitive) or any other identifier (as published)",
+    )
     trail_parser.add_argument("--type", help="only events of this type, e.g. AccountDeleted")
     _time_range(trail_parser, paged=True)
     events_parser = command(
@@ -295,6 +310,8 @@ def _check_usage(arguments: argparse.Namespace) -> TargetOptions:
             raise UsageError(f"--endpoint-url: {arguments.endpoint_url!r} is not an http(s) URL")
     if getattr(arguments, "email", None) is not None and not arguments.email.strip():
         raise UsageError("EMAIL must not be empty")
+    if getattr(arguments, "subject", None) is not None and not arguments.subject.strip():
+        raise UsageError("SUBJECT must not be empty")
     # Raises for --since after --until.
     event_key_bounds(getattr(arguments, "since", None), getattr(arguments, "until", None))
     return TargetOptions(

@@ -1,4 +1,5 @@
-"""``audit trail EMAIL``: one account's audit events, newest first, a page at a time."""
+"""``audit trail SUBJECT``: the audit events about one subject (an e-mail address or any
+identifier), of every type, newest first, a page at a time."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from audit_stack.cli.dates import Moment
 from audit_stack.cli.errors import OperatorError, UsageError, error_code
 from audit_stack.cli.queries import Page, print_page, query_events, range_options
 from audit_stack.cli.target import Target
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
 
 __all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "run"]
 
-SCOPE: Final = "an account's trail"
+SCOPE: Final = "a subject's trail"
 """What a ``trail`` cursor continues."""
 DETAILS_NOT_STORED: Final = "(no personal details stored)"
 """How a record whose subject is a pseudonym shows its details: none are stored."""
@@ -26,7 +27,7 @@ _COLUMNS: Final = ("occurred_at", "event_type", "event_id", "source", "details")
 
 def account_trail(
     target: Target,
-    email: str,
+    subject: str,
     *,
     limit: int,
     since: Moment | None = None,
@@ -34,13 +35,15 @@ def account_trail(
     event_type: str | None = None,
     cursor: str | None = None,
 ) -> Page:
-    """The account's events, newest first.
+    """The subject's events of every type, newest first.
 
-    The account's records are under the address's pseudonym for each version of the pseudonym
-    secret (rotation gives an account a new one), and under the address itself for records
-    written in clear (version 1, or ``subject_in_clear``).
+    ``subject`` is normalised as producers normalise it (``audit_events.event.normalize_subject``:
+    an address as deleteAccount's, any other identifier as given, in NFC). Its records are under
+    its pseudonym for each version of the pseudonym secret (rotation gives a subject a new one),
+    and under the normal form itself for records written in clear (version 1, or
+    ``subject_in_clear``).
     """
-    normalized = _normalized(email)
+    normalized = _normalized(subject)
     secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
     pseudonyms = (
         [
@@ -67,7 +70,7 @@ def account_trail(
 def run(target: Target, arguments: argparse.Namespace) -> int:
     page = account_trail(
         target,
-        arguments.email,
+        arguments.subject,
         limit=arguments.limit,
         since=arguments.since,
         until=arguments.until,
@@ -79,8 +82,8 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         return 0
     # The address is never printed when the stack keeps it out of its records.
     secret = discovery.PSEUDONYM_SECRET in target.resources
-    title = "for the given address" if secret else f"for {_normalized(arguments.email)}"
-    words = ["trail", "EMAIL" if secret else _normalized(arguments.email)]
+    title = "for the given subject" if secret else f"for {_normalized(arguments.subject)}"
+    words = ["trail", "SUBJECT" if secret else _normalized(arguments.subject)]
     print_page(
         page,
         columns=_COLUMNS,
@@ -98,11 +101,13 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _normalized(email: str) -> str:
+def _normalized(subject: str) -> str:
     try:
-        return lambda_code.normalize_email(email.strip())
+        normalized, _ = audit_events_module("event").normalize_subject(subject.strip())
     except ValueError as error:
+        # The event module's message names the field and the rule, never the value.
         raise UsageError(str(error)) from None
+    return str(normalized)
 
 
 def _shown(event: dict[str, Any], column: str) -> Any:
