@@ -147,7 +147,8 @@ app.synth()
 
 
 # Events of a type of its own: pipeline Audit records AccountDeleted and InvoiceVoided (with a
-# details schema), pipeline Billing only InvoiceVoided (so it has no deleteAccount function).
+# details schema), pipeline Billing InvoiceVoided and InvoicePaid (any details), so it has no
+# deleteAccount function.
 _CATALOGUE_APP = """
 import sys
 import aws_cdk as cdk
@@ -166,7 +167,7 @@ app = cdk.App(outdir=sys.argv[1])
 stack = cdk.Stack(app, "CatalogueStack")
 gone = cdk.RemovalPolicy.DESTROY
 AuditPipeline(stack, "Audit", event_types=["AccountDeleted", INVOICE_VOIDED], removal_policy=gone)
-AuditPipeline(stack, "Billing", event_types=[INVOICE_VOIDED], removal_policy=gone)
+AuditPipeline(stack, "Billing", event_types=[INVOICE_VOIDED, "InvoicePaid"], removal_policy=gone)
 app.synth()
 """
 
@@ -206,7 +207,7 @@ def subject_in_clear_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def catalogue_assembly() -> Path:
     """The cdk.out of stack CatalogueStack: pipeline Audit (AccountDeleted and InvoiceVoided)
-    and pipeline Billing (InvoiceVoided only, no deleteAccount function)."""
+    and pipeline Billing (InvoiceVoided and InvoicePaid, no deleteAccount function)."""
     return cached_assembly(
         "catalogue", lambda out: _synthesize_app(_CATALOGUE_APP, out), _CATALOGUE_APP
     )
