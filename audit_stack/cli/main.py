@@ -311,7 +311,8 @@ def _check_usage(arguments: argparse.Namespace) -> TargetOptions:
     if getattr(arguments, "email", None) is not None and not arguments.email.strip():
         raise UsageError("EMAIL must not be empty")
     if getattr(arguments, "subject", None) is not None and not arguments.subject.strip():
-        raise UsageError("SUBJECT must not be empty")
+        name = "--subject" if arguments.command == "publish" else "SUBJECT"
+        raise UsageError(f"{name} must not be empty")
     # Raises for --since after --until.
     event_key_bounds(getattr(arguments, "since", None), getattr(arguments, "until", None))
     return TargetOptions(

@@ -82,8 +82,11 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         return 0
     # The address is never printed when the stack keeps it out of its records.
     secret = discovery.PSEUDONYM_SECRET in target.resources
-    title = "for the given subject" if secret else f"for {_normalized(arguments.subject)}"
-    words = ["trail", "SUBJECT" if secret else _normalized(arguments.subject)]
+    # An address is called one; any other subject is an identifier.
+    address = "@" in arguments.subject
+    what, placeholder = ("address", "EMAIL") if address else ("subject", "SUBJECT")
+    title = f"for the given {what}" if secret else f"for {_normalized(arguments.subject)}"
+    words = ["trail", placeholder if secret else _normalized(arguments.subject)]
     print_page(
         page,
         columns=_COLUMNS,
