@@ -77,6 +77,19 @@ class _Settings:
     """The pipeline's event types; None (no EVENT_CATALOGUE) records every type delivered."""
 
 
+_write_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The writers' threads: one pool per execution environment, reused by every batch."""
+    global _write_pool
+    if _write_pool is None:
+        _write_pool = ThreadPoolExecutor(
+            max_workers=MAX_CONCURRENT_WRITES, thread_name_prefix="audit-write"
+        )
+    return _write_pool
+
+
 @lru_cache(maxsize=4)
 def _catalogue(text: str) -> EventCatalogue:
     # Parsed (and its schemas compiled) once per execution environment.
@@ -336,13 +349,12 @@ def _write_batch(
     if len(groups) <= 1:
         outcomes = [write_group(group) for group in groups]
     else:
+        # The client is made here, once, before the threads: left to them, a new environment's
+        # first batch raced the client cache and built one client per thread.
+        client("dynamodb", _remaining_seconds(context))
         # Bounded by the remaining time too: every write checks it before starting and its
-        # client's retries end within it, so the pool is done before the function times out.
-        with ThreadPoolExecutor(
-            max_workers=min(MAX_CONCURRENT_WRITES, len(groups)),
-            thread_name_prefix="audit-write",
-        ) as pool:
-            outcomes = list(pool.map(write_group, groups))
+        # client's retries end within it, so the writes are done before the function times out.
+        outcomes = list(_pool().map(write_group, groups))
     written: dict[int, _Result] = {
         id(write): result
         for group, group_results in zip(groups, outcomes, strict=True)

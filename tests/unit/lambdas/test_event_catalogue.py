@@ -3,6 +3,7 @@ idempotency), and an InvoiceVoided from publication to the table in moto."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from types import ModuleType
@@ -392,3 +393,27 @@ def test_an_identifier_in_clear_reaching_a_pseudonymising_pipeline_is_recorded_b
     [item] = boto3.client("dynamodb").scan(TableName=audit_table)["Items"]
     assert item["subject"] == {"S": pseudonymous_subject("cus_4QFJ2a", pseudonym_secret)}
     assert item["subject_type"] == {"S": "hmac-sha256"}
+
+
+def test_a_new_environments_first_batch_builds_one_dynamodb_client_for_all_its_writers(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clients = importlib.import_module("audit_events.clients")
+    built: list[str] = []
+    real_client = clients.boto3.client
+
+    def counting_client(service: str, **kwargs: Any) -> Any:
+        built.append(service)
+        return real_client(service, **kwargs)
+
+    monkeypatch.setattr(clients.boto3, "client", counting_client)
+    events = [_invoice_voided(subject=f"cus_{index}", secret=None) for index in range(10)]
+
+    response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert built.count("dynamodb") == 1
+    assert len(boto3.client("dynamodb").scan(TableName=audit_table)["Items"]) == 10
