@@ -1,7 +1,8 @@
 """AuditPipeline's props checked in one place, before any child is created.
 
-Every problem is reported at once, one line each (``AuditPipeline <prop>: <rule> (got <value>)``),
-so a user fixes them in one round. Unresolved tokens (a CfnParameter's value) are skipped: they
+Every problem is reported at once, one line each (``AuditPipeline <prop>: <rule> (got <value>)``;
+an ``event_types`` rule names its entry instead, from a table of catalogue rules), so a user
+fixes them in one round. Unresolved tokens (a CfnParameter's value) are skipped: they
 are only known at deployment, where CloudFormation and the services check them.
 """
 
