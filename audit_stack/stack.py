@@ -87,9 +87,16 @@ class AuditStack(Stack):
                 "Messages that failed max_receive_count times",
             ),
             outputs.TABLE_NAME: (self.pipeline.table.table_name, "Append-only audit table"),
-            outputs.PUBLISHER_FUNCTION_NAME: (
-                self.pipeline.publisher_function.function_name,
-                'deleteAccount: invoke with {"email": ...}',
+            **(
+                {
+                    outputs.PUBLISHER_FUNCTION_NAME: (
+                        publisher.function_name,
+                        'deleteAccount: invoke with {"email": ...}',
+                    )
+                }
+                # Only with AccountDeleted in the pipeline's event_types.
+                if (publisher := self.pipeline.publisher_function) is not None
+                else {}
             ),
             outputs.RECORDER_FUNCTION_NAME: (
                 self.pipeline.recorder_function.function_name,

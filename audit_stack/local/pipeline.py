@@ -376,14 +376,14 @@ class LocalAuditPipeline:
         return self._running_deployment().resources[self._pipeline.logical_id(role)].ref
 
     def subject_of(self, email: str) -> str:
-        """The subject the selected pipeline records ``email`` under: its HMAC pseudonym (keyed
-        with the stack's secret), or the normalised address for a pipeline that keeps subjects in
-        clear."""
-        normalized = lambda_code.normalize_email(email)
+        """The subject the selected pipeline records ``email`` (or any other identifier) under:
+        its HMAC pseudonym (keyed with the stack's secret), or its normal form for a pipeline
+        that keeps subjects in clear."""
+        normalized, _ = lambda_code.audit_events_module("event").normalize_subject(email)
         try:
             secret_arn = self.resource_name(discovery.PSEUDONYM_SECRET)
         except KeyError:  # subject_in_clear: the pipeline has no secret
-            return normalized
+            return str(normalized)
         secret = self.client("secretsmanager").get_secret_value(SecretId=secret_arn)
         return lambda_code.pseudonymous_subject(normalized, str(secret["SecretString"]).encode())
 

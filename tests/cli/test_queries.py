@@ -416,7 +416,7 @@ def test_trail_pages_with_a_cursor_and_its_table_prints_the_command_that_continu
     # A trail's cursor does not continue another query.
     other = audit("events", "--type", "AccountDeleted", "--cursor", pages[0]["next_cursor"])
     assert other.exit_code == 2
-    assert "it continues an account's trail, not events of type 'AccountDeleted'" in other.stderr
+    assert "it continues a subject's trail, not events of type 'AccountDeleted'" in other.stderr
 
 
 def test_output_json_is_the_same_as_json_and_output_table_the_default(audit: Audit) -> None:
