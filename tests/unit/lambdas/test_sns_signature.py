@@ -504,3 +504,20 @@ def test_recorder_refuses_what_sns_did_not_sign_for_its_topic(
     (item,) = _scan(audit_table)
     assert item["topic_arn"] == {"S": TOPIC_ARN}
     assert emitted_metrics(capsys.readouterr().out)["UnverifiedMessages"] == 1
+
+
+def test_a_genuine_version_1_notification_signed_with_sha1_is_refused() -> None:
+    envelope = sns_test_signer().sign(
+        {
+            "Type": "Notification",
+            "MessageId": "m",
+            "TopicArn": TOPIC_ARN,
+            "Message": account_deleted().to_json(),
+            "Timestamp": "2025-03-14T09:26:53.589Z",
+        },
+        version="1",
+    )
+
+    assert envelope["SignatureVersion"] == "1"
+    with pytest.raises(UnverifiedMessageError, match='SignatureVersion: must be "2"'):
+        _verify(json.dumps(envelope))
