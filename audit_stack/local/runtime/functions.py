@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,8 +325,12 @@ class FunctionRuntime:
         endpoint_url: str,
         region: str,
         on_log: Callable[[str, str], None],
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
+        """:param credentials: the AWS_* credential variables of its workers (by default dummy
+        ones): the access key id the emulator maps to the function's execution role."""
         self.spec = spec
+        self._credentials = dict(credentials or DUMMY_CREDENTIALS)
         self._endpoint_url = endpoint_url
         self._region = region
         self._on_log = on_log
@@ -345,7 +349,7 @@ class FunctionRuntime:
         spec = self.spec
         json_logs = spec.log_format.upper() == "JSON"
         reserved = {
-            **DUMMY_CREDENTIALS,
+            **self._credentials,
             # botocore sends every client to the emulator: handler code stays unchanged.
             "AWS_ENDPOINT_URL": self._endpoint_url,
             "AWS_REGION": self._region,
