@@ -48,6 +48,22 @@ AWS_MANAGED_POLICIES: Mapping[str, Policy] = {
     },
 }
 _AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
+# The properties each resource type's policies and encryption are read from.
+_POLICY_PROPERTIES: Mapping[str, tuple[str, ...]] = {
+    "AWS::IAM::Role": ("Policies", "ManagedPolicyArns"),
+    "AWS::IAM::Policy": ("PolicyDocument", "Roles"),
+    "AWS::IAM::ManagedPolicy": ("PolicyDocument", "Roles"),
+    "AWS::SQS::QueuePolicy": ("PolicyDocument", "Queues"),
+    "AWS::SNS::TopicPolicy": ("PolicyDocument", "Topics"),
+    "AWS::DynamoDB::Table": ("ResourcePolicy",),
+    "AWS::DynamoDB::GlobalTable": ("Replicas",),
+    "AWS::KMS::Key": ("KeyPolicy",),
+    "AWS::SecretsManager::ResourcePolicy": ("SecretId", "ResourcePolicy"),
+    "AWS::SecretsManager::Secret": ("Name",),
+    "AWS::Lambda::Function": ("Role",),
+    "AWS::SQS::Queue": ("KmsMasterKeyId",),
+    "AWS::SNS::Topic": ("KmsMasterKeyId",),
+}
 
 
 @dataclass
@@ -129,7 +145,9 @@ def load_policies(template: Mapping[str, Any], deployment: Deployment) -> Policy
     managed: dict[str, Policy] = {}
     for logical_id, resource in deployed.items():
         if resource["Type"] == "AWS::IAM::ManagedPolicy":
-            properties = resolver.resolve(resource.get("Properties", {}))
+            properties = resolver.resolve(
+                {"PolicyDocument": resource.get("Properties", {})["PolicyDocument"]}
+            )
             managed[deployment.resources[logical_id].ref] = _document(properties["PolicyDocument"])
 
     def attach(role_names: Any, policy: Policy) -> None:
@@ -140,7 +158,12 @@ def load_policies(template: Mapping[str, Any], deployment: Deployment) -> Policy
 
     for logical_id, resource in deployed.items():
         kind = resource["Type"]
-        properties = resolver.resolve(resource.get("Properties", {}))
+        wanted = _POLICY_PROPERTIES.get(kind)
+        if wanted is None:
+            continue
+        # Only the properties policies need: others may hold what only AWS resolves (SSM).
+        raw = resource.get("Properties", {})
+        properties = resolver.resolve({name: raw[name] for name in wanted if name in raw})
         physical = deployment.resources[logical_id]
         if kind == "AWS::IAM::Role":
             arn = physical.attributes["Arn"]
@@ -192,7 +215,7 @@ def load_policies(template: Mapping[str, Any], deployment: Deployment) -> Policy
             store.function_roles[function.arn] = str(properties["Role"])
         if kind in {"AWS::SQS::Queue", "AWS::SNS::Topic"}:
             key = properties.get("KmsMasterKeyId")
-            if key and not str(key).startswith("alias/aws/"):
+            if key and "alias/aws/" not in str(key):  # AWS managed keys: IAM decides
                 arn = physical.attributes.get("Arn") or physical.attributes.get("TopicArn", "")
                 store.encryption_keys[arn] = key_arn_by_id.get(str(key), str(key))
     for arn, policy in [*store.resource_policies.items(), *store.key_policies.items()]:
