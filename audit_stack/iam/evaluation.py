@@ -215,11 +215,11 @@ def _matching(
     context: Mapping[str, list[str]],
     *,
     where: str,
-    resource_account: str | None,
+    is_resource_policy: bool,
 ) -> Iterable[_Match]:
     for statement in statements(policy):
         delegates = False
-        if resource_account is not None:
+        if is_resource_policy:
             if "Principal" in statement:
                 kind = _principal_kind(statement["Principal"], request)
                 if kind is None:
@@ -259,14 +259,14 @@ def evaluate(
                 request,
                 context,
                 where=f"identity policy #{index + 1}",
-                resource_account=None,
+                is_resource_policy=False,
             )
         )
     resource_matches: list[_Match] = []
     if resource_policy is not None:
         where = "key policy" if key_policy else "resource-based policy"
         resource_matches = list(
-            _matching(resource_policy, request, context, where=where, resource_account=account)
+            _matching(resource_policy, request, context, where=where, is_resource_policy=True)
         )
     for match in [*matches, *resource_matches]:
         # A Deny naming the account (delegates) applies to every principal of the account too.
