@@ -28,6 +28,7 @@ from audit_stack.discovery import (
 )
 from audit_stack.local.access.enforcer import Enforcer
 from audit_stack.local.access.identities import (
+    INTERNAL_ACCESS_KEY_ID,
     OUTSIDE_ACCESS_KEY_ID,
     Identities,
     credentials,
@@ -440,11 +441,17 @@ class LocalAuditPipeline:
             raise RuntimeError("the pipeline is not running")
         return self._deployment
 
-    def client(self, service: str, **kwargs: Any) -> Any:
-        """A new boto3 client bound to the emulator, calling as ``principal`` (no proxies)."""
+    def client(self, service: str, *, as_emulator: bool = False, **kwargs: Any) -> Any:
+        """A new boto3 client bound to the emulator, calling as ``principal`` (no proxies).
+
+        :param as_emulator: call with the emulator's own credentials, which IAM does not check:
+            a test's way to set up what no principal may do on AWS (a message straight into a
+            queue only the topic may feed, a tampered record of an append-only table).
+        """
         if not self._server.started:
             raise RuntimeError("the pipeline is not running")
-        return self._clients.new(service, access_key_id=OUTSIDE_ACCESS_KEY_ID, **kwargs)
+        key = INTERNAL_ACCESS_KEY_ID if as_emulator else OUTSIDE_ACCESS_KEY_ID
+        return self._clients.new(service, access_key_id=key, **kwargs)
 
     def function_name(self, name: str) -> str:
         """The physical name of a function given as its role in the selected pipeline
