@@ -376,8 +376,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "--as",
             dest="principal",
             metavar="ARN",
-            help="the IAM principal outside callers (CLI, AWS CLI, boto3) act as "
-            "(default: the account's role/Administrator, with AdministratorAccess)",
+            help="the IAM principal outside callers (CLI, AWS CLI, boto3) act as: an ARN, or "
+            "the logical id of a role of the stack (default: the account's "
+            "role/Administrator, with AdministratorAccess)",
         )
         command.add_argument(
             "--no-enforce-iam",

@@ -30,6 +30,7 @@ from audit_stack.local.access.enforcer import Enforcer
 from audit_stack.local.access.identities import (
     INTERNAL_ACCESS_KEY_ID,
     OUTSIDE_ACCESS_KEY_ID,
+    Caller,
     Identities,
     credentials,
     default_administrator,
@@ -42,7 +43,7 @@ from audit_stack.local.control.moto_hooks import MotoHooks, queue_snapshot
 from audit_stack.local.control.sns_delivery import SnsDelivery
 from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment
-from audit_stack.local.deploy.template import CloudAssembly
+from audit_stack.local.deploy.template import CloudAssembly, DeploymentError
 from audit_stack.local.esm.worker import EventSourceWorker
 from audit_stack.local.http.faults import Faults
 from audit_stack.local.http.lambda_api import LambdaApi
@@ -100,8 +101,9 @@ class LocalAuditPipeline:
     :param port: the loopback port to listen on (0: a free one).
     :param output: where verbose output goes (default stderr).
     :param principal: who calls from outside (``client()``, ``invoke()``, the CLI, the AWS CLI):
-        an IAM ARN; by default the account's ``role/Administrator``. A role of the template
-        calls with its own policies; any other principal holds AdministratorAccess.
+        an IAM ARN, or the logical id of a role of the template; by default the account's
+        ``role/Administrator``. A role of the template calls with its own policies; any other
+        principal holds AdministratorAccess.
     :param enforce_iam: evaluate identity and resource policies on every request, as AWS does
         (False: every request is allowed, as before enforcement existed).
     """
@@ -233,6 +235,16 @@ class LocalAuditPipeline:
         self._deployment = deployment
         self._report(deployment)
         store = load_policies(self._assembly.template, deployment)
+        if not self.principal.startswith("arn:"):
+            # A role of the template by logical id: its physical name is known only now.
+            named = deployment.resources.get(self.principal)
+            if deployment.resource_types.get(self.principal) != "AWS::IAM::Role" or named is None:
+                raise DeploymentError(
+                    f"principal {self.principal!r} is neither an IAM ARN nor the logical id of "
+                    "an AWS::IAM::Role of the stack"
+                )
+            self.principal = named.attributes["Arn"]
+            self._identities.outside = Caller(self.principal)
         for unknown in store.unknown_managed_policies:
             self._event(f"not reproduced: AWS managed policy {unknown} (grants nothing locally)")
         self._enforcer = Enforcer(

@@ -68,10 +68,8 @@ def test_an_overwrite_of_a_record_by_the_administrator_is_denied_by_the_table_po
     local_audit_pipeline.run_until_idle()
     (record,) = records_of(local_audit_pipeline, EMAIL)
     ddb = local_audit_pipeline.client("dynamodb")
-    item = ddb.get_item(
-        TableName=local_audit_pipeline.table_name,
-        Key={"subject": {"S": record["subject"]}, "event_key": {"S": record["event_key"]}},
-    )["Item"]
+    key = {"subject": record["subject"], "event_key": record["event_key"]}
+    item = ddb.get_item(TableName=local_audit_pipeline.table_name, Key=key)["Item"]
     with pytest.raises(ClientError) as denied:
         ddb.put_item(
             TableName=local_audit_pipeline.table_name,
@@ -79,10 +77,7 @@ def test_an_overwrite_of_a_record_by_the_administrator_is_denied_by_the_table_po
         )
     assert _error_code(denied) == "AccessDeniedException"
     with pytest.raises(ClientError) as deleted:
-        ddb.delete_item(
-            TableName=local_audit_pipeline.table_name,
-            Key={"subject": {"S": record["subject"]}, "event_key": {"S": record["event_key"]}},
-        )
+        ddb.delete_item(TableName=local_audit_pipeline.table_name, Key=key)
     assert _error_code(deleted) == "AccessDeniedException"
     assert records_of(local_audit_pipeline, EMAIL)[0]["event_type"] == record["event_type"]
 
@@ -113,31 +108,37 @@ def test_with_enforcement_off_the_forged_message_is_accepted(
     local_audit_assembly: Path,
 ) -> None:
     """``enforce_iam=False`` is the emulator before enforcement: every request is allowed."""
-    with LocalAuditPipeline(local_audit_assembly, enforce_iam=False) as pipeline:
-        pipeline.client("sqs").send_message(QueueUrl=pipeline.queue_url, MessageBody="forged")
-        with pipeline.event_sources_paused():
-            attributes = pipeline.client("sqs").get_queue_attributes(
-                QueueUrl=pipeline.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
-        assert int(attributes["ApproximateNumberOfMessages"]) + len(pipeline.invocations()) >= 1
+    with (
+        LocalAuditPipeline(local_audit_assembly, enforce_iam=False) as pipeline,
+        pipeline.event_sources_paused(),
+    ):
+        sqs = pipeline.client("sqs")
+        sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody="forged")
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=pipeline.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        assert attributes["ApproximateNumberOfMessages"] == "1"
 
 
-def test_outside_caller_acts_as_the_principal_given(local_audit_assembly: Path) -> None:
-    """``principal=`` a role of the template: the caller has that role's policies only, so the
-    recorder's role may not publish to the topic (no identity policy allows it,
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
-    with LocalAuditPipeline(local_audit_assembly) as probe:
-        store = probe.enforcer.store
-        recorder = probe.function_name("recorder")
-        recorder_arn = next(
-            spec.arn for spec in probe.deployment.functions if spec.name == recorder
-        )
-        recorder_role = store.function_roles[recorder_arn]
+def test_outside_caller_acts_as_the_template_role_named_by_its_logical_id(
+    local_audit_assembly: Path, template_json: dict[str, Any]
+) -> None:
+    """``principal=`` a role of the template (its logical id: physical names are generated at
+    deployment): the caller has that role's policies only, so the recorder's role may not
+    publish to the topic, no identity policy allowing it
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
+    recorder_role = next(
+        logical_id
+        for logical_id, resource in template_json["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role" and "RecordAuditEventFunctionRole" in logical_id
+    )
     with LocalAuditPipeline(local_audit_assembly, principal=recorder_role) as pipeline:
+        assert pipeline.principal.startswith("arn:aws:iam::")
+        assert pipeline.principal in pipeline.enforcer.store.role_policies
         with pytest.raises(ClientError) as denied:
             pipeline.client("sns").publish(TopicArn=pipeline.topic_arn, Message="{}")
         assert _error_code(denied) == "AuthorizationError"
-        assert recorder_role in str(denied.value)
+        assert pipeline.principal in str(denied.value)
 
 
 # -- a function's own calls ------------------------------------------------------------------

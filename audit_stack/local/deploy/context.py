@@ -28,8 +28,8 @@ SKIPPED_PREFIXES = {
 SKIPPED_TYPES = {
     "AWS::SNS::TopicPolicy": "not created: the emulator enforces it (audit_stack.local.access)",
     "AWS::SQS::QueuePolicy": "not created: the emulator enforces it (audit_stack.local.access)",
-    "AWS::Lambda::Permission": "a function's resource policy is not enforced (only AWS services use it)",
-    "AWS::SecretsManager::ResourcePolicy": "not created: the emulator enforces it (audit_stack.local.access)",
+    "AWS::Lambda::Permission": "a function's resource policy is not enforced (AWS services use it)",
+    "AWS::SecretsManager::ResourcePolicy": "not created: the emulator enforces it",
     "AWS::CDK::Metadata": "CDK usage metadata",
     "AWS::Events::Rule": "EventBridge rules do not run locally: no schedules (run `audit seal` "
     "or invoke the sealer) and no CloudTrail events",
