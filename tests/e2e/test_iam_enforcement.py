@@ -4,6 +4,7 @@ denies (they go to the subscription's DLQ)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from audit_stack import discovery
 from audit_stack.local import LocalAuditPipeline
+from audit_stack.local.__main__ import iam_mode, main
 from audit_stack.local.pipeline import FunctionInvocationError
 from tests.e2e.helpers import records_of
 from tests.e2e.probe import probe_function, write_assembly
@@ -367,3 +369,30 @@ def test_with_enforcement_off_the_denied_delivery_reaches_the_queue(tmp_path: Pa
         pipeline.client("sns").publish(TopicArn=pipeline.outputs["TopicArn"], Message="hello")
         assert len(_bodies(pipeline, "SubscribedUrl")) == 1
         assert _bodies(pipeline, "DlqUrl") == []
+
+
+# -- the switch and the principal, from the command line -------------------------------------
+
+
+def test_the_demo_runs_with_iam_enforced_and_says_so(local_audit_assembly: Path) -> None:
+    """`make demo` passes with enforcement on, and its output names the mode and principal."""
+    out = io.StringIO()
+    assert main(["demo", "--assembly", str(local_audit_assembly)], out=out) == 0, out.getvalue()
+    assert "IAM enforced, outside callers are arn:aws:iam::123456789012:role/Administrator" in (
+        out.getvalue()
+    )
+
+
+def test_no_enforce_iam_and_as_reach_the_pipeline(local_audit_assembly: Path) -> None:
+    """``--no-enforce-iam`` turns enforcement off and the run says so; ``--as`` names the
+    outside principal."""
+    out = io.StringIO()
+    arguments = ["demo", "--assembly", str(local_audit_assembly), "--no-enforce-iam"]
+    assert main([*arguments, "--as", "arn:aws:iam::123456789012:role/Ops"], out=out) == 0
+    assert "IAM NOT enforced (--no-enforce-iam): every request is allowed" in out.getvalue()
+    with LocalAuditPipeline(
+        local_audit_assembly, principal="arn:aws:iam::123456789012:role/Ops"
+    ) as (pipeline):
+        assert iam_mode(pipeline) == (
+            "IAM enforced, outside callers are arn:aws:iam::123456789012:role/Ops"
+        )

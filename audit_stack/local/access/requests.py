@@ -29,10 +29,16 @@ _TRANSACT_WRITES: Mapping[str, str] = {
     "Delete": "dynamodb:DeleteItem",
     "ConditionCheck": "dynamodb:ConditionCheckItem",
 }
-_PARTIQL = re.compile(
-    r"^\s*(?P<verb>select|insert|update|delete|exists)\b.*?"
-    r"(?:\binto|\bfrom|^\s*update)\s+\"?(?P<table>[A-Za-z0-9_.-]+)\"?",
-    re.IGNORECASE | re.DOTALL,
+_TABLE_NAME = r"\"?(?P<table>[A-Za-z0-9_.-]+)\"?"
+# PartiQL statements by verb: the table follows INSERT INTO, UPDATE, DELETE FROM, or FROM.
+_PARTIQL: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (action, re.compile(pattern + _TABLE_NAME, re.IGNORECASE | re.DOTALL))
+    for action, pattern in (
+        ("dynamodb:PartiQLInsert", r"^\s*insert\s+into\s+"),
+        ("dynamodb:PartiQLUpdate", r"^\s*update\s+"),
+        ("dynamodb:PartiQLDelete", r"^\s*delete\s+from\s+"),
+        ("dynamodb:PartiQLSelect", r"^\s*(?:select|exists)\b.*?\bfrom\s+"),
+    )
 )
 
 
@@ -146,13 +152,14 @@ def _dynamodb(
         )
         found = []
         for statement in statements:
-            match = _PARTIQL.match(str(statement))
-            if match is None:
+            for partiql_action, pattern in _PARTIQL:
+                match = pattern.match(str(statement))
+                if match is not None:
+                    found.append(Target(partiql_action, names.table(match.group("table"))))
+                    break
+            else:
+                # Not understood: DynamoDB will refuse it; IAM is asked about the whole service.
                 found.append(Target("dynamodb:PartiQLSelect", "*"))
-                continue
-            verb = match.group("verb").lower()
-            partiql = {"exists": "Select"}.get(verb, verb.capitalize())
-            found.append(Target(f"dynamodb:PartiQL{partiql}", names.table(match.group("table"))))
         return found
     table = params.get("TableName") or params.get("ResourceArn")
     if not table:
