@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from audit_stack.iam import Policy
 from audit_stack.local.access.enforcer import Enforcer
 from audit_stack.local.access.identities import Caller, Identities
 from audit_stack.local.access.policies import PolicyStore
@@ -35,7 +36,7 @@ ENABLE_IAM = {
 }
 
 
-def enforcer(identity: dict[str, object]) -> Enforcer:
+def enforcer(identity: Policy) -> Enforcer:
     store = PolicyStore(ACCOUNT)
     store.role_policies[ROLE] = [identity]
     store.key_policies[KEY] = ENABLE_IAM
