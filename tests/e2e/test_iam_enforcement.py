@@ -279,7 +279,9 @@ def _sns_policy(queue: str, topic: dict[str, Any] | str) -> dict[str, Any]:
     }
 
 
-def _delivery_stack(directory: Path, *, sns_may_send: bool) -> Path:
+def _delivery_stack(
+    directory: Path, *, sns_may_send: bool, key_statement: dict[str, Any] | None = None
+) -> Path:
     """A topic, a subscribed queue whose policy admits this topic (or only another one), and
     the subscription's DLQ, whose policy admits the topic."""
     topic_ref = {"Ref": "Topic"}
@@ -302,6 +304,15 @@ def _delivery_stack(directory: Path, *, sns_may_send: bool) -> Path:
             },
         },
     }
+    if key_statement is not None:
+        # The subscribed queue is encrypted with a customer managed key of this policy.
+        resources["QueueKey"] = {
+            "Type": "AWS::KMS::Key",
+            "Properties": {"KeyPolicy": {"Version": "2012-10-17", "Statement": [key_statement]}},
+        }
+        resources["Subscribed"]["Properties"]["KmsMasterKeyId"] = {
+            "Fn::GetAtt": ["QueueKey", "Arn"]
+        }
     outputs = {
         "TopicArn": {"Value": topic_ref},
         "SubscribedUrl": {"Value": {"Ref": "Subscribed"}},
@@ -334,6 +345,44 @@ def test_a_delivery_the_queue_policy_denies_goes_to_the_subscription_dlq(tmp_pat
         ((_, queue_arn, why),) = pipeline.failed_deliveries
         assert queue_arn.endswith("Subscribed") or "Subscribed" in queue_arn
         assert "sqs:SendMessage not allowed" in why
+
+
+ENABLE_IAM_ONLY = {
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+    "Action": "kms:*",
+    "Resource": "*",
+}
+SNS_MAY_ENCRYPT = {
+    "Effect": "Allow",
+    "Principal": {"Service": "sns.amazonaws.com"},
+    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+    "Resource": "*",
+}
+
+
+def test_a_delivery_the_queues_key_policy_denies_goes_to_the_subscription_dlq(
+    tmp_path: Path,
+) -> None:
+    """To an encrypted queue, SNS needs kms:GenerateDataKey and kms:Decrypt in the key's policy
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-enable-encryption-for-topic-sqs-queue-subscriptions.html):
+    a key policy that only enables the account's IAM policies lets the delivery fail to the DLQ;
+    one naming sns.amazonaws.com lets it through."""
+    directory = _delivery_stack(
+        tmp_path / "key-denied.out", sns_may_send=True, key_statement=ENABLE_IAM_ONLY
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        pipeline.client("sns").publish(TopicArn=pipeline.outputs["TopicArn"], Message="sealed")
+        assert len(_bodies(pipeline, "DlqUrl")) == 1
+        ((_, _, why),) = pipeline.failed_deliveries
+        assert "kms:GenerateDataKey not allowed" in why
+    directory = _delivery_stack(
+        tmp_path / "key-allowed.out", sns_may_send=True, key_statement=SNS_MAY_ENCRYPT
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        pipeline.client("sns").publish(TopicArn=pipeline.outputs["TopicArn"], Message="sealed")
+        assert pipeline.failed_deliveries == []
+        assert _bodies(pipeline, "DlqUrl") == []
 
 
 def test_a_delivery_the_queue_policy_allows_reaches_the_queue(tmp_path: Path) -> None:
