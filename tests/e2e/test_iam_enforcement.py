@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,78 @@ def test_the_same_grant_from_outside_the_function_does_not_carry_the_function_ar
         assert identities.of_key(function_key).source_function_arn == function_arn
         assert identities.of_key(poller_key).source_function_arn is None
         assert identities.of_key(poller_key).principal_arn == role
+
+
+def _polled_stack(directory: Path, *, grant: bool) -> Path:
+    """A queue feeding the probe through a mapping; the function's role may consume the queue
+    only with ``grant``, and then only for calls without lambda:SourceFunctionArn."""
+    resources: dict[str, Any] = {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 30}},
+        "PollerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+        "Probe": probe_function(Role={"Fn::GetAtt": ["PollerRole", "Arn"]}),
+        "Mapping": {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {
+                "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                "FunctionName": {"Ref": "Probe"},
+                "BatchSize": 1,
+            },
+        },
+    }
+    if grant:
+        resources["PollerPolicy"] = {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "consume",
+                "Roles": [{"Ref": "PollerRole"}],
+                "PolicyDocument": {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "sqs:ReceiveMessage",
+                                "sqs:DeleteMessage",
+                                "sqs:ChangeMessageVisibility",
+                                "sqs:GetQueueAttributes",
+                            ],
+                            "Resource": {"Fn::GetAtt": ["Queue", "Arn"]},
+                            "Condition": {"Null": {"lambda:SourceFunctionArn": "true"}},
+                        }
+                    ]
+                },
+            },
+        }
+    outputs = {
+        "ProbeFunctionName": {"Value": {"Ref": "Probe"}},
+        "QueueUrl": {"Value": {"Ref": "Queue"}},
+    }
+    return write_assembly(directory, resources, outputs)
+
+
+def test_the_event_source_mapping_polls_as_the_functions_role_without_its_arn(
+    tmp_path: Path,
+) -> None:
+    """The mapping reads the queue with the execution role's permissions
+    (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions), and
+    its calls are not the function's own, so they carry no lambda:SourceFunctionArn
+    (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html): a grant
+    that requires the key to be absent admits the polling; without the grant nothing is
+    received, and the denied polls back off instead of spinning."""
+    with LocalAuditPipeline(_polled_stack(tmp_path / "no.out", grant=False), "ProbeStack") as (
+        pipeline
+    ):
+        pipeline.client("sqs").send_message(QueueUrl=pipeline.outputs["QueueUrl"], MessageBody="0")
+        time.sleep(2)
+        assert pipeline.invocations() == []
+        polls = pipeline.instrumentation.count("sqs:ReceiveMessage")
+        assert 1 <= polls <= 20, polls
+    with LocalAuditPipeline(_polled_stack(tmp_path / "yes.out", grant=True), "ProbeStack") as (
+        pipeline
+    ):
+        pipeline.client("sqs").send_message(QueueUrl=pipeline.outputs["QueueUrl"], MessageBody="0")
+        pipeline.run_until_idle()
+        (invocation,) = pipeline.invocations()
+        assert invocation.succeeded
 
 
 # -- SNS → SQS deliveries --------------------------------------------------------------------
