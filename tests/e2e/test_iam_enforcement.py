@@ -240,22 +240,6 @@ def test_a_functions_own_calls_carry_its_arn_as_lambda_source_function_arn(
         pipeline.invoke("Probe", {})
 
 
-def test_the_same_grant_from_outside_the_function_does_not_carry_the_function_arn(
-    tmp_path: Path,
-) -> None:
-    """Calls with the role's credentials but outside the function's code (the event source
-    mapping's polling) have no lambda:SourceFunctionArn: a Null condition tells them apart."""
-    with LocalAuditPipeline(_sender_stack(tmp_path / "e.out", None), "ProbeStack") as pipeline:
-        function_arn = pipeline.deployment.functions[0].arn
-        role = pipeline.enforcer.store.function_roles[function_arn]
-        identities = pipeline.enforcer.identities
-        function_key = identities.add_function(function_arn, role)
-        poller_key = identities.add_poller("probe-mapping", role)
-        assert identities.of_key(function_key).source_function_arn == function_arn
-        assert identities.of_key(poller_key).source_function_arn is None
-        assert identities.of_key(poller_key).principal_arn == role
-
-
 def _polled_stack(directory: Path, *, grant: bool) -> Path:
     """A queue feeding the probe through a mapping; the function's role may consume the queue
     only with ``grant``, and then only for calls without lambda:SourceFunctionArn."""
