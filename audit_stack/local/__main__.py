@@ -76,7 +76,14 @@ class _Steps:
 
 
 def demo(
-    assembly: str, stack: str | None, pipeline_id: str | None, verbose: bool, out: TextIO
+    assembly: str,
+    stack: str | None,
+    pipeline_id: str | None,
+    verbose: bool,
+    out: TextIO,
+    *,
+    principal: str | None = None,
+    enforce_iam: bool = True,
 ) -> int:
     """Publish the original payload (on a pipeline without AccountDeleted: an event of its first
     type that needs no details), let the recorder record it, print the audit trail, seal the
@@ -89,7 +96,13 @@ def demo(
     steps = _Steps(7, out, verbose=verbose)
     with steps.step(f"Read the cloud assembly {assembly}") as result:
         pipeline = LocalAuditPipeline(
-            assembly, stack, pipeline=pipeline_id, verbose=verbose, output=out
+            assembly,
+            stack,
+            pipeline=pipeline_id,
+            verbose=verbose,
+            output=out,
+            principal=principal,
+            enforce_iam=enforce_iam,
         )
         resources = pipeline.template.get("Resources", {})
         result(
@@ -100,7 +113,8 @@ def demo(
         deployment = pipeline.deployment
         result(
             f"{pipeline.endpoint_url}: {len(deployment.resources) - len(deployment.skipped)} "
-            f"resources created, {len(deployment.skipped)} skipped (off the data path)"
+            f"resources created, {len(deployment.skipped)} skipped (off the data path); "
+            f"{iam_mode(pipeline)}"
         )
     try:
         if discovery.PUBLISHER in pipeline.function_roles:
@@ -222,8 +236,23 @@ def _publisher(pipeline: LocalAuditPipeline, catalogue: EventCatalogue | None) -
     )
 
 
+def iam_mode(pipeline: LocalAuditPipeline) -> str:
+    """Which IAM mode the emulator runs in, in one phrase."""
+    if pipeline.enforce_iam:
+        return f"IAM enforced, outside callers are {pipeline.principal}"
+    return "IAM NOT enforced (--no-enforce-iam): every request is allowed"
+
+
 def up(
-    assembly: str, stack: str | None, pipeline_id: str | None, port: int, verbose: bool, out: TextIO
+    assembly: str,
+    stack: str | None,
+    pipeline_id: str | None,
+    port: int,
+    verbose: bool,
+    out: TextIO,
+    *,
+    principal: str | None = None,
+    enforce_iam: bool = True,
 ) -> int:
     """Run the emulator and its pollers in the foreground until Ctrl-C or SIGTERM."""
     stop = threading.Event()
@@ -236,8 +265,16 @@ def up(
     }
     try:
         with LocalAuditPipeline(
-            assembly, stack, pipeline=pipeline_id, verbose=verbose, port=port, output=out
+            assembly,
+            stack,
+            pipeline=pipeline_id,
+            verbose=verbose,
+            port=port,
+            output=out,
+            principal=principal,
+            enforce_iam=enforce_iam,
         ) as pipeline:
+            out.write(f"{iam_mode(pipeline)}\n")
             out.write(usage(pipeline) + "\n")
             out.flush()
             stop.wait()
@@ -406,6 +443,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         command.add_argument(
             "--verbose", action="store_true", help="print emulator and function logs"
         )
+        command.add_argument(
+            "--as",
+            dest="principal",
+            metavar="ARN",
+            help="the IAM principal outside callers (CLI, AWS CLI, boto3) act as: an ARN, or "
+            "the logical id of a role of the stack (default: the account's "
+            "role/Administrator, with AdministratorAccess)",
+        )
+        command.add_argument(
+            "--no-enforce-iam",
+            dest="enforce_iam",
+            action="store_false",
+            help="allow every request (identity and resource policies are not evaluated)",
+        )
         if name == "up":
             command.add_argument(
                 "--port",
@@ -417,7 +468,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if arguments.command == "demo":
             return demo(
-                arguments.assembly, arguments.stack, arguments.pipeline, arguments.verbose, out
+                arguments.assembly,
+                arguments.stack,
+                arguments.pipeline,
+                arguments.verbose,
+                out,
+                principal=arguments.principal,
+                enforce_iam=arguments.enforce_iam,
             )
         return up(
             arguments.assembly,
@@ -426,6 +483,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             arguments.port,
             arguments.verbose,
             out,
+            principal=arguments.principal,
+            enforce_iam=arguments.enforce_iam,
         )
     except PortUnavailableError as error:
         # One line, no traceback: the port is the user's to change.

@@ -328,7 +328,10 @@ def test_trail_finds_records_in_clear_and_under_every_version_of_the_secret(
         "source": {"S": "deleteAccount"},
         "details": {"M": {"email": {"S": "rotated.account@mail.com"}}},
     }
-    pipeline.client("dynamodb").put_item(TableName=pipeline.outputs["TableName"], Item=pre_upgrade)
+    # Only the recorder may put items (the table's policy): the old record goes in as the emulator.
+    pipeline.client("dynamodb", as_emulator=True).put_item(
+        TableName=pipeline.outputs["TableName"], Item=pre_upgrade
+    )
     before_rotation = audit("--json", "delete-account", address).json()["event_id"]
     pipeline.run_until_idle()
     # The secret is rotated; a producer that already has the new version publishes.
