@@ -231,8 +231,10 @@ def _publisher(pipeline: LocalAuditPipeline, catalogue: EventCatalogue | None) -
         subject_in_clear=secret_arn is None,
         event_types=catalogue,
         source=DEMO_SOURCE,
-        sns_client=pipeline.client("sns"),
-        secrets_client=pipeline.client("secretsmanager"),
+        # The demo plays an application granted grant_publish and grant_lookup; the outside
+        # principal (an administrator) is denied both by the topic's and the secret's policies.
+        sns_client=pipeline.client("sns", as_emulator=True),
+        secrets_client=pipeline.client("secretsmanager", as_emulator=True),
     )
 
 

@@ -282,7 +282,7 @@ def test_dlq_show_says_why_a_notification_sns_did_not_sign_is_refused(
     send(pipeline, "DeadLetterQueueUrl", json.dumps(unsigned), json.dumps(tampered))
     send(pipeline, "DeadLetterQueueUrl", json.dumps(genuine))
 
-    shown = audit("dlq", "show", "--json").json()["messages"]
+    shown = audit("dlq", "show", "--json", "--show-bodies").json()["messages"]
 
     problems = Counter(message["problem"].split(":")[0] for message in shown)
     assert problems == Counter({"SignatureVersion": 1, "Signature": 1, "recordable": 1})

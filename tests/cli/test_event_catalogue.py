@@ -12,7 +12,7 @@ import pytest
 
 from audit_stack.cli import EXIT_OK, EXIT_USAGE
 from audit_stack.local import LocalAuditPipeline
-from tests.cli.conftest import Audit
+from tests.cli.conftest import OPERATOR_ENFORCE_IAM, Audit
 
 BILLING = ("--stack", "CatalogueStack", "--pipeline", "Billing")
 AUDIT = ("--stack", "CatalogueStack", "--pipeline", "Audit")
@@ -21,7 +21,10 @@ AUDIT = ("--stack", "CatalogueStack", "--pipeline", "Audit")
 @pytest.fixture(scope="module")
 def pipeline(catalogue_assembly: Path) -> Iterator[LocalAuditPipeline]:
     """CatalogueStack on the emulator, pipeline Billing selected (for its queues)."""
-    with LocalAuditPipeline(catalogue_assembly, pipeline="Billing") as running:
+    # As the other operator modules: no role of this stack is granted lookup or publish.
+    with LocalAuditPipeline(
+        catalogue_assembly, pipeline="Billing", enforce_iam=OPERATOR_ENFORCE_IAM
+    ) as running:
         yield running
 
 

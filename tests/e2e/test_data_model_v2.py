@@ -28,7 +28,8 @@ def _v1_event(email: str, occurred_at: datetime) -> dict[str, object]:
 
 
 def _publish(pipeline: LocalAuditPipeline, event: dict[str, object]) -> None:
-    pipeline.client("sns").publish(
+    # A version 1 producer, granted publish, played by the emulator.
+    pipeline.client("sns", as_emulator=True).publish(
         TopicArn=pipeline.outputs["TopicArn"],
         Message=json.dumps(event),
         MessageAttributes={"event_type": {"DataType": "String", "StringValue": "AccountDeleted"}},
@@ -99,7 +100,7 @@ def test_version_1_message_redriven_from_the_dlq_after_the_upgrade_is_recorded(
             "Message": json.dumps(event),
         }
     )
-    pipeline.client("sqs").send_message(
+    pipeline.client("sqs", as_emulator=True).send_message(
         QueueUrl=pipeline.outputs["DeadLetterQueueUrl"], MessageBody=json.dumps(notification)
     )
 

@@ -280,7 +280,8 @@ def test_message_move_task_is_rate_limited_cancellable_and_one_per_source(
         assert 1 <= moved < 3
         assert queue_counts(pipeline, "QueueUrl")[0] == moved
         assert queue_counts(pipeline, "DeadLetterQueueUrl")[0] == 3 - moved
-        (received,) = sqs.receive_message(
+        # Only the recorder's role may receive from the queue (its policy): the emulator looks.
+        (received,) = pipeline.client("sqs", as_emulator=True).receive_message(
             QueueUrl=pipeline.outputs["QueueUrl"], MessageAttributeNames=["All"]
         )["Messages"]
         assert received["Body"] == "message 0"

@@ -159,7 +159,8 @@ def test_same_event_delivered_twice_gives_one_record(
     pipeline.client("sqs", as_emulator=True).send_message(
         QueueUrl=pipeline.outputs["QueueUrl"], MessageBody=envelope
     )
-    pipeline.client("sns").publish(
+    # A granted producer's retry, played by the emulator (the topic admits only granted ones).
+    pipeline.client("sns", as_emulator=True).publish(
         TopicArn=pipeline.outputs["TopicArn"],
         Message=json.loads(envelope)["Message"],
         MessageAttributes={"event_type": {"DataType": "String", "StringValue": "AccountDeleted"}},
@@ -222,7 +223,8 @@ def test_event_type_filtered_out_by_the_subscription_never_reaches_the_recorder(
     filtered_type = "Not" + "".join(allowed)
     filtered_body = json.dumps({"marker": "must never be delivered"})
 
-    pipeline.client("sns").publish(
+    # A granted producer publishing a type off the catalogue, played by the emulator.
+    pipeline.client("sns", as_emulator=True).publish(
         TopicArn=pipeline.outputs["TopicArn"],
         Message=filtered_body,
         MessageAttributes={attribute: {"DataType": "String", "StringValue": filtered_type}},

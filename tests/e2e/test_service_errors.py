@@ -207,6 +207,25 @@ def test_a_notifications_unsubscribe_url_names_its_subscription_and_region(
         {
             "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
             "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            # SNS may deliver only where the queue's policy lets it (aws:SourceArn: the topic).
+            "QueuePolicy": {
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "Queues": [{"Ref": "Queue"}],
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "sns.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": {"Fn::GetAtt": ["Queue", "Arn"]},
+                                "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": "Topic"}}},
+                            }
+                        ],
+                    },
+                },
+            },
             "Subscription": {
                 "Type": "AWS::SNS::Subscription",
                 "Properties": {

@@ -123,7 +123,9 @@ def test_envelope_signed_by_the_emulator_but_tampered_in_the_queue_ends_in_the_d
     pipeline = local_audit_pipeline
     genuine = json.loads(pipeline.signed_notification(_v1_event("tampered@mail.com")))
     tampered = {**genuine, "Message": _v1_event("someone.else@mail.com")}
-    pipeline.client("sqs").send_message(
+    # Only the topic may send to the queue (its policy): a message put there by other means is
+    # played by the emulator, as if the policy had been lifted.
+    pipeline.client("sqs", as_emulator=True).send_message(
         QueueUrl=pipeline.outputs["QueueUrl"], MessageBody=json.dumps(tampered)
     )
 
@@ -137,7 +139,9 @@ def test_signed_notification_helper_makes_a_body_the_recorder_records(
     local_audit_pipeline: LocalAuditPipeline,
 ) -> None:
     pipeline = local_audit_pipeline
-    pipeline.client("sqs").send_message(
+    # Only the topic may send to the queue (its policy): a message put there by other means is
+    # played by the emulator, as if the policy had been lifted.
+    pipeline.client("sqs", as_emulator=True).send_message(
         QueueUrl=pipeline.outputs["QueueUrl"],
         MessageBody=pipeline.signed_notification(_v1_event("helper.signed@mail.com")),
     )
