@@ -31,7 +31,7 @@ from audit_stack.local.control.activity import Activity
 from audit_stack.local.control.idle import IdleScheduler
 from audit_stack.local.control.moto_hooks import MotoHooks, queue_snapshot
 from audit_stack.local.deploy.deployer import Deployer
-from audit_stack.local.deploy.model import Deployment
+from audit_stack.local.deploy.model import Deployment, FunctionSpec
 from audit_stack.local.deploy.template import CloudAssembly
 from audit_stack.local.esm.worker import EventSourceWorker
 from audit_stack.local.http.faults import Faults
@@ -48,6 +48,7 @@ from audit_stack.local.runtime.functions import (
     InvocationResult,
     TooManyRequestsError,
 )
+from audit_stack.local.runtime.python_path import LambdaLibraries
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
@@ -154,6 +155,7 @@ class LocalAuditPipeline:
             on_event=self._event,
         )
         self._deployment: Deployment | None = None
+        self._libraries: LambdaLibraries | None = None
         self._aliases: dict[str, str] = {}
         self._logs: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._owns_process_lock = False
@@ -208,9 +210,14 @@ class LocalAuditPipeline:
             account_id=self.account_id,
         ).deploy()
         self._deployment = deployment
-        self._report(deployment)
+        for stack in deployment.stacks:
+            self._report(stack)
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
-        self._endpoint.serve("cloudformation", StackApi(deployment, self._assembly.template))
+        # Its tags name the selected pipeline, which `audit --local` then uses by default.
+        self._endpoint.serve(
+            "cloudformation",
+            StackApi(deployment, self._assembly.template, selected_pipeline=self.pipeline),
+        )
         if self._pipeline is not None:
             for role in self._pipeline.function_roles:
                 self._aliases[role] = self.resource_name(role)
@@ -220,16 +227,18 @@ class LocalAuditPipeline:
                 role = output.removesuffix(_FUNCTION_OUTPUT_SUFFIX)
                 if role and role != output:
                     self._aliases[role.lower()] = value
-        for spec in deployment.functions:
+        self._libraries = LambdaLibraries()
+        for spec in self.functions:
             self._functions.add(
                 FunctionRuntime(
                     spec,
                     endpoint_url=self._server.endpoint_url,
                     region=self._region,
                     on_log=self._function_log,
+                    python_path=self._libraries.python_path(spec),
                 )
             )
-        for source in deployment.event_sources:
+        for source in (source for stack in deployment.stacks for source in stack.event_sources):
             worker = EventSourceWorker(
                 source,
                 sqs=self._clients.cached("sqs"),
@@ -246,7 +255,8 @@ class LocalAuditPipeline:
             worker.start()
 
     def _report(self, deployment: Deployment) -> None:
-        """Verbose output: what was created, skipped, and not reproduced."""
+        """Verbose output: what was created, skipped, and not reproduced, stack by stack."""
+        self._event(f"deployed stack {deployment.stack_name}")
         skipped = {logical_id for logical_id, _, _ in deployment.skipped}
         for logical_id, physical in deployment.resources.items():
             if logical_id not in skipped:
@@ -284,6 +294,9 @@ class LocalAuditPipeline:
             attempt(self._reset_moto)
             attempt(self._server.stop)
         attempt(self._clients.close)
+        if self._libraries is not None:
+            attempt(self._libraries.close)
+            self._libraries = None
         attempt(self._hooks.uninstall)
         if self._owns_process_lock:
             self._owns_process_lock = False
@@ -382,6 +395,17 @@ class LocalAuditPipeline:
         return self._running_deployment()
 
     @property
+    def stacks(self) -> list[str]:
+        """The stacks deployed: those the chosen one depends on, in order, then itself."""
+        return [*self._assembly.dependency_stacks, self._assembly.stack_name]
+
+    @property
+    def functions(self) -> list[FunctionSpec]:
+        """Every function deployed, of every stack deployed."""
+        deployment = self._running_deployment()
+        return [spec for stack in deployment.stacks for spec in stack.functions]
+
+    @property
     def template(self) -> dict[str, Any]:
         """The stack's synthesized template, as read from the cloud assembly."""
         return self._assembly.template
@@ -400,14 +424,14 @@ class LocalAuditPipeline:
     def function_name(self, name: str) -> str:
         """The physical name of a function given as its role in the selected pipeline
         ("publisher", "recorder"), logical id or name."""
-        functions = self._running_deployment().functions
+        functions = self.functions
         if name in self._aliases:
             return self._aliases[name]
         for spec in functions:
             if name in {spec.name, spec.logical_id, spec.arn}:
                 return spec.name
         known = sorted(self._aliases) + sorted(spec.logical_id for spec in functions)
-        raise KeyError(f"no function {name!r} in the stack; known: {', '.join(known)}")
+        raise KeyError(f"no function {name!r} in the stacks; known: {', '.join(known)}")
 
     def invocations(self, name: str | None = None) -> list[Invocation]:
         """Finished invocations, oldest first, of one function or of all."""
@@ -486,7 +510,8 @@ class LocalAuditPipeline:
         dead_letter_arns = sorted(
             {
                 queue.dead_letter_target_arn
-                for queue in self._running_deployment().queues
+                for stack in self._running_deployment().stacks
+                for queue in stack.queues
                 if queue.dead_letter_target_arn
             }
         )

@@ -15,12 +15,11 @@ import select
 import signal
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,12 +103,6 @@ def response_too_large(request_id: str, size: int) -> dict[str, Any]:
     }
 
 
-def site_packages() -> list[str]:
-    """The site-packages folders of this interpreter: the stand-in for layer and runtime SDK."""
-    paths = sysconfig.get_paths()
-    return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
-
-
 class _LogReader(threading.Thread):
     """Reads one output stream of a worker line by line, noting each request's end marker."""
 
@@ -152,6 +145,7 @@ class _Worker:
         spec: FunctionSpec,
         environment: dict[str, str],
         on_log: Callable[[str], None],
+        python_path: Sequence[str],
     ) -> None:
         self.spec = spec
         self._lines: list[str] = []
@@ -172,7 +166,7 @@ class _Worker:
                     "-u",
                     str(RUNTIME_SCRIPT),
                     str(write_fd),
-                    *site_packages(),
+                    *python_path,
                 ],
                 cwd=spec.code_dir,
                 env=environment,
@@ -325,8 +319,12 @@ class FunctionRuntime:
         endpoint_url: str,
         region: str,
         on_log: Callable[[str, str], None],
+        python_path: Sequence[str],
     ) -> None:
+        """``python_path``: the folders after the task root on the function's path (its layers
+        and the runtime's libraries, ``python_path.LambdaLibraries``), as on Lambda."""
         self.spec = spec
+        self.python_path = tuple(python_path)
         self._endpoint_url = endpoint_url
         self._region = region
         self._on_log = on_log
@@ -378,7 +376,10 @@ class FunctionRuntime:
     def _new_worker(self) -> _Worker:
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         worker = _Worker(
-            self.spec, self.environment(stream), lambda line: self._on_log(self.spec.name, line)
+            self.spec,
+            self.environment(stream),
+            lambda line: self._on_log(self.spec.name, line),
+            self.python_path,
         )
         with self._lock:
             self._all.add(worker)
