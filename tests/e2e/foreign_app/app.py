@@ -3,8 +3,8 @@
 a shared stack with a customer-managed key and a layer, and an AuditPipeline using that key."""
 
 import aws_cdk as cdk
-from myapp.myapp_stack import MyappStack
-from myapp.shared_stack import SharedStack
+from myapp.myapp_stack import MyappStack  # type: ignore[import-not-found]
+from myapp.shared_stack import SharedStack  # type: ignore[import-not-found]
 
 app = cdk.App()
 shared = SharedStack(app, "MyappShared")

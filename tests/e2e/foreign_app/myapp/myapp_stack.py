@@ -10,7 +10,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from audit_stack import AuditPipeline
-from myapp.shared_stack import AUDIT_KEY_EXPORT
+
+from .shared_stack import AUDIT_KEY_EXPORT
 
 HERE = Path(__file__).resolve().parent.parent
 
