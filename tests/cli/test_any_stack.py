@@ -17,8 +17,8 @@ EMAIL = "cli.tenant@mail.com"
 
 @pytest.fixture(scope="module")
 def pipeline(two_pipelines_assembly: Path) -> Iterator[LocalAuditPipeline]:
-    """MyStack on the emulator (its own selection does not matter to the CLI)."""
-    with LocalAuditPipeline(two_pipelines_assembly, pipeline="Audit") as running:
+    """MyStack on the emulator, started for Tenants/Audit (as `up --pipeline Tenants/Audit`)."""
+    with LocalAuditPipeline(two_pipelines_assembly, pipeline="Tenants/Audit") as running:
         yield running
 
 
@@ -62,10 +62,22 @@ def test_the_emulators_only_stack_is_used_when_no_stack_is_named(audit: Audit) -
     assert run.json()["stack"] == "MyStack"
 
 
-def test_two_pipelines_without_a_choice_is_a_usage_error_listing_them(audit: Audit) -> None:
-    run = audit("--stack", "MyStack", "trail", EMAIL)
-    assert run.exit_code == EXIT_USAGE
-    assert "stack 'MyStack' holds 2 AuditPipelines: pick one of Audit, Tenants/Audit" in run.stderr
+def test_without_a_pipeline_named_the_one_the_emulator_was_started_for_is_used(
+    pipeline: LocalAuditPipeline, audit: Audit
+) -> None:
+    published = audit("--json", "delete-account", "remembered@mail.com")
+    assert published.exit_code == EXIT_OK, published.stderr
+    pipeline.run_until_idle()
+
+    status = audit("--json", "status")
+    trail = audit("--json", "trail", "remembered@mail.com")
+    assert (status.json()["stack"], status.json()["pipeline"]) == ("MyStack", "Tenants/Audit")
+    assert [event["event_id"] for event in trail.json()["events"]] == [
+        published.json()["event_id"]
+    ]
+    # Named, another pipeline of the stack still wins over the remembered one.
+    other = audit("--pipeline", "Audit", "--json", "trail", "remembered@mail.com")
+    assert other.json()["events"] == []
 
 
 def test_an_unknown_pipeline_is_a_usage_error_listing_the_choices(audit: Audit) -> None:
