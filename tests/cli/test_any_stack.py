@@ -72,9 +72,7 @@ def test_without_a_pipeline_named_the_one_the_emulator_was_started_for_is_used(
     status = audit("--json", "status")
     trail = audit("--json", "trail", "remembered@mail.com")
     assert (status.json()["stack"], status.json()["pipeline"]) == ("MyStack", "Tenants/Audit")
-    assert [event["event_id"] for event in trail.json()["events"]] == [
-        published.json()["event_id"]
-    ]
+    assert [event["event_id"] for event in trail.json()["events"]] == [published.json()["event_id"]]
     # Named, another pipeline of the stack still wins over the remembered one.
     other = audit("--pipeline", "Audit", "--json", "trail", "remembered@mail.com")
     assert other.json()["events"] == []
