@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from audit_stack.local.deploy.deployer import data_path, imported_exports
+from audit_stack.local.deploy.context import SKIPPED_PREFIXES, SKIPPED_TYPES
+from audit_stack.local.deploy.deployer import HANDLERS, data_path, imported_exports
 from audit_stack.local.deploy.model import FunctionSpec
 from audit_stack.local.deploy.template import (
     CloudAssembly,
@@ -257,3 +258,10 @@ def test_a_functions_path_is_its_layers_then_powertools_then_the_runtime(tmp_pat
     assert not {"moto", "requests", "audit_stack", "aws_lambda_powertools"} & runtime
     assert {"aws_lambda_powertools", "jmespath", "typing_extensions.py"} <= powertools
     assert not libraries.runtime_dir.exists()
+
+
+def test_the_emulator_document_names_every_type_it_runs_or_skips() -> None:
+    document = (Path(__file__).resolve().parents[3] / "docs" / "EMULATOR.md").read_text()
+
+    named = [*HANDLERS, *SKIPPED_TYPES, *(f"{prefix}*" for prefix in SKIPPED_PREFIXES)]
+    assert [kind for kind in named if f"`{kind}`" not in document] == []
