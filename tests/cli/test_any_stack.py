@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +92,28 @@ def test_a_stack_the_emulator_does_not_run_is_not_found(audit: Audit) -> None:
     run = audit("--stack", "Unrelated", "status")
     assert run.exit_code == EXIT_ERROR
     assert "stack 'Unrelated' not found" in run.stderr
+
+
+def test_audit_after_up_with_a_pipeline_operates_on_it_without_being_told(
+    two_pipelines_assembly: Path, audit_anywhere: Audit
+) -> None:
+    command = [sys.executable, "-m", "audit_stack.local", "up", "--port", "0"]
+    command += ["--assembly", str(two_pipelines_assembly), "--pipeline", "Tenants/Audit"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        endpoint = ""
+        for line in process.stdout:
+            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+            endpoint = found.group(1) if found else endpoint
+            if "audit --endpoint-url" in line:
+                hint = line
+                break
+        status = audit_anywhere("--endpoint-url", endpoint, "--json", "status")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+    assert status.exit_code == EXIT_OK, status.stderr
+    assert (status.json()["stack"], status.json()["pipeline"]) == ("MyStack", "Tenants/Audit")
+    assert "--pipeline" not in hint and "--stack" not in hint
