@@ -79,8 +79,9 @@ class LocalAuditPipeline:
             pipeline.run_until_idle()
             table = pipeline.table_name
 
-    The whole stack is deployed; ``invoke("publisher")``, the queues and the table are those of
-    one AuditPipeline in it, found by the marks the construct puts in the template.
+    The whole stack is deployed, after the stacks it depends on in the same cloud assembly
+    (``stacks``); ``invoke("publisher")``, the queues and the table are those of one
+    AuditPipeline in it, found by the marks the construct puts in the template.
 
     :param assembly_dir: the ``cdk.out`` folder of ``cdk synth``.
     :param stack_name: the stack to deploy; by default the only one holding an AuditPipeline.

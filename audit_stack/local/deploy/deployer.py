@@ -51,14 +51,20 @@ _POINTERS_PREFIXES = ("AWS::IAM::", "AWS::Logs::")
 NOT_EMULATED = "not emulated, and no AuditPipeline resource uses it"
 
 
-def data_path(resources: Iterable[TemplateResource], imported: Iterable[str] = ()) -> set[str]:
+def data_path(
+    resources: Iterable[TemplateResource],
+    imported: Iterable[str] = (),
+    *,
+    pipelines_deployed: bool = True,
+) -> set[str]:
     """Logical ids of the resources a pipeline's data goes through: every resource an
-    AuditPipeline marks (``Metadata.AuditPipeline``), or every function and event-source mapping
-    of a stack without pipelines; the outputs exported under ``imported`` names by the stacks that
-    depend on this one; and everything these refer to, except through IAM and Logs resources."""
+    AuditPipeline marks (``Metadata.AuditPipeline``), or, when no stack deployed holds a pipeline
+    (``pipelines_deployed`` False), every function and event-source mapping; the resources behind
+    the outputs (``imported``) that the stacks depending on this one import for their data path;
+    and everything these refer to, except through IAM and Logs resources."""
     by_id = {resource.logical_id: resource for resource in resources}
     roots = {logical_id for logical_id, r in by_id.items() if METADATA_KEY in r.metadata}
-    if not roots:
+    if not pipelines_deployed:
         roots = {
             logical_id
             for logical_id, r in by_id.items()
@@ -135,9 +141,18 @@ class Deployer:
         # What each stack's data path needs, from the chosen stack back to its dependencies.
         paths: dict[str, set[str]] = {}
         wanted_exports: set[str] = set()
+        pipelines_deployed = any(
+            METADATA_KEY in resource.metadata
+            for assembly in stacks
+            for resource in assembly.resources()
+        )
         for assembly in reversed(stacks):
             resources = assembly.resources()
-            path = data_path(resources, _exported_resources(assembly, wanted_exports))
+            path = data_path(
+                resources,
+                _exported_resources(assembly, wanted_exports),
+                pipelines_deployed=pipelines_deployed,
+            )
             paths[assembly.stack_name] = path
             wanted_exports |= imported_exports(resources, path)
         for assembly in stacks:
@@ -194,6 +209,10 @@ class Deployer:
             )
         exports.add_stack(assembly.stack_name, assembly.template, context.resolver)
         deployment.outputs = dict(exports.outputs[assembly.stack_name])
+        for key, reason in exports.unresolved.items():
+            stack_name, _, output = key.partition(".")
+            if stack_name == assembly.stack_name and output:
+                deployment.not_reproduced.append(("Outputs", output, reason))
         return deployment
 
 

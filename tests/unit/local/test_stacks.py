@@ -169,14 +169,16 @@ def test_the_data_path_is_what_a_pipeline_marks_and_what_that_refers_to() -> Non
     assert data_path(resources) == {"Topic", "Key", "UserRole"}
 
 
-def test_without_a_pipeline_the_data_path_is_the_functions_and_what_they_use() -> None:
+def test_without_any_pipeline_the_data_path_is_the_functions_and_what_they_use() -> None:
     resources = [
         resource("Fn", "AWS::Lambda::Function", {"Env": {"Fn::GetAtt": ["Machine", "Arn"]}}),
         resource("Machine", "AWS::StepFunctions::StateMachine"),
         resource("Other", "AWS::StepFunctions::StateMachine"),
     ]
 
-    assert data_path(resources) == {"Fn", "Machine"}
+    assert data_path(resources, pipelines_deployed=False) == {"Fn", "Machine"}
+    # Beside a pipeline (in another stack), the functions are the app's own: off the data path.
+    assert data_path(resources) == set()
 
 
 def test_a_stacks_exports_that_a_data_path_imports_are_on_its_data_path_too() -> None:
