@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from audit_stack.local import FunctionInvocationError, LocalAuditPipeline
+from audit_stack.local.deploy.deployer import NOT_EMULATED
 from tests.e2e.helpers import records_of
 from tests.foreign_app import APP_STACK, SHARED_STACK, foreign_app_assembly
 
@@ -129,6 +130,12 @@ def test_what_the_emulator_does_not_create_is_listed_with_its_reason(
         "resource policies are not enforced by the emulator"
     )
     assert skipped[(SHARED_STACK, "AWS::KMS::Key")] == "encryption at rest is not emulated"
+    assert skipped[(APP_STACK, "Custom::S3AutoDeleteObjects")] == NOT_EMULATED
+    # The custom resource's Node.js provider: off the data path, so listed, not refused.
+    assert skipped[(APP_STACK, "AWS::Lambda::Function")].startswith("not reproduced: ")
+    assert (
+        "only Python functions run in the emulator" in skipped[(APP_STACK, "AWS::Lambda::Function")]
+    )
     resources = myapp.client("cloudformation").list_stack_resources(StackName=APP_STACK)
     policy = next(
         summary

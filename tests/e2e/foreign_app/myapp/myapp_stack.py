@@ -34,6 +34,8 @@ class MyappStack(cdk.Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             removal_policy=cdk.RemovalPolicy.DESTROY,
+            # A custom resource and its Node.js provider function: neither runs locally.
+            auto_delete_objects=True,
         )
         thumbnailer = lambda_.Function(
             self,
