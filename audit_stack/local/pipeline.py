@@ -424,12 +424,13 @@ class LocalAuditPipeline:
 
     def function_name(self, name: str) -> str:
         """The physical name of a function given as its role in the selected pipeline
-        ("publisher", "recorder"), logical id or name."""
+        ("publisher", "recorder"), its construct path in its stack ("Thumbnailer"), logical id
+        or name."""
         functions = self.functions
         if name in self._aliases:
             return self._aliases[name]
         for spec in functions:
-            if name in {spec.name, spec.logical_id, spec.arn}:
+            if name in {spec.name, spec.logical_id, spec.arn, spec.construct_path} - {""}:
                 return spec.name
         known = sorted(self._aliases) + sorted(spec.logical_id for spec in functions)
         raise KeyError(f"no function {name!r} in the stacks; known: {', '.join(known)}")

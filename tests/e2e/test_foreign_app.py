@@ -31,12 +31,6 @@ def myapp(assembly: Path) -> Iterator[LocalAuditPipeline]:
         yield running
 
 
-def function_of(pipeline: LocalAuditPipeline, construct_id: str) -> str:
-    """The physical name of the app's function with this construct id."""
-    (name,) = [spec.name for spec in pipeline.functions if spec.logical_id.startswith(construct_id)]
-    return name
-
-
 def template_functions(template: dict[str, object]) -> set[str]:
     """The intrinsic functions a template uses, by name."""
     found: set[str] = set()
@@ -80,7 +74,7 @@ def test_a_key_imported_by_export_name_and_a_layer_referenced_across_stacks_reso
     key_arn = shared.resources[key_id].attributes["Arn"]
     attributes = myapp.client("sns").get_topic_attributes(TopicArn=myapp.topic_arn)["Attributes"]
     assert attributes["KmsMasterKeyId"] == key_arn
-    thumbnailer = next(spec for spec in myapp.functions if spec.logical_id.startswith("Thumb"))
+    (thumbnailer,) = [spec for spec in myapp.functions if spec.construct_path == "Thumbnailer"]
     assert [folder.name for folder in thumbnailer.layer_dirs] == ["python"]
     assert (thumbnailer.layer_dirs[0] / "greeting.py").is_file()
 
@@ -98,7 +92,7 @@ def test_the_pipeline_records_an_event_end_to_end_beside_the_apps_own_resources(
 def test_the_apps_function_writes_to_the_apps_bucket_with_code_from_its_layer(
     myapp: LocalAuditPipeline,
 ) -> None:
-    response = myapp.invoke(function_of(myapp, "Thumbnailer"), {"key": "cat.png"})
+    response = myapp.invoke("Thumbnailer", {"key": "cat.png"})
 
     assert response["greeting"] == "hello, cat.png"
     body = myapp.client("s3").get_object(Bucket=response["bucket"], Key="cat.png")["Body"].read()
@@ -112,7 +106,7 @@ def test_a_handler_importing_what_lambda_does_not_ship_fails_as_it_does_on_lambd
     assert importlib.util.find_spec("requests") is not None
 
     with pytest.raises(FunctionInvocationError) as failure:
-        myapp.invoke(function_of(myapp, "Reporter"), {})
+        myapp.invoke("Reporter", {})
 
     assert failure.value.error_type == "Runtime.ImportModuleError"
     assert "No module named 'requests'" in failure.value.error_message

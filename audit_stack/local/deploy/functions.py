@@ -162,6 +162,7 @@ def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalR
         ),
         layer_dirs=layer_dirs,
         powertools_layer=powertools_layer,
+        construct_path=_construct_path(ctx, resource),
     )
     ctx.deployment.functions.append(spec)
     return PhysicalResource(name, {"Arn": spec.arn})
@@ -233,6 +234,13 @@ def _layers(ctx: DeployContext, resource: TemplateResource) -> tuple[bool, tuple
                 f"aws-lambda-powertools {installed} is installed; pin it to {version}"
             )
     return powertools, tuple(folders)
+
+
+def _construct_path(ctx: DeployContext, resource: TemplateResource) -> str:
+    """``Stack/Thumbnailer/Resource`` (CDK's path metadata) as ``Thumbnailer``; "" without it."""
+    path = str(resource.metadata.get("aws:cdk:path", ""))
+    path = path.removeprefix(f"{ctx.assembly.stack_name}/")
+    return path.removesuffix("/Resource") if path else ""
 
 
 def _layer_python_dirs(folder: Path) -> list[Path]:

@@ -31,6 +31,8 @@ class FunctionSpec:
     Lambda puts them on the path."""
     powertools_layer: bool = False
     """Whether the function uses the Powertools for AWS Lambda (Python) layer."""
+    construct_path: str = ""
+    """Its construct's path within the stack (``aws:cdk:path``), e.g. ``Thumbnailer``."""
 
 
 @dataclass(frozen=True)
