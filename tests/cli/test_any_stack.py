@@ -112,7 +112,11 @@ def test_audit_after_up_with_a_pipeline_operates_on_it_without_being_told(
         status = audit_anywhere("--endpoint-url", endpoint, "--json", "status")
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
 
     assert status.exit_code == EXIT_OK, status.stderr
     assert (status.json()["stack"], status.json()["pipeline"]) == ("MyStack", "Tenants/Audit")
