@@ -91,16 +91,23 @@ def synthesize(
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    context: Mapping[str, str] | None = None,
+    app: str | None = None,
 ) -> Path:
     """``cdk synth --quiet --output outdir`` in ``app_dir``, exactly as a user runs it there
     (its cdk.json: the app command, the context, hence cdk-nag where the app adds it).
 
-    ``env`` is added to :func:`synthesis_environment`. Returns ``outdir``.
+    ``env`` is added to :func:`synthesis_environment`; ``context`` is passed as ``--context
+    key=value`` and ``app`` as ``--app`` (cdk.json's app command otherwise). Returns ``outdir``.
     """
     if not (app_dir / "cdk.json").is_file():
         raise SynthesisError(f"no cdk.json in {app_dir}: not a CDK app folder")
     environment = synthesis_environment(env)
     command = [*cdk_command(app_dir, environment), "synth", "--quiet", "--output", str(outdir)]
+    for key, value in (context or {}).items():
+        command += ["--context", f"{key}={value}"]
+    if app is not None:
+        command += ["--app", app]
     _run(command, app_dir, environment, timeout, "cdk synth")
     return outdir
 

@@ -7,6 +7,7 @@ the median is reported.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import statistics
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit_stack.local import LocalAuditPipeline
-from audit_stack.local.runtime.functions import FunctionRuntime, site_packages
+from audit_stack.local.runtime.functions import FunctionRuntime
+from audit_stack.local.runtime.python_path import LambdaLibraries
 from bench.configurations import Configuration
 
 # Imports boto3, then the handler's module, timing each: the second number is what the handler
@@ -61,7 +63,7 @@ def asset_zip_size(folder: Path) -> int:
 def _import_once(runtime: FunctionRuntime) -> tuple[float, float]:
     spec = runtime.spec
     module = spec.handler.rsplit(".", 1)[0]
-    sites = site_packages()
+    sites = runtime.python_path
     result = subprocess.run(
         # -I -S -B as the emulator's workers: no user site, no .pth files, no bytecode written.
         [sys.executable, "-I", "-S", "-B", "-c", _PROBE, str(spec.code_dir), module, *sites],
@@ -81,13 +83,18 @@ def _import_once(runtime: FunctionRuntime) -> tuple[float, float]:
 def measure(configuration: Configuration, repetitions: int) -> list[ColdStart]:
     """Import time and asset size of every function of the configuration."""
     found: list[ColdStart] = []
-    with LocalAuditPipeline(configuration.assembly_dir, configuration.stack_name) as pipeline:
+    libraries = LambdaLibraries()
+    with (
+        LocalAuditPipeline(configuration.assembly_dir, configuration.stack_name) as pipeline,
+        contextlib.closing(libraries),
+    ):
         for spec in pipeline.deployment.functions:
             runtime = FunctionRuntime(
                 spec,
                 endpoint_url=pipeline.endpoint_url,
                 region=pipeline.region,
                 on_log=lambda function, line: None,
+                python_path=libraries.python_path(spec),
             )
             samples = [_import_once(runtime) for _ in range(repetitions)]
             overheads = tuple(handler for _, handler in samples)

@@ -141,16 +141,20 @@ def resolve_target(options: TargetOptions) -> Target:
         region = found_region
     target = Target(options.stack or DEFAULT_STACK, region, endpoint_url, session, options=options)
     cloudformation = target.client("cloudformation")
-    if options.stack is None and endpoint_url is not None:
-        # An emulator runs one stack: that one, whatever its name.
+    wanted_pipeline = options.pipeline
+    if endpoint_url is not None:
+        # An emulator runs one stack: that one, whatever its name, and by default the pipeline
+        # it was started for (`up --pipeline`), which it names in a tag of the stack.
         stacks = cloudformation.describe_stacks().get("Stacks", [])
-        if len(stacks) == 1:
+        if options.stack is None and len(stacks) == 1:
             target.stack = stacks[0]["StackName"]
+        if wanted_pipeline is None:
+            wanted_pipeline = _selected_pipeline(stacks, target.stack)
     template = _template(target, cloudformation)
     pipelines = discovery.find_pipelines(template)
     try:
         pipeline = discovery.select_pipeline(
-            pipelines, options.pipeline, where=f"stack {target.stack!r}"
+            pipelines, wanted_pipeline, where=f"stack {target.stack!r}"
         )
     except discovery.PipelineNotFoundError as error:
         # A --pipeline to give or to fix is a usage error; a stack without any is not.
@@ -181,6 +185,16 @@ def resolve_target(options: TargetOptions) -> Target:
     except ValueError:
         target.event_type_index_shards = 0
     return target
+
+
+def _selected_pipeline(stacks: list[dict[str, Any]], stack_name: str) -> str | None:
+    """The pipeline the emulator's stack ``stack_name`` was started for, if it names one."""
+    for stack in stacks:
+        if stack.get("StackName") == stack_name:
+            for tag in stack.get("Tags", []):
+                if tag.get("Key") == endpoints.SELECTED_PIPELINE_TAG:
+                    return str(tag.get("Value")) or None
+    return None
 
 
 def _template(target: Target, cloudformation: Any) -> dict[str, Any]:

@@ -110,11 +110,14 @@ def demo(
         )
     with steps.step("Start the emulator on loopback and deploy the stack") as result:
         pipeline.start()
-        deployment = pipeline.deployment
+        stacks = pipeline.deployment.stacks
+        skipped = sum(len(stack.skipped) for stack in stacks)
+        created = sum(len(stack.resources) for stack in stacks) - skipped
         result(
-            f"{pipeline.endpoint_url}: {len(deployment.resources) - len(deployment.skipped)} "
-            f"resources created, {len(deployment.skipped)} skipped (off the data path); "
-            f"{iam_mode(pipeline)}"
+            f"{pipeline.endpoint_url}: {created} resources created, {skipped} skipped (off the "
+            f"data path)"
+            + (f", in stacks {', '.join(pipeline.stacks)}" if len(stacks) > 1 else "")
+            + f"; {iam_mode(pipeline)}"
         )
     try:
         if discovery.PUBLISHER in pipeline.function_roles:
@@ -306,6 +309,11 @@ def usage(pipeline: LocalAuditPipeline) -> str:
         "",
         f"Stack {pipeline.stack_name}, pipeline {pipeline.pipeline}"
         + (f" (also in the stack: {', '.join(others)})" if others else "")
+        + (
+            f"; deployed after {', '.join(pipeline.stacks[:-1])}"
+            if len(pipeline.stacks) > 1
+            else ""
+        )
         + ":",
         *(f"  {key.ljust(width)}  {value}" for key, value in resources.items()),
         "",
@@ -341,15 +349,13 @@ def usage(pipeline: LocalAuditPipeline) -> str:
             "--attribute-names ApproximateNumberOfMessages"
         )
         lines.append(f"  aws sqs start-message-move-task --source-arn {arn}")
-    # `audit --local` means this endpoint in this region; anything else is spelled out.
+    # `audit --local` means this endpoint in this region; anything else is spelled out. The CLI
+    # finds the stack and the pipeline selected here by asking the emulator.
     target = (
         "--local"
         if (pipeline.endpoint_url, pipeline.region) == (LOCAL_ENDPOINT_URL, LOCAL_REGION)
         else f"--endpoint-url {pipeline.endpoint_url} --region {pipeline.region}"
     )
-    target += f" --stack {pipeline.stack_name}"
-    if len(pipeline.pipelines) > 1:
-        target += f" --pipeline {pipeline.pipeline}"
     catalogue = _catalogue(pipeline)
     first_type = catalogue.event_types[0] if catalogue is not None else "TYPE"
     lines += [

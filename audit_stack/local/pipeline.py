@@ -50,7 +50,7 @@ from audit_stack.local.control.sns_signing import (
     topic_exists,
 )
 from audit_stack.local.deploy.deployer import Deployer
-from audit_stack.local.deploy.model import Deployment
+from audit_stack.local.deploy.model import Deployment, FunctionSpec
 from audit_stack.local.deploy.template import CloudAssembly, DeploymentError
 from audit_stack.local.esm.worker import EventSourceWorker
 from audit_stack.local.http.faults import Faults
@@ -68,6 +68,7 @@ from audit_stack.local.runtime.functions import (
     InvocationResult,
     TooManyRequestsError,
 )
+from audit_stack.local.runtime.python_path import LambdaLibraries
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
@@ -98,8 +99,9 @@ class LocalAuditPipeline:
             pipeline.run_until_idle()
             table = pipeline.table_name
 
-    The whole stack is deployed; ``invoke("publisher")``, the queues and the table are those of
-    one AuditPipeline in it, found by the marks the construct puts in the template.
+    The whole stack is deployed, after the stacks it depends on in the same cloud assembly
+    (``stacks``); ``invoke("publisher")``, the queues and the table are those of one
+    AuditPipeline in it, found by the marks the construct puts in the template.
 
     :param assembly_dir: the ``cdk.out`` folder of ``cdk synth``.
     :param stack_name: the stack to deploy; by default the only one holding an AuditPipeline.
@@ -184,6 +186,7 @@ class LocalAuditPipeline:
             on_event=self._event,
         )
         self._deployment: Deployment | None = None
+        self._libraries: LambdaLibraries | None = None
         self._aliases: dict[str, str] = {}
         self._logs: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._owns_process_lock = False
@@ -248,8 +251,14 @@ class LocalAuditPipeline:
             account_id=self.account_id,
         ).deploy()
         self._deployment = deployment
-        self._report(deployment)
+        for stack in deployment.stacks:
+            self._report(stack)
+        # The policies of every stack deployed (a dependency's roles, keys and queues too).
         store = load_policies(self._assembly.template, deployment)
+        for dependency in deployment.dependencies:
+            store.merge(
+                load_policies(self._assembly.stack(dependency.stack_name).template, dependency)
+            )
         if not self.principal.startswith("arn:"):
             # A role of the template by logical id: its physical name is known only now.
             named = deployment.resources.get(self.principal)
@@ -276,7 +285,11 @@ class LocalAuditPipeline:
             else "IAM not enforced (enforce_iam=False): every request is allowed"
         )
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
-        self._endpoint.serve("cloudformation", StackApi(deployment, self._assembly.template))
+        # Its tags name the selected pipeline, which `audit --local` then uses by default.
+        self._endpoint.serve(
+            "cloudformation",
+            StackApi(deployment, self._assembly.template, selected_pipeline=self.pipeline),
+        )
         skipped_ids = {logical_id for logical_id, _, _ in deployment.skipped}
         for service in skipped_services(
             (
@@ -296,7 +309,8 @@ class LocalAuditPipeline:
                 role = output.removesuffix(_FUNCTION_OUTPUT_SUFFIX)
                 if role and role != output:
                     self._aliases[role.lower()] = value
-        for spec in deployment.functions:
+        self._libraries = LambdaLibraries()
+        for spec in self.functions:
             key = self._identities.add_function(spec.arn, store.function_roles[spec.arn])
             self._functions.add(
                 FunctionRuntime(
@@ -304,12 +318,13 @@ class LocalAuditPipeline:
                     endpoint_url=self._server.endpoint_url,
                     region=self._region,
                     on_log=self._function_log,
+                    python_path=self._libraries.python_path(spec),
                     bootstrap=[self._running_signer().bootstrap_argument()],
                     credentials=credentials(key),
                 )
             )
-        roles_by_name = {spec.name: store.function_roles[spec.arn] for spec in deployment.functions}
-        for source in deployment.event_sources:
+        roles_by_name = {spec.name: store.function_roles[spec.arn] for spec in self.functions}
+        for source in (source for stack in deployment.stacks for source in stack.event_sources):
             # The mapping polls as its function's execution role.
             poller_key = self._identities.add_poller(
                 source.uuid, roles_by_name[source.function_name]
@@ -330,7 +345,8 @@ class LocalAuditPipeline:
             worker.start()
 
     def _report(self, deployment: Deployment) -> None:
-        """Verbose output: what was created, skipped, and not reproduced."""
+        """Verbose output: what was created, skipped, and not reproduced, stack by stack."""
+        self._event(f"deployed stack {deployment.stack_name}")
         skipped = {logical_id for logical_id, _, _ in deployment.skipped}
         for logical_id, physical in deployment.resources.items():
             if logical_id not in skipped:
@@ -369,6 +385,9 @@ class LocalAuditPipeline:
             attempt(self._server.stop)
         attempt(self._clients.close)
         attempt(self._sns_delivery.uninstall)
+        if self._libraries is not None:
+            attempt(self._libraries.close)
+            self._libraries = None
         attempt(self._hooks.uninstall)
         attempt(self._sns_signing.uninstall)
         self._endpoint.authorize_with(None)
@@ -471,6 +490,17 @@ class LocalAuditPipeline:
         return self._running_deployment()
 
     @property
+    def stacks(self) -> list[str]:
+        """The stacks deployed: those the chosen one depends on, in order, then itself."""
+        return [*self._assembly.dependency_stacks, self._assembly.stack_name]
+
+    @property
+    def functions(self) -> list[FunctionSpec]:
+        """Every function deployed, of every stack deployed."""
+        deployment = self._running_deployment()
+        return [spec for stack in deployment.stacks for spec in stack.functions]
+
+    @property
     def template(self) -> dict[str, Any]:
         """The stack's synthesized template, as read from the cloud assembly."""
         return self._assembly.template
@@ -516,15 +546,16 @@ class LocalAuditPipeline:
 
     def function_name(self, name: str) -> str:
         """The physical name of a function given as its role in the selected pipeline
-        ("publisher", "recorder"), logical id or name."""
-        functions = self._running_deployment().functions
+        ("publisher", "recorder"), its construct path in its stack ("Thumbnailer"), logical id
+        or name."""
+        functions = self.functions
         if name in self._aliases:
             return self._aliases[name]
         for spec in functions:
-            if name in {spec.name, spec.logical_id, spec.arn}:
+            if name in {spec.name, spec.logical_id, spec.arn, spec.construct_path} - {""}:
                 return spec.name
         known = sorted(self._aliases) + sorted(spec.logical_id for spec in functions)
-        raise KeyError(f"no function {name!r} in the stack; known: {', '.join(known)}")
+        raise KeyError(f"no function {name!r} in the stacks; known: {', '.join(known)}")
 
     def invocations(self, name: str | None = None) -> list[Invocation]:
         """Finished invocations, oldest first, of one function or of all."""
@@ -620,7 +651,8 @@ class LocalAuditPipeline:
         dead_letter_arns = sorted(
             {
                 queue.dead_letter_target_arn
-                for queue in self._running_deployment().queues
+                for stack in self._running_deployment().stacks
+                for queue in stack.queues
                 if queue.dead_letter_target_arn
             }
         )

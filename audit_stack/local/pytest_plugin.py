@@ -5,7 +5,10 @@ The cloud assembly comes from the suite's own ``cloud_assembly`` fixture when it
 the ``cdk.out`` path), else it is synthesized once per session with the project's CDK CLI.
 The stack and the pipeline come from the ini options ``audit_stack`` and ``audit_pipeline``
 (pytest.ini, or ``[tool.pytest.ini_options]``), or from overriding the fixtures
-``local_audit_stack_name`` and ``local_audit_pipeline_id``; by default, the only ones.
+``local_audit_stack_name`` and ``local_audit_pipeline_id``; by default, the only ones. The
+plugin's synthesis takes context from ``audit_synth_context = key=value ...`` (``cdk synth
+--context``) and another app command from ``audit_app`` (``cdk synth --app``), so a suite needs no
+variant of the app to test locally.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from audit_stack.local.pipeline import LocalAuditPipeline
 _SYNTH_TIMEOUT_SECONDS = 600
 _STACK_OPTION = "audit_stack"
 _PIPELINE_OPTION = "audit_pipeline"
+_CONTEXT_OPTION = "audit_synth_context"
+_APP_OPTION = "audit_app"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,6 +40,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "local_audit_pipeline: the AuditPipeline's construct id or path (default: the only one)",
         default="",
     )
+    parser.addini(
+        _CONTEXT_OPTION,
+        "local_audit_pipeline: context for its `cdk synth`, as key=value words",
+        type="args",
+        default=[],
+    )
+    parser.addini(
+        _APP_OPTION,
+        "local_audit_pipeline: the app command for its `cdk synth` (default: cdk.json's)",
+        default="",
+    )
 
 
 def _ini(config: pytest.Config, name: str) -> str | None:
@@ -46,8 +62,38 @@ def _ini(config: pytest.Config, name: str) -> str | None:
     return str(value) or None
 
 
-def synthesize(root: Path, outdir: Path) -> Path:
-    """``cdk synth`` of the CDK app in ``root`` (its cdk.json) into ``outdir``."""
+def _has_ini(config: pytest.Config, name: str) -> bool:
+    try:
+        config.getini(name)
+    except ValueError:
+        return False
+    return True
+
+
+def synth_context(words: list[str]) -> dict[str, str]:
+    """``audit_synth_context``'s ``key=value`` words as a mapping; a word without ``=`` is an
+    error naming it."""
+    context: dict[str, str] = {}
+    for word in words:
+        key, separator, value = word.partition("=")
+        if not separator or not key:
+            raise pytest.UsageError(
+                f"{_CONTEXT_OPTION}: {word!r} is not key=value "
+                f"(e.g. {_CONTEXT_OPTION} = local=true)"
+            )
+        context[key] = value
+    return context
+
+
+def synthesize(
+    root: Path,
+    outdir: Path,
+    *,
+    context: dict[str, str] | None = None,
+    app: str | None = None,
+) -> Path:
+    """``cdk synth`` of the CDK app in ``root`` (its cdk.json) into ``outdir``, with ``context``
+    (``--context``) and ``app`` (``--app``) when given."""
     if not (root / "cdk.json").is_file():
         raise pytest.UsageError(
             f"local_audit_pipeline needs a cloud assembly: no cdk.json in the rootdir {root}; "
@@ -60,7 +106,7 @@ def synthesize(root: Path, outdir: Path) -> Path:
             "local_audit_pipeline needs a cloud assembly: define a `cloud_assembly` fixture that "
             f"returns your cdk.out path, or install the CDK CLI ({error})"
         ) from error
-    return synth.synthesize(root, outdir, timeout=_SYNTH_TIMEOUT_SECONDS)
+    return synth.synthesize(root, outdir, timeout=_SYNTH_TIMEOUT_SECONDS, context=context, app=app)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +117,14 @@ def local_audit_assembly(
     try:
         return Path(request.getfixturevalue("cloud_assembly"))
     except pytest.FixtureLookupError:
-        return synthesize(request.config.rootpath, tmp_path_factory.mktemp("cdk.out"))
+        config = request.config
+        words = config.getini(_CONTEXT_OPTION) if _has_ini(config, _CONTEXT_OPTION) else []
+        return synthesize(
+            config.rootpath,
+            tmp_path_factory.mktemp("cdk.out"),
+            context=synth_context([str(word) for word in words]),
+            app=_ini(config, _APP_OPTION),
+        )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +21,9 @@ EMAIL = "cli.tenant@mail.com"
 
 @pytest.fixture(scope="module")
 def pipeline(two_pipelines_assembly: Path) -> Iterator[LocalAuditPipeline]:
-    """MyStack on the emulator (its own selection does not matter to the CLI)."""
+    """MyStack on the emulator, started for Tenants/Audit (as `up --pipeline Tenants/Audit`)."""
     with LocalAuditPipeline(
-        two_pipelines_assembly, pipeline="Audit", enforce_iam=OPERATOR_ENFORCE_IAM
+        two_pipelines_assembly, pipeline="Tenants/Audit", enforce_iam=OPERATOR_ENFORCE_IAM
     ) as running:
         yield running
 
@@ -64,10 +68,20 @@ def test_the_emulators_only_stack_is_used_when_no_stack_is_named(audit: Audit) -
     assert run.json()["stack"] == "MyStack"
 
 
-def test_two_pipelines_without_a_choice_is_a_usage_error_listing_them(audit: Audit) -> None:
-    run = audit("--stack", "MyStack", "trail", EMAIL)
-    assert run.exit_code == EXIT_USAGE
-    assert "stack 'MyStack' holds 2 AuditPipelines: pick one of Audit, Tenants/Audit" in run.stderr
+def test_without_a_pipeline_named_the_one_the_emulator_was_started_for_is_used(
+    pipeline: LocalAuditPipeline, audit: Audit
+) -> None:
+    published = audit("--json", "delete-account", "remembered@mail.com")
+    assert published.exit_code == EXIT_OK, published.stderr
+    pipeline.run_until_idle()
+
+    status = audit("--json", "status")
+    trail = audit("--json", "trail", "remembered@mail.com")
+    assert (status.json()["stack"], status.json()["pipeline"]) == ("MyStack", "Tenants/Audit")
+    assert [event["event_id"] for event in trail.json()["events"]] == [published.json()["event_id"]]
+    # Named, another pipeline of the stack still wins over the remembered one.
+    other = audit("--pipeline", "Audit", "--json", "trail", "remembered@mail.com")
+    assert other.json()["events"] == []
 
 
 def test_an_unknown_pipeline_is_a_usage_error_listing_the_choices(audit: Audit) -> None:
@@ -80,3 +94,32 @@ def test_a_stack_the_emulator_does_not_run_is_not_found(audit: Audit) -> None:
     run = audit("--stack", "Unrelated", "status")
     assert run.exit_code == EXIT_ERROR
     assert "stack 'Unrelated' not found" in run.stderr
+
+
+def test_audit_after_up_with_a_pipeline_operates_on_it_without_being_told(
+    two_pipelines_assembly: Path, audit_anywhere: Audit
+) -> None:
+    command = [sys.executable, "-m", "audit_stack.local", "up", "--port", "0"]
+    command += ["--assembly", str(two_pipelines_assembly), "--pipeline", "Tenants/Audit"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        endpoint = ""
+        for line in process.stdout:
+            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+            endpoint = found.group(1) if found else endpoint
+            if "audit --endpoint-url" in line:
+                hint = line
+                break
+        status = audit_anywhere("--endpoint-url", endpoint, "--json", "status")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+    assert status.exit_code == EXIT_OK, status.stderr
+    assert (status.json()["stack"], status.json()["pipeline"]) == ("MyStack", "Tenants/Audit")
+    assert "--pipeline" not in hint and "--stack" not in hint

@@ -119,4 +119,5 @@ def test_up_prints_the_selected_pipelines_resources_and_how_to_reach_them(
     assert "Stack MyStack, pipeline Tenants/Audit (also in the stack: Audit):" in text
     for name in (tenants.table_name, tenants.queue_url, tenants.function_name("recorder")):
         assert name in text
-    assert "--stack MyStack --pipeline Tenants/Audit trail john.doe@mail.com" in text
+    # The CLI asks the emulator for its stack and pipeline: no --stack, no --pipeline.
+    assert f"audit --endpoint-url {tenants.endpoint_url} --region us-east-1 trail john" in text

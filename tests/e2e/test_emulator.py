@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import botocore.exceptions
 import pytest
 
 from audit_stack.local import DeploymentError, FunctionInvocationError, LocalAuditPipeline
+from audit_stack.local.deploy.deployer import NOT_EMULATED
 from tests.e2e.helpers import queue_counts
 from tests.e2e.probe import (
     LAMBDA_SET_VARIABLES,
@@ -172,12 +174,60 @@ def test_event_source_runs_at_most_maximum_concurrency_batches_at_once(tmp_path:
 def test_data_path_resource_the_emulator_cannot_run_is_an_error_naming_its_type(
     tmp_path: Path,
 ) -> None:
-    directory = write_assembly(
-        tmp_path, {"Probe": probe_function(), "Bucket": {"Type": "AWS::S3::Bucket"}}, {}
-    )
+    function = probe_function(Environment={"Variables": {"MACHINE": {"Ref": "Machine"}}})
+    machine = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {}}
+    directory = write_assembly(tmp_path, {"Probe": function, "Machine": machine}, {})
 
-    with pytest.raises(DeploymentError, match=r"AWS::S3::Bucket"):
+    with pytest.raises(DeploymentError, match=r"AWS::StepFunctions::StateMachine are on the data"):
         LocalAuditPipeline(directory, "ProbeStack").start()
+
+
+def test_a_resource_off_the_data_path_the_emulator_cannot_run_is_skipped_and_listed(
+    tmp_path: Path,
+) -> None:
+    machine = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {}}
+    # A stack without pipelines: its functions and what they refer to are the data path.
+    directory = write_assembly(tmp_path, {"Probe": probe_function(), "Machine": machine}, {})
+    output = io.StringIO()
+
+    with LocalAuditPipeline(directory, "ProbeStack", verbose=True, output=output) as pipeline:
+        skipped = {logical_id: reason for logical_id, _, reason in pipeline.deployment.skipped}
+        assert pipeline.invoke("Probe", {})["env"]["GREETING"] == "hello"
+
+    assert skipped == {"Machine": NOT_EMULATED}
+    assert f"skipped AWS::StepFunctions::StateMachine Machine: {NOT_EMULATED}" in output.getvalue()
+
+
+def test_a_bucket_is_created_with_object_lock_versioning_and_its_default_retention(
+    tmp_path: Path,
+) -> None:
+    bucket = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "ObjectLockEnabled": True,
+            "ObjectLockConfiguration": {
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": "30"}},
+            },
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": []},
+        },
+    }
+    outputs = {"Bucket": {"Value": {"Ref": "Anchors"}}}
+    directory = write_assembly(tmp_path, {"Probe": probe_function(), "Anchors": bucket}, outputs)
+
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        s3 = pipeline.client("s3")
+        name = pipeline.outputs["Bucket"]
+        lock = s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"]
+        versioning = s3.get_bucket_versioning(Bucket=name)["Status"]
+        not_reproduced = pipeline.deployment.not_reproduced
+
+    assert name == name.lower() and name.startswith("probestack-anchors-")
+    retention = lock["Rule"]["DefaultRetention"]
+    assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 30)
+    assert versioning == "Enabled"
+    assert ("Anchors", "BucketEncryption", "encryption at rest is not emulated") in not_reproduced
 
 
 def test_data_path_property_the_emulator_cannot_reproduce_is_an_error_naming_it(
@@ -227,7 +277,9 @@ def test_secret_option_the_emulator_cannot_reproduce_is_an_error_naming_it(
             "GenerateSecretString": {"SecretStringTemplate": "{}", "GenerateStringKey": "k"}
         },
     }
-    directory = write_assembly(tmp_path, {"Probe": probe_function(), "Secret": secret}, {})
+    # On the data path (the function reads it), so refused rather than skipped.
+    function = probe_function(Environment={"Variables": {"SECRET": {"Ref": "Secret"}}})
+    directory = write_assembly(tmp_path, {"Probe": function, "Secret": secret}, {})
 
     with pytest.raises(DeploymentError, match=r"GenerateStringKey, SecretStringTemplate"):
         LocalAuditPipeline(directory, "ProbeStack").start()

@@ -85,6 +85,17 @@ class PolicyStore:
     """secret name -> ARN"""
     unknown_managed_policies: list[str] = field(default_factory=list)
 
+    def merge(self, other: PolicyStore) -> None:
+        """Add another stack's policies (the stacks of one app share an account)."""
+        for role, policies in other.role_policies.items():
+            self.role_policies[role].extend(policies)
+        self.resource_policies.update(other.resource_policies)
+        self.key_policies.update(other.key_policies)
+        self.encryption_keys.update(other.encryption_keys)
+        self.function_roles.update(other.function_roles)
+        self.secret_arns.update(other.secret_arns)
+        self.unknown_managed_policies.extend(other.unknown_managed_policies)
+
     def identity_policies(self, principal_arn: str) -> list[Policy]:
         """A template role's policies; any other principal is an administrator."""
         if principal_arn in self.role_policies:

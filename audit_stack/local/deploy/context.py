@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Set
+from pathlib import Path
 from typing import Any
 
 from audit_stack.local.deploy.model import Deployment
@@ -14,6 +15,7 @@ from audit_stack.local.deploy.template import (
     DeploymentError,
     PhysicalResource,
     Resolver,
+    StackExports,
     TemplateResource,
     physical_name,
 )
@@ -28,6 +30,7 @@ SKIPPED_PREFIXES = {
 SKIPPED_TYPES = {
     "AWS::SNS::TopicPolicy": "not created: the emulator enforces it (audit_stack.local.access)",
     "AWS::SQS::QueuePolicy": "not created: the emulator enforces it (audit_stack.local.access)",
+    "AWS::S3::BucketPolicy": "resource policies of buckets are not enforced by the emulator",
     "AWS::Lambda::Permission": "a function's resource policy is not enforced (AWS services use it)",
     "AWS::SecretsManager::ResourcePolicy": "not created: the emulator enforces it",
     "AWS::CDK::Metadata": "CDK usage metadata",
@@ -46,6 +49,8 @@ class DeployContext:
         client: Callable[[str], Any],
         region: str,
         account_id: str,
+        exports: StackExports | None = None,
+        layers: dict[str, Path] | None = None,
     ) -> None:
         self.assembly = assembly
         self.client = client
@@ -54,7 +59,10 @@ class DeployContext:
             region=region,
             account_id=account_id,
             stack_name=assembly.stack_name,
+            exports=exports,
         )
+        self.layers: dict[str, Path] = {} if layers is None else layers
+        """Layer version ARN -> its asset folder, for the layers of every stack deployed so far."""
         self.deployment = Deployment(
             assembly.stack_name, region, account_id, stack_id=self.resolver.stack_id
         )

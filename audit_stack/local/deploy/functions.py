@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from audit_stack.local.deploy.context import DeployContext, template_bool
@@ -144,7 +145,7 @@ def event_source_mapping_errors(
 
 
 def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalResource:
-    _check_layers(ctx, resource)
+    powertools_layer, layer_dirs = _layers(ctx, resource)
     properties = ctx.properties(
         resource,
         reproduced={
@@ -159,7 +160,8 @@ def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalR
             "ReservedConcurrentExecutions",
         },
         no_local_effect={
-            "Layers": "the Powertools layer: the installed aws-lambda-powertools stands in",
+            "Layers": "layers are put on the function's path, the Powertools layer's stand-in "
+            "being the installed aws-lambda-powertools",
             "Architectures": "code runs on the host's architecture",
             "TracingConfig": "X-Ray is not emulated",
             "Role": "its calls are made as this role (audit_stack.local.access)",
@@ -214,14 +216,49 @@ def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalR
             if "ReservedConcurrentExecutions" in properties
             else None
         ),
+        layer_dirs=layer_dirs,
+        powertools_layer=powertools_layer,
+        construct_path=_construct_path(ctx, resource),
     )
     ctx.deployment.functions.append(spec)
     return PhysicalResource(name, {"Arn": spec.arn})
 
 
-def _check_layers(ctx: DeployContext, resource: TemplateResource) -> None:
-    """Only the Powertools layer can stand in locally: the installed library replaces it."""
+def deploy_layer_version(ctx: DeployContext, resource: TemplateResource) -> PhysicalResource:
+    """A layer whose content is a folder asset of the cloud assembly (``Code.from_asset``)."""
+    properties = ctx.properties(
+        resource,
+        reproduced={"Content", "LayerName"},
+        no_local_effect={
+            "CompatibleRuntimes": "the local Python runs every function",
+            "CompatibleArchitectures": "code runs on the host's architecture",
+            "Description": "documentation only",
+            "LicenseInfo": "documentation only",
+        },
+    )
+    content = properties["Content"]
+    if "S3Key" not in content:
+        raise DeploymentError(
+            f"AWS::Lambda::LayerVersion {resource.logical_id}: Content {sorted(content)} cannot "
+            "be used locally; only cloud-assembly directory assets (Content.S3Key) can"
+        )
+    folder = ctx.assembly.asset_directory(str(content["S3Key"]), what="Content.S3Key")
+    name = ctx.name(resource, properties.get("LayerName"), max_length=140)
+    arn = ctx.arn("lambda", f"layer:{name}:1")
+    ctx.layers[arn] = folder
+    return PhysicalResource(arn, {"LayerVersionArn": arn})
+
+
+def _layers(ctx: DeployContext, resource: TemplateResource) -> tuple[bool, tuple[Path, ...]]:
+    """Whether the function uses the Powertools layer (the installed library stands in for it),
+    and the folders of its other layers, which must be layers of the stacks deployed locally.
+
+    Lambda extracts every layer into /opt, a later layer's files over an earlier one's, and puts
+    /opt/python and /opt/python/lib/pythonX.Y/site-packages on the path: here, each layer's
+    folders, the later layers first."""
     parameters = ctx.assembly.template.get("Parameters", {})
+    powertools = False
+    folders: list[Path] = []
     for layer in resource.properties.get("Layers", []):
         version: str | None = None
         if isinstance(layer, dict) and set(layer) == {"Ref"} and layer["Ref"] in parameters:
@@ -231,8 +268,15 @@ def _check_layers(ctx: DeployContext, resource: TemplateResource) -> None:
             if match is None:
                 raise DeploymentError(_layer_error(resource, layer))
             version = match.group(1)
-        elif not (isinstance(layer, str) and _POWERTOOLS_LAYER_ARN.search(layer)):
-            raise DeploymentError(_layer_error(resource, layer))
+        elif isinstance(layer, str) and _POWERTOOLS_LAYER_ARN.search(layer):
+            pass
+        else:
+            arn = ctx.resolver.resolve(layer)
+            if not isinstance(arn, str) or arn not in ctx.layers:
+                raise DeploymentError(_layer_error(resource, layer))
+            folders[:0] = _layer_python_dirs(ctx.layers[arn])
+            continue
+        powertools = True
         try:
             installed = importlib.metadata.version("aws-lambda-powertools")
         except importlib.metadata.PackageNotFoundError:
@@ -245,6 +289,20 @@ def _check_layers(ctx: DeployContext, resource: TemplateResource) -> None:
                 f"{resource.logical_id} uses Powertools layer {version}, but "
                 f"aws-lambda-powertools {installed} is installed; pin it to {version}"
             )
+    return powertools, tuple(folders)
+
+
+def _construct_path(ctx: DeployContext, resource: TemplateResource) -> str:
+    """``Stack/Thumbnailer/Resource`` (CDK's path metadata) as ``Thumbnailer``; "" without it."""
+    path = str(resource.metadata.get("aws:cdk:path", ""))
+    path = path.removeprefix(f"{ctx.assembly.stack_name}/")
+    return path.removesuffix("/Resource") if path else ""
+
+
+def _layer_python_dirs(folder: Path) -> list[Path]:
+    """The folders of a layer that Lambda's Python runtime puts on the path."""
+    python = folder / "python"
+    return [*sorted(python.glob("lib/python3*/site-packages")), python]
 
 
 def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) -> PhysicalResource:
@@ -332,6 +390,7 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
 def _layer_error(resource: TemplateResource, layer: Any) -> str:
     return (
         f"AWS::Lambda::Function {resource.logical_id}: layer {json.dumps(layer)} cannot be "
-        "reproduced locally; only the Powertools for AWS Lambda (Python) layer can (the installed "
-        "aws-lambda-powertools stands in for it)"
+        "reproduced locally; only the Powertools for AWS Lambda (Python) layer (the installed "
+        "aws-lambda-powertools stands in for it) and layers of the cloud assembly's stacks "
+        "(lambda.LayerVersion with Code.from_asset) can"
     )

@@ -26,6 +26,13 @@ class FunctionSpec:
     log_format: str
     application_log_level: str | None
     reserved_concurrency: int | None
+    layer_dirs: tuple[Path, ...] = ()
+    """The ``python`` folders of the function's own layers (cloud-assembly assets), in the order
+    Lambda puts them on the path."""
+    powertools_layer: bool = False
+    """Whether the function uses the Powertools for AWS Lambda (Python) layer."""
+    construct_path: str = ""
+    """Its construct's path within the stack (``aws:cdk:path``), e.g. ``Thumbnailer``."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,13 @@ class Deployment:
     """(logical id, type, why)"""
     not_reproduced: list[tuple[str, str, str]] = field(default_factory=list)
     """(logical id, property, why it has no local effect)"""
+    dependencies: list[Deployment] = field(default_factory=list)
+    """The stacks this one depends on, deployed before it, in that order."""
+
+    @property
+    def stacks(self) -> list[Deployment]:
+        """Every stack deployed: the dependencies in order, then this one."""
+        return [*self.dependencies, self]
 
     def queue_by_arn(self, arn: str) -> QueueInfo | None:
         return next((queue for queue in self.queues if queue.arn == arn), None)

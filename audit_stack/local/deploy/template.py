@@ -31,6 +31,7 @@ class TemplateResource:
     properties: dict[str, Any]
     depends_on: tuple[str, ...]
     condition: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +70,12 @@ class CloudAssembly:
         self.stack_name = stack_name
         self.template: dict[str, Any] = self._template(stack)
         self._asset_sources = self._read_asset_manifests(artifacts, stack.get("dependencies", []))
+        self.dependency_stacks: list[str] = _stack_dependencies(stack_name, stacks)
+        """The stacks this one depends on, transitively, in the order they deploy."""
+
+    def stack(self, stack_name: str) -> CloudAssembly:
+        """Another stack of the same cloud assembly."""
+        return CloudAssembly(self.directory, stack_name)
 
     def _template(self, stack: Mapping[str, Any]) -> dict[str, Any]:
         template: dict[str, Any] = json.loads(
@@ -132,16 +139,18 @@ class CloudAssembly:
                     properties=dict(body.get("Properties", {})),
                     depends_on=tuple(depends_on),
                     condition=body.get("Condition"),
+                    metadata=dict(body.get("Metadata", {})),
                 )
             )
         return result
 
-    def asset_directory(self, object_key: str) -> Path:
-        """The folder of a Lambda code asset, from the key the template gives as Code.S3Key."""
+    def asset_directory(self, object_key: str, *, what: str = "Code.S3Key") -> Path:
+        """The folder of a Lambda code asset, from the key the template gives as Code.S3Key
+        (or a layer's Content.S3Key)."""
         source = self._asset_sources.get(object_key)
         if source is None:
             raise DeploymentError(
-                f"Code.S3Key {object_key!r} is not a file asset of this cloud assembly"
+                f"{what} {object_key!r} is not a file asset of this cloud assembly"
             )
         path, packaging = source
         folder = self.directory / path
@@ -152,6 +161,102 @@ class CloudAssembly:
                 "only directory assets (lambda.Code.from_asset(<folder>)) run locally"
             )
         return folder
+
+
+def _stack_dependencies(stack_name: str, stacks: Mapping[str, Any]) -> list[str]:
+    """The stack artifacts ``stack_name`` depends on (the manifest's ``dependencies``, which also
+    lists asset manifests), transitively, each after its own dependencies."""
+    ordered: list[str] = []
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        if name in visiting:
+            cycle = " -> ".join((*visiting, name))
+            raise DeploymentError(f"circular dependency between stacks: {cycle}")
+        visiting.append(name)
+        for dependency in stacks[name].get("dependencies", []):
+            if dependency in stacks:
+                visit(dependency)
+        visiting.pop()
+        ordered.append(name)
+
+    visit(stack_name)
+    return ordered[:-1]
+
+
+@dataclass
+class StackExports:
+    """What deployed stacks offer to the stacks deployed after them: their exports (for
+    ``Fn::ImportValue``) and their outputs (for ``Fn::GetStackOutput``)."""
+
+    region: str
+    exports: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    """stack name -> output name -> value"""
+    unresolved: dict[str, str] = field(default_factory=dict)
+    """"stack.output" -> why its value is not known locally"""
+
+    def add_stack(self, stack_name: str, template: Mapping[str, Any], resolver: Resolver) -> None:
+        """Record a deployed stack's outputs and exports (their values resolved)."""
+        values = self.outputs.setdefault(stack_name, {})
+        for name, output in template.get("Outputs", {}).items():
+            if output.get("Condition") and not resolver.condition(output["Condition"]):
+                continue
+            try:
+                value = str(resolver.resolve(output["Value"]))
+            except DeploymentError as error:
+                # Refers to what was skipped: an error only for a stack that imports it.
+                self.unresolved[f"{stack_name}.{name}"] = str(error)
+                if "Export" in output:
+                    export_name = str(resolver.resolve(output["Export"]["Name"]))
+                    self.unresolved[f"export {export_name}"] = str(error)
+                continue
+            values[name] = value
+            if "Export" in output:
+                export_name = str(resolver.resolve(output["Export"]["Name"]))
+                if export_name in self.exports:
+                    # CloudFormation refuses a second stack exporting the same name.
+                    raise DeploymentError(
+                        f"export {export_name!r} of stack {stack_name} is already exported"
+                    )
+                self.exports[export_name] = value
+
+    def import_value(self, name: str) -> str:
+        if f"export {name}" in self.unresolved:
+            raise DeploymentError(f"Fn::ImportValue {name!r}: {self.unresolved[f'export {name}']}")
+        if name not in self.exports:
+            raise DeploymentError(
+                f"Fn::ImportValue {name!r}: no stack deployed locally exports it (exports: "
+                f"{sorted(self.exports) or 'none'}); the emulator deploys only the stacks the "
+                "chosen one depends on in the cloud assembly"
+            )
+        return self.exports[name]
+
+    def stack_output(self, stack_name: str, output_name: str, region: str | None) -> str:
+        if region not in (None, self.region):
+            raise DeploymentError(
+                f"Fn::GetStackOutput {stack_name}.{output_name}: region {region} is not "
+                f"emulated (the emulator deploys in {self.region})"
+            )
+        outputs = self.outputs.get(stack_name)
+        if outputs is None:
+            raise DeploymentError(
+                f"Fn::GetStackOutput {stack_name}.{output_name}: stack {stack_name} is not "
+                f"deployed locally (deployed: {sorted(self.outputs) or 'none'})"
+            )
+        if f"{stack_name}.{output_name}" in self.unresolved:
+            raise DeploymentError(
+                f"Fn::GetStackOutput {stack_name}.{output_name}: "
+                f"{self.unresolved[f'{stack_name}.{output_name}']}"
+            )
+        if output_name not in outputs:
+            raise DeploymentError(
+                f"Fn::GetStackOutput {stack_name}.{output_name}: the stack has no such output "
+                f"(outputs: {sorted(outputs)})"
+            )
+        return outputs[output_name]
 
 
 def physical_name(stack_name: str, logical_id: str, *, max_length: int, suffix: str = "") -> str:
@@ -179,8 +284,10 @@ class Resolver:
         region: str,
         account_id: str,
         stack_name: str,
+        exports: StackExports | None = None,
     ) -> None:
         self._template = template
+        self._exports = exports or StackExports(region)
         self.region = region
         self.account_id = account_id
         self.stack_name = stack_name
@@ -300,7 +407,14 @@ class Resolver:
             return any(self.resolve(argument))
         if name == "Fn::ToJsonString":
             return json.dumps(self.resolve(argument), separators=(",", ":"))
-        # Fn::ImportValue, Fn::Transform, Fn::Cidr...: nothing local can answer them faithfully.
+        if name == "Fn::ImportValue":
+            return self._exports.import_value(str(self.resolve(argument)))
+        if name == "Fn::GetStackOutput":
+            reference = self.resolve(argument)
+            return self._exports.stack_output(
+                str(reference["StackName"]), str(reference["OutputName"]), reference.get("Region")
+            )
+        # Fn::Transform, Fn::Cidr...: nothing local can answer them faithfully.
         raise DeploymentError(f"intrinsic function {name} is not supported by the local emulator")
 
     def _sub(self, argument: Any) -> str:

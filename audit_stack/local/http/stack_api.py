@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 
+from audit_stack.endpoints import SELECTED_PIPELINE_TAG
 from audit_stack.local.deploy.model import Deployment
 from audit_stack.local.http.errors import ApiError, Response
 from audit_stack.local.http.operations import Environ, Operation
@@ -36,9 +37,18 @@ class StackApi:
     # answer as if the stack did not exist: the emulator deploys the stack when it starts.
     EXCLUSIVE = True
 
-    def __init__(self, deployment: Deployment, template: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        template: Mapping[str, Any],
+        *,
+        selected_pipeline: str | None = None,
+    ) -> None:
+        """``selected_pipeline``: the pipeline the emulator was started for, as a stack tag
+        (``endpoints.SELECTED_PIPELINE_TAG``) that the operator CLI reads."""
         self._deployment = deployment
         self._template = template
+        self._selected_pipeline = selected_pipeline
         self._created = _timestamp(datetime.now(UTC))
 
     def handle(self, operation: Operation, environ: Environ, body: bytes) -> Response:
@@ -92,13 +102,22 @@ class StackApi:
             _element("DisableRollback", "false"),
             _element("EnableTerminationProtection", "false"),
             _element("Outputs", outputs),
-            _element("Tags", []),
+            _element("Tags", self._tags()),
             _element("DriftInformation", [_element("StackDriftStatus", "NOT_CHECKED")]),
         ]
         description = self._template.get("Description")
         if isinstance(description, str):
             children.insert(2, _element("Description", description))
         return _element("member", children)
+
+    def _tags(self) -> list[ElementTree.Element]:
+        if self._selected_pipeline is None:
+            return []
+        tag = [
+            _element("Key", SELECTED_PIPELINE_TAG),
+            _element("Value", self._selected_pipeline),
+        ]
+        return [_element("member", tag)]
 
     def _resources(self) -> list[ElementTree.Element]:
         deployment = self._deployment

@@ -2,7 +2,8 @@
 
 It imports the function's handler once (the init phase) and then runs one invocation per request
 line on stdin, answering on the file descriptor given as its first argument. It imports nothing
-from the emulator: its sys.path is the asset folder plus the site-packages the emulator passes.
+from the emulator: its sys.path is the asset folder plus the folders the emulator passes (the
+function's layers and the runtime's libraries, never the emulator's site-packages).
 """
 
 from __future__ import annotations
@@ -206,8 +207,8 @@ def main(argv: list[str], results: TextIO) -> None:
     ]
     site_dirs = [arg for arg in argv[1:] if not arg.startswith(BOOTSTRAP_OPTION)]
     task_root = os.environ["LAMBDA_TASK_ROOT"]
-    # As on Lambda: the function's code first, then the layer (the site-packages standing in for
-    # the Powertools layer and the runtime's boto3), then the standard library.
+    # As on Lambda: the function's code first, then its layers (/opt), the runtime's libraries
+    # (/var/runtime: boto3 and its dependencies), then the standard library.
     stdlib = [path for path in sys.path if path and path != task_root]
     sys.path[:] = [task_root, *site_dirs, *stdlib]
     sys.argv = [argv[0]]

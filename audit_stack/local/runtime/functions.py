@@ -15,7 +15,6 @@ import select
 import signal
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 import uuid
@@ -104,12 +103,6 @@ def response_too_large(request_id: str, size: int) -> dict[str, Any]:
     }
 
 
-def site_packages() -> list[str]:
-    """The site-packages folders of this interpreter: the stand-in for layer and runtime SDK."""
-    paths = sysconfig.get_paths()
-    return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
-
-
 class _LogReader(threading.Thread):
     """Reads one output stream of a worker line by line, noting each request's end marker."""
 
@@ -152,6 +145,7 @@ class _Worker:
         spec: FunctionSpec,
         environment: dict[str, str],
         on_log: Callable[[str], None],
+        python_path: Sequence[str],
         bootstrap: Sequence[str] = (),
     ) -> None:
         self.spec = spec
@@ -173,7 +167,7 @@ class _Worker:
                     "-u",
                     str(RUNTIME_SCRIPT),
                     str(write_fd),
-                    *site_packages(),
+                    *python_path,
                     *(f"{BOOTSTRAP_OPTION}{instruction}" for instruction in bootstrap),
                 ],
                 cwd=spec.code_dir,
@@ -337,14 +331,19 @@ class FunctionRuntime:
         endpoint_url: str,
         region: str,
         on_log: Callable[[str, str], None],
+        python_path: Sequence[str],
         bootstrap: Sequence[str] = (),
         credentials: Mapping[str, str] | None = None,
     ) -> None:
-        """:param bootstrap: ``MODULE:FUNCTION:URL:PEM_HEX`` calls each worker makes before it
-        imports the handler (the emulator's SNS certificate; see ``_lambda_runtime.py``).
+        """``python_path``: the folders after the task root on the function's path (its layers
+        and the runtime's libraries, ``python_path.LambdaLibraries``), as on Lambda.
+
+        :param bootstrap: ``MODULE:FUNCTION:URL:PEM_HEX`` calls each worker makes before it
+            imports the handler (the emulator's SNS certificate; see ``_lambda_runtime.py``).
         :param credentials: the AWS_* credential variables of its workers (by default dummy
-        ones): the access key id the emulator maps to the function's execution role."""
+            ones): the access key id the emulator maps to the function's execution role."""
         self.spec = spec
+        self.python_path = tuple(python_path)
         self._bootstrap = tuple(bootstrap)
         self._credentials = dict(credentials or DUMMY_CREDENTIALS)
         self._endpoint_url = endpoint_url
@@ -397,6 +396,7 @@ class FunctionRuntime:
             self.spec,
             self.environment(stream),
             lambda line: self._on_log(self.spec.name, line),
+            self.python_path,
             self._bootstrap,
         )
         with self._lock:

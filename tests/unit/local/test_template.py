@@ -81,7 +81,7 @@ def test_conditions_and_if_and_no_value(resolver: Resolver) -> None:
         ({"Ref": "FromSsm"}, "SSM Parameter Store"),
         ({"Ref": "Later"}, "not deployed"),
         ({"Fn::GetAtt": ["Queue", "Missing"]}, r"Queue.Missing is not available"),
-        ({"Fn::ImportValue": "shared"}, "Fn::ImportValue is not supported"),
+        ({"Fn::ImportValue": "shared"}, "no stack deployed locally exports it"),
     ],
 )
 def test_what_cannot_be_resolved_locally_is_an_error_naming_it(
