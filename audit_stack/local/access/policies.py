@@ -135,6 +135,7 @@ def load_policies(template: Mapping[str, Any], deployment: Deployment) -> Policy
         region=deployment.region,
         account_id=deployment.account_id,
         stack_name=deployment.stack_name,
+        exports=deployment.exports,
     )
     resolver.deployed.update(deployment.resources)
     store = PolicyStore(deployment.account_id)
@@ -222,7 +223,11 @@ def load_policies(template: Mapping[str, Any], deployment: Deployment) -> Policy
             name = physical.ref.split(":secret:", 1)[-1].rsplit("-", 1)[0]
             store.secret_arns[str(properties.get("Name") or name)] = physical.ref
         elif kind == "AWS::Lambda::Function":
-            function = next(spec for spec in deployment.functions if spec.logical_id == logical_id)
+            function = next(
+                (spec for spec in deployment.functions if spec.logical_id == logical_id), None
+            )
+            if function is None:
+                continue  # skipped (off the data path, e.g. a Node.js provider): never runs
             # Without a Role (a test's probe: CreateFunction would refuse it) a function calls
             # as a role of its own name that no template policy names: an administrator.
             store.function_roles[function.arn] = str(

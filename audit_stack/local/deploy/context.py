@@ -30,7 +30,7 @@ SKIPPED_PREFIXES = {
 SKIPPED_TYPES = {
     "AWS::SNS::TopicPolicy": "not created: the emulator enforces it (audit_stack.local.access)",
     "AWS::SQS::QueuePolicy": "not created: the emulator enforces it (audit_stack.local.access)",
-    "AWS::S3::BucketPolicy": "resource policies of buckets are not enforced by the emulator",
+    "AWS::S3::BucketPolicy": "resource policies are not enforced by the emulator",
     "AWS::Lambda::Permission": "a function's resource policy is not enforced (AWS services use it)",
     "AWS::SecretsManager::ResourcePolicy": "not created: the emulator enforces it",
     "AWS::CDK::Metadata": "CDK usage metadata",

@@ -165,6 +165,8 @@ class Deployer:
         ]
         deployment = deployments[-1]
         deployment.dependencies = deployments[:-1]
+        for deployed in deployments:
+            deployed.exports = exports
         return deployment
 
     def _deploy_stack(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audit_stack.local.deploy.template import PhysicalResource
+from audit_stack.local.deploy.template import PhysicalResource, StackExports
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,9 @@ class Deployment:
     """(logical id, type, why)"""
     not_reproduced: list[tuple[str, str, str]] = field(default_factory=list)
     """(logical id, property, why it has no local effect)"""
+    exports: StackExports | None = None
+    """What the stacks deployed before and with this one export (``Fn::ImportValue`` and
+    ``Fn::GetStackOutput`` resolve against it; the policy store reads the same)."""
     dependencies: list[Deployment] = field(default_factory=list)
     """The stacks this one depends on, deployed before it, in that order."""
 

@@ -29,8 +29,12 @@ LAMBDA_RUNTIME_DISTRIBUTIONS: Final = (
     "six",
     "urllib3",
 )
-# The Powertools for AWS Lambda (Python) layer: the library and what it requires without extras.
+# The Powertools for AWS Lambda (Python) layer: the library and what it requires without extras,
+# plus the extras' libraries the published layer ships and this project's functions import
+# (fastjsonschema, for the validation utility: the layer's own canary imports it,
+# aws-powertools/powertools-lambda-python layer_v3/layer/canary/app.py).
 POWERTOOLS_DISTRIBUTION: Final = "aws-lambda-powertools"
+POWERTOOLS_LAYER_EXTRAS: Final = ("fastjsonschema",)
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA_MARKER = re.compile(r"\bextra\s*==")
 
@@ -100,7 +104,8 @@ class LambdaLibraries:
     def powertools_dir(self) -> Path:
         if self._powertools_dir is None:
             self._powertools_dir = link_distributions(
-                self._root / "powertools", distribution_closure([POWERTOOLS_DISTRIBUTION])
+                self._root / "powertools",
+                distribution_closure([POWERTOOLS_DISTRIBUTION, *POWERTOOLS_LAYER_EXTRAS]),
             )
         return self._powertools_dir
 

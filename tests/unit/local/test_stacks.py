@@ -259,6 +259,9 @@ def test_a_functions_path_is_its_layers_then_powertools_then_the_runtime(tmp_pat
     assert {"boto3", "botocore", "dateutil", "six.py"} <= runtime
     assert not {"moto", "requests", "audit_stack", "aws_lambda_powertools"} & runtime
     assert {"aws_lambda_powertools", "jmespath", "typing_extensions.py"} <= powertools
+    # What the published layer also ships and the functions import (the validation utility's).
+    assert "fastjsonschema" in powertools
+    assert not {"pydantic", "moto", "cryptography"} & powertools
     assert not libraries.runtime_dir.exists()
 
 
