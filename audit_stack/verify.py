@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
-    from audit_events import integrity
+    from audit_events import integrity, merkle
 else:
     integrity = audit_events_module("integrity")
+    merkle = audit_events_module("merkle")
 
 __all__ = [
     "CHAIN",
@@ -120,10 +121,12 @@ def verify_log(
     report.digests = len(ordered)
     sealed: dict[tuple[str, str], tuple[str, int, datetime]] = {}
     previous: tuple[int, str] | None = None  # (sequence, signature) of the digest before
+    tree: merkle.Frontier | None = merkle.Frontier()  # None once a digest cannot be read
     for item in ordered:
         sequence = int(item[contract.DIGEST_SORT_KEY]["N"])
         digest = _checked_digest(item, sequence, previous, public_key, report.findings)
         previous = (sequence, item.get("signature", {}).get("S", ""))
+        tree = _checked_tree(tree, digest, sequence, report.findings)
         if digest is None:
             continue
         report.last_sealed_at = digest.sealed_at
@@ -231,16 +234,22 @@ def _checked_digest(
     if integrity.digest_hash(body) != stated_hash:
         fail("its content does not match its hash")
         return None
-    try:
-        signature = integrity.decode_signature(item.get("signature", {}).get("S", ""))
-        public_key.verify(signature, stated_hash.encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+    # Version 2 signs the checkpoint (which names the digest's hash); version 1 the digest.
+    signed = integrity.signed_checkpoint_of(item)
+    if not signature_verifies(signed.text if signed else body, item, public_key):
         fail("its signature does not verify with the signing key's public key")
         return None
     try:
         digest = integrity.parse_digest(body)
+        checkpoint = integrity.parse_checkpoint(signed.text) if signed else None
     except integrity.IntegrityFormatError as error:
         fail(str(error))
+        return None
+    if digest.version >= 2 and checkpoint != digest.checkpoint():
+        fail("its signed checkpoint does not describe this digest")
+        return None
+    if digest.version < 2 and signed is not None:
+        fail("a version 1 digest stored with a checkpoint")
         return None
     if digest.sequence != sequence:
         fail(f"it is stored as digest {sequence} but signed as digest {digest.sequence}")
@@ -250,6 +259,54 @@ def _checked_digest(
     elif sequence == previous[0] + 1 and digest.previous_signature != previous[1]:
         fail(f"it does not follow digest {previous[0]} (a fork or a replaced digest)")
     return digest
+
+
+def signature_verifies(
+    text: str, item: dict[str, Any] | str, public_key: ec.EllipticCurvePublicKey
+) -> bool:
+    """Whether the signature (an item's ``signature`` attribute, or base64 text) is the
+    signing key's over ``text``'s SHA-256 hex."""
+    encoded = item if isinstance(item, str) else item.get("signature", {}).get("S", "")
+    try:
+        signature = integrity.decode_signature(encoded)
+        public_key.verify(
+            signature,
+            integrity.digest_hash(text).encode("ascii"),
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _checked_tree(
+    tree: merkle.Frontier | None, digest: Any, sequence: int, findings: list[Finding]
+) -> merkle.Frontier | None:
+    """The Merkle tree grown by ``digest``'s records; a finding when a version 2 digest states
+    another tree. None (checks stop) once a digest could not be read."""
+    if tree is None or digest is None:
+        return None
+    try:
+        for ref in digest.sealed_order():
+            tree.append(integrity.record_leaf(ref.record_hash))
+    except integrity.IntegrityFormatError as error:
+        findings.append(Finding(CHAIN, str(error), digest=sequence))
+        return None
+    if digest.version >= 2 and (
+        digest.tree_size != tree.size
+        or digest.root_hash != tree.root().hex()
+        or list(digest.frontier) != [node.hex() for node in tree.nodes]
+    ):
+        findings.append(
+            Finding(
+                CHAIN,
+                f"its Merkle tree (size {digest.tree_size}) is not the tree of the "
+                f"{tree.size} record(s) sealed up to it",
+                digest=sequence,
+            )
+        )
+        return None
+    return tree
 
 
 # -- reading the log from DynamoDB and KMS -------------------------------------------------------

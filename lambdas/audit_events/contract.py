@@ -12,6 +12,9 @@ from typing import Final
 
 __all__ = [
     "ACTOR_ATTRIBUTE",
+    "ANCHOR_PREFIX",
+    "ENV_ANCHOR_RETENTION_DAYS",
+    "ENV_SEAL_INTERVAL_SECONDS",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
     "ENV_ANCHOR_BUCKET",
@@ -100,6 +103,15 @@ ENV_EVENT_CATALOGUE: Final = "EVENT_CATALOGUE"
 """The pipeline's event types and their details schemas, as compact JSON."""
 ENV_RETENTION_DAYS: Final = "RETENTION_DAYS"
 """Days a record is kept (DynamoDB TTL); unset: kept for the life of the table."""
+
+# --- Integrity v2: Merkle checkpoints anchored in S3 Object Lock (docs/INTEGRITY.md) ---------
+ANCHOR_PREFIX: Final = "checkpoints/"
+"""The anchor bucket's prefix for signed checkpoints: ``checkpoints/<table>/<sequence>.json``;
+the sealer may write only below it."""
+ENV_ANCHOR_RETENTION_DAYS: Final = "ANCHOR_RETENTION_DAYS"
+"""Days each anchored checkpoint stays locked (Object Lock COMPLIANCE, explicit per object)."""
+ENV_SEAL_INTERVAL_SECONDS: Final = "SEAL_INTERVAL_SECONDS"
+"""How often the sealer runs; with HEARTBEAT_SECONDS it bounds the time between checkpoints."""
 
 # --- Events --------------------------------------------------------------------------------
 SCHEMA_VERSION: Final = 2
