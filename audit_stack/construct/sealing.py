@@ -1,4 +1,5 @@
-"""The digest chain's resources: signing key, seal queue, digest table, sealer and its schedule.
+"""The digest chain's resources: signing key, seal queue, digest table, sealer and its schedule,
+and the S3 bucket (Object Lock) where every signed checkpoint is anchored.
 
 ``AuditPipeline`` composes this construct; docs/INTEGRITY.md explains the design and its limits.
 """
@@ -12,6 +13,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from audit_stack.construct import builders
@@ -29,10 +31,24 @@ from audit_stack.construct.permissions import (
 )
 from audit_stack.lambda_code import contract
 
-__all__ = ["HEARTBEAT", "SEALER_TIMEOUT", "DigestChain"]
+__all__ = [
+    "ANCHOR_READ_ACTIONS",
+    "ANCHOR_WRITE_ACTIONS",
+    "DEFAULT_ANCHOR_RETENTION",
+    "HEARTBEAT",
+    "SEALER_TIMEOUT",
+    "DigestChain",
+]
 
 SEALER_TIMEOUT = Duration.seconds(60)
 HEARTBEAT = Duration.hours(1)
+DEFAULT_ANCHOR_RETENTION = Duration.days(365)
+"""How long each anchored checkpoint stays locked unless ``anchor_retention`` says otherwise."""
+# The sealer writes new objects (with their retention) below its prefix; nothing else.
+ANCHOR_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectRetention")
+# What `audit verify` reads: every version of every checkpoint (an overwrite adds a version).
+ANCHOR_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+ANCHOR_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
 
 
 class DigestChain(Construct):
@@ -49,9 +65,12 @@ class DigestChain(Construct):
         interval: Duration,
         encryption_key: kms.IKey | None,
         removal_policy: RemovalPolicy,
+        anchor_bucket: s3.IBucket | None = None,
+        anchor_retention: Duration = DEFAULT_ANCHOR_RETENTION,
     ) -> None:
         super().__init__(scope, construct_id)
         recorder_role = _role(recorder)
+        self.anchor_bucket = anchor_bucket or self._anchor_bucket(anchor_retention)
 
         self.signing_key = kms.Key(
             self,
@@ -104,6 +123,9 @@ class DigestChain(Construct):
                 contract.ENV_SEAL_QUEUE_URL: self.seal_queue.queue_url,
                 contract.ENV_SIGNING_KEY_ARN: self.signing_key.key_arn,
                 contract.ENV_HEARTBEAT_SECONDS: str(int(HEARTBEAT.to_seconds())),
+                contract.ENV_SEAL_INTERVAL_SECONDS: str(int(interval.to_seconds())),
+                contract.ENV_ANCHOR_BUCKET: self.anchor_bucket.bucket_name,
+                contract.ENV_ANCHOR_RETENTION_DAYS: str(int(anchor_retention.to_days())),
             },
         )
         sealer_role = _role(self.sealer)
@@ -142,6 +164,14 @@ class DigestChain(Construct):
         )
         for statement in append_only_statements(sealer_role):
             self.digest_table.add_to_resource_policy(statement)
+        # New checkpoint objects below this table's prefix only: no delete, no governance bypass,
+        # no bucket settings. (A bucket in another account also needs the policy in
+        # docs/INTEGRITY.md.)
+        iam.Grant.add_to_principal(
+            grantee=self.sealer,
+            actions=list(ANCHOR_WRITE_ACTIONS),
+            resource_arns=[self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))],
+        )
         if encryption_key is not None:
             encryption_key.grant(self.sealer, *FUNCTION_KEY_ACTIONS)
 
@@ -173,14 +203,61 @@ class DigestChain(Construct):
         )
 
     def grant_verify(self, grantee: iam.IGrantable, table: dynamodb.ITable) -> iam.Grant:
-        """Read what ``audit verify`` checks: the records, the digests and the public key."""
+        """Read what ``audit verify`` checks: the records, the digests, the public key and the
+        anchored checkpoints."""
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=list(VERIFY_TABLE_ACTIONS),
             resource_arns=[table.table_arn, self.digest_table.table_arn],
         )
         self.signing_key.grant(grantee, *VERIFY_KEY_ACTIONS)
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(ANCHOR_LIST_ACTIONS),
+            resource_arns=[self.anchor_bucket.bucket_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(ANCHOR_READ_ACTIONS),
+            resource_arns=[self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))],
+        )
+        # `audit verify` reads the anchor bucket's name and the heartbeat from the sealer.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["lambda:GetFunctionConfiguration"],
+            resource_arns=[self.sealer.function_arn],
+        )
         return grant
+
+    @staticmethod
+    def checkpoint_prefix(table: dynamodb.ITable) -> str:
+        """The anchor bucket's keys of one table's checkpoints (``integrity.anchor_key``)."""
+        return f"{contract.ANCHOR_PREFIX}{table.table_name}/*"
+
+    def _anchor_bucket(self, retention: Duration) -> s3.Bucket:
+        """A bucket only for checkpoints: Object Lock on (so versioned), SSE-S3, no public
+        access, TLS only, kept on ``cdk destroy`` (a locked object outlives any stack)."""
+        bucket = s3.Bucket(
+            self,
+            "AnchorBucket",
+            object_lock_enabled=True,
+            # Also the default; the sealer nonetheless locks each object explicitly.
+            object_lock_default_retention=s3.ObjectLockRetention.compliance(retention),
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="Only the sealer writes, once per object (Object Lock COMPLIANCE); "
+                "CloudTrail records the control-plane calls; access logs would add a second "
+                "bucket without adding evidence.",
+            )
+        )
+        return bucket
 
 
 def _role(function: lambda_.Function) -> iam.IRole:
