@@ -30,6 +30,7 @@ SKIPPED_TYPES = {
     "AWS::SQS::QueuePolicy": "resource policies are not enforced by the emulator",
     "AWS::Lambda::Permission": "resource policies are not enforced by the emulator",
     "AWS::SecretsManager::ResourcePolicy": "resource policies are not enforced by the emulator",
+    "AWS::S3::BucketPolicy": "resource policies are not enforced by the emulator",
     "AWS::CDK::Metadata": "CDK usage metadata",
     "AWS::Events::Rule": "EventBridge rules do not run locally: no schedules (run `audit seal` "
     "or invoke the sealer) and no CloudTrail events",

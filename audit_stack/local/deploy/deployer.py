@@ -30,6 +30,7 @@ HANDLERS: Mapping[str, Handler] = {
     "AWS::SNS::Subscription": messaging.deploy_subscription,
     "AWS::DynamoDB::Table": storage.deploy_table,
     "AWS::DynamoDB::GlobalTable": storage.deploy_global_table,
+    "AWS::S3::Bucket": storage.deploy_bucket,
     "AWS::SecretsManager::Secret": secrets.deploy_secret,
     "AWS::Lambda::Function": functions.deploy_function,
     "AWS::Lambda::EventSourceMapping": functions.deploy_event_source_mapping,

@@ -1,4 +1,4 @@
-"""Deploys DynamoDB tables (and a global table's replica in the stack's region)."""
+"""Deploys DynamoDB tables (and a global table's replica in the stack's region) and S3 buckets."""
 
 from __future__ import annotations
 
@@ -110,3 +110,65 @@ def _create_table(
         name,
         {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")},
     )
+
+
+# -- S3 buckets ----------------------------------------------------------------------------
+
+_BUCKET_NO_LOCAL_EFFECT: Mapping[str, str] = {
+    "BucketEncryption": "encryption at rest is not emulated",
+    "PublicAccessBlockConfiguration": "nothing is public locally",
+    "OwnershipControls": "ACLs are not emulated",
+    "Tags": "tags have no effect on the data path",
+}
+_BUCKET_KEYS: frozenset[str] = frozenset(
+    {"BucketName", "ObjectLockEnabled", "ObjectLockConfiguration", "VersioningConfiguration"}
+)
+
+
+def deploy_bucket(ctx: DeployContext, resource: TemplateResource) -> PhysicalResource:
+    """A bucket with its versioning and Object Lock. moto holds a version put with an explicit
+    COMPLIANCE mode and date, but applies no default retention: writers must lock explicitly."""
+    properties = ctx.properties(
+        resource, reproduced=_BUCKET_KEYS, no_local_effect=_BUCKET_NO_LOCAL_EFFECT
+    )
+    # Bucket names are lower case; a generated one too.
+    name = ctx.name(resource, properties.get("BucketName"), max_length=63).lower()
+    s3 = ctx.client("s3")
+    request: dict[str, Any] = {"Bucket": name}
+    if ctx.resolver.region != "us-east-1":
+        request["CreateBucketConfiguration"] = {"LocationConstraint": ctx.resolver.region}
+    if template_bool(properties.get("ObjectLockEnabled", False)):
+        request["ObjectLockEnabledForBucket"] = True
+    s3.create_bucket(**request)
+    if "VersioningConfiguration" in properties:
+        s3.put_bucket_versioning(
+            Bucket=name,
+            VersioningConfiguration={"Status": properties["VersioningConfiguration"]["Status"]},
+        )
+    lock = properties.get("ObjectLockConfiguration")
+    if lock:
+        s3.put_object_lock_configuration(
+            Bucket=name,
+            ObjectLockConfiguration=_object_lock_configuration(lock),
+        )
+    return PhysicalResource(
+        name,
+        {
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{ctx.resolver.region}.amazonaws.com",
+        },
+    )
+
+
+def _object_lock_configuration(lock: Mapping[str, Any]) -> dict[str, Any]:
+    configuration: dict[str, Any] = {"ObjectLockEnabled": lock.get("ObjectLockEnabled", "Enabled")}
+    retention = (lock.get("Rule") or {}).get("DefaultRetention")
+    if retention:
+        configuration["Rule"] = {
+            "DefaultRetention": {
+                key: int(value) if key in {"Days", "Years"} else value
+                for key, value in retention.items()
+            }
+        }
+    return configuration
