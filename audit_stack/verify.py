@@ -88,6 +88,8 @@ class VerifyReport:
     sealed_records: int = 0
     last_sealed_at: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    anchored: int | None = None
+    """Checkpoints found in the anchor bucket; None when no anchor bucket was checked."""
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class VerifyReport:
             "records": self.records,
             "sealed_records": self.sealed_records,
             "last_sealed_at": self.last_sealed_at,
+            "anchored_checkpoints": self.anchored,
             "findings": [asdict(finding) for finding in self.findings],
         }
 

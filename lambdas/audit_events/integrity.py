@@ -52,9 +52,9 @@ __all__ = [
     "RECORDED_AT_ATTRIBUTE",
     "RECORD_HASH_ATTRIBUTE",
     "SIGNING_ALGORITHM",
+    "Checkpoint",
     "Digest",
     "IntegrityFormatError",
-    "Checkpoint",
     "RecordRef",
     "SignedCheckpoint",
     "anchor_key",
@@ -71,10 +71,10 @@ __all__ = [
     "parse_signed_checkpoint",
     "record_hash",
     "record_leaf",
+    "record_time",
     "signed_checkpoint_of",
     "signed_message",
     "signed_text",
-    "record_time",
     "with_record_hash",
 ]
 

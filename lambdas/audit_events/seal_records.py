@@ -28,8 +28,8 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from .clients import client
 from . import merkle
+from .clients import client
 from .contract import (
     DIGEST_PARTITION_KEY,
     DIGEST_SORT_KEY,
@@ -483,9 +483,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
         anchor_bucket=os.environ.get(ENV_ANCHOR_BUCKET) or None,
         anchor_retention=timedelta(
-            days=int(
-                os.environ.get(ENV_ANCHOR_RETENTION_DAYS) or DEFAULT_ANCHOR_RETENTION.days
-            )
+            days=int(os.environ.get(ENV_ANCHOR_RETENTION_DAYS) or DEFAULT_ANCHOR_RETENTION.days)
         ),
     ).run()
     metrics.add_metric(name=METRIC_RECORDS_SEALED, unit=MetricUnit.Count, value=report.sealed)

@@ -8,7 +8,6 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-
 from aws_cdk.assertions import Template
 
 from audit_stack import AuditPipeline, AuditStack
@@ -47,7 +46,7 @@ def _sealer(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _sealer_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    sealer_id, sealer = _sealer(template)
+    _, sealer = _sealer(template)
     role = sealer["Properties"]["Role"]["Fn::GetAtt"][0]
     return [
         statement
@@ -145,7 +144,7 @@ def test_anchor_retention_sets_the_lock_and_must_be_whole_days() -> None:
     assert sealer["Properties"]["Environment"]["Variables"]["ANCHOR_RETENTION_DAYS"] == "2555"
     with pytest.raises(PropsError, match="anchor_retention: must be whole days"):
         AuditPipeline(cdk.Stack(_app(), "Bad"), "Audit", anchor_retention=cdk.Duration.hours(5))
-    with pytest.raises(PropsError, match="anchor_bucket: must be an s3.IBucket"):
+    with pytest.raises(PropsError, match=r"anchor_bucket: must be an s3\.IBucket"):
         AuditPipeline(
             cdk.Stack(_app(), "Bad2"),
             "Audit",

@@ -145,7 +145,7 @@ def test_a_digest_that_does_not_name_the_previous_signature_is_a_fork() -> None:
         )
     )
     report = verify_log([a, b], [first, fork], KEY.public_key())
-    assert [f.detail for f in report.findings][0] == (
+    assert next(f.detail for f in report.findings) == (
         "it does not follow digest 1 (a fork or a replaced digest)"
     )
 

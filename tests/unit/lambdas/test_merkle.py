@@ -244,9 +244,7 @@ def test_every_generated_consistency_proof_verifies_and_a_rewritten_prefix_fails
     rewritten = [*leaves[:position], merkle.leaf_hash(b"forged"), *leaves[position + 1 :]]
     forged_root = merkle.root_hash(rewritten)
     forged_proof = merkle.consistency_proof(rewritten, old_size)
-    assert not merkle.verify_consistency(
-        old_size, len(leaves), old_root, forged_root, forged_proof
-    )
+    assert not merkle.verify_consistency(old_size, len(leaves), old_root, forged_root, forged_proof)
 
 
 @given(leaves=_leaves)
