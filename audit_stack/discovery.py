@@ -81,6 +81,7 @@ _ROLES_BY_CONSTRUCT_ID = {
     ("Sealing/SealQueue", "AWS::SQS::Queue"): SEAL_QUEUE,
     ("Sealing/DigestTable", "AWS::DynamoDB::Table"): DIGEST_TABLE,
     ("Sealing/SigningKey", "AWS::KMS::Key"): SIGNING_KEY,
+    ("Sealing/AnchorBucket", "AWS::S3::Bucket"): ANCHOR_BUCKET,
     ("PseudonymSecret", "AWS::SecretsManager::Secret"): PSEUDONYM_SECRET,
 }
 

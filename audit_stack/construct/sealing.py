@@ -72,6 +72,7 @@ class DigestChain(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         recorder_role = _role(recorder)
+        self._table = table
         self.anchor_bucket = anchor_bucket or self._anchor_bucket(anchor_retention)
 
         self.signing_key = kms.Key(
@@ -175,12 +176,10 @@ class DigestChain(Construct):
             actions=list(ANCHOR_WRITE_ACTIONS),
             resource_arns=[checkpoints],
         )
-        Validations.of(sealer_role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_nag_text(Stack.of(self).resolve(checkpoints))}]",
-                reason="New objects named by sequence number below this table's checkpoint "
-                "prefix; Object Lock makes each write-once.",
-            )
+        self._acknowledge_checkpoint_prefix(
+            sealer_role,
+            "New objects named by sequence number below this table's checkpoint prefix; "
+            "Object Lock makes each write-once.",
         )
         if encryption_key is not None:
             encryption_key.grant(self.sealer, *FUNCTION_KEY_ACTIONS)
@@ -226,10 +225,16 @@ class DigestChain(Construct):
             actions=list(ANCHOR_LIST_ACTIONS),
             resource_arns=[self.anchor_bucket.bucket_arn],
         )
+        checkpoints = self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=list(ANCHOR_READ_ACTIONS),
-            resource_arns=[self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))],
+            resource_arns=[checkpoints],
+        )
+        self._acknowledge_checkpoint_prefix(
+            grantee,
+            "Reads every checkpoint of this table (one object per digest, named by sequence "
+            "number) to check the chain against them.",
         )
         # `audit verify` reads the anchor bucket's name and the heartbeat from the sealer.
         iam.Grant.add_to_principal(
@@ -238,6 +243,17 @@ class DigestChain(Construct):
             resource_arns=[self.sealer.function_arn],
         )
         return grant
+
+    def _acknowledge_checkpoint_prefix(self, grantee: object, reason: str) -> None:
+        """cdk-nag's IAM5 finding for the checkpoint prefix's ``/*``, on a grantee it can see."""
+        if not isinstance(grantee, Construct):
+            return
+        resource = Stack.of(self).resolve(
+            self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(self._table))
+        )
+        Validations.of(grantee).acknowledge(
+            Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{_nag_text(resource)}]", reason=reason)
+        )
 
     @staticmethod
     def checkpoint_prefix(table: dynamodb.ITable) -> str:

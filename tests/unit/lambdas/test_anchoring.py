@@ -29,7 +29,7 @@ def anchors(sealing: Sealing, monkeypatch: pytest.MonkeyPatch) -> str:
     """An Object Lock bucket as the construct creates it; the sealer's environment names it."""
     boto3.client("s3").create_bucket(
         Bucket=ANCHOR_BUCKET,
-        CreateBucketConfiguration={"LocationConstraint": REGION},  # type: ignore[typeddict-item]
+        CreateBucketConfiguration={"LocationConstraint": REGION},
         ObjectLockEnabledForBucket=True,
     )
     monkeypatch.setenv("ANCHOR_BUCKET_NAME", ANCHOR_BUCKET)
