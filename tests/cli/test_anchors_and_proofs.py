@@ -23,7 +23,8 @@ def _item(pipeline: LocalAuditPipeline, email: str) -> dict[str, Any]:
     subject = subject_of(pipeline, email)
     items = pipeline.client("dynamodb").scan(TableName=pipeline.outputs["TableName"])["Items"]
     (item,) = [i for i in items if i["subject"]["S"] == subject]
-    return item
+    found: dict[str, Any] = item
+    return found
 
 
 def test_seal_anchor_export_prove_then_truncate_and_verify_fails(
@@ -43,6 +44,19 @@ def test_seal_anchor_export_prove_then_truncate_and_verify_fails(
     assert "Checked the chain against 2 anchored checkpoint(s)." in intact.stdout
     assert f"Today's log extends the checkpoint in {saved}." in intact.stdout
     assert audit("verify", "--json").json()["anchored_checkpoints"] == 2
+    # The emulator deployed the bucket with Object Lock, and the sealer locked each checkpoint.
+    s3 = pipeline.client("s3")
+    (bucket,) = [b["Name"] for b in s3.list_buckets()["Buckets"] if "anchorbucket" in b["Name"]]
+    assert (
+        s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"][
+            "ObjectLockEnabled"
+        ]
+        == "Enabled"
+    )
+    anchored = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert len(anchored) == 2
+    head = s3.head_object(Bucket=bucket, Key=anchored[-1]["Key"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
 
     # A proof of alice's record, checked offline with the exported public key.
     key_file = tmp_path / "key.pem"

@@ -173,10 +173,10 @@ def test_data_path_resource_the_emulator_cannot_run_is_an_error_naming_its_type(
     tmp_path: Path,
 ) -> None:
     directory = write_assembly(
-        tmp_path, {"Probe": probe_function(), "Bucket": {"Type": "AWS::S3::Bucket"}}, {}
+        tmp_path, {"Probe": probe_function(), "Stream": {"Type": "AWS::Kinesis::Stream"}}, {}
     )
 
-    with pytest.raises(DeploymentError, match=r"AWS::S3::Bucket"):
+    with pytest.raises(DeploymentError, match=r"AWS::Kinesis::Stream"):
         LocalAuditPipeline(directory, "ProbeStack").start()
 
 
