@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from audit_stack.cli.main import main
 from audit_stack.local import LocalAuditPipeline
+from audit_stack.verify import public_key_pem
 from tests.e2e.helpers import subject_of
 
 from .conftest import Audit
@@ -102,3 +107,17 @@ def _digest_table(pipeline: LocalAuditPipeline) -> str:
     tables = pipeline.client("dynamodb").list_tables()["TableNames"]
     (name,) = [t for t in tables if "DigestTable" in t]
     return str(name)
+
+
+def test_verify_proof_is_offline_and_a_missing_file_is_a_usage_error(
+    tmp_path: Path, connections: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "key.pem"
+    key.write_bytes(public_key_pem(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    missing = tmp_path / "missing.json"
+    assert main(["verify-proof", str(missing), "--public-key", str(key)]) == 2
+    assert capsys.readouterr().err.startswith(f"audit: error: {missing}: ")
+    key.write_text("not a key")
+    assert main(["verify-proof", str(missing), "--public-key", str(key)]) == 2
+    assert capsys.readouterr().err.startswith(f"audit: error: --public-key {key}: ")
+    assert connections == []
