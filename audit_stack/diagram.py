@@ -187,7 +187,8 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
         # A metric-math alarm names its expression; its inputs carry the dimensions.
         math = [m for m in props.get("Metrics", []) if "Expression" in m]
         measure = math[0]["Expression"] if math else props.get("MetricName")
-        condition = f"{measure} &ge; {props.get('Threshold')}"
+        below = props.get("ComparisonOperator") == "LessThanThreshold"
+        condition = f"{measure} {'&lt;' if below else '&ge;'} {props.get('Threshold')}"
         lines.append(f'    {_node_id(logical_id)}{{{{"{name}<br/>{condition}"}}}}')
         dimensions = list(props.get("Dimensions", []))
         for metric in props.get("Metrics", []):

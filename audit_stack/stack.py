@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import CfnOutput, Environment, IStackSynthesizer, Stack
+from aws_cdk import Annotations, CfnOutput, Environment, IStackSynthesizer, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -62,7 +62,7 @@ class AuditStack(Stack):
             synthesizer=synthesizer,
             cross_region_references=cross_region_references,
         )
-        self.alarm_topic = self._alarm_topic()
+        self.alarm_topic, alarm_key = self._alarm_topic()
         props: AuditPipelineProps = {"alarm_action": cw_actions.SnsAction(self.alarm_topic)}
         anchor_bucket_name = self.node.try_get_context(ANCHOR_BUCKET_CONTEXT)
         if anchor_bucket_name:
@@ -71,6 +71,8 @@ class AuditStack(Stack):
             )
         props.update(pipeline_props or {})
         self.pipeline = AuditPipeline(self, "Audit", **props)
+        # Control changes reach the topic directly too, and the topic and its key are watched.
+        self.pipeline.notify_control_changes(self.alarm_topic, alarm_key)
         redrive_role_arn = self.node.try_get_context(REDRIVE_ROLE_CONTEXT)
         if redrive_role_arn:
             self.pipeline.grant_redrive(
@@ -120,7 +122,7 @@ class AuditStack(Stack):
         for output_id, (value, description_text) in values.items():
             CfnOutput(self, output_id, value=value, description=description_text)
 
-    def _alarm_topic(self) -> sns.Topic:
+    def _alarm_topic(self) -> tuple[sns.Topic, kms.Key]:
         # CloudWatch cannot publish to a topic encrypted with the AWS-managed aws/sns key, so the
         # alarm topic has its own key that lets CloudWatch use it for this account only.
         key = kms.Key(
@@ -133,6 +135,16 @@ class AuditStack(Stack):
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        # EventBridge sends the control-change rules' matches to the topic itself.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeRulesPublish",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:GenerateDataKey*", "kms:Decrypt"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
@@ -157,4 +169,11 @@ class AuditStack(Stack):
         email = self.node.try_get_context(ALARM_EMAIL_CONTEXT)
         if email:
             topic.add_subscription(subscriptions.EmailSubscription(str(email)))
-        return topic
+        else:
+            Annotations.of(self).add_warning_v2(
+                "audit-stack:noAlarmSubscriber",
+                "AuditStack's alarm topic has no subscriber: alarms and control changes will "
+                f"reach nobody. Deploy with -c {ALARM_EMAIL_CONTEXT}=ADDRESS, or subscribe to "
+                "the AlarmTopicArn output.",
+            )
+        return topic, key

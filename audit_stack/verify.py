@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -31,7 +31,9 @@ __all__ = [
     "ANCHOR",
     "ANCHOR_GAP_TOLERANCE",
     "CHAIN",
+    "FUTURE",
     "KINDS",
+    "MALFORMED",
     "MISSING",
     "MODIFIED",
     "PENDING",
@@ -57,15 +59,28 @@ __all__ = [
 ]
 
 # Finding kinds, in the order the report lists them.
+MALFORMED = "malformed item"
 MODIFIED = "modified"
 MISSING = "missing"
 UNSEALED = "not in any digest"
+FUTURE = "recorded in the future"
 PENDING = "newer than the last seal"
 SEALED_TWICE = "sealed twice"
 REJECTED_AT_SEAL = "rejected by the sealer"
 CHAIN = "chain"
 ANCHOR = "anchor"
-KINDS = (ANCHOR, CHAIN, MODIFIED, MISSING, UNSEALED, SEALED_TWICE, REJECTED_AT_SEAL, PENDING)
+KINDS = (
+    ANCHOR,
+    CHAIN,
+    MALFORMED,
+    MODIFIED,
+    MISSING,
+    UNSEALED,
+    FUTURE,
+    SEALED_TWICE,
+    REJECTED_AT_SEAL,
+    PENDING,
+)
 
 
 @dataclass(frozen=True)
@@ -131,18 +146,42 @@ def verify_log(
     public_key: ec.EllipticCurvePublicKey,
     *,
     since: datetime | None = None,
+    table: str | None = None,
+    signing_key: str | None = None,
+    now: datetime | None = None,
 ) -> VerifyReport:
-    """Check the chain, every digest's signature and every record against its digest."""
+    """Check the chain, every digest's signature and every record against its digest.
+
+    ``since`` selects by the signed checkpoints: the digests sealed from then and the records they
+    list; a record in no digest is always checked, whatever time it claims. ``table`` and
+    ``signing_key`` (name, ARN or key id), when given, must be what each digest was signed for.
+    ``now`` is the check's clock (a ``recorded_at`` beyond it plus the clock margin is a finding).
+    """
     report = VerifyReport()
-    ordered = sorted(digest_items, key=lambda item: int(item[contract.DIGEST_SORT_KEY]["N"]))
-    report.digests = len(ordered)
+    now = now or datetime.now(UTC)
+    numbered: list[tuple[int, dict[str, Any]]] = []
+    for item in digest_items:
+        report.digests += 1
+        sequence = _digest_sequence(item)
+        if sequence is None:
+            report.findings.append(
+                Finding(
+                    MALFORMED,
+                    f"a digest item whose {contract.DIGEST_SORT_KEY} "
+                    f"{_shown(_attribute(item, contract.DIGEST_SORT_KEY))} is not a whole number "
+                    "from 1 (N)",
+                )
+            )
+            continue
+        numbered.append((sequence, item))
+    numbered.sort(key=lambda entry: entry[0])
     sealed: dict[tuple[str, str], tuple[str, int, datetime]] = {}
     previous: tuple[int, str] | None = None  # (sequence, signature) of the digest before
+    expected = _Expected(table=table, signing_key=signing_key)
     tree: merkle.Frontier | None = merkle.Frontier()  # None once a digest cannot be read
-    for item in ordered:
-        sequence = int(item[contract.DIGEST_SORT_KEY]["N"])
-        digest = _checked_digest(item, sequence, previous, public_key, report.findings)
-        previous = (sequence, item.get("signature", {}).get("S", ""))
+    for sequence, item in numbered:
+        digest = _checked_digest(item, sequence, previous, public_key, expected, report.findings)
+        previous = (sequence, _text(item, "signature") or "")
         tree = _checked_tree(tree, digest, sequence, report.findings)
         if digest is None:
             continue
@@ -176,46 +215,32 @@ def verify_log(
             )
     report.sealed_records = len(sealed)
     last_sealed = integrity.record_time(report.last_sealed_at) if report.last_sealed_at else None
+    latest_credible = now + timedelta(seconds=contract.CLOCK_MARGIN_SECONDS)
 
     seen: set[tuple[str, str]] = set()
     for item in records:
-        key = (item[contract.PARTITION_KEY]["S"], item[contract.SORT_KEY]["S"])
-        seen.add(key)
-        recorded_at = integrity.record_time(
-            item.get(contract.RECORDED_AT_ATTRIBUTE, {}).get("S", "")
-        )
-        if since is not None and recorded_at < since and key not in sealed:
-            continue
-        if key in sealed and since is not None and sealed[key][2] < since:
-            continue
-        report.records += 1
-        content_hash = integrity.record_hash(item)
-        stated_hash = item.get(contract.RECORD_HASH_ATTRIBUTE, {}).get("S")
-        if key in sealed:
-            sealed_hash, sequence, _ = sealed[key]
-            if content_hash != sealed_hash or stated_hash != sealed_hash:
-                report.findings.append(
-                    Finding(
-                        MODIFIED,
-                        "differs from what was sealed",
-                        subject=key[0],
-                        event_key=key[1],
-                        digest=sequence,
-                    )
-                )
-        elif last_sealed is not None and recorded_at > last_sealed:
-            report.findings.append(
-                Finding(PENDING, "recorded after the last digest", subject=key[0], event_key=key[1])
-            )
-        else:
+        subject = _text(item, contract.PARTITION_KEY)
+        event_key = _text(item, contract.SORT_KEY)
+        if subject is None or event_key is None:
+            report.records += 1
             report.findings.append(
                 Finding(
-                    UNSEALED,
-                    "written outside the recorder, or never sealed",
-                    subject=key[0],
-                    event_key=key[1],
+                    MALFORMED,
+                    f"a record whose {contract.PARTITION_KEY} or {contract.SORT_KEY} is missing "
+                    "or not a string (S)",
+                    subject=subject or "",
+                    event_key=event_key or "",
                 )
             )
+            continue
+        key = (subject, event_key)
+        seen.add(key)
+        if key in sealed and since is not None and sealed[key][2] < since:
+            continue  # sealed by a digest before the period checked
+        report.records += 1
+        finding = _checked_record(item, key, sealed.get(key), last_sealed, latest_credible)
+        if finding is not None:
+            report.findings.append(finding)
     for key, (_, sequence, sealed_at) in sealed.items():
         if key not in seen and (since is None or sealed_at >= since):
             report.findings.append(
@@ -231,36 +256,109 @@ def verify_log(
     return report
 
 
+def _checked_record(
+    item: dict[str, Any],
+    key: tuple[str, str],
+    sealed: tuple[str, int, datetime] | None,
+    last_sealed: datetime | None,
+    latest_credible: datetime,
+) -> Finding | None:
+    """The one finding about this record, if any."""
+    subject, event_key = key
+    sequence = sealed[1] if sealed else None
+
+    def malformed(detail: str) -> Finding:
+        return Finding(MALFORMED, detail, subject=subject, event_key=event_key, digest=sequence)
+
+    for name in (contract.RECORD_HASH_ATTRIBUTE, contract.RECORDED_AT_ATTRIBUTE):
+        if name in item and _text(item, name) is None:
+            return malformed(f"its {name} is not a string (S)")
+    try:
+        content_hash = integrity.record_hash(item)
+    except (integrity.IntegrityFormatError, AttributeError, TypeError, ValueError) as error:
+        reason = str(error) if isinstance(error, integrity.IntegrityFormatError) else "bad value"
+        return malformed(f"its content is not DynamoDB attribute values ({reason})")
+    stated_hash = _text(item, contract.RECORD_HASH_ATTRIBUTE)
+    recorded_text = _text(item, contract.RECORDED_AT_ATTRIBUTE) or ""
+    recorded_at = integrity.record_time(recorded_text)
+    if sealed is not None:
+        sealed_hash, sequence, _ = sealed
+        if content_hash != sealed_hash or stated_hash != sealed_hash:
+            return Finding(
+                MODIFIED,
+                "differs from what was sealed",
+                subject=subject,
+                event_key=event_key,
+                digest=sequence,
+            )
+        return None
+    if recorded_at > latest_credible:
+        return Finding(
+            FUTURE,
+            f"claims {contract.RECORDED_AT_ATTRIBUTE} {recorded_text}, after this check's clock",
+            subject=subject,
+            event_key=event_key,
+        )
+    if last_sealed is not None and recorded_at > last_sealed:
+        return Finding(
+            PENDING, "recorded after the last digest", subject=subject, event_key=event_key
+        )
+    return Finding(
+        UNSEALED,
+        "written outside the recorder, or never sealed",
+        subject=subject,
+        event_key=event_key,
+    )
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """What every digest must have been signed for, when the caller knows it."""
+
+    table: str | None = None
+    signing_key: str | None = None
+
+
 def _checked_digest(
     item: dict[str, Any],
     sequence: int,
     previous: tuple[int, str] | None,
     public_key: ec.EllipticCurvePublicKey,
+    expected: _Expected,
     findings: list[Finding],
 ) -> Any:
-    """The digest in ``item`` if its hash, signature and link check out; findings otherwise."""
+    """The digest in ``item`` if its hash, signature and link check out; findings otherwise.
 
-    def fail(detail: str) -> None:
-        findings.append(Finding(CHAIN, detail, digest=sequence))
+    The signed body is the truth: every stored attribute that restates it must agree with it.
+    """
+
+    def fail(detail: str, kind: str = CHAIN) -> None:
+        findings.append(Finding(kind, detail, digest=sequence))
 
     expected_previous = previous[0] + 1 if previous else 1
     if sequence != expected_previous:
         fail(f"digests {expected_previous}..{sequence - 1} are missing (a gap in the chain)")
-    body = item.get("body", {}).get("S", "")
-    stated_hash = item.get("digest_hash", {}).get("S", "")
+    stored: dict[str, str] = {}
+    for name in ("body", "digest_hash", "signature"):
+        value = _text(item, name)
+        if value is None:
+            fail(f"its {name} is missing or not a string (S)", MALFORMED)
+            return None
+        stored[name] = value
+    body, stated_hash, signature_text = stored["body"], stored["digest_hash"], stored["signature"]
     if integrity.digest_hash(body) != stated_hash:
         fail("its content does not match its hash")
         return None
     # Version 2 signs the checkpoint (which names the digest's hash); version 1 the digest.
     signed = integrity.signed_checkpoint_of(item)
-    if not signature_verifies(signed.text if signed else body, item, public_key):
+    if not signature_verifies(signed.text if signed else body, signature_text, public_key):
         fail("its signature does not verify with the signing key's public key")
         return None
     try:
         digest = integrity.parse_digest(body)
         checkpoint = integrity.parse_checkpoint(signed.text) if signed else None
     except integrity.IntegrityFormatError as error:
-        fail(str(error))
+        fail(str(error), MALFORMED)
         return None
     if digest.version >= 2 and checkpoint != digest.checkpoint():
         fail("its signed checkpoint does not describe this digest")
@@ -270,6 +368,18 @@ def _checked_digest(
         return None
     if digest.sequence != sequence:
         fail(f"it is stored as digest {sequence} but signed as digest {digest.sequence}")
+    stored_sealed_at = _text(item, "sealed_at")
+    if stored_sealed_at != digest.sealed_at:
+        shown = _shown(stored_sealed_at)
+        fail(f"its stored sealed_at {shown} is not the signed {digest.sealed_at}")
+    stored_count = _attribute(item, "record_count")
+    if stored_count != {"N": str(len(digest.records))}:
+        shown = _shown(stored_count)
+        fail(f"its stored record_count {shown} is not the signed {len(digest.records)}")
+    if expected.table is not None and digest.table != expected.table:
+        fail(f"it was signed for table {digest.table!r}, not {expected.table!r}")
+    if expected.signing_key is not None and not _same_key(digest.signing_key, expected.signing_key):
+        fail(f"it names signing key {digest.signing_key!r}, not {expected.signing_key!r}")
     if previous is None:
         if sequence == 1 and digest.previous_signature is not None:
             fail("the first digest names a previous one")
@@ -324,6 +434,39 @@ def _checked_tree(
         )
         return None
     return tree
+
+
+def _attribute(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, Mapping) else None
+
+
+def _text(item: Any, name: str) -> str | None:
+    """The attribute's string, or None when it is missing or of another type than S."""
+    value = _attribute(item, name)
+    if isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("S"), str):
+        text: str = value["S"]
+        return text
+    return None
+
+
+def _digest_sequence(item: Any) -> int | None:
+    """The digest's stored sequence number, or None unless it is a whole number from 1."""
+    value = _attribute(item, contract.DIGEST_SORT_KEY)
+    if not (isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("N"), str)):
+        return None
+    text: str = value["N"]
+    return int(text) if text.isascii() and text.isdigit() and int(text) >= 1 else None
+
+
+def _same_key(signed: str, expected: str) -> bool:
+    """Whether a key ARN and a key id or ARN name the same KMS key."""
+    return signed.rsplit("/", 1)[-1] == expected.rsplit("/", 1)[-1]
+
+
+def _shown(value: Any) -> str:
+    """A stored value for a finding: short, and never more than the attribute's own text."""
+    text = "(missing)" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- reading the log from DynamoDB and KMS -------------------------------------------------------

@@ -21,9 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from types import ModuleType
 from typing import Any
 
+from audit_stack.local.control.sns_signing import NotificationSigner
 from bench.configurations import LAMBDAS_DIR
 
 REGION = "us-east-1"
@@ -57,20 +59,25 @@ class _Context:
         return 30_000
 
 
+@cache
+def _signer() -> NotificationSigner:
+    """The bench's SNS: its certificate is pinned in the recorder, as the emulator's is."""
+    return NotificationSigner.generate(f"https://sns.{REGION}.amazonaws.com", folder="")
+
+
 def _body(event_json: str) -> str:
     return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": str(uuid.uuid4()),
-            "TopicArn": TOPIC_ARN,
-            "Message": event_json,
-            "Timestamp": "2026-12-01T00:00:00.000Z",
-            "SignatureVersion": "2",
-            "Signature": "bench",
-            "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/bench.pem",
-            "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe",
-            "MessageAttributes": {"event_type": {"Type": "String", "Value": "AccountDeleted"}},
-        }
+        _signer().sign(
+            {
+                "Type": "Notification",
+                "MessageId": str(uuid.uuid4()),
+                "TopicArn": TOPIC_ARN,
+                "Message": event_json,
+                "Timestamp": "2026-12-01T00:00:00.000Z",
+                "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe",
+                "MessageAttributes": {"event_type": {"Type": "String", "Value": "AccountDeleted"}},
+            }
+        )
     )
 
 
@@ -113,6 +120,7 @@ def _mocked_recorder() -> Iterator[ModuleType]:
             "POWERTOOLS_METRICS_NAMESPACE": "Bench",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "EVENT_TYPE_INDEX_SHARDS": "16",
+            "TOPIC_ARN": TOPIC_ARN,
         }
     )
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
@@ -139,9 +147,10 @@ def _mocked_recorder() -> Iterator[ModuleType]:
             queue = boto3.client("sqs").create_queue(QueueName="bench-seal")["QueueUrl"]
             os.environ["TABLE_NAME"] = "bench-audit"
             os.environ["SEAL_QUEUE_URL"] = queue
-            from audit_events import clients, record_audit_event
+            from audit_events import clients, record_audit_event, sns_signature
 
             clients._client.cache_clear()
+            sns_signature.trust_certificate(_signer().cert_url, _signer().certificate_pem)
             # Powertools reads its settings when the module is imported: again, under these.
             yield importlib.reload(record_audit_event)
             clients._client.cache_clear()

@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -22,16 +23,22 @@ from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
     from audit_events import event as recorder_parser
+    from audit_events import sns_signature
 else:
     recorder_parser = audit_events_module("event")
+    sns_signature = audit_events_module("sns_signature")
 
 __all__ = [
+    "BODIES_REDACTED",
+    "BODIES_SHOWN",
     "RECORDABLE",
     "DeadLetters",
     "Diagnosis",
+    "SignatureCheck",
     "diagnose",
     "peek",
     "read_dead_letters",
+    "redacted",
     "redrive",
     "run_redrive",
     "run_show",
@@ -50,6 +57,9 @@ _REDRIVE_POLL_SECONDS: Final = (0.2, 2.0)
 _REDRIVE_CHECK_LIMIT: Final = 1000
 _EVENT_TYPE: Final = re.compile(contract.EVENT_TYPE_PATTERN)
 _EVENT_ID: Final = re.compile(r"[0-9a-f-]{1,64}")
+_CERTIFICATE_FETCH_SECONDS: Final = 5.0
+# Where the emulator serves the certificate it signs its SNS notifications with.
+_EMULATOR_CERTIFICATE_FOLDER: Final = "/_emulator/sns/"
 
 
 @dataclass(frozen=True)
@@ -64,14 +74,61 @@ class Diagnosis:
     """``"<event_type> <event_id>"`` when both are readable, never any other field."""
 
 
-def diagnose(body: str) -> Diagnosis:
-    """What the recorder's own parser (``audit_events.event.parse_sns_envelope``) says of a
-    body: exactly the check the recorder makes, so a body diagnosed recordable is one it would
-    record, and a poison one is one it dead-letters."""
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The recorder's SNS signature check (``audit_events.sns_signature``), made by the CLI:
+    notifications of the pipeline's topic only, certificates from the region's SNS host only.
+
+    On the emulator (``endpoint_url``), the certificate it serves on that endpoint is trusted
+    too, in this process only: it is the one the emulator's SNS signs with.
+    """
+
+    topic_arn: str
+    endpoint_url: str | None = None
+
+    def verify(self, body: str) -> None:
+        """Raise the recorder's UnverifiedMessageError (a PoisonMessageError) for a body SNS did
+        not sign for the topic; CertificateUnavailableError if no certificate can be had now."""
+        if self.endpoint_url is not None:
+            _trust_emulator_certificate(body, self.endpoint_url)
+        sns_signature.verify_notification(
+            body, topic_arn=self.topic_arn, timeout_seconds=_CERTIFICATE_FETCH_SECONDS
+        )
+
+
+def _trust_emulator_certificate(body: str, endpoint_url: str) -> None:
     try:
+        url = json.loads(body).get("SigningCertURL")
+    except (ValueError, RecursionError, AttributeError):
+        return
+    if not isinstance(url, str) or not url.startswith(
+        endpoint_url.rstrip("/") + _EMULATOR_CERTIFICATE_FOLDER
+    ):
+        return
+    # Loopback only: no proxy.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=_CERTIFICATE_FETCH_SECONDS) as response:
+            pem = response.read()
+        sns_signature.trust_certificate(url, pem)
+    except (OSError, sns_signature.InvalidCertificateError):
+        return  # not pinned: the check then refuses the URL
+
+
+def diagnose(body: str, signature: SignatureCheck | None = None) -> Diagnosis:
+    """What the recorder's own checks say of a body: its SNS signature check (with
+    ``signature``) and its parser (``audit_events.event.parse_sns_envelope``), so a body
+    diagnosed recordable is one it would record, and a poison one is one it dead-letters."""
+    try:
+        if signature is not None:
+            signature.verify(body)
         event, _ = recorder_parser.parse_sns_envelope(body)
     except recorder_parser.PoisonMessageError as error:
         return Diagnosis(True, str(error), _event_label(body))
+    except sns_signature.CertificateUnavailableError as error:
+        return Diagnosis(
+            False, f"signature not checked: {error}; the recorder retries", _event_label(body)
+        )
     return Diagnosis(False, RECORDABLE, f"{event.event_type} {event.event_id}")
 
 
@@ -147,7 +204,8 @@ def read_dead_letters(target: Target, limit: int) -> DeadLetters:
     visible = int(attributes["ApproximateNumberOfMessages"])
     in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
     messages = peek(sqs, url, min(visible, limit)) if visible else []
-    return DeadLetters(url, visible, in_flight, [_describe(message) for message in messages])
+    check = SignatureCheck(target.resource(discovery.TOPIC), target.endpoint_url)
+    return DeadLetters(url, visible, in_flight, [_describe(message, check) for message in messages])
 
 
 def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
@@ -198,10 +256,10 @@ def _release(sqs: Any, url: str, handles: list[str]) -> None:
         )
 
 
-def _describe(message: dict[str, Any]) -> dict[str, Any]:
+def _describe(message: dict[str, Any], check: SignatureCheck) -> dict[str, Any]:
     system = message.get("Attributes", {})
     sent = system.get("SentTimestamp")
-    diagnosis = diagnose(message["Body"])
+    diagnosis = diagnose(message["Body"], check)
     return {
         "message_id": message["MessageId"],
         "sent_at": render.from_epoch_ms(sent) if sent else None,
@@ -210,14 +268,45 @@ def _describe(message: dict[str, Any]) -> dict[str, Any]:
         "poison": diagnosis.poison,
         "problem": diagnosis.problem,
         "body": message["Body"],
+        "body_bytes": len(message["Body"].encode("utf-8")),
         "message_attributes": message.get("MessageAttributes", {}),
+    }
+
+
+BODIES_REDACTED: Final = (
+    "Message bodies and attribute values are not shown: they may hold personal data (an "
+    "address in clear, a producer's details). Show them with --show-bodies."
+)
+BODIES_SHOWN: Final = (
+    "Message bodies shown on request (--show-bodies): they may hold personal data."
+)
+
+
+def redacted(message: dict[str, Any]) -> dict[str, Any]:
+    """A described message without its body and its attributes' values (names and types stay)."""
+    return {
+        **message,
+        "body": None,
+        "message_attributes": {
+            name: {"DataType": value.get("DataType")}
+            for name, value in message["message_attributes"].items()
+        },
     }
 
 
 def run_show(target: Target, arguments: argparse.Namespace) -> int:
     letters = read_dead_letters(target, arguments.limit)
+    show_bodies = bool(getattr(arguments, "show_bodies", False))
+    if not show_bodies:
+        # Redacted by default, in --json too: the diagnosis needs no body.
+        letters = DeadLetters(
+            letters.queue_url,
+            letters.visible,
+            letters.in_flight,
+            [redacted(message) for message in letters.messages],
+        )
     if arguments.output == "json":
-        render.print_json(letters.to_dict())
+        render.print_json({**letters.to_dict(), "bodies_shown": show_bodies})
         return 0
     print(
         f"Dead-letter queue {render.queue_name(letters.queue_url)}: {letters.visible} message(s) "
@@ -239,6 +328,10 @@ def run_show(target: Target, arguments: argparse.Namespace) -> int:
         for message in letters.messages
     ]
     print(render.table(["MESSAGE ID", "SENT (UTC)", "RECEIVES", "EVENT", "WHY IT FAILED"], rows))
+    print(f"\n{BODIES_SHOWN if show_bodies else BODIES_REDACTED}")
+    if show_bodies:
+        for message in letters.messages:
+            print(f"\n{message['message_id']}:\n{message['body']}")
     if letters.visible > len(letters.messages):
         print(
             f"\n{letters.visible - len(letters.messages)} more not shown "

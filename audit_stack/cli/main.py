@@ -185,7 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     trail_parser = command(commands, "trail", trail.run, "an account's audit events, newest first")
-    trail_parser.add_argument("email", metavar="EMAIL", help="the account (case-insensitive)")
+    trail_parser.add_argument(
+        "email",
+        metavar="EMAIL",
+        nargs="?",
+        help="the account (case-insensitive); - reads it from standard input. An address given "
+        "here is visible in shell history and the process list: prefer - or --subject-file",
+    )
+    trail_parser.add_argument(
+        "--subject-file",
+        type=Path,
+        metavar="FILE",
+        help="read the account's address from FILE (one line) instead of EMAIL",
+    )
     trail_parser.add_argument("--type", help="only events of this type, e.g. AccountDeleted")
     _time_range(trail_parser, paged=True)
     events_parser = command(
@@ -206,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument(
         "--limit", type=_positive_int, default=100, help="most messages shown (default 100)"
+    )
+    show.add_argument(
+        "--show-bodies",
+        action="store_true",
+        help="also show the message bodies and attribute values, which may hold personal data "
+        "(redacted by default, in --json too)",
     )
     redrive = command(
         dlq_commands,
@@ -251,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--since",
         type=iso_moment,
         metavar="WHEN",
-        help="check only digests sealed and records written from this date or date-time",
+        help="check only the digests sealed from this date or date-time and the records they "
+        "list (records in no digest are always checked, whatever time they claim)",
     )
     verify_parser.add_argument(
         "--public-key",

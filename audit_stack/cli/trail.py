@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -15,7 +17,7 @@ from audit_stack.cli.queries import Page, print_page, query_events, range_option
 from audit_stack.cli.target import Target
 from audit_stack.lambda_code import contract
 
-__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "run"]
+__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "address_argument", "run"]
 
 SCOPE: Final = "an account's trail"
 """What a ``trail`` cursor continues."""
@@ -65,9 +67,10 @@ def account_trail(
 
 
 def run(target: Target, arguments: argparse.Namespace) -> int:
+    email = address_argument(arguments)
     page = account_trail(
         target,
-        arguments.email,
+        email,
         limit=arguments.limit,
         since=arguments.since,
         until=arguments.until,
@@ -79,8 +82,8 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         return 0
     # The address is never printed when the stack keeps it out of its records.
     secret = discovery.PSEUDONYM_SECRET in target.resources
-    title = "for the given address" if secret else f"for {_normalized(arguments.email)}"
-    words = ["trail", "EMAIL" if secret else _normalized(arguments.email)]
+    title = "for the given address" if secret else f"for {_normalized(email)}"
+    words = ["trail", "EMAIL" if secret else _normalized(email)]
     print_page(
         page,
         columns=_COLUMNS,
@@ -96,6 +99,33 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         shown=_shown,
     )
     return 0
+
+
+def address_argument(arguments: argparse.Namespace) -> str:
+    """The account's address: EMAIL, or read from standard input (``-``) or ``--subject-file``,
+    which keep it out of shell history and the process list. Errors never repeat it."""
+    path: Path | None = getattr(arguments, "subject_file", None)
+    if (arguments.email is None) == (path is None):
+        raise UsageError(
+            "give the account as EMAIL, as - (read from standard input) or with "
+            "--subject-file FILE: exactly one of them"
+        )
+    if path is not None:
+        source = f"--subject-file {path}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise UsageError(f"{source}: {reason}") from None
+    elif arguments.email == "-":
+        source, text = "standard input", sys.stdin.read()
+    else:
+        email: str = arguments.email
+        return email
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise UsageError(f"{source}: must hold exactly one address, on one line")
+    return lines[0]
 
 
 def _normalized(email: str) -> str:

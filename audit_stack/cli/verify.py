@@ -101,6 +101,8 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         digests,
         public_key,
         since=arguments.since.value if arguments.since else None,
+        table=target.resource(discovery.TABLE),
+        signing_key=target.resources.get(discovery.SIGNING_KEY),
     )
     anchors = anchor_settings(target)
     if anchors.bucket is not None:

@@ -89,6 +89,14 @@ def function(
         f"{construct_id}Logs",
         retention=log_retention,
         removal_policy=removal_policy,
+        # A backstop, not the control: the code never logs an address, but a dependency at
+        # DEBUG or a future change might; CloudWatch Logs then masks it for every reader
+        # without logs:Unmask and reports the finding.
+        data_protection_policy=logs.DataProtectionPolicy(
+            name=f"{construct_id}-personal-data",
+            description="Mask e-mail addresses in the function's logs (audit pipeline)",
+            identifiers=[logs.DataIdentifier.EMAILADDRESS],
+        ),
     )
     # An explicit role instead of AWSLambdaBasicExecutionRole: it may write to its own log
     # group only.

@@ -7,13 +7,14 @@ synthesis, so a grant made after the construct was built still reaches its resou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import IStableAnyProducer, Lazy, Stack
+from aws_cdk import DefaultStackSynthesizer, Fn, IStableAnyProducer, Lazy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -26,6 +27,7 @@ __all__ = [
     "FUNCTION_KEY_ACTIONS",
     "LOOKUP_KEY_ACTIONS",
     "PUBLISH_ACTIONS",
+    "QUEUE_CONSUME_ACTIONS",
     "RECORDER_KEY_ACTIONS",
     "RECORDER_TABLE_ACTIONS",
     "REDRIVE_DLQ_ACTIONS",
@@ -38,17 +40,25 @@ __all__ = [
     "SECRET_LOOKUP_ACTIONS",
     "SIGN_ACTIONS",
     "TABLE_WRITE_ACTIONS_DENIED_TO_ALL",
+    "TOPIC_CHANGE_ACTIONS",
     "VERIFY_KEY_ACTIONS",
     "VERIFY_TABLE_ACTIONS",
     "PrincipalArns",
     "allow_cross_account_publishers",
     "append_only_statements",
+    "bind_to_function",
+    "deny_all_but",
+    "deployment_role_arn",
     "grant_lookup",
     "grant_publish",
     "grant_record",
     "grant_redrive",
+    "only_consumer_receives",
+    "only_granted_principals_publish",
     "only_lookup_principals_read",
+    "only_the_deployment_changes_the_topic",
     "only_topic_or_redrive_sends",
+    "principal_arn",
 ]
 
 PUBLISH_ACTIONS = ("sns:Publish",)
@@ -101,6 +111,26 @@ REDRIVE_DLQ_ACTIONS = (
 )
 REDRIVE_QUEUE_ACTIONS = ("sqs:SendMessage",)
 REDRIVE_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+# What takes a message out of a queue for good (or hides it): only the queue's consumer may.
+# An SQS event source polls with the function's execution role, outside the function, so these
+# are bound to the role (aws:PrincipalArn), never to lambda:SourceFunctionArn.
+QUEUE_CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:PurgeQueue",
+)
+# Topic changes that a topic policy can deny (SNS's "Valid Amazon SNS policy actions"):
+# Unsubscribe and SetSubscriptionAttributes act on a subscription and cannot be named in a
+# topic policy, so the control-change rule alarms on them instead.
+TOPIC_CHANGE_ACTIONS = (
+    "sns:AddPermission",
+    "sns:RemovePermission",
+    "sns:SetTopicAttributes",
+    "sns:DeleteTopic",
+    "sns:Subscribe",
+    "sns:PutDataProtectionPolicy",
+)
 
 
 class PrincipalArns:
@@ -111,6 +141,9 @@ class PrincipalArns:
 
     def add(self, arn: str) -> None:
         self._arns.append(arn)
+
+    def __len__(self) -> int:
+        return len(self._arns)
 
     def at_synthesis(self, *, omit_when_empty: bool = False) -> Any:
         """A token for the list, resolved after every grant (None when empty, if asked)."""
@@ -306,6 +339,164 @@ def allow_cross_account_publishers(
                 purpose=f"publishers from other accounts ({name.lower()}) cannot encrypt "
                 "their audit events for the topic otherwise",
             )
+
+
+# -- integrity v2: deny every principal but the named ones (docs/INTEGRITY.md, layer 1) --------
+
+
+def principal_arn(grantee: iam.IGrantable, *, purpose: str) -> str:
+    """The ARN a resource policy names ``grantee`` by (its role, user or ARN principal).
+
+    :raises ValueError: for grantees without one (service or account principals): a "deny all
+        but these principals" statement could not exempt them.
+    """
+    principal = grantee.grant_principal
+    for attribute in ("role_arn", "user_arn"):
+        arn = getattr(principal, attribute, None)
+        if isinstance(arn, str):
+            return arn
+    if isinstance(principal, iam.ArnPrincipal):
+        return principal.arn
+    raise ValueError(
+        f"AuditPipeline {purpose}: the grantee must be an IAM role or user (or have one, like "
+        f"a function), got {type(principal).__name__}: the resource policy denies every "
+        "principal it does not name"
+    )
+
+
+def deny_all_but(
+    sid: str,
+    *,
+    actions: Sequence[str],
+    resources: Sequence[str],
+    principals: PrincipalArns,
+    also_exempt: Mapping[str, Any] | None = None,
+) -> iam.PolicyStatement:
+    """A resource-policy statement denying ``actions`` to every principal whose ARN is not in
+    ``principals`` (read at synthesis, so later grants count).
+
+    ``also_exempt`` adds negated conditions under other operators (``{"StringNotEquals":
+    {"aws:PrincipalAccount": [...]}}``); the conditions of a statement all have to hold, so
+    each one exempts more principals.
+    """
+    conditions: dict[str, Any] = {
+        **(also_exempt or {}),
+        "ArnNotEquals": {"aws:PrincipalArn": principals.at_synthesis()},
+    }
+    return iam.PolicyStatement(
+        sid=sid,
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=list(actions),
+        resources=list(resources),
+        conditions=conditions,
+    )
+
+
+def only_granted_principals_publish(
+    topic: sns.ITopic,
+    *,
+    publishers: PrincipalArns,
+    accounts: PrincipalArns,
+    organizations: PrincipalArns,
+) -> None:
+    """IAM alone lets any principal of the account with sns:Publish on "*" forge an event; the
+    topic denies everyone but ``grant_publish``'s principals and ``allow_publishers``'s
+    accounts and organization."""
+
+    def cross_account() -> dict[str, Any] | None:
+        # Omitted until allow_publishers names some: an empty operator is not valid IAM.
+        keys = {
+            key: values.at_synthesis()
+            for key, values in (
+                ("aws:PrincipalAccount", accounts),
+                ("aws:PrincipalOrgID", organizations),
+            )
+            if len(values)
+        }
+        return keys or None
+
+    topic.add_to_resource_policy(
+        deny_all_but(
+            "OnlyGrantedPrincipalsPublish",
+            actions=PUBLISH_ACTIONS,
+            resources=[topic.topic_arn],
+            principals=publishers,
+            also_exempt={"StringNotEquals": Lazy.any(_Produce(cross_account))},
+        )
+    )
+
+
+def deployment_role_arn(scope: Construct) -> str | None:
+    """The CloudFormation execution role of the stack's bootstrap, or None when the
+    synthesizer deploys with the caller's own credentials (no role to name)."""
+    synthesizer = Stack.of(scope).synthesizer
+    if not isinstance(synthesizer, DefaultStackSynthesizer):
+        return None
+    return Fn.sub(synthesizer.cloud_formation_execution_role_arn)
+
+
+def only_the_deployment_changes_the_topic(topic: sns.ITopic, deployer_arn: str) -> None:
+    """Subscriptions, the topic policy and the topic itself change only through CloudFormation
+    (its execution role): a new subscription with a filter that matches nothing, or the topic's
+    deletion, would drop events without an error."""
+    deployers = PrincipalArns()
+    deployers.add(deployer_arn)
+    topic.add_to_resource_policy(
+        deny_all_but(
+            "OnlyTheDeploymentChangesTheTopic",
+            actions=TOPIC_CHANGE_ACTIONS,
+            resources=[topic.topic_arn],
+            principals=deployers,
+        )
+    )
+
+
+def only_consumer_receives(queue: sqs.IQueue, consumers: PrincipalArns) -> None:
+    """Nobody but the queue's consumer (an administrator included) may receive, hide, delete or
+    purge its messages: each would drop audit events before they are recorded."""
+    queue.add_to_resource_policy(
+        deny_all_but(
+            "OnlyTheConsumerReceives",
+            actions=QUEUE_CONSUME_ACTIONS,
+            resources=[queue.queue_arn],
+            principals=consumers,
+        )
+    )
+
+
+def bind_to_function(
+    scope: Construct,
+    construct_id: str,
+    function: lambda_.Function,
+    *,
+    actions: Sequence[str],
+    resources: Sequence[str],
+) -> iam.Policy:
+    """Deny ``actions`` to every session of the function's role that does not run inside the
+    function (``lambda:SourceFunctionArn``): another function given the role cannot use them.
+
+    An identity policy on the role, because Lambda's documentation says the key cannot be used
+    in resource-based policies (table, key policies); a separate policy, because the function
+    depends on its role's default policy and this one names the function (a cycle otherwise).
+    """
+    role = function.role
+    if role is None:
+        raise ValueError(f"{function.node.path} has no execution role")
+    return iam.Policy(
+        scope,
+        construct_id,
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(
+                sid="OnlyFromInsideTheFunction",
+                effect=iam.Effect.DENY,
+                actions=list(actions),
+                resources=list(resources),
+                conditions={"ArnNotEquals": {"lambda:SourceFunctionArn": function.function_arn}},
+            )
+        ],
+    )
 
 
 @jsii.implements(IStableAnyProducer)

@@ -15,6 +15,7 @@ from typing import Any
 from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -138,6 +139,10 @@ class AuditPipeline(Construct):
         super().__init__(scope, construct_id)
         self._redrivers = permissions.PrincipalArns()
         self._lookup_principals = permissions.PrincipalArns()
+        # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
+        self._publishers = permissions.PrincipalArns()
+        self._publisher_accounts = permissions.PrincipalArns()
+        self._publisher_organizations = permissions.PrincipalArns()
         # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
         self._marker = PipelineMarker(self)
         self._encryption_key = encryption_key
@@ -233,21 +238,22 @@ class AuditPipeline(Construct):
             timeout=recorder_timeout,
             environment={
                 contract.ENV_TABLE_NAME: self._table.table_name,
+                # The one TopicArn whose signed notifications the recorder accepts.
+                contract.ENV_TOPIC_ARN: self._topic.topic_arn,
                 contract.ENV_EVENT_TYPE_INDEX_SHARDS: str(self._event_type_index_shards),
                 **self._subject_environment(),
             },
         )
         # Records messages that still name an address (version 1) under its pseudonym.
         self.grant_lookup(self._recorder)
-        self._recorder.add_event_source(
-            event_sources.SqsEventSource(
-                self._queue,
-                batch_size=batch_size,
-                max_batching_window=max_batching_window,
-                report_batch_item_failures=True,
-                max_concurrency=max_concurrency,
-            )
+        event_source = event_sources.SqsEventSource(
+            self._queue,
+            batch_size=batch_size,
+            max_batching_window=max_batching_window,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
         )
+        self._recorder.add_event_source(event_source)
         permissions.grant_record(self._recorder, self._table.table_arn, encryption_key)
         recorder_role = self._recorder.role
         assert recorder_role is not None  # functions.function always gives an explicit role
@@ -271,14 +277,7 @@ class AuditPipeline(Construct):
         self._recorder.add_environment(
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
         )
-        self._control_changes = monitoring.watch_control_changes(
-            self,
-            tables=[self._table, self._chain.digest_table],
-            queues=[self._queue, self._chain.seal_queue],
-            functions=[self._recorder, self._chain.sealer],
-            signing_key=self._chain.signing_key,
-        )
-
+        self._deny_all_but_the_pipeline(recorder_role)
         if alarm_action is None:
             Annotations.of(self).add_warning_v2(
                 "audit-pipeline:noAlarmAction",
@@ -286,14 +285,89 @@ class AuditPipeline(Construct):
                 "control changes) will reach nobody. Pass alarm_action=SnsAction(topic).",
             )
         self._mark_resources()
+        sealer_role = self._chain.sealer.role
+        assert sealer_role is not None
+        self._control_watch = monitoring.ControlWatch(
+            self,
+            monitoring.WatchedResources(
+                tables=[self._table, self._chain.digest_table],
+                queues=[self._queue, self._chain.seal_queue],
+                topic=self._topic,
+                functions=[self._publisher, self._recorder, self._chain.sealer],
+                writer_roles=[recorder_role, sealer_role, self._publisher_role()],
+                event_source_mapping_ids=[event_source.event_source_mapping_id],
+                keys=[
+                    self._chain.signing_key,
+                    *([encryption_key] if encryption_key is not None else []),
+                ],
+                secrets=[self._pseudonym_secret] if self._pseudonym_secret else [],
+            ),
+        )
         self._alarms = monitoring.create_alarms(
             self,
             oldest_message_age=oldest_message_age_alarm,
             seal_interval=seal_interval,
             action=alarm_action,
+            name=self._control_watch.alarm_name,
         )
         if dashboard:
             monitoring.create_dashboard(self, self._alarms)
+
+    def _deny_all_but_the_pipeline(self, recorder_role: iam.IRole) -> None:
+        """Integrity v2 (docs/INTEGRITY.md, layer 1): only granted producers publish, only the
+        consumers receive, and the writers' roles write and sign only from their functions."""
+        permissions.only_granted_principals_publish(
+            self._topic,
+            publishers=self._publishers,
+            accounts=self._publisher_accounts,
+            organizations=self._publisher_organizations,
+        )
+        deployer = permissions.deployment_role_arn(self)
+        if deployer is None:
+            Annotations.of(self).add_info(
+                "The stack's synthesizer deploys with the caller's credentials: the topic "
+                "policy cannot name a deployment role, so subscription and topic changes are "
+                "alarmed (ControlChangedAlarm) but not denied."
+            )
+        else:
+            permissions.only_the_deployment_changes_the_topic(self._topic, deployer)
+        sealer = self._chain.sealer
+        sealer_role = sealer.role
+        assert sealer_role is not None  # functions.function always gives an explicit role
+        for queue, consumer in (
+            (self._queue, recorder_role),
+            (self._chain.seal_queue, sealer_role),
+        ):
+            consumers = permissions.PrincipalArns()
+            consumers.add(consumer.role_arn)
+            permissions.only_consumer_receives(queue, consumers)
+        permissions.bind_to_function(
+            self,
+            "RecorderBoundToItsFunction",
+            self._recorder,
+            actions=[*permissions.APPEND_ACTIONS, *permissions.SEAL_NOTICE_SEND_ACTIONS],
+            resources=[self._table.table_arn, self._chain.seal_queue.queue_arn],
+        )
+        permissions.bind_to_function(
+            self,
+            "SealerBoundToItsFunction",
+            sealer,
+            actions=[
+                *permissions.APPEND_ACTIONS,
+                *permissions.SIGN_ACTIONS,
+                *permissions.SEALER_SEAL_QUEUE_ACTIONS,
+            ],
+            resources=[
+                self._chain.digest_table.table_arn,
+                self._chain.signing_key.key_arn,
+                self._chain.seal_queue.queue_arn,
+            ],
+        )
+
+    def _publisher_role(self) -> iam.IRole:
+        role = self._publisher.role
+        assert role is not None  # functions.function always gives an explicit role
+        return role
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
@@ -419,9 +493,38 @@ class AuditPipeline(Construct):
         """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
         return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, props)
 
-    def metric_control_changes(self, **props: Any) -> cloudwatch.Metric:
-        """CloudTrail events that changed the log's controls (EventBridge TriggeredRules)."""
-        return monitoring.rule_triggers(self._control_changes, props)
+    def metric_control_changes(self, **props: Any) -> cloudwatch.IMetric:
+        """CloudTrail events that changed the log's controls (the rules' TriggeredRules, summed)."""
+        return self._control_watch.metric(props)
+
+    @property
+    def control_change_rules(self) -> tuple[events.IRule, ...]:
+        """The rules matching changes to the log's controls (docs/INTEGRITY.md, layer 3)."""
+        return tuple(self._control_watch.rules.values())
+
+    def notify_control_changes(self, topic: sns.ITopic, key: kms.IKey | None = None) -> None:
+        """Send every control change the rules match straight to ``topic`` (as well as through
+        the ControlChanged alarm), and watch the topic and its ``key`` too: unsubscribing the
+        on-call or disabling the key would silence every alarm.
+
+        A topic encrypted with ``key`` must let EventBridge use it (``AuditStack`` does).
+        """
+        self._control_watch.watch_alarm_topic(topic, key)
+
+    def metric_notifications_filtered_out(self, **props: Any) -> cloudwatch.Metric:
+        """Published events no subscription's filter policy accepted (SNS, Sum)."""
+        return self._topic.metric_number_of_notifications_filtered_out(
+            **{"statistic": "Sum", **props}
+        )
+
+    def metric_unaccounted_events(self, **props: Any) -> cloudwatch.IMetric:
+        """Events published to the topic minus those accounted for: filtered out, failed
+        delivery, recorded, skipped as duplicates or rejected as poison (docs/INTEGRITY.md)."""
+        return monitoring.unaccounted_events(self, self._topic, props)
+
+    def metric_digests_written(self, **props: Any) -> cloudwatch.Metric:
+        """Digests the sealer wrote, heartbeats included (custom metric, Sum)."""
+        return monitoring.custom_metric(contract.METRIC_DIGESTS_WRITTEN, props)
 
     def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
         """Age in seconds of the oldest message in the queue (Maximum)."""
@@ -449,10 +552,19 @@ class AuditPipeline(Construct):
         """Messages the recorder rejected as malformed (custom metric, Sum)."""
         return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, props)
 
+    def metric_unverified_messages(self, **props: Any) -> cloudwatch.Metric:
+        """Messages the recorder refused as not signed by SNS for its topic (custom, Sum)."""
+        return monitoring.custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, props)
+
     # -- access (permissions.py) ----------------------------------------------------------
 
     def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let another principal publish audit events to the topic."""
+        """Let another principal publish audit events to the topic.
+
+        The topic denies sns:Publish to every principal it does not name, so the grantee must
+        be an IAM role or user (or have one, like a function).
+        """
+        self._publishers.add(permissions.principal_arn(grantee, purpose="grant_publish"))
         return permissions.grant_publish(grantee, self._topic, self._encryption_key)
 
     def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -503,6 +615,10 @@ class AuditPipeline(Construct):
         :param organization_id: an AWS Organizations id (``o-...``).
         """
         validate_publishers(accounts, organization_id)
+        for account in accounts:
+            self._publisher_accounts.add(account)
+        if organization_id is not None:
+            self._publisher_organizations.add(organization_id)
         permissions.allow_cross_account_publishers(
             self,
             self._topic,

@@ -30,6 +30,14 @@ from audit_stack.local.clients import EmulatorClients
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.control.idle import IdleScheduler
 from audit_stack.local.control.moto_hooks import MotoHooks, queue_snapshot
+from audit_stack.local.control.sns_signing import (
+    NotificationSigner,
+    SigningCertificateApi,
+    SnsSigningHook,
+    notification,
+    sqs_body,
+    topic_exists,
+)
 from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment
 from audit_stack.local.deploy.template import CloudAssembly
@@ -40,6 +48,7 @@ from audit_stack.local.http.message_moves import MessageMoveTasks
 from audit_stack.local.http.metering import Instrumentation
 from audit_stack.local.http.operations import Operation
 from audit_stack.local.http.server import EmulatorServer, Endpoint, PortUnavailableError
+from audit_stack.local.http.skipped_services import SkippedServiceApi, skipped_services
 from audit_stack.local.http.stack_api import StackApi
 from audit_stack.local.runtime.functions import (
     FunctionRegistry,
@@ -122,6 +131,8 @@ class LocalAuditPipeline:
         self._output = output
         self._activity = Activity()
         self._hooks = MotoHooks()
+        self._sns_signing = SnsSigningHook()
+        self._signer: NotificationSigner | None = None
         self._faults = Faults()
         # Counts every request at the endpoint; injects faults only inside inject_faults blocks.
         self.instrumentation = Instrumentation(self._faults, notify=self._activity.notify)
@@ -194,6 +205,10 @@ class LocalAuditPipeline:
             self._hooks.install()
             self._server.start()
             self._event(f"emulator listening on {self._server.endpoint_url}")
+            # A certificate of this run's own, served here and trusted by its workers only.
+            self._signer = NotificationSigner.generate(self._server.endpoint_url)
+            self._sns_signing.install(self._signer)
+            self._endpoint.serve("sns", SigningCertificateApi(self._signer, topic_exists))
             self._reset_moto()
             self._deploy()
         except BaseException:
@@ -211,6 +226,16 @@ class LocalAuditPipeline:
         self._report(deployment)
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
         self._endpoint.serve("cloudformation", StackApi(deployment, self._assembly.template))
+        skipped_ids = {logical_id for logical_id, _, _ in deployment.skipped}
+        for service in skipped_services(
+            (
+                kind
+                for logical_id, kind in deployment.resource_types.items()
+                if logical_id not in skipped_ids
+            ),
+            (kind for _, kind, _ in deployment.skipped),
+        ):
+            self._endpoint.serve(service, SkippedServiceApi())
         if self._pipeline is not None:
             for role in self._pipeline.function_roles:
                 self._aliases[role] = self.resource_name(role)
@@ -227,6 +252,7 @@ class LocalAuditPipeline:
                     endpoint_url=self._server.endpoint_url,
                     region=self._region,
                     on_log=self._function_log,
+                    bootstrap=[self._running_signer().bootstrap_argument()],
                 )
             )
         for source in deployment.event_sources:
@@ -285,6 +311,7 @@ class LocalAuditPipeline:
             attempt(self._server.stop)
         attempt(self._clients.close)
         attempt(self._hooks.uninstall)
+        attempt(self._sns_signing.uninstall)
         if self._owns_process_lock:
             self._owns_process_lock = False
             _PROCESS_LOCK.release()
@@ -385,6 +412,28 @@ class LocalAuditPipeline:
     def template(self) -> dict[str, Any]:
         """The stack's synthesized template, as read from the cloud assembly."""
         return self._assembly.template
+
+    def _running_signer(self) -> NotificationSigner:
+        if self._signer is None:
+            raise RuntimeError("the pipeline is not running")
+        return self._signer
+
+    @property
+    def sns_signer(self) -> NotificationSigner:
+        """The key and certificate this run's SNS signs notifications with (its workers pin the
+        certificate; ``sns_signer.sign(envelope)`` signs a hand-made one as SNS would)."""
+        return self._running_signer()
+
+    def signed_notification(self, message: str, *, topic_arn: str | None = None) -> str:
+        """An SQS body as this emulator's SNS delivers ``message`` from the topic (default: the
+        pipeline's): signed with the emulator's certificate, which only its workers trust.
+
+        For rehearsals that put a genuine-looking delivery straight into a queue (the DLQ)."""
+        return sqs_body(
+            notification(
+                self._running_signer(), topic_arn=topic_arn or self.topic_arn, message=message
+            )
+        )
 
     def _running_deployment(self) -> Deployment:
         if self._deployment is None:

@@ -3,10 +3,14 @@
 botocore's retry budget (3 attempts x (connect + read timeout) + back-off) must end before the
 function's own timeout does: the caller then gets an error it can act on (the publisher's
 caller, or SQS through a batch item failure) instead of a killed invocation.
+
+Importing this module also pins the AWS SDK's loggers (:data:`SDK_LOGGERS`): every function
+makes its AWS calls through here, so none of them can log the pseudonym secret.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from functools import cache
@@ -25,6 +29,23 @@ RESERVE_SECONDS = 0.3
 MIN_ATTEMPT_SECONDS = 0.2
 # How long a fetched secret is reused: a rotated secret is picked up within this time.
 SECRET_CACHE_SECONDS = 300.0
+
+SDK_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
+"""The AWS SDK's and its HTTP stack's loggers. At DEBUG, botocore logs every request and response
+body, ``GetSecretValue``'s (the pseudonym key) included, and the Lambda runtime sets the root
+logger to the function's application log level: so these are pinned, whatever that level or
+POWERTOOLS_LOG_LEVEL says."""
+SDK_LOG_LEVEL = logging.WARNING
+"""The most the SDK may log: warnings and errors, which carry no bodies."""
+
+
+def pin_sdk_loggers() -> None:
+    """Hold the SDK's loggers at :data:`SDK_LOG_LEVEL` (their children inherit it)."""
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(SDK_LOG_LEVEL)
+
+
+pin_sdk_loggers()
 
 
 class RetryBudget(NamedTuple):

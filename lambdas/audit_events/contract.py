@@ -13,6 +13,7 @@ from typing import Final
 __all__ = [
     "ACTOR_ATTRIBUTE",
     "ANCHOR_PREFIX",
+    "CLOCK_MARGIN_SECONDS",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
     "ENV_ANCHOR_BUCKET",
@@ -43,6 +44,7 @@ __all__ = [
     "METRIC_POISON_MESSAGES",
     "METRIC_RECORDS_SEALED",
     "METRIC_TAMPERED_RECORDS",
+    "METRIC_UNVERIFIED_MESSAGES",
     "PARTITION_KEY",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
@@ -133,11 +135,21 @@ METRIC_POISON_MESSAGES: Final = "PoisonMessages"
 METRIC_RECORDS_SEALED: Final = "AuditRecordsSealed"
 METRIC_TAMPERED_RECORDS: Final = "TamperedAuditRecords"
 METRIC_DIGESTS_WRITTEN: Final = "AuditDigestsWritten"
+# --- SNS signature check (integrity v2, part C) ---
+METRIC_UNVERIFIED_MESSAGES: Final = "UnverifiedMessages"
+"""Messages the recorder refused because SNS did not sign them for its topic (also poison)."""
 RECORDER_METRICS: Final = (
     METRIC_EVENTS_RECORDED,
     METRIC_DUPLICATES_SKIPPED,
     METRIC_POISON_MESSAGES,
+    METRIC_UNVERIFIED_MESSAGES,
 )
 """Everything the recorder emits."""
 SEALER_METRICS: Final = (METRIC_RECORDS_SEALED, METRIC_TAMPERED_RECORDS, METRIC_DIGESTS_WRITTEN)
 """Everything the sealer emits."""
+
+# --- Verify that cannot be steered (integrity v2, item 6) ------------------------------------
+CLOCK_MARGIN_SECONDS: Final = 300
+"""How far the clocks of the recorder, the sealer and ``audit verify`` may differ: the sealer's
+duplicate search looks this far behind a record's time, and verify calls a ``recorded_at`` more
+than this after its own clock a finding (recorded in the future)."""

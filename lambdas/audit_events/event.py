@@ -4,8 +4,7 @@ Delivery format: the topic's SQS subscription keeps raw message delivery OFF, so
 message body is SNS's JSON notification envelope and the audit event is the envelope's
 ``Message``. The envelope costs a few hundred bytes per message and carries provenance that raw
 delivery would drop: SNS's MessageId (recorded with each event) and the topic and time of
-publication. The envelope's signature is not checked here: who may send to the queue is decided
-by the queue policy, not by the recorder.
+publication. The envelope's signature is checked before this parser runs (``sns_signature.py``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from . import merkle
@@ -86,6 +86,9 @@ NOTICE_VERSION = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_CHAIN = "audit-log"
 """The digest table's partition key value: one chain per digest table."""
+
+# DynamoDB's number precision: significant digits it stores (and returns) exactly.
+_DYNAMODB_DIGITS = 38
 
 # A digest item stays well below DynamoDB's 400 KB item limit.
 MAX_DIGEST_BODY_BYTES = 300_000
@@ -155,7 +158,12 @@ def _canonical_value(value: Mapping[str, Any]) -> Any:
 
 
 def canonical_number(text: str) -> str:
-    """A DynamoDB number as DynamoDB returns it: ``1.50`` -> ``1.5``, ``1E+2`` -> ``100``."""
+    """A DynamoDB number as DynamoDB returns it: ``1.50`` -> ``1.5``, ``1E+2`` -> ``100``.
+
+    Exact, never rounded: DynamoDB keeps 38 significant digits, Python's default context only 28,
+    so the trailing zeros are stripped in a context as wide as the number itself (a change in the
+    38th digit changes the hash).
+    """
     try:
         number = Decimal(text)
     except InvalidOperation:
@@ -164,7 +172,10 @@ def canonical_number(text: str) -> str:
         raise IntegrityFormatError("a number attribute must be finite")
     if number.is_zero():
         return "0"
-    return format(number.normalize(), "f")
+    exact = Context(
+        prec=max(_DYNAMODB_DIGITS, len(number.as_tuple().digits)), Emax=MAX_EMAX, Emin=MIN_EMIN
+    )
+    return format(number.normalize(exact), "f")
 
 
 def _base64(value: Any) -> str:
@@ -471,10 +482,12 @@ def digest_item(digest: Digest, signature: bytes) -> dict[str, Any]:
 
 def signed_checkpoint_of(item: Mapping[str, Any]) -> SignedCheckpoint | None:
     """The signed checkpoint a version 2 digest item stores; None for a version 1 item."""
-    text = item.get("checkpoint", {}).get("S")
-    if text is None:
+    stored, signature = item.get("checkpoint"), item.get("signature")
+    text = stored.get("S") if isinstance(stored, Mapping) else None
+    if not isinstance(text, str):
         return None
-    return SignedCheckpoint(str(text), str(item.get("signature", {}).get("S", "")))
+    signed = signature.get("S") if isinstance(signature, Mapping) else None
+    return SignedCheckpoint(text, signed if isinstance(signed, str) else "")
 
 
 def anchor_key(table: str, sequence: int) -> str:

@@ -1,9 +1,14 @@
 """The recordDeletedAccountInfo Lambda: writes audit events from the queue to the table, once each.
 
-Reads TABLE_NAME, SEAL_QUEUE_URL, EVENT_TYPE_INDEX_SHARDS (0: no by-type index),
+Reads TABLE_NAME, TOPIC_ARN (the one topic whose SNS-signed notifications it accepts),
+SEAL_QUEUE_URL, EVENT_TYPE_INDEX_SHARDS (0: no by-type index),
 PSEUDONYM_SECRET_ARN (when set, events that name their subject by e-mail address, such as
 version 1 messages still in the queues, are recorded under the address's pseudonym),
 POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and POWERTOOLS_METRICS_NAMESPACE.
+
+A message is recorded only if SNS signed it for TOPIC_ARN (``sns_signature.py``); anything else
+(a direct invoke with a hand-made event, a forged envelope sent to the queue) is poison and
+counted as UnverifiedMessages.
 
 After a batch, the recorder reports every item it wrote (or found already written) to the seal
 queue, which only its role may send to; the sealer signs those items into the digest chain
@@ -32,6 +37,7 @@ details           M     event-specific data (AccountDeleted: ``{}``, or ``{"emai
                         clear)
 recorded_at       S     when this function wrote the item, same format as occurred_at
 sns_message_id    S     MessageId of the SNS notification that delivered the event
+topic_arn         S     the topic whose signed notification delivered it (provenance)
 record_hash       S     SHA-256 of the item's canonical content (``integrity.record_hash``)
 ================  ====  ========================================================================
 
@@ -70,6 +76,7 @@ from .contract import (
     ENV_PSEUDONYM_SECRET_ARN,
     ENV_SEAL_QUEUE_URL,
     ENV_TABLE_NAME,
+    ENV_TOPIC_ARN,
     EVENT_TYPE_ATTRIBUTE,
     EVENT_TYPE_SHARD_ATTRIBUTE,
     IDEMPOTENCY_MARKER_PREFIX,
@@ -77,12 +84,14 @@ from .contract import (
     METRIC_DUPLICATES_SKIPPED,
     METRIC_EVENTS_RECORDED,
     METRIC_POISON_MESSAGES,
+    METRIC_UNVERIFIED_MESSAGES,
     PARTITION_KEY,
     RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
     SORT_KEY,
     SUBJECT_TYPE_ATTRIBUTE,
     SUBJECT_TYPE_EMAIL,
+    TOPIC_ARN_ATTRIBUTE,
 )
 from .event import (
     AuditEvent,
@@ -93,6 +102,7 @@ from .event import (
     pseudonymize,
 )
 from .integrity import RecordRef, notice_body, with_record_hash
+from .sns_signature import UnverifiedMessageError, verify_notification
 
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
 # rather than risking the whole batch on the function timeout.
@@ -121,6 +131,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 @dataclass(frozen=True)
 class _Settings:
     table_name: str
+    topic_arn: str
     seal_queue_url: str
     event_type_shards: int
     secret_arn: str | None
@@ -131,6 +142,7 @@ class _BatchCounts:
     recorded: int = 0
     duplicates: int = 0
     poison: int = 0
+    unverified: int = 0
     written: list[tuple[str, RecordRef]] = field(default_factory=list)
     """(SQS message id, item) for every item this batch wrote or found already written."""
 
@@ -147,6 +159,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     """Record each SQS record's event; failed records are returned as batchItemFailures."""
     settings = _Settings(
         table_name=os.environ[ENV_TABLE_NAME],
+        topic_arn=os.environ[ENV_TOPIC_ARN],
         seal_queue_url=os.environ[ENV_SEAL_QUEUE_URL],
         event_type_shards=int(os.environ.get(ENV_EVENT_TYPE_INDEX_SHARDS, "0")),
         secret_arn=os.environ.get(ENV_PSEUDONYM_SECRET_ARN) or None,
@@ -170,12 +183,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         name=METRIC_DUPLICATES_SKIPPED, unit=MetricUnit.Count, value=counts.duplicates
     )
     metrics.add_metric(name=METRIC_POISON_MESSAGES, unit=MetricUnit.Count, value=counts.poison)
+    metrics.add_metric(
+        name=METRIC_UNVERIFIED_MESSAGES, unit=MetricUnit.Count, value=counts.unverified
+    )
     logger.info(
         "Batch processed",
         extra={
             "recorded": counts.recorded,
             "duplicates": counts.duplicates,
             "poison": counts.poison,
+            "unverified": counts.unverified,
             "failed": len(response["batchItemFailures"]),
         },
     )
@@ -238,6 +255,10 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
     """Parse one SQS message into the items to write; raises PoisonMessageError for bad input."""
     if _remaining_seconds(context) < MIN_SECONDS_PER_RECORD:
         raise OutOfTimeError("too little of the invocation left; SQS will redeliver")
+    # Only what SNS signed for our topic is read at all (a direct invoke is not).
+    verify_notification(
+        record.body, topic_arn=settings.topic_arn, timeout_seconds=_remaining_seconds(context)
+    )
     event, provenance = parse_sns_envelope(record.body)
     if settings.secret_arn is not None and event.subject_type == SUBJECT_TYPE_EMAIL:
         # An address in clear (a version 1 message, a clear producer) is not recorded.
@@ -400,6 +421,7 @@ def _record_message(
     result = results[record.message_id].popleft()
     if isinstance(result, PoisonMessageError):
         counts.poison += 1
+        counts.unverified += isinstance(result, UnverifiedMessageError)
         # After the queue's maxReceiveCount receives, SQS moves the message to the DLQ.
         logger.error(
             "Poison message",
@@ -473,6 +495,7 @@ def to_item(
         "details": _attribute_value("details", event.details, depth=1),
         RECORDED_AT_ATTRIBUTE: {"S": recorded_at},
         "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
+        TOPIC_ARN_ATTRIBUTE: {"S": _text("topic_arn", provenance.topic_arn)},
     }
     if event_type_shards > 0:
         item[EVENT_TYPE_SHARD_ATTRIBUTE] = {

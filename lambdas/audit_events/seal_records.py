@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 from . import merkle
 from .clients import client
 from .contract import (
+    CLOCK_MARGIN_SECONDS,
     DIGEST_PARTITION_KEY,
     DIGEST_SORT_KEY,
     ENV_ANCHOR_BUCKET,
@@ -45,6 +46,7 @@ from .contract import (
     METRIC_TAMPERED_RECORDS,
     PARTITION_KEY,
     RECORD_HASH_ATTRIBUTE,
+    RECORDED_AT_ATTRIBUTE,
     SORT_KEY,
 )
 from .event import format_timestamp
@@ -69,7 +71,7 @@ from .integrity import (
 # Time kept back at the end of a run for signing, the conditional write and the deletes.
 _RESERVE_SECONDS = 10.0
 # Clocks of the recorder and the sealer may differ this much at most (both are Lambda's).
-_CLOCK_MARGIN = timedelta(minutes=5)
+_CLOCK_MARGIN = timedelta(seconds=CLOCK_MARGIN_SECONDS)
 _COMMIT_ATTEMPTS = 5
 _RECEIVE_BATCH = 10
 _GET_BATCH = 100
@@ -105,6 +107,15 @@ class _Notice:
     records: tuple[RecordRef, ...]
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """A reported record as read back: (its record_hash attribute, its content's hash), and
+    the ``recorded_at`` it was written with."""
+
+    hashes: tuple[str, str]
+    recorded_at: str
+
+
 class Sealer:
     """One run of the sealer against one table, digest table, seal queue and signing key."""
 
@@ -135,7 +146,8 @@ class Sealer:
         self._heartbeat = heartbeat
         self._seconds_left = seconds_left
         self._now = now
-        self._sealed_keys: dict[int, frozenset[tuple[str, str]]] = {}
+        # Per digest read or written: its signed sealed_at and the keys it seals.
+        self._sealed_keys: dict[int, tuple[datetime, frozenset[tuple[str, str]]]] = {}
         self._head_signature = ""
         self._trees: dict[int, merkle.Frontier] = {}
 
@@ -170,10 +182,13 @@ class Sealer:
             found = stored.get(key)
             if found is None:
                 rejected.append(_finding(ref, "missing when sealed"))
-            elif found != (ref.record_hash, ref.record_hash):
+            elif found.hashes != (ref.record_hash, ref.record_hash):
                 rejected.append(_finding(ref, "altered before it was sealed"))
             else:
-                candidates.append(ref)
+                # The stored item's time, covered by the hash just checked, not the notice's.
+                candidates.append(
+                    RecordRef(ref.subject, ref.event_key, ref.record_hash, found.recorded_at)
+                )
         fresh = self._not_yet_sealed(candidates, head, report)
         if fresh or rejected:
             head = self._commit(fresh, rejected, head, report)
@@ -242,7 +257,10 @@ class Sealer:
                 return False
             raise
         self._head_signature = item["signature"]["S"]
-        self._sealed_keys[digest.sequence] = frozenset(ref.key for ref in digest.records)
+        self._sealed_keys[digest.sequence] = (
+            record_time(digest.sealed_at),
+            frozenset(ref.key for ref in digest.records),
+        )
         # Anchored only once the digest table holds it: a lost race must leave no anchor. If
         # this fails the run fails (the SealerErrors alarm) and the checkpoint stays unanchored;
         # the next one anchored covers it (audit verify's consistency check).
@@ -361,10 +379,16 @@ class Sealer:
             for item in page["Items"]:
                 sequence = int(item[DIGEST_SORT_KEY]["N"])
                 if sequence not in self._sealed_keys:
+                    # The signed body's time: the stored sealed_at attribute is not signed, and
+                    # an edited one would end the search early (and seal a record twice).
                     digest = parse_digest(item["body"]["S"])
-                    self._sealed_keys[sequence] = frozenset(ref.key for ref in digest.records)
-                keys |= self._sealed_keys[sequence]
-                if record_time(item["sealed_at"]["S"]) < since:
+                    self._sealed_keys[sequence] = (
+                        record_time(digest.sealed_at),
+                        frozenset(ref.key for ref in digest.records),
+                    )
+                sealed_at, sealed_keys = self._sealed_keys[sequence]
+                keys |= sealed_keys
+                if sealed_at < since:
                     return keys
             if "LastEvaluatedKey" not in page:
                 return keys
@@ -401,9 +425,9 @@ class Sealer:
                 break
         return notices
 
-    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
-        """For each key: (the item's record_hash attribute, the hash of its content)."""
-        found: dict[tuple[str, str], tuple[str, str]] = {}
+    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Stored]:
+        """For each key found: its record_hash attribute, its content's hash and its time."""
+        found: dict[tuple[str, str], _Stored] = {}
         for start in range(0, len(keys), _GET_BATCH):
             request = {
                 self._table: {
@@ -419,7 +443,10 @@ class Sealer:
                 for item in page["Responses"].get(self._table, []):
                     key = (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
                     stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S", "")
-                    found[key] = (stated, record_hash(item))
+                    found[key] = _Stored(
+                        (stated, record_hash(item)),
+                        item.get(RECORDED_AT_ATTRIBUTE, {}).get("S", ""),
+                    )
                 request = page.get("UnprocessedKeys") or {}
                 if not request:
                     break

@@ -52,7 +52,7 @@ def test_status_reports_the_chosen_pipeline_and_only_its_alarms(
     run = audit("--stack", "MyStack", "--pipeline", "Tenants/Audit", "--json", "status")
     report = run.json()
     assert (report["stack"], report["pipeline"]) == ("MyStack", "Tenants/Audit")
-    assert len(report["alarms"]) == 10
+    assert len(report["alarms"]) == 14
     assert all(alarm["logical_id"].startswith("TenantsAudit") for alarm in report["alarms"])
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from audit_events.event import PoisonMessageError, parse_sns_envelope
 from audit_stack.cli.dates import Moment, event_key_bounds, iso_moment, timestamp
-from audit_stack.cli.dlq import RECORDABLE, Diagnosis, diagnose
+from audit_stack.cli.dlq import RECORDABLE, Diagnosis, SignatureCheck, diagnose
 from audit_stack.cli.errors import UsageError
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
+from audit_stack.local.control.sns_signing import NotificationSigner
 
 EVENT = {
     "schema_version": 1,
@@ -170,3 +171,61 @@ def test_the_contract_the_cli_reads_matches_the_synthesized_table(
 def test_a_since_after_until_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--since is after --until"):
         event_key_bounds(iso_moment("2026-11-30"), iso_moment("2026-11-29"))
+
+
+# The module object the CLI checks with (loaded as audit_stack.lambdas.audit_events).
+sns_signature = audit_events_module("sns_signature")
+
+
+def _signed_check() -> tuple[Any, SignatureCheck]:
+    """A signer whose certificate is pinned (as the emulator's is), and the topic's check."""
+    signer = NotificationSigner.generate("https://sns.us-east-1.amazonaws.com", folder="")
+    sns_signature.trust_certificate(signer.cert_url, signer.certificate_pem)
+    return signer, SignatureCheck("arn:aws:sns:us-east-1:123456789012:topic")
+
+
+def test_with_the_signature_check_an_unsigned_notification_is_poison_and_says_why() -> None:
+    _, check = _signed_check()
+
+    diagnosis = diagnose(notification(EVENT), check)
+
+    assert diagnosis.poison is True
+    assert diagnosis.problem.startswith('SignatureVersion: must be "2"')
+    assert diagnosis.event == f"AccountDeleted {EVENT['event_id']}"
+
+
+def test_with_the_signature_check_a_signed_notification_is_recordable_and_a_tampered_one_not() -> (
+    None
+):
+    signer, check = _signed_check()
+    signed = signer.sign(json.loads(notification(EVENT)))
+    tampered = {**signed, "Message": json.dumps({**EVENT, "source": "forged"})}
+    other_topic = signer.sign(
+        {**json.loads(notification(EVENT)), "TopicArn": "arn:aws:sns:us-east-1:1:other"}
+    )
+
+    assert diagnose(json.dumps(signed), check).problem == RECORDABLE
+    assert diagnose(json.dumps(tampered), check).problem.startswith(
+        "Signature: does not match the notification"
+    )
+    assert diagnose(json.dumps(other_topic), check).problem == (
+        "TopicArn: must be the recorder's own topic"
+    )
+
+
+def test_a_certificate_url_off_the_sns_host_is_diagnosed_without_fetching() -> None:
+    _, check = _signed_check()
+    forged = {
+        **json.loads(notification(EVENT)),
+        "SignatureVersion": "2",
+        "Signature": "Zm9yZ2Vk",
+        "SigningCertURL": "https://attacker.example/SimpleNotificationService-1.pem",
+    }
+
+    diagnosis = diagnose(json.dumps(forged), check)
+
+    assert diagnosis.poison is True
+    assert diagnosis.problem == (
+        "SigningCertURL: must be https://sns.us-east-1.amazonaws.com/"
+        "SimpleNotificationService-<id>.pem"
+    )

@@ -55,7 +55,7 @@ def test_poison_message_shows_in_dlq_show_with_why_and_nothing_is_consumed(
     pipeline.run_until_idle(timeout=60)
     assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)
 
-    shown = audit("dlq", "show", "--json")
+    shown = audit("dlq", "show", "--show-bodies", "--json")
     table = audit("dlq", "show")
 
     assert shown.exit_code == 0, shown.stderr
@@ -83,7 +83,7 @@ def test_dlq_show_lists_more_messages_than_one_receive_returns(
     bodies = [f"malformed {index}" for index in range(23)]
     send(pipeline, "DeadLetterQueueUrl", *bodies)
 
-    shown = audit("dlq", "show", "--json").json()
+    shown = audit("dlq", "show", "--show-bodies", "--json").json()
     limited = audit("dlq", "show", "--limit", "5")
 
     assert sorted(message["body"] for message in shown["messages"]) == sorted(bodies)
@@ -158,7 +158,7 @@ def test_dlq_redrive_moves_every_message_exactly_once(
 ) -> None:
     emails = [f"redrive.{index}@mail.com" for index in range(4)]
     published = fail_recording(pipeline, audit, *emails)
-    dead_letters = audit("dlq", "show", "--json").json()["messages"]
+    dead_letters = audit("dlq", "show", "--show-bodies", "--json").json()["messages"]
     delivered_before = len(pipeline.invocations("recorder"))
 
     redrive = audit("dlq", "redrive", "--json")
@@ -260,3 +260,32 @@ def test_dlq_redrive_refuses_unrecordable_messages_without_force_and_moves_them_
     assert event_ids(audit("trail", "mixed.batch@mail.com", "--json").json()) == [event_id]
     # The poison message is back where the recorder sends what it cannot record.
     assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)
+
+
+def test_dlq_show_says_why_a_notification_sns_did_not_sign_is_refused(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    event = {
+        "schema_version": 1,
+        "event_id": "0b7c5d6e-1f2a-4b3c-9d4e-5f6a7b8c9d0e",
+        "event_type": "AccountDeleted",
+        "occurred_at": "2026-11-29T04:47:01.123456Z",
+        "subject": "unsigned@mail.com",
+        "source": "deleteAccount",
+        "details": {},
+    }
+    genuine = json.loads(pipeline.signed_notification(json.dumps(event)))
+    unsigned = {
+        name: genuine[name] for name in ("Type", "MessageId", "TopicArn", "Timestamp", "Message")
+    }
+    tampered = {**genuine, "Message": json.dumps({**event, "source": "forged"})}
+    send(pipeline, "DeadLetterQueueUrl", json.dumps(unsigned), json.dumps(tampered))
+    send(pipeline, "DeadLetterQueueUrl", json.dumps(genuine))
+
+    shown = audit("dlq", "show", "--json").json()["messages"]
+
+    problems = Counter(message["problem"].split(":")[0] for message in shown)
+    assert problems == Counter({"SignatureVersion": 1, "Signature": 1, "recordable": 1})
+    assert {message["poison"] for message in shown if message["body"] != json.dumps(genuine)} == {
+        True
+    }

@@ -88,14 +88,17 @@ def test_version_1_message_redriven_from_the_dlq_after_the_upgrade_is_recorded(
 ) -> None:
     pipeline = local_audit_pipeline
     event = _v1_event("dead.letter.v1@mail.com", datetime(2026, 10, 30, 23, 0, tzinfo=UTC))
-    # A version 1 notification that failed five times before the upgrade waits in the DLQ.
-    notification = {
-        "Type": "Notification",
-        "MessageId": str(uuid.uuid4()),
-        "TopicArn": pipeline.outputs["TopicArn"],
-        "Timestamp": "2026-10-30T23:00:00.123Z",
-        "Message": json.dumps(event),
-    }
+    # A version 1 notification that failed five times before the upgrade waits in the DLQ,
+    # signed by the emulator's SNS as it was when delivered.
+    notification = pipeline.sns_signer.sign(
+        {
+            "Type": "Notification",
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": pipeline.outputs["TopicArn"],
+            "Timestamp": "2026-10-30T23:00:00.123Z",
+            "Message": json.dumps(event),
+        }
+    )
     pipeline.client("sqs").send_message(
         QueueUrl=pipeline.outputs["DeadLetterQueueUrl"], MessageBody=json.dumps(notification)
     )

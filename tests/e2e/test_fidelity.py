@@ -4,6 +4,7 @@ does not emulate, and faults injected into event-source invocations."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -126,6 +127,29 @@ def test_messages_within_retention_are_still_delivered(tmp_path: Path) -> None:
         assert len(pipeline.invocations("Probe")) == 1
 
 
+@pytest.mark.parametrize("window", [0, 2], ids=["no-window", "window"])
+def test_a_batch_never_exceeds_lambdas_six_mb_payload(tmp_path: Path, window: int) -> None:
+    """ "The maximum payload size for an SQS event source batch is 6 MB" (invocation payload
+    quota, docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): ten messages of
+    900 KB go in batches of at most six, every one recorded once."""
+    directory = sqs_fed_probe(
+        tmp_path, function={"Timeout": 20}, BatchSize=10, MaximumBatchingWindowInSeconds=window
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        with pipeline.event_sources_paused():
+            for _ in range(10):  # one at a time: a SendMessageBatch holds at most 1 MiB
+                pipeline.client("sqs").send_message(
+                    QueueUrl=pipeline.outputs["QueueUrl"], MessageBody="0" + " " * 900_000
+                )
+        pipeline.run_until_idle()
+
+        batches = [invocation.event["Records"] for invocation in pipeline.invocations("Probe")]
+        assert all(len(json.dumps({"Records": batch})) <= 6 * MB for batch in batches)
+        assert max(len(batch) for batch in batches) == 6
+        assert sum(len(batch) for batch in batches) == 10
+        assert messages_in(pipeline, "QueueUrl") == 0
+
+
 def test_oversized_function_response_fails_the_batch_instead_of_deleting_it(
     tmp_path: Path,
 ) -> None:
@@ -179,8 +203,35 @@ def test_pausing_event_sources_ends_a_batching_window_at_once(tmp_path: Path) ->
             {},
             "reserved key\\(s\\) AWS_REGION",
         ),
+        ({"Timeout": 901}, {"VisibilityTimeout": 999}, {}, "Timeout 901 must be between 1 and 900"),
+        ({"MemorySize": 64}, {}, {}, "MemorySize 64 must be between 128 and 10240"),
+        ({"MemorySize": 10_241}, {}, {}, "MemorySize 10241 must be between 128 and 10240"),
+        (
+            {"Environment": {"Variables": {"BIG": "x" * 4090}}},
+            {},
+            {},
+            "Environment.Variables take 4100 bytes; Lambda allows at most 4096",
+        ),
+        (
+            {},
+            {"FifoQueue": True},
+            {"BatchSize": 20, "MaximumBatchingWindowInSeconds": 5},
+            "FIFO queue as an event source is not emulated.*; BatchSize 20 must be at most 10 "
+            "for a FIFO queue; MaximumBatchingWindowInSeconds is not supported for a FIFO queue",
+        ),
     ],
-    ids=["visibility", "batch-size", "concurrency", "window", "reserved-env"],
+    ids=[
+        "visibility",
+        "batch-size",
+        "concurrency",
+        "window",
+        "reserved-env",
+        "timeout",
+        "memory-low",
+        "memory-high",
+        "environment-size",
+        "fifo-batch",
+    ],
 )
 def test_deployment_refuses_what_lambda_refuses(
     tmp_path: Path,
@@ -196,6 +247,25 @@ def test_deployment_refuses_what_lambda_refuses(
         LocalAuditPipeline(directory, "ProbeStack").start()
 
     assert child_processes() <= children
+
+
+def test_template_values_of_unreserved_variables_win_and_lambdas_own_are_set(
+    tmp_path: Path,
+) -> None:
+    """Lambda reserves some keys and sets others a function may change (TZ, LANG, PATH: see
+    docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime,
+    "reserved" and "unreserved" environment variables); an on-demand environment says so."""
+    variables = {"TZ": "Europe/Paris", "LANG": "fr_FR.UTF-8", "PATH": "/opt/bin:/usr/bin"}
+    directory = write_assembly(
+        tmp_path / "probe.out",
+        {"Probe": probe_function(Timeout=20, Environment={"Variables": variables})},
+        {},
+    )
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        environment = pipeline.invoke("Probe", {})["env"]
+
+    assert {key: environment[key] for key in variables} == variables
+    assert environment["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
 
 
 def test_mapping_disabled_by_the_string_false_receives_nothing(tmp_path: Path) -> None:

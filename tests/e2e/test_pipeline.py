@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 ITEM_FIELDS = {
     "record_hash",
+    "topic_arn",
     "subject",
     "subject_type",
     "event_key",
@@ -56,6 +57,7 @@ def test_published_account_deletion_is_recorded_with_every_field(
     assert item["event_key"] == {"S": f"{published['occurred_at']}#{published['event_id']}"}
     assert item["details"] == {"M": {}}
     assert item["subject_type"] == {"S": "hmac-sha256"}
+    assert item["topic_arn"] == {"S": pipeline.outputs["TopicArn"]}
     assert "john" not in json.dumps(item).lower()
     assert queue_counts(pipeline, "QueueUrl") == (0, 0)
     assert queue_counts(pipeline, "DeadLetterQueueUrl") == (0, 0)

@@ -53,7 +53,7 @@ def test_the_apps_pipeline_is_found_with_each_role(template_json: dict[str, Any]
     alarms = [
         k for k, r in template_json["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
     ]
-    assert sorted(pipeline.alarms) == sorted(alarms) and len(alarms) == 10
+    assert sorted(pipeline.alarms) == sorted(alarms) and len(alarms) == 14
     dead_letter = template_json["Resources"][pipeline.logical_id("queue")]["Properties"]
     assert dead_letter["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] == (
         pipeline.logical_id("dead-letter-queue")

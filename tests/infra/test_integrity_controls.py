@@ -324,7 +324,10 @@ def test_only_the_sealer_may_sign_with_the_signing_key(template: dict[str, Any])
         policy["Properties"]["Roles"]
         for policy in template["Resources"].values()
         if policy["Type"] == "AWS::IAM::Policy"
-        and "kms:Sign" in json.dumps(policy["Properties"]["PolicyDocument"])
+        and any(
+            statement["Effect"] == "Allow" and "kms:Sign" in json.dumps(statement["Action"])
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
     ]
     sealer_role_id, _ = _resource(template, "SealerFunctionRole/Resource")
     assert signers == [[{"Ref": sealer_role_id}]]
@@ -395,29 +398,218 @@ def test_audit_stack_wires_its_alarm_topic_so_nothing_warns(stack: AuditStack) -
 
 
 def test_changes_to_the_logs_controls_raise_an_alarm(template: dict[str, Any]) -> None:
-    rule_id, rule = _resource(template, "ControlChangeRule/Resource")
-    pattern = rule["Properties"]["EventPattern"]
-    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
-    names = pattern["detail"]["eventName"]
-    for event in (
-        "PutResourcePolicy",
-        "DeleteResourcePolicy",
-        "UpdateTable",
-        "UpdateContinuousBackups",
-        "DeleteTable",
-        "SetQueueAttributes",
-        "PutKeyPolicy",
-        "ScheduleKeyDeletion",
-    ):
-        assert event in names
-    watched = json.dumps(pattern["detail"]["$or"])
+    # Coverage per call and name form: tests/infra/test_control_rules.py.
+    rules = {
+        resource["Properties"]["Name"]: resource
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Events::Rule"
+        and "ControlChange" in resource["Metadata"]["aws:cdk:path"]
+    }
+    for rule in rules.values():
+        assert rule["Properties"]["EventPattern"]["detail-type"] == ["AWS API Call via CloudTrail"]
+    watched = json.dumps([rule["Properties"]["EventPattern"] for rule in rules.values()])
     for path in ("Table/Resource", "Sealing/DigestTable/Resource", "Sealing/SigningKey/Resource"):
         assert _resource(template, path)[0] in watched
     alarm = next(
         resource["Properties"]
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
-        and resource["Properties"].get("MetricName") == "TriggeredRules"
+        and resource["Properties"]["AlarmName"].endswith("-ControlChangedAlarm")
     )
-    assert alarm["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
-    assert (alarm["Threshold"], alarm["Statistic"]) == (1, "Sum")
+    summed = {
+        query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+    }
+    assert summed == set(rules)
+    assert alarm["Threshold"] == 1
+
+
+# -- integrity v2: only granted producers publish, only the consumers receive ----------------
+# (docs/INTEGRITY.md, layer 1; the evaluator above, on the synthesized policies)
+
+ADMINISTRATOR = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+DEPLOYMENT_ROLE = f"arn:aws:iam::{ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-{ACCOUNT}-{REGION}"
+
+
+def _subbed(value: Any) -> Any:
+    """Fn::Sub of the pseudo parameters the policies use (the deployment role's ARN)."""
+    if isinstance(value, list):
+        return [_subbed(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::Sub"}:
+            return str(value["Fn::Sub"]).replace("${AWS::Partition}", "aws")
+        return {key: _subbed(item) for key, item in value.items()}
+    return value
+
+
+def _topic_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
+    topic_id, _ = _resource(template, "Topic/Resource")
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SNS::TopicPolicy" and resource["Properties"]["Topics"] == [
+            {"Ref": topic_id}
+        ]:
+            return list(_subbed(resource["Properties"]["PolicyDocument"]["Statement"]))
+    raise AssertionError("no policy for the audit topic")
+
+
+def _as(
+    template: dict[str, Any],
+    statements: list[dict[str, Any]],
+    action: str,
+    principal_arn: str,
+    **context: str,
+) -> str:
+    request = {**TLS, "aws:PrincipalArn": principal_arn, **context}
+    return decide(
+        template, statements, action, ("AWS", principal_arn), request, identity_allows=True
+    )
+
+
+def test_a_forged_publish_by_a_principal_not_granted_is_denied_by_the_topic_policy(
+    template: dict[str, Any],
+) -> None:
+    statements = _topic_policy(template)
+    publisher = _role_arn(template, "DeleteAccountFunction")
+    # Both hold sns:Publish in their IAM policies; only the granted one gets through.
+    assert _as(template, statements, "sns:Publish", ADMINISTRATOR) == "denied"
+    assert _as(template, statements, "sns:Publish", publisher) == "allowed"
+
+
+def test_allow_publishers_lets_the_listed_accounts_publish_and_still_denies_others() -> None:
+    stack = cdk.Stack(_app(), "Other", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    pipeline = AuditPipeline(stack, "Audit")
+    pipeline.allow_publishers(accounts=["444455556666"], organization_id="o-a1b2c3d4e5")
+    service = iam.Role(stack, "Service", assumed_by=iam.AccountRootPrincipal())
+    pipeline.grant_publish(service)
+    template = dict(Template.from_stack(stack).to_json())
+    statements = next(
+        list(resource["Properties"]["PolicyDocument"]["Statement"])
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::SNS::TopicPolicy"
+    )
+    workload = "arn:aws:iam::444455556666:role/Workload"
+    member = "arn:aws:iam::777788889999:role/Member"
+    stranger = "arn:aws:iam::999999999999:role/Stranger"
+    granted = str(_physical(template, {"Fn::GetAtt": [_logical("Service", template), "Arn"]}))
+
+    def publish(arn: str, **context: str) -> str:
+        return _as(template, statements, "sns:Publish", arn, **context)
+
+    assert publish(workload, **{"aws:PrincipalAccount": "444455556666"}) == "allowed"
+    assert (
+        publish(
+            member, **{"aws:PrincipalAccount": "777788889999", "aws:PrincipalOrgID": "o-a1b2c3d4e5"}
+        )
+        == "allowed"
+    )
+    assert publish(stranger, **{"aws:PrincipalAccount": "999999999999"}) == "denied"
+    assert publish(granted, **{"aws:PrincipalAccount": ACCOUNT}) == "allowed"
+    assert publish(ADMINISTRATOR, **{"aws:PrincipalAccount": ACCOUNT}) == "denied"
+
+
+def _logical(prefix: str, template: dict[str, Any]) -> str:
+    return next(
+        str(logical_id)
+        for logical_id, resource in template["Resources"].items()
+        if logical_id.startswith(prefix) and resource["Type"] == "AWS::IAM::Role"
+    )
+
+
+def test_grant_publish_refuses_a_grantee_the_topic_policy_cannot_name() -> None:
+    stack = cdk.Stack(_app(), "Other")
+    pipeline = AuditPipeline(stack, "Audit")
+    with pytest.raises(ValueError, match="AuditPipeline grant_publish: the grantee must be"):
+        pipeline.grant_publish(iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "sns:Subscribe",
+        "sns:SetTopicAttributes",
+        "sns:RemovePermission",
+        "sns:AddPermission",
+        "sns:DeleteTopic",
+    ],
+)
+def test_only_the_deployment_role_may_change_the_topic_or_subscribe_to_it(
+    template: dict[str, Any], action: str
+) -> None:
+    statements = _topic_policy(template)
+    assert _as(template, statements, action, ADMINISTRATOR) == "denied"
+    assert _as(template, statements, action, DEPLOYMENT_ROLE) == "allowed"
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:PurgeQueue"],
+)
+@pytest.mark.parametrize(
+    ("queue_path", "consumer"),
+    [("Queue", "RecordAuditEventFunction"), ("Sealing/SealQueue", "SealerFunction")],
+)
+def test_an_administrator_cannot_receive_or_delete_audit_messages_only_the_consumer_can(
+    template: dict[str, Any], queue_path: str, consumer: str, action: str
+) -> None:
+    statements = _queue_policy(template, queue_path)
+    assert _as(template, statements, action, ADMINISTRATOR) == "denied"
+    # The event source mapping polls with the recorder's role outside the function: no
+    # lambda:SourceFunctionArn in its requests, and the queue policy does not ask for one.
+    assert _as(template, statements, action, _role_arn(template, consumer)) == "allowed"
+
+
+# -- integrity v2: writers bound to their functions ------------------------------------------
+
+
+def _identity_statements(template: dict[str, Any], function_path: str) -> list[dict[str, Any]]:
+    """The role's IAM policies, as statements of the role itself (the evaluator reads a
+    principal; an identity policy's principal is its role)."""
+    role_id, _ = _resource(template, f"{function_path}Role/Resource")
+    role_arn = _role_arn(template, function_path)
+    statements: list[dict[str, Any]] = []
+    for resource in template["Resources"].values():
+        if (
+            resource["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role_id} in resource["Properties"]["Roles"]
+        ):
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                statements.append({**statement, "Principal": {"AWS": role_arn}})
+    return statements
+
+
+def _function_arn(template: dict[str, Any], function_path: str) -> str:
+    function_id, _ = _resource(template, f"{function_path}/Resource")
+    return str(_physical(template, {"Fn::GetAtt": [function_id, "Arn"]}))
+
+
+@pytest.mark.parametrize(
+    ("writer", "table_path", "action", "resource_policy"),
+    [
+        ("RecordAuditEventFunction", "Table", "dynamodb:PutItem", "table"),
+        ("SealerFunction", "Sealing/DigestTable", "dynamodb:PutItem", "table"),
+        ("SealerFunction", "Sealing/SigningKey", "kms:Sign", "key"),
+    ],
+)
+def test_a_session_of_a_writer_role_outside_its_function_may_not_write_or_sign(
+    template: dict[str, Any], writer: str, table_path: str, action: str, resource_policy: str
+) -> None:
+    _, resource = _resource(template, f"{table_path}/Resource")
+    if resource_policy == "table":
+        policy = resource["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    else:
+        policy = resource["Properties"]["KeyPolicy"]["Statement"]
+    statements = [*_identity_statements(template, writer), *policy]
+    role = _role_arn(template, writer)
+    inside = _function_arn(template, writer)
+    intruder = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:Intruder"
+
+    def call(**context: str) -> str:
+        request = {"aws:PrincipalArn": role, **context}
+        return decide(template, statements, action, ("AWS", role), request, identity_allows=False)
+
+    assert call(**{"lambda:SourceFunctionArn": inside}) == "allowed"
+    # Another function created or reconfigured with the role (CreateFunction + PassRole).
+    assert call(**{"lambda:SourceFunctionArn": intruder}) == "denied"
+    # A session of the role outside any function has no lambda:SourceFunctionArn.
+    assert call() == "denied"

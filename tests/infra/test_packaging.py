@@ -75,6 +75,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
         "publication.py",
         "record_audit_event.py",
         "seal_records.py",
+        "sns_signature.py",
         "subject.py",
     ]
 

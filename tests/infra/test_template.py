@@ -8,11 +8,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from audit_stack import outputs
+from audit_stack import AuditPipeline, outputs
 from audit_stack.construct.functions import POWERTOOLS_VERSION, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,8 +272,12 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_repor
     table_id = _pipeline_id(template, "AWS::DynamoDB::Table", "Table")
     statements = _policy_statements(template, role_id)
     data_statements = [
-        s for s in statements if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
+        s
+        for s in statements
+        if s["Effect"] == "Allow" and not any(a.startswith(("logs:", "xray:")) for a in _actions(s))
     ]
+    # Its writes are also denied outside its own function (test_integrity_controls.py).
+    assert [s["Sid"] for s in statements if s["Effect"] == "Deny"] == ["OnlyFromInsideTheFunction"]
     assert data_statements == [
         _SECRET_LOOKUP(template),
         {
@@ -351,6 +356,23 @@ def test_functions_get_the_secret_and_the_shard_count_from_the_template(
     assert publisher["PSEUDONYM_SECRET_ARN"] == recorder["PSEUDONYM_SECRET_ARN"] == secret
     assert "SUBJECT_IN_CLEAR" not in publisher
     assert recorder["EVENT_TYPE_INDEX_SHARDS"] == "16"
+
+
+def test_recorder_knows_the_one_topic_whose_signed_notifications_it_accepts(
+    template: Template,
+) -> None:
+    topic = {"Ref": _pipeline_id(template, "AWS::SNS::Topic", "Topic")}
+    recorder = _recorder(template)["Properties"]["Environment"]["Variables"]
+    assert recorder["TOPIC_ARN"] == topic
+
+
+def test_unverified_messages_raise_an_alarm(template: Template) -> None:
+    alarms = template.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "UnverifiedMessages"}}
+    )
+    ((_, alarm),) = alarms.items()
+    assert alarm["Properties"]["Threshold"] == 1
+    assert alarm["Properties"]["Namespace"] == "AuditPipeline"
 
 
 def test_functions_write_only_to_their_own_log_group(template: Template) -> None:
@@ -580,8 +602,87 @@ def test_every_alarm_and_its_return_to_ok_reach_the_stacks_alarm_topic(
         template, "AWS::SNS::Topic", {"Properties": {"DisplayName": "Audit pipeline alarms"}}
     )
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 14
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": alarm_topic}]
         assert alarm["Properties"]["OKActions"] == [{"Ref": alarm_topic}]
     assert template.find_resources("AWS::CloudWatch::Dashboard") == {}
+
+
+# -- loss is detectable (docs/INTEGRITY.md, layer 3) -----------------------------------------
+
+
+def _named_alarm(template: Template, construct_id: str) -> dict[str, Any]:
+    found = [
+        alarm["Properties"]
+        for alarm in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["AlarmName"].endswith(f"-{construct_id}")
+    ]
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+def test_an_event_type_the_queue_filters_out_raises_an_alarm(template: Template) -> None:
+    props = _named_alarm(template, "NotificationsFilteredOutAlarm")
+    topic_id = _pipeline_id(template, "AWS::SNS::Topic", "Topic")
+    assert (props["Namespace"], props["MetricName"]) == (
+        "AWS/SNS",
+        "NumberOfNotificationsFilteredOut",
+    )
+    assert props["Dimensions"] == [
+        {"Name": "TopicName", "Value": {"Fn::GetAtt": [topic_id, "TopicName"]}}
+    ]
+    assert (props["Threshold"], props["Statistic"], props["ComparisonOperator"]) == (
+        1,
+        "Sum",
+        "GreaterThanOrEqualToThreshold",
+    )
+
+
+def test_events_published_but_never_recorded_raise_an_alarm_within_fifteen_minutes(
+    template: Template,
+) -> None:
+    props = _named_alarm(template, "UnaccountedEventsAlarm")
+    queries = {query["Id"]: query for query in props["Metrics"]}
+    expression = next(q["Expression"] for q in queries.values() if "Expression" in q)
+    # Published, minus everything that accounts for an event.
+    assert expression.startswith("FILL(published, 0) - (")
+    for name in ("filtered", "failed", "recorded", "duplicates", "poison"):
+        assert f"FILL({name}, 0)" in expression
+    metrics = {
+        query_id: query["MetricStat"]["Metric"]["MetricName"]
+        for query_id, query in queries.items()
+        if "MetricStat" in query
+    }
+    assert metrics == {
+        "published": "NumberOfMessagesPublished",
+        "filtered": "NumberOfNotificationsFilteredOut",
+        "failed": "NumberOfNotificationsFailed",
+        "recorded": "AuditEventsRecorded",
+        "duplicates": "DuplicateAuditEventsSkipped",
+        "poison": "PoisonMessages",
+    }
+    assert all(q["MetricStat"]["Period"] == 300 for q in queries.values() if "MetricStat" in q)
+    # Three 5-minute periods in a row: a batch recorded across a period boundary never alarms.
+    assert (props["EvaluationPeriods"], props["Threshold"]) == (3, 1)
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_no_digest_for_longer_than_the_heartbeat_raises_an_alarm_even_without_data(
+    template: Template,
+) -> None:
+    props = _named_alarm(template, "DigestsStoppedAlarm")
+    assert (props["Namespace"], props["MetricName"]) == ("AuditPipeline", "AuditDigestsWritten")
+    # The heartbeat (1 hour) plus one seal interval (5 minutes).
+    assert props["Period"] == 3600 + 300
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
+    assert props["TreatMissingData"] == "breaching"
+
+
+def test_the_digest_alarm_period_stays_within_a_day_for_the_longest_seal_interval() -> None:
+    stack = cdk.Stack(cdk.App(), "Other")
+    AuditPipeline(stack, "Audit", seal_interval=cdk.Duration.days(1))
+    alarms = Template.from_stack(stack).find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "AuditDigestsWritten"}}
+    )
+    assert [alarm["Properties"]["Period"] for alarm in alarms.values()] == [86_400]

@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,9 @@ from audit_events.event import (
     validate_delete_account_payload,
 )
 from audit_events.record_audit_event import to_item
+from audit_events.sns_signature import trust_certificate, verify_notification
 from audit_stack.local import FunctionInvocationError, LocalAuditPipeline
+from audit_stack.local.control.sns_signing import NotificationSigner
 from tests.reliability.conftest import SIZES, Row, report
 from tests.reliability.helpers import dead_letter_bodies, dead_letter_count, recorded_event_ids
 
@@ -117,14 +120,26 @@ def _mutated(
     }
 
 
-def _envelope(message: str) -> dict[str, Any]:
-    return {
-        "Type": "Notification",
-        "MessageId": str(uuid.uuid4()),
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:fuzz",
-        "Message": message,
-        "Timestamp": "2026-11-29T04:47:01.123Z",
-    }
+@dataclass(frozen=True)
+class _Notification:
+    """An SNS notification of ``message``, signed by the emulator's SNS when sent, then with
+    ``replaced`` and ``removed`` fields (tampered after signing)."""
+
+    message: str
+    replaced: dict[str, Any]
+    removed: set[str]
+
+    def body(self, signer: NotificationSigner, topic_arn: str) -> str:
+        envelope = signer.sign(
+            {
+                "Type": "Notification",
+                "MessageId": str(uuid.uuid4()),
+                "TopicArn": topic_arn,
+                "Message": self.message,
+                "Timestamp": "2026-11-29T04:47:01.123Z",
+            }
+        )
+        return json.dumps(_mutated(envelope, self.replaced, self.removed, {}))
 
 
 # Audit events each field valid, replaced, removed or joined by strays; as JSON, or any text.
@@ -140,16 +155,14 @@ messages = (
     )
     | sqs_text
 )
-# Untouched notifications (recordable); SNS envelopes around the messages, themselves mutated;
-# arbitrary JSON; arbitrary text.
+# Untouched signed notifications (recordable); signed SNS envelopes around the messages, their
+# fields then mutated (tampered); arbitrary JSON; arbitrary text.
 queue_bodies = st.one_of(
     # The drawn number only makes each example distinct to hypothesis (which skips repeats);
     # every event gets a fresh id anyway.
-    st.builds(lambda _: json.dumps(_envelope(json.dumps(_fresh_event()))), st.integers()),
+    st.builds(lambda _: _Notification(json.dumps(_fresh_event()), {}, set()), st.integers()),
     st.builds(
-        lambda message, replaced, removed: json.dumps(
-            _mutated(_envelope(message), replaced, removed, {})
-        ),
+        _Notification,
         messages,
         st.dictionaries(st.sampled_from(ENVELOPE_FIELDS), json_values, max_size=1),
         st.sets(st.sampled_from(ENVELOPE_FIELDS), max_size=1),
@@ -159,9 +172,10 @@ queue_bodies = st.one_of(
 )
 
 
-def _recordable_event_id(body: str) -> str | None:
+def _recordable_event_id(body: str, topic_arn: str) -> str | None:
     """The recorder's own rules as the oracle: the event id it records, None for poison."""
     try:
+        verify_notification(body, topic_arn=topic_arn, timeout_seconds=5)
         event, provenance = parse_sns_envelope(body)
         to_item(event, provenance, recorded_at=TIMESTAMP_EXAMPLE)
     except PoisonMessageError:
@@ -238,13 +252,17 @@ def test_every_poison_queue_message_reaches_the_dlq_and_every_valid_one_is_recor
     pipeline = local_audit_pipeline
     sqs = pipeline.client("sqs")
     queue_url = pipeline.outputs["QueueUrl"]
+    topic_arn = pipeline.outputs["TopicArn"]
+    # The oracle trusts the emulator's certificate as its workers do.
+    trust_certificate(pipeline.sns_signer.cert_url, pipeline.sns_signer.certificate_pem)
     sent: list[tuple[str, str | None]] = []
 
     @settings(max_examples=SIZES.body_cases, **FUZZ)  # type: ignore[arg-type]
     @given(queue_bodies)
-    def send_body(body: str) -> None:
+    def send_body(drawn: str | _Notification) -> None:
+        body = drawn if isinstance(drawn, str) else drawn.body(pipeline.sns_signer, topic_arn)
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
-        sent.append((body, _recordable_event_id(body)))
+        sent.append((body, _recordable_event_id(body, topic_arn)))
         if len(sent) % BODIES_PER_ROUND == 0:
             # Visibility timeouts are fast-forwarded: maxReceiveCount receives happen at once.
             pipeline.run_until_idle(timeout=300)

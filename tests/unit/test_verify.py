@@ -219,3 +219,161 @@ def test_a_version_2_digest_is_signed_through_its_checkpoint_which_names_its_has
 
 def item_hash(item: dict[str, Any]) -> str:
     return str(item[contract.RECORD_HASH_ATTRIBUTE]["S"])
+
+
+# -- verify cannot be steered ----------------------------------------------------------------
+
+SIGNING_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/test"
+NOW = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def test_since_checks_a_record_in_no_digest_whatever_time_it_claims() -> None:
+    a, b = _record("a"), _record("b", recorded_at="2026-01-02T00:00:00.000000Z")
+    inserted = _record("mallory", recorded_at="2020-01-01T00:00:00.000000Z")
+    report = verify_log(
+        [a, b, inserted], _chain([a], [b]), KEY.public_key(), since=datetime(2021, 1, 1, tzinfo=UTC)
+    )
+    assert _kinds(report.findings) == [(checks.UNSEALED, "mallory")]
+
+
+def test_since_selects_records_by_the_digest_that_sealed_them_not_by_their_own_time() -> None:
+    a = _record("a")
+    old_claim = _record("b", recorded_at="2020-01-01T00:00:00.000000Z")  # sealed on 2026-01-02
+    digests = _chain([a], [old_claim])
+    altered = {**old_claim, "details": {"M": {"n": {"N": "9"}}}}
+    since = datetime(2026, 1, 2, tzinfo=UTC)
+    report = verify_log([a, altered], digests, KEY.public_key(), since=since)
+    assert _kinds(report.findings) == [(checks.MODIFIED, "b")]
+    assert report.records == 1  # "a", sealed by digest 1 before the period, is not checked
+    # A record sealed before the period is out of it, whatever later time it claims.
+    late_claim = _record("c", recorded_at="2026-03-01T00:00:00.000000Z")
+    digests = _chain([late_claim], [a])
+    edited = {**late_claim, "details": {"M": {"n": {"N": "9"}}}}
+    assert verify_log([edited, a], digests, KEY.public_key(), since=since).ok
+
+
+def test_a_record_claiming_a_time_after_the_checks_clock_is_a_finding_not_pending() -> None:
+    a = _record("a")
+    soon = _record("soon", recorded_at="2026-01-05T00:04:00.000000Z")  # within the clock margin
+    future = _record("future", recorded_at="2099-01-01T00:00:00.000000Z")
+    report = verify_log([a, soon, future], _chain([a]), KEY.public_key(), now=NOW)
+    assert _kinds(report.findings) == [(checks.FUTURE, "future"), (checks.PENDING, "soon")]
+    (finding,) = [f for f in report.findings if f.kind == checks.FUTURE]
+    assert "2099-01-01T00:00:00.000000Z" in finding.detail
+    beyond_margin = _record("beyond", recorded_at="2026-01-05T00:06:00.000000Z")
+    report = verify_log([a, beyond_margin], _chain([a]), KEY.public_key(), now=NOW)
+    assert _kinds(report.findings) == [(checks.FUTURE, "beyond")]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "stored", "detail"),
+    [
+        ("sealed_at", {"S": "2020-01-01T00:00:00.000000Z"}, "its stored sealed_at '2020-01-01T"),
+        ("sealed_at", None, "its stored sealed_at (missing) is not the signed 2026-01-02T12"),
+        ("record_count", {"N": "7"}, "its stored record_count {'N': '7'} is not the signed 1"),
+        ("record_count", {"S": "1"}, "its stored record_count"),
+        ("record_count", None, "its stored record_count (missing) is not the signed 1"),
+    ],
+)
+def test_a_digests_stored_fields_must_say_what_its_signed_body_says(
+    attribute: str, stored: dict[str, str] | None, detail: str
+) -> None:
+    a, b = _record("a"), _record("b")
+    first, second = _chain([a], [b])
+    edited = {key: value for key, value in second.items() if key != attribute}
+    if stored is not None:
+        edited[attribute] = stored
+    report = verify_log([a, b], [first, edited], KEY.public_key())
+    assert [(f.kind, f.digest) for f in report.findings] == [(checks.CHAIN, 2)]
+    assert report.findings[0].detail.startswith(detail)
+
+
+def test_a_digest_signed_for_another_table_or_key_is_a_finding() -> None:
+    a = _record("a")
+    digests = _chain([a])
+    assert verify_log([a], digests, KEY.public_key(), table="audit", signing_key=SIGNING_KEY_ARN).ok
+    assert verify_log([a], digests, KEY.public_key(), table="audit", signing_key="test").ok
+    report = verify_log(
+        [a], digests, KEY.public_key(), table="other", signing_key="arn:aws:kms:x:1:key/other"
+    )
+    assert [f.detail for f in report.findings] == [
+        "it was signed for table 'audit', not 'other'",
+        f"it names signing key {SIGNING_KEY_ARN!r}, not 'arn:aws:kms:x:1:key/other'",
+    ]
+
+
+def _digest_with(**changes: dict[str, str] | None) -> dict[str, Any]:
+    (item,) = _chain([_record("a")])
+    for name, value in changes.items():
+        if value is None:
+            del item[name]
+        else:
+            item[name] = value
+    return item
+
+
+@pytest.mark.parametrize(
+    ("item", "detail"),
+    [
+        (_digest_with(sequence={"N": "1.5"}), "a digest item whose sequence {'N': '1.5'}"),
+        (_digest_with(sequence={"S": "1"}), "a digest item whose sequence {'S': '1'}"),
+        (_digest_with(sequence={"N": "0"}), "a digest item whose sequence {'N': '0'}"),
+        (_digest_with(sequence=None), "a digest item whose sequence (missing)"),
+        (_digest_with(body=None), "its body is missing or not a string (S)"),
+        (_digest_with(body={"N": "1"}), "its body is missing or not a string (S)"),
+        (_digest_with(signature={"B": "AAE="}), "its signature is missing or not a string (S)"),
+        (_digest_with(digest_hash=None), "its digest_hash is missing or not a string (S)"),
+    ],
+)
+def test_a_malformed_digest_item_is_a_finding_not_a_traceback(
+    item: dict[str, Any], detail: str
+) -> None:
+    report = verify_log([], [item], KEY.public_key())
+    assert [f.kind for f in report.findings] == [checks.MALFORMED]
+    assert report.findings[0].detail.startswith(detail)
+
+
+def test_a_digest_whose_signed_body_is_not_a_digest_is_a_finding() -> None:
+    body = '{"version": 1, "sequence": "one"}'
+    item = {
+        **_digest_with(),
+        "body": {"S": body},
+        "digest_hash": {"S": integrity.digest_hash(body)},
+    }
+    item.pop("checkpoint", None)  # signed as version 1 signs: the body itself
+    message = integrity.digest_hash(body).encode("ascii")
+    item["signature"] = {
+        "S": integrity.encode_signature(KEY.sign(message, ec.ECDSA(hashes.SHA256())))
+    }
+    report = verify_log([], [item], KEY.public_key())
+    assert [f.kind for f in report.findings] == [checks.MALFORMED]
+    assert report.findings[0].detail.startswith("not a digest")
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({contract.RECORD_HASH_ATTRIBUTE: {"N": "1"}}, "its record_hash is not a string (S)"),
+        ({contract.RECORDED_AT_ATTRIBUTE: {"N": "1"}}, "its recorded_at is not a string (S)"),
+        ({"details": {"Q": "1"}}, "its content is not DynamoDB attribute values"),
+        ({"details": {"N": "NaN"}}, "its content is not DynamoDB attribute values"),
+        ({"details": "text"}, "its content is not DynamoDB attribute values"),
+        ({contract.SORT_KEY: {"N": "1"}}, "a record whose subject or event_key is missing"),
+    ],
+)
+def test_a_malformed_record_is_one_finding_not_a_traceback(
+    change: dict[str, Any], detail: str
+) -> None:
+    a = _record("a")
+    report = verify_log([{**a, **change}], _chain([a]), KEY.public_key())
+    malformed = [f for f in report.findings if f.kind == checks.MALFORMED]
+    assert [f.detail[: len(detail)] for f in malformed] == [detail]
+    # Sealed, so found by key, it is not also reported modified or missing (unless keyless).
+    assert len(report.findings) == (2 if contract.SORT_KEY in change else 1)
+
+
+def test_a_record_without_its_subject_is_a_finding_not_a_traceback() -> None:
+    a = _record("a")
+    keyless = {k: v for k, v in a.items() if k != contract.PARTITION_KEY}
+    report = verify_log([keyless], [], KEY.public_key())
+    assert [f.kind for f in report.findings] == [checks.MALFORMED]

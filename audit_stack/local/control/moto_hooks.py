@@ -17,6 +17,8 @@ from typing import Any
 import moto.sqs.models
 from moto.core.utils import unix_time as _real_unix_time
 
+from audit_stack.local.control.service_errors import ServiceErrorHooks
+
 # moto's backends are not thread-safe: e.g. DeleteMessage rebuilds a queue's message list, so a
 # SendMessage that appends meanwhile would be lost. Every request that reaches moto holds this.
 MOTO_LOCK = threading.RLock()
@@ -53,10 +55,12 @@ class MotoHooks:
         self._offset_ms = 0.0
         self._installed = False
         self._originals: dict[str, Any] = {}
+        self._service_errors = ServiceErrorHooks()
 
     def install(self) -> None:
         if self._installed:
             return
+        self._service_errors.install()
         self._originals = {
             "unix_time": _SQS_MODELS.unix_time,
             "unix_time_millis": _SQS_MODELS.unix_time_millis,
@@ -105,6 +109,7 @@ class MotoHooks:
             "retention_check"
         ]
         _SQS_MODELS.SQSBackend.receive_message = self._originals["receive_message"]
+        self._service_errors.uninstall()
         self._installed = False
         self._offset_ms = 0.0
 

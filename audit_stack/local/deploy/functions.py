@@ -39,12 +39,50 @@ RESERVED_ENVIRONMENT_KEYS = frozenset(
         "LAMBDA_RUNTIME_DIR",
     }
 )
+# CreateFunction's limits (Lambda quotas:
+# docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+MIN_TIMEOUT_SECONDS = 1
+MAX_TIMEOUT_SECONDS = 900
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+MAX_ENVIRONMENT_BYTES = 4 * 1024
 # CreateEventSourceMapping's limits for an SQS source.
 MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
 MAX_BATCH_SIZE = 10_000
 MAX_BATCHING_WINDOW_SECONDS = 300
 MIN_MAXIMUM_CONCURRENCY = 2
 MAX_MAXIMUM_CONCURRENCY = 1000
+MAX_FIFO_BATCH_SIZE = 10
+
+
+def function_errors(*, timeout: int, memory_mb: int, variables: Mapping[str, Any]) -> list[str]:
+    """What CreateFunction refuses in a function's configuration, every problem at once."""
+    errors: list[str] = []
+    if not MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS:
+        errors.append(
+            f"Timeout {timeout} must be between {MIN_TIMEOUT_SECONDS} and {MAX_TIMEOUT_SECONDS}"
+        )
+    if not MIN_MEMORY_MB <= memory_mb <= MAX_MEMORY_MB:
+        errors.append(f"MemorySize {memory_mb} must be between {MIN_MEMORY_MB} and {MAX_MEMORY_MB}")
+    reserved = reserved_environment_keys(variables)
+    if reserved:
+        errors.append(
+            f"Environment.Variables sets reserved key(s) {', '.join(reserved)}, which Lambda "
+            "refuses to modify"
+        )
+    size = environment_size(variables)
+    if size > MAX_ENVIRONMENT_BYTES:
+        errors.append(
+            f"Environment.Variables take {size} bytes; Lambda allows at most "
+            f"{MAX_ENVIRONMENT_BYTES} (4 KB) for all of them"
+        )
+    return errors
+
+
+def environment_size(variables: Mapping[str, Any]) -> int:
+    """The size Lambda counts against its 4 KB limit: the variables as a JSON object, UTF-8."""
+    document = {str(key): str(value) for key, value in variables.items()}
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def reserved_environment_keys(variables: Mapping[str, Any]) -> list[str]:
@@ -59,9 +97,25 @@ def event_source_mapping_errors(
     max_concurrency: int | None,
     queue_visibility_timeout: int,
     function_timeout: int,
+    fifo: bool = False,
 ) -> list[str]:
     """What CreateEventSourceMapping refuses for an SQS queue, every problem at once."""
     errors: list[str] = []
+    if fifo:
+        errors.append(
+            "a FIFO queue as an event source is not emulated (Lambda's in-order retries within "
+            "a message group are not reproduced); use a standard queue locally"
+        )
+        # What Lambda itself refuses for a FIFO source: more than 10 per batch, any window.
+        if batch_size > MAX_FIFO_BATCH_SIZE:
+            errors.append(
+                f"BatchSize {batch_size} must be at most {MAX_FIFO_BATCH_SIZE} for a FIFO queue"
+            )
+        if batching_window_seconds > 0:
+            errors.append(
+                "MaximumBatchingWindowInSeconds is not supported for a FIFO queue "
+                f"(got {batching_window_seconds:g})"
+            )
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         errors.append(f"BatchSize {batch_size} must be between 1 and {MAX_BATCH_SIZE}")
     if batch_size > MAX_BATCH_SIZE_WITHOUT_WINDOW and batching_window_seconds <= 0:
@@ -132,12 +186,14 @@ def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalR
             "locally; only cloud-assembly directory assets (Code.S3Key) do"
         )
     variables = properties.get("Environment", {}).get("Variables", {})
-    reserved = reserved_environment_keys(variables)
-    if reserved:
-        raise DeploymentError(
-            f"AWS::Lambda::Function {resource.logical_id}: Environment.Variables sets reserved "
-            f"key(s) {', '.join(reserved)}, which Lambda refuses to modify"
-        )
+    errors = function_errors(
+        timeout=int(properties.get("Timeout", 3)),
+        memory_mb=int(properties.get("MemorySize", 128)),
+        variables=variables,
+    )
+    if errors:
+        # As CloudFormation fails the stack when CreateFunction refuses the function.
+        raise DeploymentError(f"AWS::Lambda::Function {resource.logical_id}: " + "; ".join(errors))
     name = ctx.name(resource, properties.get("FunctionName"), max_length=64)
     logging_config = properties.get("LoggingConfig", {})
     spec = FunctionSpec(
@@ -242,6 +298,7 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
         max_concurrency=max_concurrency,
         queue_visibility_timeout=queue.visibility_timeout_seconds,
         function_timeout=function.timeout_seconds,
+        fifo=queue.fifo,
     )
     if errors:
         # As CloudFormation fails the stack when CreateEventSourceMapping refuses the mapping.

@@ -84,6 +84,7 @@ def deploy_queue(ctx: DeployContext, resource: TemplateResource) -> PhysicalReso
             dead_letter_target_arn=redrive["deadLetterTargetArn"] if redrive else None,
             max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
             visibility_timeout_seconds=int(properties.get("VisibilityTimeout", 30)),
+            fifo=fifo,
         )
     )
     return PhysicalResource(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})

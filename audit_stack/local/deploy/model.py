@@ -58,6 +58,7 @@ class QueueInfo:
     dead_letter_target_arn: str | None
     max_receive_count: int | None
     visibility_timeout_seconds: int = 30
+    fifo: bool = False
 
 
 @dataclass

@@ -41,6 +41,20 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> by
     return json.dumps({"Records": records}).encode()
 
 
+def fitting_prefix(
+    messages: list[dict[str, Any]], queue_arn: str, region: str, limit_bytes: int
+) -> int:
+    """How many of ``messages``, from the first, make an :func:`sqs_event` of at most
+    ``limit_bytes`` (at least one: a single SQS message always fits Lambda's payload)."""
+    size = len(json.dumps({"Records": []}))
+    for count, message in enumerate(messages):
+        record = len(json.dumps(sqs_record(message, queue_arn, region)).encode())
+        size += record + (2 if count else 0)  # ", " between records
+        if size > limit_bytes:
+            return max(count, 1)
+    return len(messages)
+
+
 def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
     converted: dict[str, Any] = {}
     if "StringValue" in value:

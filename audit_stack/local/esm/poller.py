@@ -1,5 +1,9 @@
 """What an SQS event source fetches: one batch per call, honouring BatchSize, the batching window
-and Lambda's 6 MB payload limit; the window ends at once when the mapping is paused or stops."""
+and Lambda's 6 MB payload limit; the window ends at once when the mapping is paused or stops.
+
+The payload limit holds with and without a window: ten 1 MB messages would make a 10 MB event,
+which Lambda never sends. The messages that do not fit are made visible again at once (AWS does
+not document what it does with them; they are not lost and keep their receive count)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.deploy.model import EventSourceSpec
+from audit_stack.local.esm.events import fitting_prefix
 from audit_stack.local.runtime.functions import SYNC_PAYLOAD_LIMIT_BYTES
 
 RECEIVE_LIMIT = 10  # SQS's ReceiveMessage maximum
@@ -52,7 +57,7 @@ class SqsPoller:
         spec = self.spec
         messages = self.receive(min(RECEIVE_LIMIT, spec.batch_size))
         if not messages or spec.batching_window_seconds <= 0:
-            return messages
+            return self._within_payload_limit(messages)
         # The batching window: keep gathering until the batch or the payload is full.
         deadline = time.monotonic() + spec.batching_window_seconds
         condition = self._activity.condition
@@ -68,7 +73,27 @@ class SqsPoller:
                 with condition:
                     condition.wait_for(functools.partial(self._woken, seen), remaining)
                     seen = self._activity.generation
-        return messages
+        return self._within_payload_limit(messages)
+
+    def _within_payload_limit(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The longest prefix whose event fits in 6 MB; the rest made visible again."""
+        region = self.spec.queue_arn.split(":")[3]
+        count = fitting_prefix(messages, self.spec.queue_arn, region, SYNC_PAYLOAD_LIMIT_BYTES)
+        kept = messages[:count]
+        excess = messages[len(kept) :]
+        for start in range(0, len(excess), RECEIVE_LIMIT):
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.spec.queue_url,
+                Entries=[
+                    {
+                        "Id": str(index),
+                        "ReceiptHandle": message["ReceiptHandle"],
+                        "VisibilityTimeout": 0,
+                    }
+                    for index, message in enumerate(excess[start : start + RECEIVE_LIMIT])
+                ],
+            )
+        return kept
 
     def _woken(self, seen_generation: int) -> bool:
         """Interrupted, or something changed since the receive that found nothing."""

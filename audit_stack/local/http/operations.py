@@ -26,6 +26,10 @@ _LAMBDA_ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/2015-03-31/functions/?$"), "ListFunctions"),
     ("GET", re.compile(r"^/2015-03-31/event-source-mappings/?$"), "ListEventSourceMappings"),
 )
+SNS_CERTIFICATE_PATH = re.compile(r"^/_emulator/sns/SimpleNotificationService-[0-9a-f]{32}\.pem$")
+"""Where the emulator serves its SNS signing certificate (an unsigned GET, as SNS serves its)."""
+SNS_SIGN_PATH = "/_emulator/sns/sign"
+"""Where the emulator signs a notification as its SNS would deliver it (README's DLQ drill)."""
 UNSIGNED = "emulator:unsigned"
 """What the emulator's own unsigned requests (moto's reset endpoint) count as: never AWS calls."""
 
@@ -55,6 +59,10 @@ def identify(environ: Environ, body: bytes) -> Operation:
     if method == "POST" and invoke is not None:
         region = scope.group("region") if scope else None
         return Operation("lambda", "Invoke", "rest", region, unquote(invoke.group("name")))
+    if method == "GET" and SNS_CERTIFICATE_PATH.match(path):
+        return Operation("sns", "GetSigningCertificate", "rest")
+    if method == "POST" and path == SNS_SIGN_PATH:
+        return Operation("sns", "SignNotification", "rest")
     if scope is None:
         return Operation("emulator", "unsigned", "rest")
     service, region = scope.group("service"), scope.group("region")

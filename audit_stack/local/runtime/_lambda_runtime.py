@@ -21,6 +21,11 @@ from typing import Any, TextIO
 
 # Ends a request's log output on stdout and stderr, so the emulator knows it has read all of it.
 LOG_END = "\x1e"
+# A command-line argument ``--bootstrap=MODULE:FUNCTION:URL:PEM_HEX``: before the handler is
+# imported, ``MODULE.FUNCTION(URL, PEM)`` runs (the emulator pins its SNS signing certificate in
+# the recorder's certificate cache this way). It is the emulator's bootstrap, like AWS's own
+# runtime: nothing in a function's configuration (environment, handler) can add one.
+BOOTSTRAP_OPTION = "--bootstrap="
 
 
 class CognitoIdentity:
@@ -180,8 +185,26 @@ def _log_error(document: dict[str, Any], request_id: str) -> None:
         )
 
 
+def _run_bootstrap(instructions: list[str]) -> None:
+    """Call each ``MODULE:FUNCTION:URL:PEM_HEX`` of the emulator; a function whose code lacks
+    MODULE (another stack's function) is left alone."""
+    for instruction in instructions:
+        module_name, function_name, rest = instruction.split(":", 2)
+        url, pem_hex = rest.rsplit(":", 1)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name == module_name or module_name.startswith(f"{missing.name}."):
+                continue
+            raise
+        getattr(module, function_name)(url, bytes.fromhex(pem_hex))
+
+
 def main(argv: list[str], results: TextIO) -> None:
-    site_dirs = argv[1:]
+    bootstrap = [
+        arg.removeprefix(BOOTSTRAP_OPTION) for arg in argv[1:] if arg.startswith(BOOTSTRAP_OPTION)
+    ]
+    site_dirs = [arg for arg in argv[1:] if not arg.startswith(BOOTSTRAP_OPTION)]
     task_root = os.environ["LAMBDA_TASK_ROOT"]
     # As on Lambda: the function's code first, then the layer (the site-packages standing in for
     # the Powertools layer and the runtime's boto3), then the standard library.
@@ -196,6 +219,7 @@ def main(argv: list[str], results: TextIO) -> None:
     request_filter = _RequestIdFilter()
     _configure_logging(request_filter)
     try:
+        _run_bootstrap(bootstrap)
         handler = _load_handler(os.environ["_HANDLER"])
     except _FaultError as fault:
         error = {"errorMessage": str(fault), "errorType": fault.error_type, "stackTrace": []}

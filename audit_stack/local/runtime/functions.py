@@ -20,15 +20,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.deploy.model import FunctionSpec
-from audit_stack.local.runtime._lambda_runtime import LOG_END
+from audit_stack.local.runtime._lambda_runtime import BOOTSTRAP_OPTION, LOG_END
 
 RUNTIME_SCRIPT = Path(__file__).with_name("_lambda_runtime.py")
 # Lambda's limit for the init phase (module-level code), which the function timeout excludes.
@@ -152,6 +152,7 @@ class _Worker:
         spec: FunctionSpec,
         environment: dict[str, str],
         on_log: Callable[[str], None],
+        bootstrap: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self._lines: list[str] = []
@@ -173,6 +174,7 @@ class _Worker:
                     str(RUNTIME_SCRIPT),
                     str(write_fd),
                     *site_packages(),
+                    *(f"{BOOTSTRAP_OPTION}{instruction}" for instruction in bootstrap),
                 ],
                 cwd=spec.code_dir,
                 env=environment,
@@ -315,6 +317,16 @@ class _Worker:
             self._results = -1
 
 
+# What Lambda sets but a function's configuration may change (not reserved): the template's
+# values win. (TZ has not been reserved since 2022; Lambda's LANG is en_US.UTF-8, which many
+# hosts lack, so Python would add LC_CTYPE: C.UTF-8 is the same encoding and always installed.)
+_RUNTIME_DEFAULTS: Final = {
+    "TZ": ":UTC",
+    "LANG": "C.UTF-8",
+    "PATH": "/usr/local/bin:/usr/bin/:/bin",
+}
+
+
 class FunctionRuntime:
     """The execution environments of one function: warm workers are reused, one per invocation."""
 
@@ -325,8 +337,12 @@ class FunctionRuntime:
         endpoint_url: str,
         region: str,
         on_log: Callable[[str, str], None],
+        bootstrap: Sequence[str] = (),
     ) -> None:
+        """:param bootstrap: ``MODULE:FUNCTION:URL:PEM_HEX`` calls each worker makes before it
+        imports the handler (the emulator's SNS certificate; see ``_lambda_runtime.py``)."""
         self.spec = spec
+        self._bootstrap = tuple(bootstrap)
         self._endpoint_url = endpoint_url
         self._region = region
         self._on_log = on_log
@@ -357,14 +373,10 @@ class FunctionRuntime:
             "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
             "AWS_LAMBDA_LOG_FORMAT": "JSON" if json_logs else "Text",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "LAMBDA_RUNTIME_DIR": str(RUNTIME_SCRIPT.parent),
-            "TZ": ":UTC",
-            # Lambda's is en_US.UTF-8, which many hosts lack (Python would then add LC_CTYPE):
-            # C.UTF-8 is the same encoding and always installed.
-            "LANG": "C.UTF-8",
-            "PATH": "/usr/local/bin:/usr/bin/:/bin",
             # A Lambda environment has no AWS config files and no instance metadata: the host's
             # ~/.aws must not change what the function does, and nothing may leave loopback.
             "AWS_CONFIG_FILE": os.devnull,
@@ -373,12 +385,15 @@ class FunctionRuntime:
         }
         if json_logs:
             reserved["AWS_LAMBDA_LOG_LEVEL"] = (spec.application_log_level or "INFO").upper()
-        return {**spec.environment, **reserved}
+        return {**_RUNTIME_DEFAULTS, **spec.environment, **reserved}
 
     def _new_worker(self) -> _Worker:
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         worker = _Worker(
-            self.spec, self.environment(stream), lambda line: self._on_log(self.spec.name, line)
+            self.spec,
+            self.environment(stream),
+            lambda line: self._on_log(self.spec.name, line),
+            self._bootstrap,
         )
         with self._lock:
             self._all.add(worker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit_events.event import AuditEvent, new_account_deleted
+from audit_stack.local.control.sns_signing import NotificationSigner
 
 REGION = "eu-west-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -18,11 +20,20 @@ QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:AuditPipelineStack-AuditQueue1C2
 SNS_SENDER_ID = "AIDAIT2UOQQY3AUEKVGXU"
 EMAIL = "john.doe@mail.com"
 
-_SIGNATURE = (
-    "EXAMPLEpH+DcEwjAPg8O9mY8dReBSwksfg2S7WKQcikcNKWLQjwu6A4VbeS0QHVCkhRS7fUQvi2egU3N858fiTDN6bkk"
-    "OxYDVrY0Ad8L10Hs3zH81mtnPk5uvvolIC1CXGu43obcgFxeL3khZl8IKvO61GWB6jI9b5+gLPoBc1Q="
-)
-_SIGNING_CERT = "SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"
+
+@functools.cache
+def sns_test_signer() -> NotificationSigner:
+    """The tests' SNS: a key and certificate made once per session, at an SNS-shaped URL that
+    is never fetched (the tests pin it in the recorder's certificate cache, as the emulator's
+    worker bootstrap pins the emulator's)."""
+    return NotificationSigner.generate(f"https://sns.{REGION}.amazonaws.com", folder="")
+
+
+@functools.cache
+def other_signer() -> NotificationSigner:
+    """A second key and certificate, trusted too: a signature by one checked against the
+    other's certificate must fail."""
+    return NotificationSigner.generate(f"https://sns.{REGION}.amazonaws.com", folder="")
 
 
 def account_deleted(email: str = EMAIL, *, second: int = 0) -> AuditEvent:
@@ -41,24 +52,42 @@ def sns_notification(
     topic_arn: str = TOPIC_ARN,
     timestamp: str = "2025-03-14T09:26:53.589Z",
     event_type: str = "AccountDeleted",
+    signer: NotificationSigner | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> str:
-    """An SQS message body as SNS writes it (raw message delivery off): pretty-printed JSON."""
-    fields = {
-        "Type": "Notification",
-        "MessageId": sns_message_id or str(uuid.uuid4()),
-        "TopicArn": topic_arn,
-        "Message": message,
-        "Timestamp": timestamp,
-        "SignatureVersion": "2",
-        "Signature": _SIGNATURE,
-        "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/{_SIGNING_CERT}",
-        "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe"
-        f"&SubscriptionArn={topic_arn}:2f0e5c1a-7b3d-4e9f-8a6c-1d4b7e0a3c5f",
-    }
+    """An SQS message body as SNS writes it (raw message delivery off): pretty-printed JSON,
+    signed by ``signer`` (default: the tests' SNS), then with ``changes`` made to its fields
+    (None removes one): a tampered or forged notification."""
+    fields: dict[str, Any] = (signer or sns_test_signer()).sign(
+        {
+            "Type": "Notification",
+            "MessageId": sns_message_id or str(uuid.uuid4()),
+            "TopicArn": topic_arn,
+            "Message": message,
+            "Timestamp": timestamp,
+            "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe"
+            f"&SubscriptionArn={topic_arn}:2f0e5c1a-7b3d-4e9f-8a6c-1d4b7e0a3c5f",
+        }
+    )
+    for name, value in (changes or {}).items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
     lines = [f"  {json.dumps(name)} : {json.dumps(value)}" for name, value in fields.items()]
     attribute = json.dumps({"Type": "String", "Value": event_type}, separators=(",", ":"))
     lines.append(f'  "MessageAttributes" : {{\n    "event_type" : {attribute}\n  }}')
     return "{\n" + ",\n".join(lines) + "\n}"
+
+
+def signed_again(body: str, signer: NotificationSigner | None = None) -> str:
+    """A body captured from AWS, its signature replaced by the tests' SNS's (layout kept): AWS's
+    own certificate is never fetched in tests."""
+    envelope = json.loads(body)
+    signed = (signer or sns_test_signer()).sign(envelope)
+    for name in ("Signature", "SigningCertURL"):
+        body = body.replace(json.dumps(envelope[name]), json.dumps(signed[name]), 1)
+    return body
 
 
 def sqs_record(

@@ -27,8 +27,15 @@ if str(LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDAS_DIR))
 
 from audit_events import contract  # noqa: E402  (needs the asset root on sys.path)
+from audit_stack.local.control.sns_signing import SnsSigningHook  # noqa: E402
 
-from .builders import ACCOUNT_ID, REGION  # noqa: E402  (needs the asset root on sys.path)
+from .builders import (  # noqa: E402  (needs the asset root on sys.path)
+    ACCOUNT_ID,
+    REGION,
+    TOPIC_ARN,
+    other_signer,
+    sns_test_signer,
+)
 
 SERVICE_NAME = "audit-pipeline-test"
 METRICS_NAMESPACE = "AuditPipelineTest"
@@ -56,6 +63,20 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # DEBUG and "log the event" on, so the tests that no personal data is logged would see it.
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    # The recorder's topic: the one whose signed notifications it accepts.
+    monkeypatch.setenv("TOPIC_ARN", TOPIC_ARN)
+
+
+@pytest.fixture(autouse=True)
+def trusted_test_certificates() -> Iterator[None]:
+    """The tests' SNS certificates pinned in the recorder's cache, through the same seam the
+    emulator's worker bootstrap uses (``trust_certificate``); nothing else is trusted."""
+    sns_signature = importlib.import_module("audit_events.sns_signature")
+    sns_signature.forget_certificates()
+    for signer in (sns_test_signer(), other_signer()):
+        sns_signature.trust_certificate(signer.cert_url, signer.certificate_pem)
+    yield
+    sns_signature.forget_certificates()
 
 
 @pytest.fixture(autouse=True)
@@ -103,8 +124,11 @@ class MockTopic:
 
 
 @pytest.fixture
-def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> MockTopic:
-    """Topic -> queue, SNS envelope kept (no raw delivery), filtered on event_type."""
+def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockTopic]:
+    """Topic -> queue, SNS envelope kept (no raw delivery), filtered on event_type; moto's SNS
+    signs its envelopes with the tests' certificate, as the emulator's does with its own."""
+    signing = SnsSigningHook()
+    signing.install(sns_test_signer())
     sns = boto3.client("sns")
     sqs = boto3.client("sqs")
     topic_arn = sns.create_topic(Name="audit-events")["TopicArn"]
@@ -122,7 +146,8 @@ def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> MockTopic:
         },
     )
     monkeypatch.setenv("TOPIC_ARN", topic_arn)
-    return MockTopic(topic_arn, queue_url, queue_arn)
+    yield MockTopic(topic_arn, queue_url, queue_arn)
+    signing.uninstall()
 
 
 PSEUDONYM_SECRET = "k" * 64

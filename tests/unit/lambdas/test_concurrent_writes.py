@@ -80,7 +80,7 @@ def _noticed_ids(queue_url: str) -> set[str]:
     return found
 
 
-def test_a_batch_writes_overlap_and_take_about_one_latency_per_pool(
+def test_a_batchs_writes_overlap_up_to_the_pool_size(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
@@ -89,16 +89,14 @@ def test_a_batch_writes_overlap_and_take_about_one_latency_per_pool(
     in_flight, _ = slow_put_item
     events = [account_deleted(f"user{number}@mail.com") for number in range(10)]
 
-    started = time.monotonic()
     response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
-    elapsed = time.monotonic() - started
 
     assert response == {"batchItemFailures": []}
     assert _recorded_ids(audit_table) == {event.event_id for event in events}
+    # Overlap is shown by the writes in flight at once, not by the wall clock (which a loaded
+    # machine stretches): one after another, there would never be more than one.
     assert in_flight.most > 1
     assert in_flight.most <= recorder.MAX_CONCURRENT_WRITES
-    # One after another, ten writes would take ten latencies.
-    assert elapsed < 10 * SIMULATED_LATENCY_SECONDS
 
 
 def test_one_failed_write_among_concurrent_writes_fails_only_its_message(

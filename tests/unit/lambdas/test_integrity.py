@@ -138,3 +138,36 @@ def test_a_record_leaf_is_the_rfc_leaf_hash_of_the_record_hash_bytes() -> None:
     )
     with pytest.raises(integrity.IntegrityFormatError):
         integrity.record_leaf("not-a-hash")
+
+
+# DynamoDB keeps 38 significant digits; Python's default Decimal context keeps 28.
+@pytest.mark.parametrize(
+    ("stored", "canonical"),
+    [
+        ("1234567890123456789012345678", "1234567890123456789012345678"),  # 28 digits
+        ("12345678901234567890123456789", "12345678901234567890123456789"),  # 29 digits
+        (
+            "1.2345678901234567890123456789012345678E+37",  # 38 digits
+            "12345678901234567890123456789012345678",
+        ),
+        ("0.12345678901234567890123456789012345670", "0.1234567890123456789012345678901234567"),
+        ("-9.9999999999999999999999999999999999999E+125", "-" + "9" * 38 + "0" * 88),
+        ("1E-130", "0." + "0" * 129 + "1"),
+    ],
+)
+def test_numbers_keep_every_one_of_dynamodbs_38_digits(stored: str, canonical: str) -> None:
+    assert integrity.canonical_number(stored) == canonical
+
+
+@pytest.mark.parametrize("digits", [28, 29, 38])
+def test_a_change_in_the_last_of_up_to_38_digits_changes_the_record_hash(digits: int) -> None:
+    number = "1" * digits
+    changed = "1" * (digits - 1) + "2"
+    assert integrity.record_hash({"n": {"N": number}}) != integrity.record_hash(
+        {"n": {"N": changed}}
+    )
+    # Known answer: the hash is of the exact digits, whatever Python's default precision.
+    assert (
+        integrity.record_hash({"n": {"N": number}})
+        == hashlib.sha256(b'{"n":{"N":"' + number.encode() + b'"}}').hexdigest()
+    )

@@ -19,8 +19,10 @@ from audit_events.event import AuditEvent, PoisonMessageError, SnsProvenance
 
 from .builders import (
     EMAIL,
+    TOPIC_ARN,
     account_deleted,
     record_for,
+    signed_again,
     sns_notification,
     sqs_event,
     sqs_record,
@@ -49,6 +51,14 @@ def _item(audit_table: str, event: AuditEvent) -> dict[str, Any] | None:
     return item
 
 
+def _real_sqs_event() -> dict[str, Any]:
+    """The SQS event captured from AWS, signed again by the tests' SNS."""
+    event: dict[str, Any] = json.loads(REAL_SQS_EVENT.read_text())
+    for record in event["Records"]:
+        record["body"] = signed_again(record["body"])
+    return event
+
+
 def _failed_ids(response: dict[str, Any]) -> list[str]:
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
@@ -70,7 +80,7 @@ def test_real_aws_sqs_event_is_recorded_with_documented_item_shape(
     lambda_context: LambdaContext,
     clock: Callable[[datetime], None],
 ) -> None:
-    event = json.loads(REAL_SQS_EVENT.read_text())
+    event = _real_sqs_event()
 
     response = recorder.handler(event, lambda_context)
 
@@ -95,6 +105,7 @@ def test_real_aws_sqs_event_is_recorded_with_documented_item_shape(
             "details": {"M": {"email": {"S": "john.doe@mail.com"}}},
             "recorded_at": {"S": "2025-03-14T09:27:00.000001Z"},
             "sns_message_id": {"S": "d3b5a6c2-8f1e-5b4a-9c7d-0e2f4a6b8c1d"},
+            "topic_arn": {"S": TOPIC_ARN},
         }
     ]
 
@@ -312,6 +323,9 @@ def test_metrics_count_recorded_duplicate_and_poison_messages(
             record_for(first),
             record_for(first),
             record_for(second),
+            # Signed by SNS but not an audit event: poison only.
+            sqs_record(sns_notification('{"schema_version": 3}')),
+            # Not even a notification, so SNS never signed it: poison and unverified.
             sqs_record("not json"),
         ),
         lambda_context,
@@ -320,7 +334,8 @@ def test_metrics_count_recorded_duplicate_and_poison_messages(
     assert emitted_metrics(capsys.readouterr().out) == {
         "AuditEventsRecorded": 2,
         "DuplicateAuditEventsSkipped": 1,
-        "PoisonMessages": 1,
+        "PoisonMessages": 2,
+        "UnverifiedMessages": 1,
     }
 
 
@@ -338,6 +353,7 @@ def test_metrics_are_emitted_as_zero_when_nothing_of_the_kind_happened(
         "AuditEventsRecorded": 1,
         "DuplicateAuditEventsSkipped": 0,
         "PoisonMessages": 0,
+        "UnverifiedMessages": 0,
     }
 
 
@@ -348,7 +364,7 @@ def test_recorder_never_logs_subject_or_details(
     captured_logs: CapturedLogs,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    event = json.loads(REAL_SQS_EVENT.read_text())
+    event = _real_sqs_event()
     poison = sqs_record(sns_notification('{"subject": "john.doe@mail.com"}'))
     event["Records"] += [event["Records"][0], poison]
 

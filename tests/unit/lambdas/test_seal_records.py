@@ -302,3 +302,62 @@ def test_the_sealers_response_names_records_by_key_only(
         "rejected",
         "chain_head",
     }
+
+
+# -- the sealer trusts what is signed and stored, not what a notice or an attribute claims ------
+
+
+def _stored_items(sealing: Sealing) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = boto3.client("dynamodb").scan(TableName=sealing.table)["Items"]
+    return items
+
+
+def _send_notice(sealing: Sealing, item: dict[str, Any], recorded_at: str) -> None:
+    ref = integrity.RecordRef(
+        item["subject"]["S"], item["event_key"]["S"], item["record_hash"]["S"], recorded_at
+    )
+    boto3.client("sqs").send_message(
+        QueueUrl=sealing.seal_queue_url, MessageBody=integrity.notice_body([ref])
+    )
+
+
+def test_a_notice_claiming_another_time_still_finds_its_record_already_sealed(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    assert _new_sealer(sealer, sealing).run().digests == [1]
+    (item,) = _stored_items(sealing)
+    # The same record reported again, claiming a time after the chain's head: a sealer that
+    # trusted the notice's time would not search the digests and would seal it a second time.
+    _send_notice(sealing, item, "2099-01-01T00:00:00.000000Z")
+
+    rerun = _new_sealer(sealer, sealing).run()
+
+    assert (rerun.digests, rerun.sealed, rerun.duplicates) == ([], 0, 1)
+    assert _verify(sealing).ok
+
+
+def test_an_edited_stored_sealed_at_does_not_cut_the_duplicate_search_short(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    assert _new_sealer(sealer, sealing).run().digests == [1]
+    (first,) = _stored_items(sealing)
+    _record(recorder, lambda_context, 1)
+    assert _new_sealer(sealer, sealing).run().digests == [2]
+    # Digest 2's unsigned sealed_at attribute set back to 2000: a search that trusted it would
+    # stop at digest 2 and never see that digest 1 holds the first record.
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.update_item(
+        TableName=sealing.digest_table,
+        Key={"chain": {"S": integrity.DIGEST_CHAIN}, "sequence": {"N": "2"}},
+        UpdateExpression="SET sealed_at = :t",
+        ExpressionAttributeValues={":t": {"S": "2000-01-01T00:00:00.000000Z"}},
+    )
+    _send_notice(sealing, first, first["recorded_at"]["S"])
+
+    rerun = _new_sealer(sealer, sealing).run()
+
+    assert (rerun.digests, rerun.sealed, rerun.duplicates) == ([], 0, 1)
+    findings = [(f.kind, f.digest) for f in _verify(sealing).findings]
+    assert findings == [(checks.CHAIN, 2)]  # and verify names the edited attribute

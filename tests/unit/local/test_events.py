@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from audit_stack.local.esm.events import sqs_event, sqs_record, successful_messages
+from audit_stack.local.esm.events import (
+    fitting_prefix,
+    sqs_event,
+    sqs_record,
+    successful_messages,
+)
 from audit_stack.local.runtime.functions import InvocationResult
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:audit"
@@ -125,3 +130,16 @@ def test_response_that_is_not_json_deletes_nothing() -> None:
     answer = InvocationResult("request", b"not json", None, ())
 
     assert successful_messages(BATCH, answer, report_batch_item_failures=True) == []
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_the_fitting_prefix_is_the_longest_batch_whose_event_fits_the_limit(count: int) -> None:
+    batch = [message(str(index), "é" * (100 + index)) for index in range(10)]
+    exact = len(sqs_event(batch[:count], QUEUE_ARN, "us-east-1"))
+
+    assert fitting_prefix(batch, QUEUE_ARN, "us-east-1", exact) == count
+    assert fitting_prefix(batch, QUEUE_ARN, "us-east-1", exact - 1) == max(count - 1, 1)
+
+
+def test_one_message_always_fits_even_above_the_limit() -> None:
+    assert fitting_prefix([message("a", "x" * 100)], QUEUE_ARN, "us-east-1", 10) == 1

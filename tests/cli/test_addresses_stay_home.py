@@ -1,0 +1,141 @@
+"""Addresses stay home: `audit dlq show` redacts message bodies unless asked, and `audit trail`
+takes the address on standard input or from a file (out of shell history and the process list)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audit_stack.cli import dlq
+from audit_stack.cli.errors import EXIT_USAGE
+from audit_stack.local import LocalAuditPipeline
+from tests.cli.conftest import Audit
+from tests.cli.helpers import depth, empty_dead_letter_queue, event_ids
+
+ADDRESS = "Dead.Letter.Owner@mail.example"
+BODY = f'{{"Type": "Notification", "Message": "subject {ADDRESS}"}}'
+
+
+@pytest.fixture
+def dead_letter_with_an_address(pipeline: LocalAuditPipeline) -> Iterator[None]:
+    """One message in the DLQ whose body and attribute both hold an address in clear."""
+    empty_dead_letter_queue(pipeline)
+    pipeline.client("sqs").send_message(
+        QueueUrl=pipeline.outputs["DeadLetterQueueUrl"],
+        MessageBody=BODY,
+        MessageAttributes={"owner": {"DataType": "String", "StringValue": ADDRESS}},
+    )
+    yield
+    empty_dead_letter_queue(pipeline)
+
+
+@pytest.mark.usefixtures("dead_letter_with_an_address")
+def test_dlq_show_redacts_bodies_by_default_in_json_and_text_and_says_so(audit: Audit) -> None:
+    as_json = audit("dlq", "show", "--json")
+    as_text = audit("dlq", "show")
+
+    assert as_json.exit_code == as_text.exit_code == 0
+    for run in (as_json, as_text):
+        assert ADDRESS not in run.stdout + run.stderr
+    shown = as_json.json()
+    assert shown["bodies_shown"] is False
+    (message,) = shown["messages"]
+    assert message["body"] is None
+    assert message["body_bytes"] == len(BODY.encode())
+    assert message["message_attributes"] == {"owner": {"DataType": "String"}}
+    assert message["problem"]  # the diagnosis needs no body
+    assert dlq.BODIES_REDACTED in as_text.stdout
+
+
+@pytest.mark.usefixtures("dead_letter_with_an_address")
+def test_dlq_show_shows_bodies_only_with_show_bodies_and_says_so(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    as_json = audit("dlq", "show", "--show-bodies", "--json")
+    as_text = audit("dlq", "show", "--show-bodies")
+
+    shown = as_json.json()
+    assert shown["bodies_shown"] is True
+    (message,) = shown["messages"]
+    assert message["body"] == BODY
+    assert message["message_attributes"]["owner"]["StringValue"] == ADDRESS
+    assert dlq.BODIES_SHOWN in as_text.stdout and BODY in as_text.stdout
+    assert depth(pipeline, "DeadLetterQueueUrl") == (1, 0)  # still nothing consumed
+
+
+@pytest.fixture
+def recorded_address(audit: Audit, pipeline: LocalAuditPipeline) -> str:
+    """An account with a recorded event; its address as typed."""
+    address = "Stdin.Trail@mail.example"
+    assert audit("delete-account", address).exit_code == 0
+    pipeline.run_until_idle()
+    return address
+
+
+def _trail_ids(audit: Audit, *argv: str) -> list[str]:
+    run = audit("trail", *argv, "--json")
+    assert run.exit_code == 0, run.stderr
+    return event_ids(run.json())
+
+
+def test_trail_reads_the_address_from_standard_input_or_a_file_like_the_argument(
+    audit: Audit,
+    recorded_address: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    address = recorded_address
+    positional = _trail_ids(audit, address)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"  {address.upper()}\n"))
+    from_stdin = _trail_ids(audit, "-")
+    subject_file = tmp_path / "subject.txt"
+    subject_file.write_text(f"{address}\n", encoding="utf-8")
+    from_file = _trail_ids(audit, "--subject-file", str(subject_file))
+
+    assert len(positional) >= 1
+    assert from_stdin == from_file == positional
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "file_text", "message"),
+    [
+        ([], "", None, "give the account as EMAIL, as - (read from standard input) or with"),
+        (["x@mail.example", "--subject-file", "FILE"], "", "y@mail.example", "exactly one"),
+        (["-"], "", None, "standard input: must hold exactly one address, on one line"),
+        (["-"], "a@mail.example\nb@mail.example\n", None, "standard input: must hold exactly"),
+        (["--subject-file", "FILE"], "", "", "--subject-file "),
+        (["--subject-file", "FILE"], "", "a@mail.example\nb@mail.example", "--subject-file "),
+        (["--subject-file", "MISSING"], "", None, "--subject-file "),
+    ],
+)
+def test_a_missing_doubled_or_unreadable_address_is_a_usage_error_that_never_repeats_it(
+    audit: Audit,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    argv: list[str],
+    stdin: str,
+    file_text: str | None,
+    message: str,
+) -> None:
+    subject_file = tmp_path / "subject.txt"
+    if file_text is not None:
+        subject_file.write_text(file_text, encoding="utf-8")
+    argv = [
+        str(subject_file)
+        if word == "FILE"
+        else str(tmp_path / "missing")
+        if word == "MISSING"
+        else word
+        for word in argv
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+
+    run = audit("trail", *argv)
+
+    assert run.exit_code == EXIT_USAGE
+    assert run.stderr.startswith("audit: error: ")
+    assert message in run.stderr
+    assert "@mail.example" not in run.stderr and run.stdout == ""
