@@ -531,32 +531,36 @@ class _ChainTree:
     checkpoints: dict[int, Any] = field(default_factory=dict)  # sequence -> SignedCheckpoint
     digest_of: list[int] = field(default_factory=list)  # leaf index -> digest sequence
     readable: bool = True
+    digests: int = 0
 
 
 def _chain_tree(digest_items: Iterable[dict[str, Any]]) -> _ChainTree:
     tree = _ChainTree()
-    for item in sorted(digest_items, key=_sequence_of):
-        sequence = _sequence_of(item)
-        try:
-            digest = integrity.parse_digest(item.get("body", {}).get("S", ""))
-            tree.leaves.extend(
-                integrity.record_leaf(ref.record_hash) for ref in digest.sealed_order()
-            )
-        except integrity.IntegrityFormatError:
-            tree.readable = False  # verify_log reports it; the tree stops here
-            return tree
-        tree.digest_of.extend([sequence] * len(digest.records))
+    numbered = [
+        (sequence, item)
+        for item in digest_items
+        if (sequence := _digest_sequence(item)) is not None  # verify_log names the others
+    ]
+    for sequence, item in sorted(numbered, key=lambda entry: entry[0]):
+        tree.digests += 1
         signed = integrity.signed_checkpoint_of(item)
         if signed is not None:
             tree.checkpoints[sequence] = signed
+        if not tree.readable:
+            continue
+        try:
+            digest = integrity.parse_digest(_text(item, "body") or "")
+            leaves = [integrity.record_leaf(ref.record_hash) for ref in digest.sealed_order()]
+        except integrity.IntegrityFormatError:
+            tree.readable = False  # verify_log reports it; the tree stops here
+            continue
+        tree.leaves.extend(leaves)
+        tree.digest_of.extend([sequence] * len(leaves))
     return tree
 
 
 def _sequence_of(item: dict[str, Any]) -> int:
-    try:
-        return int(item[contract.DIGEST_SORT_KEY]["N"])
-    except (KeyError, TypeError, ValueError):
-        return -1
+    return _digest_sequence(item) or -1
 
 
 def _checked_checkpoint(
@@ -605,7 +609,7 @@ def verify_anchors(
         return findings
     tree = _chain_tree(digest_items)
     newest = max(anchored)
-    if not tree.checkpoints and not tree.leaves:
+    if not tree.digests:
         fail(
             f"the digest table is empty but {len(anchored)} checkpoint(s) are anchored, the "
             f"newest digest {newest}: the log was wiped or restarted",
