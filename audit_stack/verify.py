@@ -603,6 +603,12 @@ def verify_anchors(
                 fail(f"{anchor.key}: {problem}")
                 continue
             sequence = signed.checkpoint.sequence
+            if integrity.anchor_key(signed.checkpoint.table, sequence) != anchor.key:
+                fail(
+                    f"{anchor.key} holds checkpoint {sequence} of table "
+                    f"{signed.checkpoint.table!r}: not where it belongs"
+                )
+                continue
             # The oldest version wins: it was there first, and is locked.
             anchored.setdefault(sequence, signed)
     if not anchored:

@@ -361,3 +361,20 @@ def test_a_version_1_chain_is_extended_with_a_tree_over_all_its_records(
 
 def _version_1_digest(**fields: Any) -> Any:
     return integrity.Digest(**{**fields, "version": 1})
+
+
+def test_a_checkpoint_put_under_another_key_is_named_and_not_trusted(
+    sealing: Sealing,
+    anchors: str,
+    recorder: ModuleType,
+    sealer: ModuleType,
+    lambda_context: LambdaContext,
+) -> None:
+    _sealed_log(sealing, recorder, sealer, lambda_context)
+    first = integrity.signed_checkpoint_of(_digests(sealing)[0])
+    assert first is not None
+    misplaced = integrity.anchor_key(sealing.table, 7)
+    boto3.client("s3").put_object(Bucket=anchors, Key=misplaced, Body=first.document())
+    assert _anchor_findings(sealing) == [
+        f"{misplaced} holds checkpoint 1 of table {sealing.table!r}: not where it belongs"
+    ]
