@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from audit_stack.construct import AuditPipeline
-    from audit_stack.publisher import AuditPublisher
+    from audit_stack.publisher import AuditPublisher, EventType
     from audit_stack.stack import AuditStack
 
-__all__ = ["AuditPipeline", "AuditPublisher", "AuditStack"]
+__all__ = ["AuditPipeline", "AuditPublisher", "AuditStack", "EventType"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +26,11 @@ def __getattr__(name: str) -> Any:
         from audit_stack.publisher import AuditPublisher
 
         return AuditPublisher
+    if name == "EventType":
+        # aws_cdk-free: producers (AuditPublisher) and the construct share it.
+        from audit_stack.publisher import EventType
+
+        return EventType
     if name == "AuditStack":
         from audit_stack.stack import AuditStack
 

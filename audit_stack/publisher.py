@@ -1,33 +1,41 @@
-"""``AuditPublisher``: publish audit events straight to the pipeline's topic from an application.
+"""``AuditPublisher``: publish audit events of any type straight to the pipeline's topic.
 
-It saves the publisher function's hop and builds each event with the very code the publisher
-function runs (``audit_events.publication`` of the Lambda asset), so validation and envelope are
-the same. Needs only boto3; the caller's principal needs ``pipeline.grant_publish(...)`` (or, from
-another account, ``pipeline.allow_publishers(...)``).
+It builds each event with the very code the pipeline's functions run (``audit_events.publication``
+of the Lambda asset), so validation, pseudonym and envelope are the same, and it refuses events
+that the pipeline's catalogue (its ``event_types``) would not record, instead of letting the
+topic's subscription filter drop them silently. Needs only boto3 (and fastjsonschema for details
+schemas); the caller's principal needs ``pipeline.grant_publish(...)`` (or, from another account,
+``pipeline.allow_publishers(...)``).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from audit_stack.lambda_code import audit_events_module
+from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
+    from audit_events import catalogue as _catalogue
     from audit_events import event as _event_schema
     from audit_events import publication as _publication
 else:
     # The Lambda asset's modules, loaded from the installed package (see lambda_code.py).
+    _catalogue = audit_events_module("catalogue")
     _event_schema = audit_events_module("event")
     _publication = audit_events_module("publication")
 
 InvalidPayloadError = _event_schema.InvalidPayloadError
-"""Raised for a payload the publisher function would reject; names the field and the rule."""
+"""Raised for an event the pipeline would not record; names the field and the rule, never the
+value. Raised before anything is published."""
+EventType = _catalogue.EventType
+EventCatalogue = _catalogue.EventCatalogue
 
 # SNS PublishBatch takes at most 10 entries per request.
 BATCH_SIZE = 10
@@ -45,6 +53,22 @@ class PublishedEvent:
     event_type: str
     occurred_at: str
     sns_message_id: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event for ``publish_many``: ``publish_event``'s arguments."""
+
+    event_type: str
+    subject: str
+    details: Mapping[str, Any] | None = None
+    actor: str | None = None
+    source: str | None = None
+    idempotency_key: str | None = None
+    occurred_at: datetime | None = None
+
+
+_NEW_EVENT_FIELDS = frozenset(field.name for field in fields(NewEvent))
 
 
 @dataclass(frozen=True)
@@ -81,9 +105,12 @@ class AuditPublisher:
 
     ::
 
-        publisher = AuditPublisher(topic_arn, pseudonym_secret_arn=secret_arn)
+        publisher = AuditPublisher.from_environment()  # in a function wired by the pipeline
+        publisher.publish_event(
+            "InvoiceVoided", subject=customer_id, details={"invoice_id": "INV-1"}, actor="ui"
+        )
         publisher.account_deleted("john.doe@mail.com")
-        publisher.publish_many({"email": email} for email in deleted)
+        publisher.publish_many(NewEvent("InvoiceVoided", subject=c) for c in customers)
 
     :param topic_arn: the pipeline's topic (``pipeline.topic.topic_arn``).
     :param pseudonym_secret_arn: the pipeline's pseudonym secret
@@ -92,6 +119,11 @@ class AuditPublisher:
     :param subject_in_clear: instead, for a pipeline built with ``subject_in_clear=True``:
         events carry the address. One of the two is required, so no address is ever published
         by mistake.
+    :param event_types: the pipeline's catalogue (its ``event_types``: names or ``EventType``
+        entries, or an ``EventCatalogue``): events outside it, or whose details break their
+        type's schema, are refused before publishing. ``None``: not checked here (the topic's
+        subscription then drops unknown types; the pipeline alarms on it).
+    :param source: the ``source`` of events published without one (e.g. the service's name).
     :param sns_client: a boto3 SNS client; by default one for the topic's region.
     :param secrets_client: a boto3 Secrets Manager client; by default one for that region.
     :param max_attempts: attempts per event when SNS reports a failure that is not the sender's.
@@ -104,6 +136,8 @@ class AuditPublisher:
         *,
         pseudonym_secret_arn: str | None = None,
         subject_in_clear: bool = False,
+        event_types: Sequence[str | _catalogue.EventType] | _catalogue.EventCatalogue | None = None,
+        source: str | None = None,
         sns_client: Any | None = None,
         secrets_client: Any | None = None,
         max_attempts: int = 3,
@@ -123,9 +157,39 @@ class AuditPublisher:
         if max_attempts < 1:
             raise ValueError("max_attempts: must be at least 1")
         self.topic_arn = topic_arn
+        self.source = source
+        self.catalogue: _catalogue.EventCatalogue | None = (
+            event_types
+            if isinstance(event_types, _catalogue.EventCatalogue) or event_types is None
+            else _catalogue_of(event_types)
+        )
         self._sns = sns_client
         self._max_attempts = max_attempts
         self._sleep = sleep
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> AuditPublisher:
+        """The client for a function the pipeline wired (``add_publisher``): the topic, the
+        pseudonym secret (or ``SUBJECT_IN_CLEAR``), the catalogue and the default source from
+        its environment. ``options``: the other keyword arguments (clients, retries)."""
+        env = os.environ if environ is None else environ
+        topic_arn = env.get(contract.ENV_TOPIC_ARN)
+        if not topic_arn:
+            raise ValueError(
+                f"{contract.ENV_TOPIC_ARN}: not set; wire this function to the pipeline "
+                "(AuditPipeline.add_publisher) or construct AuditPublisher(topic_arn, ...)"
+            )
+        catalogue_text = env.get(contract.ENV_EVENT_CATALOGUE)
+        return cls(
+            topic_arn,
+            pseudonym_secret_arn=env.get(contract.ENV_PSEUDONYM_SECRET_ARN) or None,
+            subject_in_clear=env.get(contract.ENV_SUBJECT_IN_CLEAR) == "true",
+            event_types=_catalogue.parse_catalogue(catalogue_text) if catalogue_text else None,
+            source=env.get(contract.ENV_SOURCE) or env.get("AWS_LAMBDA_FUNCTION_NAME") or None,
+            **options,
+        )
 
     def _client(self) -> Any:
         if self._sns is None:
@@ -145,7 +209,41 @@ class AuditPublisher:
 
     def publish(self, payload: Mapping[str, object]) -> PublishedEvent:
         """Publish the event for one publisher-function payload (SNS Publish)."""
-        publication = self._build(payload)
+        return self._send(self._build(payload))
+
+    def publish_event(
+        self,
+        event_type: str,
+        *,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        source: str | None = None,
+        idempotency_key: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> PublishedEvent:
+        """Publish one event of any type in the pipeline's catalogue (SNS Publish).
+
+        :param subject: whom it is about: an e-mail address (normalised as deleteAccount's) or
+            any identifier; recorded by its keyed pseudonym unless the pipeline keeps subjects
+            in clear.
+        :param details: a JSON object of at most 8 KiB, matching the type's details schema.
+        :param actor: who did it (a role, a service, a user id; not an e-mail address).
+        :param source: the producing service; by default the client's ``source``.
+        :param idempotency_key: the same key (for the same type and subject) is one event,
+            recorded once however often it is published.
+        :param occurred_at: when it happened (timezone-aware); by default now.
+
+        Raises InvalidPayloadError, publishing nothing, for an event the pipeline would not
+        record.
+        """
+        return self._send(
+            self._build_event(
+                NewEvent(event_type, subject, details, actor, source, idempotency_key, occurred_at)
+            )
+        )
+
+    def _send(self, publication: _publication.Publication) -> PublishedEvent:
         response = self._client().publish(
             TopicArn=self.topic_arn,
             Message=publication.message,
@@ -153,16 +251,20 @@ class AuditPublisher:
         )
         return _published(publication, response["MessageId"])
 
-    def publish_many(self, payloads: Iterable[Mapping[str, object]]) -> list[PublishedEvent]:
+    def publish_many(
+        self, events: Iterable[NewEvent | Mapping[str, object]]
+    ) -> list[PublishedEvent]:
         """Publish many events with SNS PublishBatch, 10 per request, in order.
 
-        Every payload is validated before anything is published. An entry that SNS fails for a
+        Each event is a ``NewEvent``, a mapping of ``publish_event``'s arguments (with
+        ``event_type``), or a deleteAccount payload (``{"email": ...}``). Every event is
+        validated before anything is published. An entry that SNS fails for a
         reason not of the sender's making (throttling, an internal error, a failed request) is
         retried with backoff; the same event (same id and time) is sent again, so a retry that
         turns out to be a duplicate is recorded once. Raises PublishBatchError listing each
         event still not published, with those that were; nothing is dropped silently.
         """
-        publications = [self._build(payload) for payload in payloads]
+        publications = [self._build_any(event) for event in events]
         published: dict[int, PublishedEvent] = {}
         failed: dict[int, FailedEntry] = {}
         for start in range(0, len(publications), BATCH_SIZE):
@@ -244,7 +346,40 @@ class AuditPublisher:
                 return
             self._sleep(_backoff(attempt))
 
+    def _build_any(self, event: NewEvent | Mapping[str, object]) -> _publication.Publication:
+        if isinstance(event, NewEvent):
+            return self._build_event(event)
+        if isinstance(event, Mapping) and "event_type" in event:
+            unexpected = sorted(str(name) for name in event if name not in _NEW_EVENT_FIELDS)
+            if unexpected:
+                raise InvalidPayloadError(f"event: unexpected field(s) {', '.join(unexpected)}")
+            return self._build_event(NewEvent(**event))  # type: ignore[arg-type]
+        return self._build(event)
+
+    def _build_event(self, event: NewEvent) -> _publication.Publication:
+        source = event.source if event.source is not None else self.source
+        if source is None:
+            raise InvalidPayloadError(
+                "source: give publish_event(source=...) or AuditPublisher(source=...): the "
+                "producing service"
+            )
+        return _publication.event_publication(
+            event.event_type,
+            subject=event.subject,
+            details=dict(event.details) if event.details is not None else None,
+            actor=event.actor,
+            source=source,
+            idempotency_key=event.idempotency_key,
+            occurred_at=event.occurred_at,
+            now=datetime.now(UTC),
+            secret=self._pseudonym_secret(),
+            catalogue=self.catalogue,
+            event_id=str(uuid.uuid4()),
+        )
+
     def _build(self, payload: Mapping[str, object]) -> _publication.Publication:
+        if self.catalogue is not None:
+            _publication.catalogue_check(self.catalogue, contract.ACCOUNT_DELETED, {})
         # The publisher function's own builder: same validation, pseudonym and envelope.
         return _publication.account_deleted_publication(
             dict(payload),
@@ -267,6 +402,19 @@ class AuditPublisher:
             value = self._secrets.get_secret_value(SecretId=self._secret_arn)
             self._secret = (now, str(value["SecretString"]).encode("utf-8"))
         return self._secret[1]
+
+
+def _catalogue_of(
+    event_types: Sequence[str | _catalogue.EventType],
+) -> _catalogue.EventCatalogue:
+    if isinstance(event_types, str):
+        raise ValueError("event_types: must be a list of event type names, not one string")
+    schemas = _catalogue.catalogue_schemas(event_types)
+    for name, schema in schemas.items():
+        problems = [] if schema is None else _catalogue.schema_problems(schema)
+        if problems:
+            raise ValueError(f"event_types: {name}: {problems[0]}")
+    return _catalogue.EventCatalogue(schemas)
 
 
 def _published(publication: _publication.Publication, message_id: str) -> PublishedEvent:

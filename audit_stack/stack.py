@@ -23,6 +23,9 @@ REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
 # `cdk deploy -c anchor_bucket_name=audit-anchors` anchors checkpoints in that existing bucket
 # (Object Lock on; possibly another account's: docs/INTEGRITY.md) instead of a bucket of its own.
 ANCHOR_BUCKET_CONTEXT = "anchor_bucket_name"
+# `cdk deploy -c key_custodian_role_arn=arn:aws:iam::...:role/BreakGlass` names the one role that
+# may replace, rotate or delete the pseudonym key (grant_key_custody).
+KEY_CUSTODIAN_CONTEXT = "key_custodian_role_arn"
 
 __all__ = ["ALARM_EMAIL_CONTEXT", "ANCHOR_BUCKET_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
 
@@ -78,6 +81,11 @@ class AuditStack(Stack):
             self.pipeline.grant_redrive(
                 iam.Role.from_role_arn(self, "RedriveRole", redrive_role_arn, mutable=False)
             )
+        custodian_arn = self.node.try_get_context(KEY_CUSTODIAN_CONTEXT)
+        if custodian_arn:
+            self.pipeline.grant_key_custody(
+                iam.Role.from_role_arn(self, "KeyCustodianRole", custodian_arn, mutable=False)
+            )
         values = {
             outputs.TOPIC_ARN: (self.pipeline.topic.topic_arn, "Publish audit events here"),
             outputs.QUEUE_URL: (self.pipeline.queue.queue_url, "Queue the recorder consumes"),
@@ -86,9 +94,16 @@ class AuditStack(Stack):
                 "Messages that failed max_receive_count times",
             ),
             outputs.TABLE_NAME: (self.pipeline.table.table_name, "Append-only audit table"),
-            outputs.PUBLISHER_FUNCTION_NAME: (
-                self.pipeline.publisher_function.function_name,
-                'deleteAccount: invoke with {"email": ...}',
+            **(
+                {
+                    outputs.PUBLISHER_FUNCTION_NAME: (
+                        publisher.function_name,
+                        'deleteAccount: invoke with {"email": ...}',
+                    )
+                }
+                # Only with AccountDeleted in the pipeline's event_types.
+                if (publisher := self.pipeline.publisher_function) is not None
+                else {}
             ),
             outputs.RECORDER_FUNCTION_NAME: (
                 self.pipeline.recorder_function.function_name,

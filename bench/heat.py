@@ -85,7 +85,7 @@ def recorder_items(shards: int, events: int = 10_000) -> list[dict[str, Any]]:
     if str(LAMBDAS_DIR) not in sys.path:
         sys.path.insert(0, str(LAMBDAS_DIR))
     from audit_events.event import SnsProvenance, build_account_deleted_event
-    from audit_events.record_audit_event import to_item
+    from audit_events.items import to_item
 
     provenance = SnsProvenance("bench", "arn:aws:sns:us-east-1:000000000000:bench", "bench")
     now = datetime.now(UTC)

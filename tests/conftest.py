@@ -146,6 +146,32 @@ app.synth()
 """
 
 
+# Events of a type of its own: pipeline Audit records AccountDeleted and InvoiceVoided (with a
+# details schema), pipeline Billing InvoiceVoided and InvoicePaid (any details), so it has no
+# deleteAccount function.
+_CATALOGUE_APP = """
+import sys
+import aws_cdk as cdk
+from audit_stack import AuditPipeline, EventType
+
+INVOICE_VOIDED = EventType("InvoiceVoided", details_schema={
+    "type": "object",
+    "properties": {
+        "invoice_id": {"type": "string", "pattern": "^INV-[0-9]+$"},
+        "amount_cents": {"type": "integer", "minimum": 0},
+    },
+    "required": ["invoice_id"],
+    "additionalProperties": False,
+})
+app = cdk.App(outdir=sys.argv[1])
+stack = cdk.Stack(app, "CatalogueStack")
+gone = cdk.RemovalPolicy.DESTROY
+AuditPipeline(stack, "Audit", event_types=["AccountDeleted", INVOICE_VOIDED], removal_policy=gone)
+AuditPipeline(stack, "Billing", event_types=[INVOICE_VOIDED, "InvoicePaid"], removal_policy=gone)
+app.synth()
+"""
+
+
 def _synthesize_app(source: str, outdir: Path) -> Path:
     """Run an app's Python source with cdk.json's context into ``outdir`` (in a child process:
     the test process itself never starts jsii's Node.js kernel)."""
@@ -175,4 +201,13 @@ def subject_in_clear_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cloud assembly of AuditStack with subject_in_clear=True."""
     return synthesize_with_props(
         tmp_path_factory.mktemp("subject-in-clear.out"), '{"subject_in_clear": True}'
+    )
+
+
+@pytest.fixture(scope="session")
+def catalogue_assembly() -> Path:
+    """The cdk.out of stack CatalogueStack: pipeline Audit (AccountDeleted and InvoiceVoided)
+    and pipeline Billing (InvoiceVoided and InvoicePaid, no deleteAccount function)."""
+    return cached_assembly(
+        "catalogue", lambda out: _synthesize_app(_CATALOGUE_APP, out), _CATALOGUE_APP
     )

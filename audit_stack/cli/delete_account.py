@@ -21,6 +21,14 @@ _INVALID_PAYLOAD_ERROR: Final = "InvalidPayloadError"
 
 def publish_deletion(target: Target, email: str, idempotency_key: str | None = None) -> Any:
     """Invoke the publisher with ``{"email": ...}``; the event it published (its response)."""
+    if discovery.PUBLISHER not in target.resources:
+        # Only a pipeline whose catalogue has AccountDeleted has the deleteAccount function.
+        raise OperatorError(
+            f"pipeline {target.pipeline!r} of stack {target.stack!r} has no deleteAccount "
+            "function (AccountDeleted is not in its event_types): publish its own event types "
+            f"with `{target.again('publish')} TYPE --subject ...`",
+            EXIT_USAGE,
+        )
     # Never retried: a retried invocation whose first attempt got through publishes twice.
     lambda_ = target.client(
         "lambda", config=Config(read_timeout=120, retries={"total_max_attempts": 1})

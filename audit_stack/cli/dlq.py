@@ -22,11 +22,13 @@ from audit_stack.cli.target import Target
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
+    from audit_events import catalogue as recorder_catalogue
     from audit_events import event as recorder_parser
     from audit_events import sns_signature
 else:
     recorder_parser = audit_events_module("event")
     sns_signature = audit_events_module("sns_signature")
+    recorder_catalogue = audit_events_module("catalogue")
 
 __all__ = [
     "BODIES_REDACTED",
@@ -115,10 +117,13 @@ def _trust_emulator_certificate(body: str, endpoint_url: str) -> None:
         return  # not pinned: the check then refuses the URL
 
 
-def diagnose(body: str, signature: SignatureCheck | None = None) -> Diagnosis:
+def diagnose(
+    body: str, signature: SignatureCheck | None = None, catalogue: str | None = None
+) -> Diagnosis:
     """What the recorder's own checks say of a body: its SNS signature check (with
-    ``signature``) and its parser (``audit_events.event.parse_sns_envelope``), so a body
-    diagnosed recordable is one it would record, and a poison one is one it dead-letters."""
+    ``signature``), its parser (``audit_events.event.parse_sns_envelope``) and its catalogue
+    check (``catalogue``: the recorder's EVENT_CATALOGUE), so a body diagnosed recordable is one
+    it would record, and a poison one is one it dead-letters."""
     try:
         if signature is not None:
             signature.verify(body)
@@ -129,7 +134,13 @@ def diagnose(body: str, signature: SignatureCheck | None = None) -> Diagnosis:
         return Diagnosis(
             False, f"signature not checked: {error}; the recorder retries", _event_label(body)
         )
-    return Diagnosis(False, RECORDABLE, f"{event.event_type} {event.event_id}")
+    label = f"{event.event_type} {event.event_id}"
+    if catalogue:
+        try:
+            recorder_catalogue.parse_catalogue(catalogue).check(event.event_type, event.details)
+        except recorder_catalogue.EventRuleError as error:
+            return Diagnosis(True, str(error), label)
+    return Diagnosis(False, RECORDABLE, label)
 
 
 def _event_label(body: str) -> str | None:
@@ -205,7 +216,12 @@ def read_dead_letters(target: Target, limit: int) -> DeadLetters:
     in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
     messages = peek(sqs, url, min(visible, limit)) if visible else []
     check = SignatureCheck(target.resource(discovery.TOPIC), target.endpoint_url)
-    return DeadLetters(url, visible, in_flight, [_describe(message, check) for message in messages])
+    return DeadLetters(
+        url,
+        visible,
+        in_flight,
+        [_describe(message, check, target.event_catalogue) for message in messages],
+    )
 
 
 def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
@@ -256,10 +272,12 @@ def _release(sqs: Any, url: str, handles: list[str]) -> None:
         )
 
 
-def _describe(message: dict[str, Any], check: SignatureCheck) -> dict[str, Any]:
+def _describe(
+    message: dict[str, Any], check: SignatureCheck, catalogue: str | None
+) -> dict[str, Any]:
     system = message.get("Attributes", {})
     sent = system.get("SentTimestamp")
-    diagnosis = diagnose(message["Body"], check)
+    diagnosis = diagnose(message["Body"], check, catalogue)
     return {
         "message_id": message["MessageId"],
         "sent_at": render.from_epoch_ms(sent) if sent else None,

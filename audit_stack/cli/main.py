@@ -22,6 +22,7 @@ from audit_stack.cli import (
     dlq,
     events,
     prove,
+    publish,
     seal,
     status,
     trail,
@@ -184,19 +185,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="the caller's request id (1-128 printable ASCII): retries with it are recorded once",
     )
 
-    trail_parser = command(commands, "trail", trail.run, "an account's audit events, newest first")
+    publish_parser = command(
+        commands,
+        "publish",
+        publish.run,
+        "publish one audit event of any type of the pipeline's catalogue; print it",
+    )
+    publish.add_arguments(publish_parser)
+
+    trail_parser = command(
+        commands, "trail", trail.run, "the audit events about one subject, newest first"
+    )
     trail_parser.add_argument(
-        "email",
-        metavar="EMAIL",
+        "subject",
+        metavar="SUBJECT",
         nargs="?",
-        help="the account (case-insensitive); - reads it from standard input. An address given "
-        "here is visible in shell history and the process list: prefer - or --subject-file",
+        help="an e-mail address (case-insensitive) or any other identifier (as published); - "
+        "reads it from standard input. A subject given here is visible in shell history and the "
+        "process list: prefer - or --subject-file",
     )
     trail_parser.add_argument(
         "--subject-file",
         type=Path,
         metavar="FILE",
-        help="read the account's address from FILE (one line) instead of EMAIL",
+        help="read the subject from FILE (one line) instead of SUBJECT",
     )
     trail_parser.add_argument("--type", help="only events of this type, e.g. AccountDeleted")
     _time_range(trail_parser, paged=True)
@@ -353,6 +365,9 @@ def _check_usage(arguments: argparse.Namespace) -> TargetOptions:
             raise UsageError(f"--endpoint-url: {arguments.endpoint_url!r} is not an http(s) URL")
     if getattr(arguments, "email", None) is not None and not arguments.email.strip():
         raise UsageError("EMAIL must not be empty")
+    if getattr(arguments, "subject", None) is not None and not arguments.subject.strip():
+        name = "--subject" if arguments.command == "publish" else "SUBJECT"
+        raise UsageError(f"{name} must not be empty")
     # Raises for --since after --until.
     event_key_bounds(getattr(arguments, "since", None), getattr(arguments, "until", None))
     return TargetOptions(

@@ -77,6 +77,8 @@ class Target:
     """alarm name -> logical id, for the pipeline's alarms."""
     event_type_index_shards: int = 0
     """Shards per event type of the by-type index (the recorder's setting); 0 without it."""
+    event_catalogue: str | None = None
+    """The pipeline's event catalogue (the recorder's EVENT_CATALOGUE); None if not set."""
     options: TargetOptions = field(default_factory=TargetOptions)
     """How the operator named this target (for hints that repeat it)."""
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -172,6 +174,8 @@ def resolve_target(options: TargetOptions) -> Target:
         physical[logical_id]: logical_id for logical_id in pipeline.alarms if logical_id in physical
     }
     recorder = discovery.function_environment(template, pipeline, discovery.RECORDER)
+    catalogue = recorder.get(contract.ENV_EVENT_CATALOGUE)
+    target.event_catalogue = catalogue if isinstance(catalogue, str) else None
     try:
         target.event_type_index_shards = int(recorder.get(_SHARDS_VARIABLE, 0))
     except ValueError:

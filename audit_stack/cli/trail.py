@@ -1,4 +1,5 @@
-"""``audit trail EMAIL``: one account's audit events, newest first, a page at a time."""
+"""``audit trail SUBJECT``: the audit events about one subject (an e-mail address or any
+identifier), of every type, newest first, a page at a time."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from audit_stack.cli.dates import Moment
 from audit_stack.cli.errors import OperatorError, UsageError, error_code
 from audit_stack.cli.queries import Page, print_page, query_events, range_options
 from audit_stack.cli.target import Target
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
 
-__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "address_argument", "run"]
+__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "run", "subject_argument"]
 
-SCOPE: Final = "an account's trail"
+SCOPE: Final = "a subject's trail"
 """What a ``trail`` cursor continues."""
 DETAILS_NOT_STORED: Final = "(no personal details stored)"
 """How a record whose subject is a pseudonym shows its details: none are stored."""
@@ -28,7 +29,7 @@ _COLUMNS: Final = ("occurred_at", "event_type", "event_id", "source", "details")
 
 def account_trail(
     target: Target,
-    email: str,
+    subject: str,
     *,
     limit: int,
     since: Moment | None = None,
@@ -36,13 +37,15 @@ def account_trail(
     event_type: str | None = None,
     cursor: str | None = None,
 ) -> Page:
-    """The account's events, newest first.
+    """The subject's events of every type, newest first.
 
-    The account's records are under the address's pseudonym for each version of the pseudonym
-    secret (rotation gives an account a new one), and under the address itself for records
-    written in clear (version 1, or ``subject_in_clear``).
+    ``subject`` is normalised as producers normalise it (``audit_events.event.normalize_subject``:
+    an address as deleteAccount's, any other identifier as given, in NFC). Its records are under
+    its pseudonym for each version of the pseudonym secret (rotation gives a subject a new one),
+    and under the normal form itself for records written in clear (version 1, or
+    ``subject_in_clear``).
     """
-    normalized = _normalized(email)
+    normalized = _normalized(subject)
     secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
     pseudonyms = (
         [
@@ -67,10 +70,10 @@ def account_trail(
 
 
 def run(target: Target, arguments: argparse.Namespace) -> int:
-    email = address_argument(arguments)
+    subject = subject_argument(arguments)
     page = account_trail(
         target,
-        email,
+        subject,
         limit=arguments.limit,
         since=arguments.since,
         until=arguments.until,
@@ -82,8 +85,11 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         return 0
     # The address is never printed when the stack keeps it out of its records.
     secret = discovery.PSEUDONYM_SECRET in target.resources
-    title = "for the given address" if secret else f"for {_normalized(email)}"
-    words = ["trail", "EMAIL" if secret else _normalized(email)]
+    # An address is called one; any other subject is an identifier.
+    address = "@" in subject
+    what, placeholder = ("address", "EMAIL") if address else ("subject", "SUBJECT")
+    title = f"for the given {what}" if secret else f"for {_normalized(subject)}"
+    words = ["trail", placeholder if secret else _normalized(subject)]
     print_page(
         page,
         columns=_COLUMNS,
@@ -101,13 +107,14 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     return 0
 
 
-def address_argument(arguments: argparse.Namespace) -> str:
-    """The account's address: EMAIL, or read from standard input (``-``) or ``--subject-file``,
-    which keep it out of shell history and the process list. Errors never repeat it."""
+def subject_argument(arguments: argparse.Namespace) -> str:
+    """The subject (an address or an identifier): SUBJECT, or read from standard input (``-``)
+    or ``--subject-file``, which keep it out of shell history and the process list. Errors
+    never repeat it."""
     path: Path | None = getattr(arguments, "subject_file", None)
-    if (arguments.email is None) == (path is None):
+    if (arguments.subject is None) == (path is None):
         raise UsageError(
-            "give the account as EMAIL, as - (read from standard input) or with "
+            "give the subject as SUBJECT, as - (read from standard input) or with "
             "--subject-file FILE: exactly one of them"
         )
     if path is not None:
@@ -117,22 +124,24 @@ def address_argument(arguments: argparse.Namespace) -> str:
         except (OSError, UnicodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
             raise UsageError(f"{source}: {reason}") from None
-    elif arguments.email == "-":
+    elif arguments.subject == "-":
         source, text = "standard input", sys.stdin.read()
     else:
-        email: str = arguments.email
-        return email
+        subject: str = arguments.subject
+        return subject
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
-        raise UsageError(f"{source}: must hold exactly one address, on one line")
+        raise UsageError(f"{source}: must hold exactly one subject, on one line")
     return lines[0]
 
 
-def _normalized(email: str) -> str:
+def _normalized(subject: str) -> str:
     try:
-        return lambda_code.normalize_email(email.strip())
+        normalized, _ = audit_events_module("event").normalize_subject(subject.strip())
     except ValueError as error:
+        # The event module's message names the field and the rule, never the value.
         raise UsageError(str(error)) from None
+    return str(normalized)
 
 
 def _shown(event: dict[str, Any], column: str) -> Any:

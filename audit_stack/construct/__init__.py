@@ -9,8 +9,8 @@ policies; ``marking`` the marks tooling finds resources by; ``props`` the typed 
 
 from __future__ import annotations
 
-from audit_stack.construct.pipeline import AuditPipeline
+from audit_stack.construct.pipeline import AuditPipeline, EventType
 from audit_stack.construct.props import AuditPipelineProps
 from audit_stack.construct.validation import PropsError
 
-__all__ = ["AuditPipeline", "AuditPipelineProps", "PropsError"]
+__all__ = ["AuditPipeline", "AuditPipelineProps", "EventType", "PropsError"]

@@ -502,11 +502,18 @@ def create_alarms(
             "SNS could not deliver audit events to the queue (e.g. a key or queue policy "
             "changed); they wait in the subscription's dead-letter queue.",
         ),
-        _AlarmSpec(
-            "PublisherErrorsAlarm",
-            pipeline.metric_publisher_errors(period=five_minutes),
-            1,
-            "The publisher function failed: callers' audit events may not be published.",
+        *(
+            # Only a pipeline whose catalogue has AccountDeleted has the deleteAccount function.
+            [
+                _AlarmSpec(
+                    "PublisherErrorsAlarm",
+                    pipeline.metric_publisher_errors(period=five_minutes),
+                    1,
+                    "The publisher function failed: callers' audit events may not be published.",
+                )
+            ]
+            if pipeline.publisher_function is not None
+            else []
         ),
         _AlarmSpec(
             "SealerErrorsAlarm",

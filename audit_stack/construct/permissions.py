@@ -54,6 +54,7 @@ __all__ = [
     "grant_record",
     "grant_redrive",
     "only_consumer_receives",
+    "only_custodians_change_the_key",
     "only_granted_principals_publish",
     "only_lookup_principals_read",
     "only_the_deployment_changes_the_topic",
@@ -99,6 +100,22 @@ SECRET_LOOKUP_ACTIONS = (
     "secretsmanager:ListSecretVersionIds",
 )
 LOOKUP_KEY_ACTIONS = ("kms:Decrypt",)
+# Everything that replaces, re-stages, rotates, exposes or deletes the pseudonym key: each would
+# change every pseudonym from then on, or hand the key to someone (Secrets Manager's actions,
+# docs.aws.amazon.com/service-authorization/latest/reference/list_awssecretsmanager.html).
+SECRET_CUSTODY_ACTIONS = (
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:ReplicateSecretToRegions",
+    "secretsmanager:RemoveRegionsFromReplication",
+    "secretsmanager:StopReplicationToReplica",
+)
 # What an operator needs to move messages from the DLQ back to the queue (a message move task
 # sends to the source queue with the caller's own permissions).
 REDRIVE_DLQ_ACTIONS = (
@@ -183,6 +200,22 @@ def only_lookup_principals_read(secret: secretsmanager.Secret, readers: Principa
             actions=["secretsmanager:GetSecretValue"],
             resources=["*"],
             conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
+        )
+    )
+
+
+def only_custodians_change_the_key(
+    secret: secretsmanager.Secret, custodians: PrincipalArns
+) -> None:
+    """Nobody but the key's custodians (the deployment's role and a break-glass role given
+    ``grant_key_custody``) may write, rotate, re-stage, delete or re-police the pseudonym key:
+    a quietly replaced key splits every account's trail in two, a lifted policy exposes it."""
+    secret.add_to_resource_policy(
+        deny_all_but(
+            "OnlyCustodiansChangeThePseudonymKey",
+            actions=SECRET_CUSTODY_ACTIONS,
+            resources=["*"],
+            principals=custodians,
         )
     )
 

@@ -10,7 +10,7 @@ them, one row each.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -38,9 +38,16 @@ from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER,
 from audit_stack.construct.marking import PipelineMarker
 from audit_stack.construct.sealing import DEFAULT_ANCHOR_RETENTION, DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
 
-__all__ = ["DEFAULT_EVENT_TYPE_INDEX_SHARDS", "AuditPipeline"]
+if TYPE_CHECKING:
+    from audit_events import catalogue as _catalogue
+else:
+    _catalogue = audit_events_module("catalogue")
+
+EventType = _catalogue.EventType
+
+__all__ = ["DEFAULT_EVENT_TYPE_INDEX_SHARDS", "AuditPipeline", "EventType"]
 
 # 10,000 events/s of one type over 16 shards: about 625 writes/s per index partition key, under
 # DynamoDB's 1,000 writes/s per partition with room for the spread of a hash.
@@ -57,7 +64,11 @@ class AuditPipeline(Construct):
     :param max_concurrency: most concurrent recorder invocations (2-1000), so a backlog
         cannot overrun the table.
     :param recorder_timeout: the recorder's timeout; the queue's visibility timeout is 6x it.
-    :param event_types: event types the queue subscribes to (SNS filter policy).
+    :param event_types: the pipeline's event catalogue: the types it records, as names or
+        ``EventType(name, details_schema={...})`` entries. The queue subscribes to these types
+        (SNS filter policy); the recorder and producers wired with ``add_publisher`` get the
+        catalogue (``EVENT_CATALOGUE``) and refuse events outside it or whose details break
+        their schema. The deleteAccount function exists only with ``AccountDeleted``.
     :param encryption_key: a customer-managed KMS key for topic, queues and table; by default
         AWS-managed keys (topic, table) and SSE-SQS (queues).
     :param removal_policy: what ``cdk destroy`` does to the table, the queues and the log
@@ -96,7 +107,7 @@ class AuditPipeline(Construct):
         max_batching_window: Duration | None = None,
         max_concurrency: int = 5,
         recorder_timeout: Duration | None = None,
-        event_types: Sequence[str] = ("AccountDeleted",),
+        event_types: Sequence[str | _catalogue.EventType] = ("AccountDeleted",),
         encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -137,6 +148,7 @@ class AuditPipeline(Construct):
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
         seal_interval = seal_interval or Duration.minutes(5)
         super().__init__(scope, construct_id)
+        self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
         self._lookup_principals = permissions.PrincipalArns()
         # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
@@ -188,7 +200,7 @@ class AuditPipeline(Construct):
                 dead_letter_queue=self._subscription_dead_letter_queue,
                 filter_policy={
                     contract.EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
-                        allowlist=list(event_types)
+                        allowlist=list(self._catalogue)
                     )
                 },
             )
@@ -210,25 +222,34 @@ class AuditPipeline(Construct):
             event_type_index_shards=self._event_type_index_shards,
         )
         self._pseudonym_secret: secretsmanager.Secret | None = None
+        self._key_custodians = permissions.PrincipalArns()
+        deployer_arn = permissions.deployment_role_arn(self)
+        if deployer_arn is not None:
+            # CloudFormation creates and updates the secret (the generated value, its policy).
+            self._key_custodians.add(deployer_arn)
         if not subject_in_clear:
             self._pseudonym_secret = builders.pseudonym_secret(
                 self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
             )
             permissions.only_lookup_principals_read(self._pseudonym_secret, self._lookup_principals)
+            permissions.only_custodians_change_the_key(self._pseudonym_secret, self._key_custodians)
 
         make_function = function_factory(self, log_retention=log_retention, removal_policy=retain)
-        self._publisher = make_function(
-            "DeleteAccountFunction",
-            description="Publishes an AccountDeleted audit event (the original deleteAccount)",
-            handler=PUBLISHER_HANDLER,
-            timeout=Duration.seconds(10),
-            environment={
-                contract.ENV_TOPIC_ARN: self._topic.topic_arn,
-                **self._subject_environment(),
-            },
-        )
-        self.grant_publish(self._publisher)
-        self.grant_lookup(self._publisher)
+        self._publisher: lambda_.Function | None = None
+        if contract.ACCOUNT_DELETED in self._catalogue:
+            self._publisher = make_function(
+                "DeleteAccountFunction",
+                description="Publishes an AccountDeleted audit event (the original deleteAccount)",
+                handler=PUBLISHER_HANDLER,
+                timeout=Duration.seconds(10),
+                environment={
+                    contract.ENV_TOPIC_ARN: self._topic.topic_arn,
+                    **self._subject_environment(),
+                    **self.catalogue_environment(),
+                },
+            )
+            self.grant_publish(self._publisher)
+            self.grant_lookup(self._publisher)
 
         self._recorder = make_function(
             "RecordAuditEventFunction",
@@ -242,6 +263,7 @@ class AuditPipeline(Construct):
                 contract.ENV_TOPIC_ARN: self._topic.topic_arn,
                 contract.ENV_EVENT_TYPE_INDEX_SHARDS: str(self._event_type_index_shards),
                 **self._subject_environment(),
+                **self.catalogue_environment(),
             },
         )
         # Records messages that still name an address (version 1) under its pseudonym.
@@ -293,8 +315,12 @@ class AuditPipeline(Construct):
                 tables=[self._table, self._chain.digest_table],
                 queues=[self._queue, self._chain.seal_queue],
                 topic=self._topic,
-                functions=[self._publisher, self._recorder, self._chain.sealer],
-                writer_roles=[recorder_role, sealer_role, self._publisher_role()],
+                functions=[
+                    function
+                    for function in (self._publisher, self._recorder, self._chain.sealer)
+                    if function is not None
+                ],
+                writer_roles=[recorder_role, sealer_role, *self._publisher_roles()],
                 event_source_mapping_ids=[event_source.event_source_mapping_id],
                 keys=[
                     self._chain.signing_key,
@@ -364,10 +390,23 @@ class AuditPipeline(Construct):
             ],
         )
 
-    def _publisher_role(self) -> iam.IRole:
+    def _publisher_roles(self) -> list[iam.IRole]:
+        """The deleteAccount function's role, when the catalogue has that function."""
+        if self._publisher is None:
+            return []
         role = self._publisher.role
         assert role is not None  # functions.function always gives an explicit role
-        return role
+        return [role]
+
+    def catalogue_environment(self) -> dict[str, str]:
+        """``EVENT_CATALOGUE``: the pipeline's event types and details schemas, compact JSON,
+        for a producer's function (``AuditPublisher.from_environment`` reads it)."""
+        return {contract.ENV_EVENT_CATALOGUE: _catalogue.catalogue_json(self._catalogue)}
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The catalogue's event types, in the order given."""
+        return tuple(self._catalogue)
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
@@ -380,7 +419,6 @@ class AuditPipeline(Construct):
             (self._queue, discovery.QUEUE),
             (self._dead_letter_queue, discovery.DEAD_LETTER_QUEUE),
             (self._table, discovery.TABLE),
-            (self._publisher, discovery.PUBLISHER),
             (self._recorder, discovery.RECORDER),
             (self._subscription_dead_letter_queue, discovery.SUBSCRIPTION_DEAD_LETTER_QUEUE),
             (self._chain.seal_queue, discovery.SEAL_QUEUE),
@@ -392,6 +430,8 @@ class AuditPipeline(Construct):
             self._marker.assign(self._chain.anchor_bucket, discovery.ANCHOR_BUCKET)
         if self._pseudonym_secret is not None:
             self._marker.assign(self._pseudonym_secret, discovery.PSEUDONYM_SECRET)
+        if self._publisher is not None:
+            self._marker.assign(self._publisher, discovery.PUBLISHER)
 
     # -- resources ------------------------------------------------------------------------
 
@@ -416,8 +456,9 @@ class AuditPipeline(Construct):
         return self._table
 
     @property
-    def publisher_function(self) -> lambda_.IFunction:
-        """The original solution's deleteAccount: publishes AccountDeleted events."""
+    def publisher_function(self) -> lambda_.IFunction | None:
+        """The original solution's deleteAccount: publishes AccountDeleted events; None when
+        ``AccountDeleted`` is not in ``event_types``."""
         return self._publisher
 
     @property
@@ -476,7 +517,13 @@ class AuditPipeline(Construct):
         return monitoring.queue_depth(self._subscription_dead_letter_queue, "Undelivered", props)
 
     def metric_publisher_errors(self, **props: Any) -> cloudwatch.Metric:
-        """Failed publisher invocations (Sum)."""
+        """Failed publisher invocations (Sum); the pipeline must have the deleteAccount
+        function (``AccountDeleted`` in ``event_types``)."""
+        if self._publisher is None:
+            raise ValueError(
+                "metric_publisher_errors: this pipeline has no deleteAccount function "
+                "(AccountDeleted is not in its event_types)"
+            )
         return self._publisher.metric_errors(**{"statistic": "Sum", **props})
 
     def metric_sealer_errors(self, **props: Any) -> cloudwatch.Metric:
@@ -599,6 +646,16 @@ class AuditPipeline(Construct):
             encryption_key=self._encryption_key,
             readers=self._lookup_principals,
         )
+
+    def grant_key_custody(self, grantee: iam.IGrantable) -> None:
+        """Name a break-glass principal that may replace, rotate, re-police or delete the
+        pseudonym key (the secret's policy denies it to everyone else, administrators and this
+        pipeline's own functions included; the control-change rules alarm on every such call).
+
+        Grants nothing by itself: the principal still needs ``secretsmanager:*`` on the secret
+        in its own IAM policy. With ``subject_in_clear`` there is no key, and this does nothing.
+        """
+        self._key_custodians.add(permissions.principal_arn(grantee, purpose="grant_key_custody"))
 
     def allow_publishers(
         self, *, accounts: Sequence[str] = (), organization_id: str | None = None

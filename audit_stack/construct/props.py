@@ -15,6 +15,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 
+from audit_stack.construct.pipeline import EventType
+
 __all__ = ["AuditPipelineProps"]
 
 
@@ -26,7 +28,7 @@ class AuditPipelineProps(TypedDict, total=False):
     max_batching_window: Duration | None
     max_concurrency: int
     recorder_timeout: Duration | None
-    event_types: Sequence[str]
+    event_types: Sequence[str | EventType]
     encryption_key: kms.IKey | None
     removal_policy: RemovalPolicy
     log_retention: logs.RetentionDays

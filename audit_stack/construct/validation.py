@@ -1,7 +1,8 @@
 """AuditPipeline's props checked in one place, before any child is created.
 
-Every problem is reported at once, one line each (``AuditPipeline <prop>: <rule> (got <value>)``),
-so a user fixes them in one round. Unresolved tokens (a CfnParameter's value) are skipped: they
+Every problem is reported at once, one line each (``AuditPipeline <prop>: <rule> (got <value>)``;
+an ``event_types`` rule names its entry instead, from a table of catalogue rules), so a user
+fixes them in one round. Unresolved tokens (a CfnParameter's value) are skipped: they
 are only known at deployment, where CloudFormation and the services check them.
 """
 
@@ -10,16 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_logs as logs
 
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
+
+if TYPE_CHECKING:
+    from audit_events import catalogue as _catalogue
+else:
+    _catalogue = audit_events_module("catalogue")
 
 __all__ = [
     "MAX_EVENT_TYPE_INDEX_SHARDS",
     "PropsError",
+    "event_type_problems",
     "validate_props",
     "validate_publishers",
 ]
@@ -71,7 +78,9 @@ _KINDS: Mapping[str, _Kind] = {
     "max_concurrency": _WHOLE_NUMBER,
     "recorder_timeout": _Kind("a Duration (e.g. Duration.seconds(30))", _is_duration, True),
     # A str is a Sequence too: the rules below say it must be a list.
-    "event_types": _Kind("a list of event type names", lambda v: isinstance(v, Sequence)),
+    "event_types": _Kind(
+        "a list of event type names or EventType entries", lambda v: isinstance(v, Sequence)
+    ),
     "encryption_key": _Kind("a kms.IKey", lambda v: hasattr(v, "key_arn"), True),
     "removal_policy": _Kind("a RemovalPolicy", lambda v: isinstance(v, RemovalPolicy)),
     "log_retention": _Kind("a logs.RetentionDays", lambda v: isinstance(v, logs.RetentionDays)),
@@ -103,6 +112,9 @@ def validate_props(props: Mapping[str, Any]) -> None:
     wrong = {name for name, _ in problems}
     for name, rule in _range_problems(typed, wrong):
         problems.append((name, f"{rule}{_got(props[name])}"))
+    if "event_types" in typed:
+        # Each message names its own entry: a catalogue is too long to repeat whole.
+        problems.extend(("event_types", rule) for rule in event_type_problems(typed["event_types"]))
     if problems:
         # In the constructor's order, as the user reads their call.
         order = list(_KINDS)
@@ -143,21 +155,6 @@ def _range_problems(props: Mapping[str, Any], wrong: set[str]) -> list[tuple[str
         # 6x the timeout is the visibility timeout, capped by SQS at 12 hours; 150 s keeps a
         # backlog's retries quick as well.
         problems.append(("recorder_timeout", "must be between 1 and 150 seconds"))
-    event_types = props.get("event_types")
-    if event_types is not None:
-        if isinstance(event_types, str) or not event_types:
-            problems.append(("event_types", "must be a non-empty list of event type names"))
-        elif any(
-            not _is_token(event_type)
-            and not (isinstance(event_type, str) and _EVENT_TYPE.match(event_type))
-            for event_type in event_types
-        ):
-            problems.append(
-                (
-                    "event_types",
-                    f"each must match {contract.EVENT_TYPE_PATTERN} (e.g. AccountDeleted)",
-                )
-            )
     age = seconds("oldest_message_age_alarm")
     if age is not None and age < 60:
         problems.append(("oldest_message_age_alarm", "must be at least 1 minute"))
@@ -176,6 +173,102 @@ def _range_problems(props: Mapping[str, Any], wrong: set[str]) -> list[tuple[str
             )
         )
     return problems
+
+
+# The catalogue's rules, in the order they are reported: each takes the list of entries and gives
+# one message per problem (a list, so that every bad entry is named at once).
+_CatalogueRule = Callable[[Sequence[Any]], list[str]]
+
+
+def _names(entries: Sequence[Any]) -> list[Any]:
+    return [entry.name if isinstance(entry, _catalogue.EventType) else entry for entry in entries]
+
+
+def _not_a_list(entries: Sequence[Any]) -> list[str]:
+    if isinstance(entries, str):
+        return [f"must be a list of event type names, not one string{_got(entries)}"]
+    return []
+
+
+def _empty(entries: Sequence[Any]) -> list[str]:
+    return [] if entries else ["must name at least one event type (e.g. AccountDeleted)"]
+
+
+def _wrong_entry(entries: Sequence[Any]) -> list[str]:
+    return [
+        f"entry {index} must be a name (str) or an EventType, not {type(entry).__name__}"
+        for index, entry in enumerate(entries)
+        if not isinstance(entry, str | _catalogue.EventType)
+    ]
+
+
+def _bad_name(entries: Sequence[Any]) -> list[str]:
+    return [
+        f"{name!r} must match {contract.EVENT_TYPE_PATTERN} (e.g. InvoiceVoided)"
+        for name in _names(entries)
+        if isinstance(name, str) and not _is_token(name) and not _EVENT_TYPE.match(name)
+    ]
+
+
+def _duplicate(entries: Sequence[Any]) -> list[str]:
+    names = [name for name in _names(entries) if isinstance(name, str)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    return [f"{name!r} is listed more than once" for name in repeated]
+
+
+def _own_details(entries: Sequence[Any]) -> list[str]:
+    return [
+        f"{contract.ACCOUNT_DELETED!r} takes no details_schema: its details are the pipeline's "
+        "own (deleteAccount's)"
+        for entry in entries
+        if isinstance(entry, _catalogue.EventType)
+        and entry.name == contract.ACCOUNT_DELETED
+        and entry.details_schema is not None
+    ]
+
+
+def _bad_schema(entries: Sequence[Any]) -> list[str]:
+    return [
+        f"{entry.name!r}: {problem}"
+        for entry in entries
+        if isinstance(entry, _catalogue.EventType)
+        and entry.details_schema is not None
+        and entry.name != contract.ACCOUNT_DELETED
+        for problem in _catalogue.schema_problems(entry.details_schema)
+    ]
+
+
+def _too_large(entries: Sequence[Any]) -> list[str]:
+    try:
+        text = _catalogue.catalogue_json(_catalogue.catalogue_schemas(entries))
+    except (TypeError, ValueError):
+        return []  # a schema that is not JSON is reported by _bad_schema
+    size = len(text.encode("utf-8"))
+    if size <= contract.MAX_CATALOGUE_BYTES:
+        return []
+    return [
+        f"the catalogue is {size} bytes as JSON; Lambda allows 4 KB of environment variables "
+        f"per function, so it must be at most {contract.MAX_CATALOGUE_BYTES} bytes (shorten "
+        "the details schemas, or split the types over pipelines)"
+    ]
+
+
+_CATALOGUE_RULES: tuple[_CatalogueRule, ...] = (
+    _wrong_entry,
+    _bad_name,
+    _duplicate,
+    _own_details,
+    _bad_schema,
+    _too_large,
+)
+
+
+def event_type_problems(entries: Sequence[Any]) -> list[str]:
+    """Every broken rule of an ``event_types`` catalogue, one message each."""
+    for rule in (_not_a_list, _empty):
+        if problems := rule(entries):
+            return problems  # the entries cannot be checked one by one
+    return [problem for rule in _CATALOGUE_RULES for problem in rule(entries)]
 
 
 def validate_publishers(accounts: Sequence[str], organization_id: str | None) -> None:

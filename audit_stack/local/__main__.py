@@ -10,6 +10,7 @@ the demo failed, 2 the port cannot be used (or bad arguments).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import signal
@@ -28,14 +29,19 @@ from audit_stack import discovery
 from audit_stack.cli import render
 from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
+from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.local.deploy.template import DeploymentError
 from audit_stack.local.http.server import PortUnavailableError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
+from audit_stack.publisher import AuditPublisher, EventCatalogue
 
 __all__ = ["demo", "main", "up", "usage"]
 
 # The original solution's test payload.
 DEMO_EMAIL = "john.doe@mail.com"
+# Whom the demo's event is about on a pipeline without AccountDeleted (any identifier will do).
+DEMO_SUBJECT = "cus_demo_1042"
+DEMO_SOURCE = "demo"
 _MAX_CELL = 72
 
 
@@ -70,10 +76,18 @@ class _Steps:
 
 
 def demo(
-    assembly: str, stack: str | None, pipeline_id: str | None, verbose: bool, out: TextIO
+    assembly: str,
+    stack: str | None,
+    pipeline_id: str | None,
+    verbose: bool,
+    out: TextIO,
+    *,
+    principal: str | None = None,
+    enforce_iam: bool = True,
 ) -> int:
-    """Publish the original payload, let the recorder record it, print the audit trail, seal
-    the log and verify it."""
+    """Publish the original payload (on a pipeline without AccountDeleted: an event of its first
+    type that needs no details), let the recorder record it, print the audit trail, seal the
+    log and verify it."""
     started = time.monotonic()
     out.write(
         "Audit pipeline demo: the synthesized stack on an embedded AWS emulator "
@@ -82,7 +96,13 @@ def demo(
     steps = _Steps(7, out, verbose=verbose)
     with steps.step(f"Read the cloud assembly {assembly}") as result:
         pipeline = LocalAuditPipeline(
-            assembly, stack, pipeline=pipeline_id, verbose=verbose, output=out
+            assembly,
+            stack,
+            pipeline=pipeline_id,
+            verbose=verbose,
+            output=out,
+            principal=principal,
+            enforce_iam=enforce_iam,
         )
         resources = pipeline.template.get("Resources", {})
         result(
@@ -93,17 +113,30 @@ def demo(
         deployment = pipeline.deployment
         result(
             f"{pipeline.endpoint_url}: {len(deployment.resources) - len(deployment.skipped)} "
-            f"resources created, {len(deployment.skipped)} skipped (off the data path)"
+            f"resources created, {len(deployment.skipped)} skipped (off the data path); "
+            f"{iam_mode(pipeline)}"
         )
     try:
-        payload = {"email": DEMO_EMAIL}
-        with steps.step(f"Invoke the publisher with {json.dumps(payload)}") as result:
-            response = pipeline.invoke("publisher", payload)
-            result(f"published {json.dumps(response)}")
+        if discovery.PUBLISHER in pipeline.function_roles:
+            demo_subject = DEMO_EMAIL
+            payload = {"email": DEMO_EMAIL}
+            with steps.step(f"Invoke the publisher with {json.dumps(payload)}") as result:
+                response = pipeline.invoke("publisher", payload)
+                result(f"published {json.dumps(response)}")
+        else:
+            demo_subject = DEMO_SUBJECT
+            catalogue = _catalogue(pipeline)
+            event_type = _event_type_without_details(catalogue)
+            title = f"Publish an event of type {event_type} about {DEMO_SUBJECT} (AuditPublisher)"
+            with steps.step(title) as result:
+                published = _publisher(pipeline, catalogue).publish_event(
+                    event_type, subject=DEMO_SUBJECT
+                )
+                result(f"published {json.dumps(dataclasses.asdict(published))}")
         table = pipeline.table_name
         ddb = pipeline.client("dynamodb")
         partition_key, sort_key = _key_names(ddb, table)
-        subject = pipeline.subject_of(DEMO_EMAIL)
+        subject = pipeline.subject_of(demo_subject)
 
         def query() -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = ddb.query(
@@ -119,15 +152,17 @@ def demo(
             pipeline.run_until_idle(timeout=30)
             recorded = query()
             if not recorded:
-                raise RuntimeError(f"no record for {DEMO_EMAIL} in {table} after the queue drained")
-            result(f"{len(recorded)} record(s) for {DEMO_EMAIL}")
-        with steps.step(f"Query the audit trail of {DEMO_EMAIL}, newest first") as result:
+                raise RuntimeError(
+                    f"no record for {demo_subject} in {table} after the queue drained"
+                )
+            result(f"{len(recorded)} record(s) for {demo_subject}")
+        with steps.step(f"Query the audit trail of {demo_subject}, newest first") as result:
             items = [_plain(item) for item in query()]
             result(f"{len(items)} event(s)")
         named = (
-            f"{DEMO_EMAIL}, subject = its HMAC-SHA-256 pseudonym"
-            if subject != DEMO_EMAIL.lower()
-            else DEMO_EMAIL
+            f"{demo_subject}, subject = its HMAC-SHA-256 pseudonym"
+            if subject.lower() != demo_subject.lower()
+            else demo_subject
         )
         out.write(f"\nAudit trail of {named} (table {table}, key {partition_key}/{sort_key}):\n")
         out.write(_render(items, first=[partition_key, sort_key]) + "\n\n")
@@ -159,8 +194,65 @@ def demo(
     return 0
 
 
+def _catalogue(pipeline: LocalAuditPipeline) -> EventCatalogue | None:
+    """The selected pipeline's catalogue, as its recorder's environment holds it."""
+    selected = discovery.select_pipeline(
+        discovery.find_pipelines(pipeline.template), pipeline.pipeline, where=pipeline.stack_name
+    )
+    recorder = discovery.function_environment(pipeline.template, selected, discovery.RECORDER)
+    text = recorder.get(contract.ENV_EVENT_CATALOGUE)
+    return audit_events_module("catalogue").parse_catalogue(text) if text else None
+
+
+def _event_type_without_details(catalogue: EventCatalogue | None) -> str:
+    """The catalogue's first type whose schema takes empty details (the demo has none to give)."""
+    rule_error = audit_events_module("catalogue").EventRuleError
+    for event_type in catalogue.event_types if catalogue is not None else ():
+        try:
+            catalogue.check(event_type, {})  # type: ignore[union-attr]
+        except rule_error:
+            continue
+        return str(event_type)
+    raise RuntimeError(
+        "every event type of this pipeline needs details the demo cannot invent: publish one "
+        "with `audit --local publish TYPE --subject ... --details JSON`"
+    )
+
+
+def _publisher(pipeline: LocalAuditPipeline, catalogue: EventCatalogue | None) -> AuditPublisher:
+    """A producer's client for the selected pipeline, as an application would hold it."""
+    try:
+        secret_arn: str | None = pipeline.resource_name(discovery.PSEUDONYM_SECRET)
+    except KeyError:  # subject_in_clear
+        secret_arn = None
+    return AuditPublisher(
+        pipeline.topic_arn,
+        pseudonym_secret_arn=secret_arn,
+        subject_in_clear=secret_arn is None,
+        event_types=catalogue,
+        source=DEMO_SOURCE,
+        sns_client=pipeline.client("sns"),
+        secrets_client=pipeline.client("secretsmanager"),
+    )
+
+
+def iam_mode(pipeline: LocalAuditPipeline) -> str:
+    """Which IAM mode the emulator runs in, in one phrase."""
+    if pipeline.enforce_iam:
+        return f"IAM enforced, outside callers are {pipeline.principal}"
+    return "IAM NOT enforced (--no-enforce-iam): every request is allowed"
+
+
 def up(
-    assembly: str, stack: str | None, pipeline_id: str | None, port: int, verbose: bool, out: TextIO
+    assembly: str,
+    stack: str | None,
+    pipeline_id: str | None,
+    port: int,
+    verbose: bool,
+    out: TextIO,
+    *,
+    principal: str | None = None,
+    enforce_iam: bool = True,
 ) -> int:
     """Run the emulator and its pollers in the foreground until Ctrl-C or SIGTERM."""
     stop = threading.Event()
@@ -173,8 +265,16 @@ def up(
     }
     try:
         with LocalAuditPipeline(
-            assembly, stack, pipeline=pipeline_id, verbose=verbose, port=port, output=out
+            assembly,
+            stack,
+            pipeline=pipeline_id,
+            verbose=verbose,
+            port=port,
+            output=out,
+            principal=principal,
+            enforce_iam=enforce_iam,
         ) as pipeline:
+            out.write(f"{iam_mode(pipeline)}\n")
             out.write(usage(pipeline) + "\n")
             out.flush()
             stop.wait()
@@ -211,16 +311,19 @@ def usage(pipeline: LocalAuditPipeline) -> str:
         f"  export AWS_ENDPOINT_URL={pipeline.endpoint_url} AWS_REGION={pipeline.region} "
         "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
     ]
-    publisher = pipeline.function_name("publisher")
+    has_publisher = discovery.PUBLISHER in pipeline.function_roles
+    demo_subject = DEMO_EMAIL if has_publisher else DEMO_SUBJECT
+    publisher = pipeline.function_name("publisher") if has_publisher else ""
     payload = json.dumps({"email": DEMO_EMAIL})
-    lines.append(
-        f"  aws lambda invoke --function-name {publisher} --cli-binary-format raw-in-base64-out "
-        f"--payload {shlex.quote(payload)} /dev/stdout"
-    )
+    if has_publisher:
+        lines.append(
+            f"  aws lambda invoke --function-name {publisher} --cli-binary-format "
+            f"raw-in-base64-out --payload {shlex.quote(payload)} /dev/stdout"
+        )
     table = pipeline.table_name
     if table:
         partition_key, _ = _key_names(pipeline.client("dynamodb"), table)
-        values = json.dumps({":pk": {"S": pipeline.subject_of(DEMO_EMAIL)}})
+        values = json.dumps({":pk": {"S": pipeline.subject_of(demo_subject)}})
         lines.append(
             f"  aws dynamodb query --table-name {table} --key-condition-expression "
             f"{shlex.quote(f'{partition_key} = :pk')} --expression-attribute-values "
@@ -245,22 +348,27 @@ def usage(pipeline: LocalAuditPipeline) -> str:
     target += f" --stack {pipeline.stack_name}"
     if len(pipeline.pipelines) > 1:
         target += f" --pipeline {pipeline.pipeline}"
+    catalogue = _catalogue(pipeline)
+    first_type = catalogue.event_types[0] if catalogue is not None else "TYPE"
     lines += [
         "",
         "Or with the operator CLI (audit --help):",
-        f"  audit {target} delete-account {DEMO_EMAIL}",
-        f"  audit {target} trail {DEMO_EMAIL}",
+        *([f"  audit {target} delete-account {DEMO_EMAIL}"] if has_publisher else []),
+        f"  audit {target} publish {first_type} --subject {DEMO_SUBJECT} --details '{{...}}'",
+        f"  audit {target} trail {demo_subject}",
+        f"  audit {target} events --type {first_type}",
         f"  audit {target} status",
         f"  audit {target} dlq show",
     ]
-    lines += [
-        "",
-        "Or with boto3:",
-        f'  lambda_ = boto3.client("lambda", endpoint_url="{pipeline.endpoint_url}", '
-        f'region_name="{pipeline.region}", aws_access_key_id="testing", '
-        'aws_secret_access_key="testing")',
-        f'  lambda_.invoke(FunctionName="{publisher}", Payload={payload!r})["Payload"].read()',
-    ]
+    if has_publisher:
+        lines += [
+            "",
+            "Or with boto3:",
+            f'  lambda_ = boto3.client("lambda", endpoint_url="{pipeline.endpoint_url}", '
+            f'region_name="{pipeline.region}", aws_access_key_id="testing", '
+            'aws_secret_access_key="testing")',
+            f'  lambda_.invoke(FunctionName="{publisher}", Payload={payload!r})["Payload"].read()',
+        ]
     return "\n".join(lines)
 
 
@@ -335,6 +443,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         command.add_argument(
             "--verbose", action="store_true", help="print emulator and function logs"
         )
+        command.add_argument(
+            "--as",
+            dest="principal",
+            metavar="ARN",
+            help="the IAM principal outside callers (CLI, AWS CLI, boto3) act as: an ARN, or "
+            "the logical id of a role of the stack (default: the account's "
+            "role/Administrator, with AdministratorAccess)",
+        )
+        command.add_argument(
+            "--no-enforce-iam",
+            dest="enforce_iam",
+            action="store_false",
+            help="allow every request (identity and resource policies are not evaluated)",
+        )
         if name == "up":
             command.add_argument(
                 "--port",
@@ -346,7 +468,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if arguments.command == "demo":
             return demo(
-                arguments.assembly, arguments.stack, arguments.pipeline, arguments.verbose, out
+                arguments.assembly,
+                arguments.stack,
+                arguments.pipeline,
+                arguments.verbose,
+                out,
+                principal=arguments.principal,
+                enforce_iam=arguments.enforce_iam,
             )
         return up(
             arguments.assembly,
@@ -355,6 +483,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             arguments.port,
             arguments.verbose,
             out,
+            principal=arguments.principal,
+            enforce_iam=arguments.enforce_iam,
         )
     except PortUnavailableError as error:
         # One line, no traceback: the port is the user's to change.

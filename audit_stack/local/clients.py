@@ -1,5 +1,6 @@
-"""boto3 clients bound to the emulator: dummy credentials, no proxies, loopback only; one cached
-client per service for the emulator's own calls (deployment, event sources, move tasks)."""
+"""boto3 clients bound to the emulator: no proxies, loopback only; the access key id says who
+calls (the emulator itself, an event source mapping's role, the outside principal), one cached
+client per service and caller."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from audit_stack.local.runtime.functions import DUMMY_CREDENTIALS
+from audit_stack.local.access.identities import INTERNAL_ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 
 class EmulatorClients:
@@ -20,23 +21,26 @@ class EmulatorClients:
         self._region = region
         self._endpoint_url = endpoint_url
         self._lock = threading.RLock()
-        self._session: boto3.session.Session | None = None
-        self._cached: dict[str, Any] = {}
+        self._sessions: dict[str, boto3.session.Session] = {}
+        self._cached: dict[tuple[str, str], Any] = {}
 
-    def new(self, service: str, **kwargs: Any) -> Any:
-        """A new client (``config`` is merged over the emulator's)."""
+    def new(
+        self, service: str, *, access_key_id: str = INTERNAL_ACCESS_KEY_ID, **kwargs: Any
+    ) -> Any:
+        """A new client calling as ``access_key_id`` (``config`` is merged over the emulator's)."""
         config = Config(proxies={}, retries={"mode": "standard"})
         if "config" in kwargs:
             config = config.merge(kwargs.pop("config"))
         with self._lock:
-            if self._session is None:
-                self._session = boto3.session.Session(
-                    aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                    aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                    aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            session = self._sessions.get(access_key_id)
+            if session is None:
+                session = boto3.session.Session(
+                    aws_access_key_id=access_key_id,
+                    aws_secret_access_key=SECRET_ACCESS_KEY,
                     region_name=self._region,
                 )
-            return self._session.client(
+                self._sessions[access_key_id] = session
+            return session.client(
                 service,
                 endpoint_url=self._endpoint_url(),
                 region_name=self._region,
@@ -44,22 +48,23 @@ class EmulatorClients:
                 **kwargs,
             )
 
-    def cached(self, service: str) -> Any:
-        """The emulator's own client of a service."""
+    def cached(self, service: str, access_key_id: str = INTERNAL_ACCESS_KEY_ID) -> Any:
+        """One kept client of a service per caller (by default the emulator itself)."""
         with self._lock:
-            if service not in self._cached:
+            if (service, access_key_id) not in self._cached:
                 if service == "lambda":
                     # An invocation is never retried by the client (it would run twice), and it
                     # may take as long as Lambda's longest timeout.
                     config = Config(read_timeout=960, retries={"total_max_attempts": 1})
-                    self._cached[service] = self.new(service, config=config)
+                    client = self.new(service, access_key_id=access_key_id, config=config)
                 else:
-                    self._cached[service] = self.new(service)
-            return self._cached[service]
+                    client = self.new(service, access_key_id=access_key_id)
+                self._cached[(service, access_key_id)] = client
+            return self._cached[(service, access_key_id)]
 
     def close(self) -> None:
         with self._lock:
             clients, self._cached = list(self._cached.values()), {}
-            self._session = None
+            self._sessions = {}
         for client in clients:
             client.close()

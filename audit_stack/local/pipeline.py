@@ -26,10 +26,21 @@ from audit_stack.discovery import (
     find_pipelines,
     select_pipeline,
 )
+from audit_stack.local.access.enforcer import Enforcer
+from audit_stack.local.access.identities import (
+    INTERNAL_ACCESS_KEY_ID,
+    OUTSIDE_ACCESS_KEY_ID,
+    Caller,
+    Identities,
+    credentials,
+    default_administrator,
+)
+from audit_stack.local.access.policies import load_policies
 from audit_stack.local.clients import EmulatorClients
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.control.idle import IdleScheduler
 from audit_stack.local.control.moto_hooks import MotoHooks, queue_snapshot
+from audit_stack.local.control.sns_delivery import SnsDelivery
 from audit_stack.local.control.sns_signing import (
     NotificationSigner,
     SigningCertificateApi,
@@ -40,7 +51,7 @@ from audit_stack.local.control.sns_signing import (
 )
 from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment
-from audit_stack.local.deploy.template import CloudAssembly
+from audit_stack.local.deploy.template import CloudAssembly, DeploymentError
 from audit_stack.local.esm.worker import EventSourceWorker
 from audit_stack.local.http.faults import Faults
 from audit_stack.local.http.lambda_api import LambdaApi
@@ -98,6 +109,12 @@ class LocalAuditPipeline:
     :param region: the region the stack is deployed in.
     :param port: the loopback port to listen on (0: a free one).
     :param output: where verbose output goes (default stderr).
+    :param principal: who calls from outside (``client()``, ``invoke()``, the CLI, the AWS CLI):
+        an IAM ARN, or the logical id of a role of the template; by default the account's
+        ``role/Administrator``. A role of the template calls with its own policies; any other
+        principal holds AdministratorAccess.
+    :param enforce_iam: evaluate identity and resource policies on every request, as AWS does
+        (False: every request is allowed, as before enforcement existed).
     """
 
     def __init__(
@@ -110,6 +127,8 @@ class LocalAuditPipeline:
         region: str = "us-east-1",
         port: int = 0,
         output: TextIO | None = None,
+        principal: str | None = None,
+        enforce_iam: bool = True,
     ) -> None:
         if not 0 <= port <= _MAX_PORT:
             raise PortUnavailableError(
@@ -168,6 +187,11 @@ class LocalAuditPipeline:
         self._aliases: dict[str, str] = {}
         self._logs: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._owns_process_lock = False
+        self.principal = principal or default_administrator(self.account_id)
+        self.enforce_iam = enforce_iam
+        self._identities = Identities(self.principal)
+        self._enforcer: Enforcer | None = None
+        self._sns_delivery = SnsDelivery(self._delivery_failure, self._event)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -203,6 +227,7 @@ class LocalAuditPipeline:
         self._owns_process_lock = True
         try:
             self._hooks.install()
+            self._sns_delivery.install()
             self._server.start()
             self._event(f"emulator listening on {self._server.endpoint_url}")
             # A certificate of this run's own, served here and trusted by its workers only.
@@ -224,6 +249,32 @@ class LocalAuditPipeline:
         ).deploy()
         self._deployment = deployment
         self._report(deployment)
+        store = load_policies(self._assembly.template, deployment)
+        if not self.principal.startswith("arn:"):
+            # A role of the template by logical id: its physical name is known only now.
+            named = deployment.resources.get(self.principal)
+            if deployment.resource_types.get(self.principal) != "AWS::IAM::Role" or named is None:
+                raise DeploymentError(
+                    f"principal {self.principal!r} is neither an IAM ARN nor the logical id of "
+                    "an AWS::IAM::Role of the stack"
+                )
+            self.principal = named.attributes["Arn"]
+            self._identities.outside = Caller(self.principal)
+        for unknown in store.unknown_managed_policies:
+            self._event(f"not reproduced: AWS managed policy {unknown} (grants nothing locally)")
+        self._enforcer = Enforcer(
+            store,
+            self._identities,
+            region=self._region,
+            enabled=self.enforce_iam,
+            on_event=self._event,
+        )
+        self._endpoint.authorize_with(self._enforcer.authorize)
+        self._event(
+            f"IAM enforced: requests from outside call as {self.principal}"
+            if self.enforce_iam
+            else "IAM not enforced (enforce_iam=False): every request is allowed"
+        )
         # CloudFormation's read API answers from the deployment: clients resolve it as on AWS.
         self._endpoint.serve("cloudformation", StackApi(deployment, self._assembly.template))
         skipped_ids = {logical_id for logical_id, _, _ in deployment.skipped}
@@ -246,6 +297,7 @@ class LocalAuditPipeline:
                 if role and role != output:
                     self._aliases[role.lower()] = value
         for spec in deployment.functions:
+            key = self._identities.add_function(spec.arn, store.function_roles[spec.arn])
             self._functions.add(
                 FunctionRuntime(
                     spec,
@@ -253,12 +305,18 @@ class LocalAuditPipeline:
                     region=self._region,
                     on_log=self._function_log,
                     bootstrap=[self._running_signer().bootstrap_argument()],
+                    credentials=credentials(key),
                 )
             )
+        roles_by_name = {spec.name: store.function_roles[spec.arn] for spec in deployment.functions}
         for source in deployment.event_sources:
+            # The mapping polls as its function's execution role.
+            poller_key = self._identities.add_poller(
+                source.uuid, roles_by_name[source.function_name]
+            )
             worker = EventSourceWorker(
                 source,
-                sqs=self._clients.cached("sqs"),
+                sqs=self._clients.cached("sqs", poller_key),
                 invoke=self._invoke_from_event_source,
                 activity=self._activity,
                 region=self._region,
@@ -310,8 +368,10 @@ class LocalAuditPipeline:
             attempt(self._reset_moto)
             attempt(self._server.stop)
         attempt(self._clients.close)
+        attempt(self._sns_delivery.uninstall)
         attempt(self._hooks.uninstall)
         attempt(self._sns_signing.uninstall)
+        self._endpoint.authorize_with(None)
         if self._owns_process_lock:
             self._owns_process_lock = False
             _PROCESS_LOCK.release()
@@ -376,15 +436,17 @@ class LocalAuditPipeline:
         return self._running_deployment().resources[self._pipeline.logical_id(role)].ref
 
     def subject_of(self, email: str) -> str:
-        """The subject the selected pipeline records ``email`` under: its HMAC pseudonym (keyed
-        with the stack's secret), or the normalised address for a pipeline that keeps subjects in
-        clear."""
-        normalized = lambda_code.normalize_email(email)
+        """The subject the selected pipeline records ``email`` (or any other identifier) under:
+        its HMAC pseudonym (keyed with the stack's secret), or its normal form for a pipeline
+        that keeps subjects in clear."""
+        normalized, _ = lambda_code.audit_events_module("event").normalize_subject(email)
         try:
             secret_arn = self.resource_name(discovery.PSEUDONYM_SECRET)
         except KeyError:  # subject_in_clear: the pipeline has no secret
-            return normalized
-        secret = self.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+            return str(normalized)
+        # The emulator's own read: the secret's policy may deny the outside principal (as on
+        # AWS, where `audit trail` needs a grant_lookup).
+        secret = self._clients.cached("secretsmanager").get_secret_value(SecretId=secret_arn)
         return lambda_code.pseudonymous_subject(normalized, str(secret["SecretString"]).encode())
 
     @property
@@ -440,11 +502,17 @@ class LocalAuditPipeline:
             raise RuntimeError("the pipeline is not running")
         return self._deployment
 
-    def client(self, service: str, **kwargs: Any) -> Any:
-        """A new boto3 client bound to the emulator (dummy credentials, no proxies)."""
+    def client(self, service: str, *, as_emulator: bool = False, **kwargs: Any) -> Any:
+        """A new boto3 client bound to the emulator, calling as ``principal`` (no proxies).
+
+        :param as_emulator: call with the emulator's own credentials, which IAM does not check:
+            a test's way to set up what no principal may do on AWS (a message straight into a
+            queue only the topic may feed, a tampered record of an append-only table).
+        """
         if not self._server.started:
             raise RuntimeError("the pipeline is not running")
-        return self._clients.new(service, **kwargs)
+        key = INTERNAL_ACCESS_KEY_ID if as_emulator else OUTSIDE_ACCESS_KEY_ID
+        return self._clients.new(service, access_key_id=key, **kwargs)
 
     def function_name(self, name: str) -> str:
         """The physical name of a function given as its role in the selected pipeline
@@ -481,7 +549,7 @@ class LocalAuditPipeline:
         errorMessage when it fails or times out.
         """
         function = self.function_name(name)
-        response = self._clients.cached("lambda").invoke(
+        response = self._clients.cached("lambda", OUTSIDE_ACCESS_KEY_ID).invoke(
             FunctionName=function, Payload=json.dumps(payload).encode()
         )
         body = response["Payload"].read()
@@ -501,6 +569,23 @@ class LocalAuditPipeline:
         :raises TimeoutError: naming what is still pending.
         """
         self._idle.run_until_idle(timeout, fast_forward=fast_forward)
+
+    @property
+    def enforcer(self) -> Enforcer:
+        """The IAM enforcement of the running emulator (its policies, its callers)."""
+        if self._enforcer is None:
+            raise RuntimeError("the pipeline is not running")
+        return self._enforcer
+
+    @property
+    def failed_deliveries(self) -> list[tuple[str, str, str]]:
+        """(subscription ARN, queue ARN, why) of each SNS → SQS delivery that failed."""
+        return list(self._sns_delivery.failed)
+
+    def _delivery_failure(self, topic_arn: str, queue_arn: str) -> str | None:
+        if self._enforcer is None:
+            return None
+        return self._enforcer.delivery_failure(topic_arn, queue_arn)
 
     def _work_in_flight(self) -> list[str]:
         work: list[str] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,20 @@ def local_audit_pipeline_id(request: pytest.FixtureRequest) -> str | None:
     return _ini(request.config, _PIPELINE_OPTION)
 
 
+@pytest.fixture(scope="session")
+def local_audit_principal() -> str | None:
+    """The IAM principal the test calls as (``client()``, ``invoke()``): None for the account's
+    administrator role. Override it to test as a role of your stack."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def local_audit_enforce_iam() -> bool:
+    """Whether the emulator enforces IAM and resource policies (override with False to allow
+    every request)."""
+    return True
+
+
 @pytest.fixture
 def local_audit_pipeline(
     local_audit_assembly: Path, request: pytest.FixtureRequest
@@ -93,8 +108,23 @@ def local_audit_pipeline(
     """A freshly deployed stack on the embedded emulator, stopped after the test."""
     stack = _fixture_or_ini(request, "local_audit_stack_name", _STACK_OPTION)
     pipeline_id = _fixture_or_ini(request, "local_audit_pipeline_id", _PIPELINE_OPTION)
-    with LocalAuditPipeline(local_audit_assembly, stack, pipeline=pipeline_id) as pipeline:
+    principal = _fixture_or_default(request, "local_audit_principal", None)
+    enforce_iam = _fixture_or_default(request, "local_audit_enforce_iam", True)
+    with LocalAuditPipeline(
+        local_audit_assembly,
+        stack,
+        pipeline=pipeline_id,
+        principal=principal,
+        enforce_iam=bool(enforce_iam),
+    ) as pipeline:
         yield pipeline
+
+
+def _fixture_or_default(request: pytest.FixtureRequest, fixture: str, default: Any) -> Any:
+    try:
+        return request.getfixturevalue(fixture)
+    except pytest.FixtureLookupError:
+        return default
 
 
 def _fixture_or_ini(request: pytest.FixtureRequest, fixture: str, option: str) -> str | None:

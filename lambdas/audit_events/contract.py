@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACCOUNT_DELETED",
     "ACTOR_ATTRIBUTE",
     "ANCHOR_PREFIX",
     "CLOCK_MARGIN_SECONDS",
@@ -27,6 +28,7 @@ __all__ = [
     "ENV_SEAL_INTERVAL_SECONDS",
     "ENV_SEAL_QUEUE_URL",
     "ENV_SIGNING_KEY_ARN",
+    "ENV_SOURCE",
     "ENV_SUBJECT_IN_CLEAR",
     "ENV_TABLE_NAME",
     "ENV_TOPIC_ARN",
@@ -37,6 +39,8 @@ __all__ = [
     "EXPIRES_AT_ATTRIBUTE",
     "IDEMPOTENCY_MARKER_PREFIX",
     "IDEMPOTENCY_MARKER_SORT_KEY",
+    "MAX_CATALOGUE_BYTES",
+    "MAX_DETAILS_BYTES",
     "METRICS_NAMESPACE",
     "METRIC_DIGESTS_WRITTEN",
     "METRIC_DUPLICATES_SKIPPED",
@@ -56,6 +60,7 @@ __all__ = [
     "SORT_KEY",
     "SUBJECT_TYPE_ATTRIBUTE",
     "SUBJECT_TYPE_EMAIL",
+    "SUBJECT_TYPE_IDENTIFIER",
     "SUBJECT_TYPE_PSEUDONYM",
     "TIMESTAMP_FORMAT",
     "TOPIC_ARN_ATTRIBUTE",
@@ -116,9 +121,9 @@ ENV_SEAL_INTERVAL_SECONDS: Final = "SEAL_INTERVAL_SECONDS"
 """How often the sealer runs; with HEARTBEAT_SECONDS it bounds the time between checkpoints."""
 
 # --- Events --------------------------------------------------------------------------------
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The version the publisher writes."""
-SCHEMA_VERSIONS: Final = (1, 2)
+SCHEMA_VERSIONS: Final = (1, 2, 3)
 """Every version the recorder and the CLI read."""
 SUBJECT_TYPE_EMAIL: Final = "email"
 SUBJECT_TYPE_PSEUDONYM: Final = "hmac-sha256"
@@ -153,3 +158,17 @@ CLOCK_MARGIN_SECONDS: Final = 300
 """How far the clocks of the recorder, the sealer and ``audit verify`` may differ: the sealer's
 duplicate search looks this far behind a record's time, and verify calls a ``recorded_at`` more
 than this after its own clock a finding (recorded in the future)."""
+# --- Event catalogue (any event type; h4) ---------------------------------------------------
+ACCOUNT_DELETED: Final = "AccountDeleted"
+"""The original solution's event type: with it in the catalogue, the deleteAccount function."""
+SUBJECT_TYPE_IDENTIFIER: Final = "identifier"
+"""A subject in clear that is not an e-mail address (an account id, an invoice's customer id)."""
+MAX_DETAILS_BYTES: Final = 8192
+"""Most bytes of an event's ``details`` as compact UTF-8 JSON: ten such events and their
+envelopes stay well inside SNS PublishBatch's 256 KiB for a whole batch, and a record stays a
+few DynamoDB write units, far below the 400 KB item limit."""
+MAX_CATALOGUE_BYTES: Final = 3072
+"""Most bytes of ``EVENT_CATALOGUE``: Lambda allows 4 KB for all of a function's environment
+variables together, and the other variables (ARNs, names) need the rest."""
+ENV_SOURCE: Final = "AUDIT_EVENT_SOURCE"
+"""The ``source`` an ``AuditPublisher.from_environment()`` client gives its events by default."""

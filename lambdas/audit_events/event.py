@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .contract import (
+    ACCOUNT_DELETED,
     EVENT_TYPE_PATTERN,
+    MAX_DETAILS_BYTES,
     SCHEMA_VERSION,
     SUBJECT_TYPE_EMAIL,
+    SUBJECT_TYPE_IDENTIFIER,
     SUBJECT_TYPE_PSEUDONYM,
     TIMESTAMP_FORMAT,
 )
@@ -34,7 +37,6 @@ from .subject import (
     pseudonymous_subject,
 )
 
-ACCOUNT_DELETED = "AccountDeleted"
 DELETE_ACCOUNT_SOURCE = "deleteAccount"
 
 V1_EVENT_FIELDS = (
@@ -49,7 +51,14 @@ V1_EVENT_FIELDS = (
 EVENT_FIELDS = (*V1_EVENT_FIELDS, "subject_type", "idempotent")
 """The fields of a version 2 event: version 1's, whom ``subject`` names, and whether its id
 comes from a caller's idempotency key."""
-_FIELDS_BY_VERSION = {1: V1_EVENT_FIELDS, 2: EVENT_FIELDS}
+V3_EVENT_FIELDS = (*EVENT_FIELDS, "actor")
+"""The fields of a version 3 event (any event type): version 2's and who did it (or null)."""
+_FIELDS_BY_VERSION = {1: V1_EVENT_FIELDS, 2: EVENT_FIELDS, 3: V3_EVENT_FIELDS}
+_SUBJECT_TYPES_BY_VERSION = {
+    1: SUBJECT_TYPES,
+    2: SUBJECT_TYPES,
+    3: (*SUBJECT_TYPES, SUBJECT_TYPE_IDENTIFIER),
+}
 PAYLOAD_FIELDS = ("email", "idempotency_key")
 TIMESTAMP_EXAMPLE = "2024-01-31T23:59:59.123456Z"
 MAX_EMAIL_BYTES = 254  # RFC 5321's 256-octet path minus its angle brackets, in UTF-8 octets
@@ -57,6 +66,9 @@ MAX_EMAIL_LOCAL_PART_BYTES = 64  # RFC 5321
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 MAX_SUBJECT_LENGTH = 1024
 MAX_SOURCE_LENGTH = 256
+MAX_ACTOR_LENGTH = 256
+MAX_IDENTIFIER_BYTES = 256
+MAX_DETAILS_DEPTH = 32  # DynamoDB nests maps and lists at most 32 levels
 
 # Patterns are used with fullmatch (a "$" would also accept a trailing newline) and spell out
 # [0-9] because \d matches non-ASCII digits, which would break the lexicographic time order.
@@ -76,7 +88,8 @@ _MAX_NAME_LENGTH = 64
 
 
 class InvalidPayloadError(ValueError):
-    """A deleteAccount payload broke a rule; the message names the field and the rule only."""
+    """An event (or a deleteAccount payload) broke a rule; the message names the field and the
+    rule only, never the value."""
 
 
 class PoisonMessageError(ValueError):
@@ -98,6 +111,8 @@ class AuditEvent:
     """``email`` (the normalised address) or ``hmac-sha256`` (its keyed pseudonym)."""
     idempotent: bool = False
     """Whether event_id derives from a caller's idempotency key (then recorded once per id)."""
+    actor: str | None = None
+    """Who did it, as the producer names it (version 3); None when not stated."""
 
     @property
     def event_key(self) -> str:
@@ -121,6 +136,8 @@ class AuditEvent:
         if self.schema_version >= 2:
             document["subject_type"] = self.subject_type
             document["idempotent"] = self.idempotent
+        if self.schema_version >= 3:
+            document["actor"] = self.actor
         return json.dumps(document, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
@@ -173,36 +190,52 @@ def parse_delete_account_request(payload: object) -> DeleteAccountRequest:
     email = payload["email"]
     if not isinstance(email, str):
         raise InvalidPayloadError("email: must be a string")
+    email = _checked_email(email, "email")
+    key = _checked_idempotency_key(payload.get("idempotency_key"))
+    return DeleteAccountRequest(email=email, idempotency_key=key)
+
+
+def _checked_email(email: str, field: str) -> str:
+    """``email`` in NFC, if it is a plausible address whose normal form fits SMTP's limits."""
     email = unicodedata.normalize("NFC", email)
     # In UTF-8 bytes: SMTP's, SNS's and DynamoDB's limits count octets, not characters.
     if len(email.encode("utf-8", errors="surrogatepass")) > MAX_EMAIL_BYTES:
-        raise InvalidPayloadError(f"email: must be at most {MAX_EMAIL_BYTES} bytes in UTF-8")
+        raise InvalidPayloadError(f"{field}: must be at most {MAX_EMAIL_BYTES} bytes in UTF-8")
     # Rejected rather than stripped: the caller should learn that it sends padded values.
     if any(_is_space_or_control(char) for char in email):
-        raise InvalidPayloadError("email: must not contain whitespace or control characters")
-    if not _is_plausible_email(email):
-        raise InvalidPayloadError("email: must be a valid email address")
+        raise InvalidPayloadError(f"{field}: must not contain whitespace or control characters")
     try:
-        normalized = normalize_email(email)
-    except InvalidDomainError as error:
-        raise InvalidPayloadError(str(error)) from None
+        plausible = _is_plausible_email(email)
+        normalized = normalize_email(email) if plausible else ""
+    except (InvalidDomainError, InvalidPayloadError) as error:
+        raise InvalidPayloadError(_renamed(str(error), field)) from None
+    if not plausible:
+        raise InvalidPayloadError(f"{field}: must be a valid email address")
     if len(normalized.encode("utf-8")) > MAX_EMAIL_BYTES:
         raise InvalidPayloadError(
-            f"email: must be at most {MAX_EMAIL_BYTES} bytes with its domain in punycode"
+            f"{field}: must be at most {MAX_EMAIL_BYTES} bytes with its domain in punycode"
         )
-    key = payload.get("idempotency_key")
+    return email
+
+
+def _renamed(message: str, field: str) -> str:
+    # subject.py's domain errors say "email:"; the field may be called otherwise.
+    return field + message.removeprefix("email") if message.startswith("email:") else message
+
+
+def _checked_idempotency_key(key: object) -> str | None:
     if key is not None and (not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key)):
         raise InvalidPayloadError(
             f"idempotency_key: must be a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable "
             "ASCII characters"
         )
-    return DeleteAccountRequest(email=email, idempotency_key=key)
+    return key
 
 
 def build_account_deleted_event(
     payload: object, *, secret: bytes | None, now: datetime, random_id: str | None = None
 ) -> AuditEvent:
-    """The version 2 AccountDeleted event for a deleteAccount payload (validated here).
+    """The AccountDeleted event (current version) for a deleteAccount payload (validated here).
 
     ``secret``: the pseudonym secret's bytes, so the event names its subject by pseudonym and
     carries no address; ``None`` keeps the address in clear (``subject_in_clear``). With an
@@ -232,7 +265,7 @@ def new_account_deleted(
     secret: bytes | None = None,
     idempotent: bool = False,
 ) -> AuditEvent:
-    """The version 2 AccountDeleted event for a validated deleteAccount e-mail.
+    """The AccountDeleted event (current version) for a validated deleteAccount e-mail.
 
     With the pseudonym ``secret``, the subject is the address's pseudonym and the details hold
     no personal data; without it, the subject is the normalised address and the details hold
@@ -259,6 +292,139 @@ def new_account_deleted(
     )
 
 
+def normalize_subject(subject: object) -> tuple[str, str]:
+    """Whom an event is about, in the one spelling its pseudonym is made of, and its type in
+    clear: ``(normalised, "email" | "identifier")``.
+
+    A subject with an ``@`` is an e-mail address: checked and normalised as deleteAccount's
+    (NFC, lower case, punycode domain), so an account's events of every type share one
+    pseudonym. Any other subject is an identifier (a customer id, an account number): NFC, at
+    most 256 bytes of UTF-8, no whitespace or control characters, case kept.
+    """
+    if not isinstance(subject, str):
+        raise InvalidPayloadError("subject: must be a string")
+    if "@" in subject:
+        return normalize_email(_checked_email(subject, "subject")), SUBJECT_TYPE_EMAIL
+    identifier = unicodedata.normalize("NFC", subject)
+    size = len(identifier.encode("utf-8", errors="surrogatepass"))
+    if not 1 <= size <= MAX_IDENTIFIER_BYTES:
+        raise InvalidPayloadError(f"subject: must be 1 to {MAX_IDENTIFIER_BYTES} bytes in UTF-8")
+    if any(_is_space_or_control(char) for char in identifier):
+        raise InvalidPayloadError("subject: must not contain whitespace or control characters")
+    return identifier, SUBJECT_TYPE_IDENTIFIER
+
+
+def subject_key(subject: str, secret: bytes | None) -> str:
+    """The table's partition key for ``subject``: its pseudonym, or its normal form in clear."""
+    normalized, _ = normalize_subject(subject)
+    return normalized if secret is None else pseudonymous_subject(normalized, secret)
+
+
+def build_event(
+    event_type: object,
+    *,
+    subject: object,
+    details: object = None,
+    actor: object = None,
+    source: object,
+    idempotency_key: object = None,
+    occurred_at: datetime | None = None,
+    now: datetime,
+    secret: bytes | None,
+    event_id: str | None = None,
+) -> AuditEvent:
+    """The version 3 event of any type, validated field by field (InvalidPayloadError: the field
+    and the rule, never the value).
+
+    ``secret``: the pseudonym secret's bytes; the subject is then recorded by its keyed
+    pseudonym, as AccountDeleted's address is. ``None`` keeps it in clear (``subject_in_clear``).
+    With an ``idempotency_key`` the event id derives from the type, the subject and the key, so
+    a retry is the same event (AccountDeleted's derivation is version 2's: address and key).
+    ``details`` are checked against the catalogue by the caller (``catalogue.py``).
+    """
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        raise InvalidPayloadError(f"event_type: must match {EVENT_TYPE_PATTERN}")
+    normalized, clear_type = normalize_subject(subject)
+    if event_type == ACCOUNT_DELETED:
+        if clear_type != SUBJECT_TYPE_EMAIL:
+            raise InvalidPayloadError("subject: must be an e-mail address for AccountDeleted")
+        if details:
+            raise InvalidPayloadError("details: must be empty for AccountDeleted")
+        # As deleteAccount records it: the address in the details only when kept in clear.
+        details = (
+            {} if secret is not None else {"email": unicodedata.normalize("NFC", str(subject))}
+        )
+    details = checked_details({} if details is None else details)
+    actor = _checked_text(actor, "actor", MAX_ACTOR_LENGTH, optional=True)
+    if actor is not None and "@" in actor:
+        raise InvalidPayloadError(
+            "actor: must not contain @ (an e-mail address is personal data: name the actor by "
+            "a role, a service or a user id)"
+        )
+    source = _checked_text(source, "source", MAX_SOURCE_LENGTH, optional=False)
+    key = _checked_idempotency_key(idempotency_key)
+    if key is not None:
+        scoped = key if event_type == ACCOUNT_DELETED else f"{event_type}\x00{key}"
+        event_id = idempotent_event_id(normalized, scoped, secret)
+    else:
+        event_id = event_id or str(uuid.uuid4())
+    if not _V2_EVENT_ID.fullmatch(event_id):
+        raise ValueError("event_id: must be a lowercase UUID4 (or UUID8) string")
+    if occurred_at is not None and not isinstance(occurred_at, datetime):
+        raise InvalidPayloadError("occurred_at: must be a datetime")
+    try:
+        when = format_timestamp(occurred_at or now)
+    except ValueError:
+        raise InvalidPayloadError("occurred_at: must be timezone-aware") from None
+    return AuditEvent(
+        schema_version=SCHEMA_VERSION,
+        event_id=event_id,
+        event_type=event_type,
+        occurred_at=when,
+        subject=normalized if secret is None else pseudonymous_subject(normalized, secret),
+        source=str(source),
+        details=details,
+        subject_type=clear_type if secret is None else SUBJECT_TYPE_PSEUDONYM,
+        idempotent=key is not None,
+        actor=actor,
+    )
+
+
+def checked_details(details: object) -> dict[str, Any]:
+    """``details`` if it is a JSON object of at most MAX_DETAILS_BYTES (compact UTF-8 JSON)."""
+    if not isinstance(details, dict):
+        raise InvalidPayloadError("details: must be a JSON object (a dict)")
+    try:
+        text = json.dumps(details, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        raise InvalidPayloadError(
+            "details: must hold only JSON values (str keys; no NaN or Infinity)"
+        ) from None
+    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_DETAILS_BYTES:
+        raise InvalidPayloadError(f"details: must be at most {MAX_DETAILS_BYTES} bytes as JSON")
+    if _depth(details) > MAX_DETAILS_DEPTH:
+        raise InvalidPayloadError(f"details: must be nested at most {MAX_DETAILS_DEPTH} levels")
+    return details
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+def _checked_text(value: object, field: str, limit: int, *, optional: bool) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise InvalidPayloadError(f"{field}: must be a string of 1 to {limit} characters")
+    if any(unicodedata.category(char).startswith("C") for char in value):
+        raise InvalidPayloadError(f"{field}: must not contain control characters")
+    return value
+
+
 def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
     """``event`` with its address replaced by the address's pseudonym (e.g. a version 1 event).
 
@@ -266,6 +432,13 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
     pipeline's publishers ever put it). An event that already names a pseudonym, or a version 1
     event whose subject is no address at all, is returned as is.
     """
+    if event.subject_type == SUBJECT_TYPE_IDENTIFIER:
+        # An identifier in clear from a producer that had no secret; its details are its own.
+        return replace(
+            event,
+            subject=pseudonymous_subject(event.subject, secret),
+            subject_type=SUBJECT_TYPE_PSEUDONYM,
+        )
     if event.subject_type != SUBJECT_TYPE_EMAIL or "@" not in event.subject:
         return event
     try:
@@ -289,7 +462,7 @@ def parse_audit_event(message: str) -> AuditEvent:
     schema_version = document["schema_version"]
     # type() rather than isinstance(): bool is an int, and true must not pass for version 1.
     if type(schema_version) is not int or schema_version not in _FIELDS_BY_VERSION:
-        raise _poison("schema_version", "must be 1 or 2, the versions understood")
+        raise _poison("schema_version", "must be 1, 2 or 3, the versions understood")
     fields = _FIELDS_BY_VERSION[schema_version]
     missing = [name for name in fields if name not in document]
     if missing:
@@ -316,15 +489,26 @@ def parse_audit_event(message: str) -> AuditEvent:
     details = document["details"]
     if not isinstance(details, dict):
         raise _poison("details", "must be a JSON object")
+    if schema_version >= 3:
+        try:
+            checked_details(details)
+        except InvalidPayloadError as error:
+            raise PoisonMessageError(str(error)) from None
     # Version 1 named its subject by e-mail address and had no idempotency keys.
     subject_type = document.get("subject_type", SUBJECT_TYPE_EMAIL)
-    if subject_type not in SUBJECT_TYPES:
-        raise _poison("subject_type", f"must be one of {', '.join(SUBJECT_TYPES)}")
+    subject_types = _SUBJECT_TYPES_BY_VERSION[schema_version]
+    if subject_type not in subject_types:
+        raise _poison("subject_type", f"must be one of {', '.join(subject_types)}")
     if subject_type == SUBJECT_TYPE_PSEUDONYM and not _PSEUDONYM.fullmatch(subject):
         raise _poison("subject", "must be 64 lowercase hex digits for an hmac-sha256 subject")
     idempotent = document.get("idempotent", False)
     if not isinstance(idempotent, bool):
         raise _poison("idempotent", "must be true or false")
+    actor = document.get("actor")
+    if actor is not None and (
+        not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR_LENGTH
+    ):
+        raise _poison("actor", f"must be null or a string of 1 to {MAX_ACTOR_LENGTH} characters")
     return AuditEvent(
         schema_version=schema_version,
         event_id=event_id,
@@ -335,6 +519,7 @@ def parse_audit_event(message: str) -> AuditEvent:
         details=details,
         subject_type=subject_type,
         idempotent=idempotent,
+        actor=actor,
     )
 
 

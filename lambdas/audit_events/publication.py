@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from .catalogue import EventCatalogue, EventRuleError
 from .contract import EVENT_TYPE_ATTRIBUTE
-from .event import AuditEvent, build_account_deleted_event
+from .event import AuditEvent, InvalidPayloadError, build_account_deleted_event, build_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +44,49 @@ def account_deleted_publication(
     return Publication(
         build_account_deleted_event(payload, secret=secret, now=now, random_id=event_id)
     )
+
+
+def event_publication(
+    event_type: object,
+    *,
+    subject: object,
+    details: object = None,
+    actor: object = None,
+    source: object,
+    idempotency_key: object = None,
+    occurred_at: datetime | None = None,
+    now: datetime,
+    secret: bytes | None,
+    catalogue: EventCatalogue | None,
+    event_id: str | None = None,
+) -> Publication:
+    """The publication of an event of any type (``event.build_event``), checked against the
+    pipeline's ``catalogue`` when known: a type outside it, or details that break its type's
+    schema, raise InvalidPayloadError (the field and the rule, never the value) and nothing is
+    published, rather than being dropped silently by the subscription's filter."""
+    if catalogue is not None and event_type not in catalogue.schemas:
+        # Before the other fields: the first thing wrong is the pipeline, not the event.
+        catalogue_check(catalogue, event_type, {})
+    event = build_event(
+        event_type,
+        subject=subject,
+        details=details,
+        actor=actor,
+        source=source,
+        idempotency_key=idempotency_key,
+        occurred_at=occurred_at,
+        now=now,
+        secret=secret,
+        event_id=event_id,
+    )
+    if catalogue is not None:
+        catalogue_check(catalogue, event.event_type, event.details)
+    return Publication(event)
+
+
+def catalogue_check(catalogue: EventCatalogue, event_type: object, details: object) -> None:
+    """InvalidPayloadError if ``catalogue`` refuses the event type or its details."""
+    try:
+        catalogue.check(str(event_type), details if isinstance(details, dict) else {})
+    except EventRuleError as error:
+        raise InvalidPayloadError(str(error)) from None

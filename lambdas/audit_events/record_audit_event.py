@@ -15,72 +15,36 @@ queue, which only its role may send to; the sealer signs those items into the di
 (``integrity.py``). A record whose report cannot be sent is returned as a batch item failure,
 so SQS redelivers it and the report is sent again: nothing written goes unreported.
 
-Table item, one per event (written once, never updated or deleted):
-
-================  ====  ========================================================================
-attribute         type  meaning
-================  ====  ========================================================================
-subject           S     partition key: whom the event is about (AccountDeleted: the address's
-                        HMAC-SHA-256 pseudonym, or the normalised address in clear)
-event_key         S     sort key: ``<occurred_at>#<event_id>``, a subject's events in time
-                        order; also the sort key of the ``by-event-type-shard`` index
-event_type_shard  S     ``<event_type>#<shard>``, shard = event id mod EVENT_TYPE_INDEX_SHARDS:
-                        partition key of the ``by-event-type-shard`` index (absent without it)
-subject_type      S     ``hmac-sha256`` or ``email``: what ``subject`` holds
-event_type        S     e.g. ``AccountDeleted``
-event_id          S     lowercase UUID chosen by the publisher (UUID8 from an idempotency key)
-occurred_at       S     when it happened, UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
-schema_version    N     version of the event schema it was published in (1 or 2)
-idempotent        BOOL  event_id derives from a caller's idempotency key
-source            S     what published it, e.g. ``deleteAccount``
-details           M     event-specific data (AccountDeleted: ``{}``, or ``{"email": ...}`` in
-                        clear)
-recorded_at       S     when this function wrote the item, same format as occurred_at
-sns_message_id    S     MessageId of the SNS notification that delivered the event
-topic_arn         S     the topic whose signed notification delivered it (provenance)
-record_hash       S     SHA-256 of the item's canonical content (``integrity.record_hash``)
-================  ====  ========================================================================
-
-An idempotent event is written together with a marker item, ``subject`` =
-``idempotency#<event_id>``, ``event_key`` = ``idempotency``, in one transaction that fails if
-the marker exists: a retry with the same key is the same event id, so it is recorded once
-whenever it arrives. Markers carry a ``record_hash`` too and are sealed like records.
+Reads EVENT_CATALOGUE too: an event whose type is not in the pipeline's catalogue, or whose
+details break its type's schema, is poison (the queue's redrive policy moves it to the DLQ).
+The items written are ``items.py``'s.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .catalogue import EventCatalogue, EventRuleError, parse_catalogue
 from .clients import OutOfTimeError, client, pseudonym_secret
 from .contract import (
+    ENV_EVENT_CATALOGUE,
     ENV_EVENT_TYPE_INDEX_SHARDS,
     ENV_PSEUDONYM_SECRET_ARN,
     ENV_SEAL_QUEUE_URL,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
-    EVENT_TYPE_ATTRIBUTE,
-    EVENT_TYPE_SHARD_ATTRIBUTE,
-    IDEMPOTENCY_MARKER_PREFIX,
-    IDEMPOTENCY_MARKER_SORT_KEY,
     METRIC_DUPLICATES_SKIPPED,
     METRIC_EVENTS_RECORDED,
     METRIC_POISON_MESSAGES,
@@ -89,19 +53,12 @@ from .contract import (
     RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
     SORT_KEY,
-    SUBJECT_TYPE_ATTRIBUTE,
     SUBJECT_TYPE_EMAIL,
-    TOPIC_ARN_ATTRIBUTE,
+    SUBJECT_TYPE_IDENTIFIER,
 )
-from .event import (
-    AuditEvent,
-    PoisonMessageError,
-    SnsProvenance,
-    format_timestamp,
-    parse_sns_envelope,
-    pseudonymize,
-)
-from .integrity import RecordRef, notice_body, with_record_hash
+from .event import PoisonMessageError, format_timestamp, parse_sns_envelope, pseudonymize
+from .integrity import RecordRef, notice_body
+from .items import to_idempotency_marker, to_item
 from .sns_signature import UnverifiedMessageError, verify_notification
 
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
@@ -111,21 +68,11 @@ MIN_SECONDS_PER_RECORD = 0.5
 # few enough that the threads and their connections stay cheap in a small function.
 MAX_CONCURRENT_WRITES = 8
 
-# DynamoDB's documented limits; breaking one is a property of the message, so it is poison
-# rather than an error worth retrying.
-_MAX_PARTITION_KEY_BYTES = 2048
-_MAX_NESTING_DEPTH = 32
-_MAX_NUMBER_DIGITS = 38
-_MIN_NUMBER_EXPONENT = -130
-_MAX_NUMBER_EXPONENT = 125
 # Records per seal notice: a notice stays far below SQS's 256 KiB message limit.
 _RECORDS_PER_NOTICE = 200
 
 logger = Logger()
 metrics = Metrics()
-# raise_on_entire_batch_failure=False: a batch of only poison messages must still be answered
-# with its failed items, not with an error that hides which messages failed.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @dataclass(frozen=True)
@@ -135,6 +82,27 @@ class _Settings:
     seal_queue_url: str
     event_type_shards: int
     secret_arn: str | None
+    catalogue: EventCatalogue | None
+    """The pipeline's event types; None (no EVENT_CATALOGUE) records every type delivered."""
+
+
+_write_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The writers' threads: one pool per execution environment, reused by every batch."""
+    global _write_pool
+    if _write_pool is None:
+        _write_pool = ThreadPoolExecutor(
+            max_workers=MAX_CONCURRENT_WRITES, thread_name_prefix="audit-write"
+        )
+    return _write_pool
+
+
+@lru_cache(maxsize=4)
+def _catalogue(text: str) -> EventCatalogue:
+    # Parsed (and its schemas compiled) once per execution environment.
+    return parse_catalogue(text)
 
 
 @dataclass
@@ -156,27 +124,32 @@ def utc_now() -> datetime:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    """Record each SQS record's event; failed records are returned as batchItemFailures."""
+    """Record each SQS record's event; failed records are returned as batchItemFailures.
+
+    The response is built here from each message's result, in delivery order (the writes of a
+    batch run together first, see ``_write_batch``): a message fails if it is poison, its write
+    failed, or its seal notice could not be sent. Even a batch of only failures is answered with
+    its failed items, never with an error that hides which messages failed.
+    """
+    catalogue_text = os.environ.get(ENV_EVENT_CATALOGUE)
     settings = _Settings(
         table_name=os.environ[ENV_TABLE_NAME],
         topic_arn=os.environ[ENV_TOPIC_ARN],
         seal_queue_url=os.environ[ENV_SEAL_QUEUE_URL],
         event_type_shards=int(os.environ.get(ENV_EVENT_TYPE_INDEX_SHARDS, "0")),
         secret_arn=os.environ.get(ENV_PSEUDONYM_SECRET_ARN) or None,
+        catalogue=_catalogue(catalogue_text) if catalogue_text else None,
     )
+    records = [SQSRecord(raw) for raw in event.get("Records", [])]
+    results = _write_batch(records, settings=settings, context=context)
     counts = _BatchCounts()
-    results = _write_batch(event.get("Records", []), settings=settings, context=context)
-    response = process_partial_response(
-        event=event,
-        record_handler=partial(_record_message, results=results, counts=counts),
-        processor=processor,
-        context=context,
-    )
+    failed = [
+        record.message_id
+        for record, result in zip(records, results, strict=True)
+        if not _account(record, result, counts)
+    ]
     unreported = _report_for_sealing(settings.seal_queue_url, counts.written, context)
-    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
-    response["batchItemFailures"].extend(
-        {"itemIdentifier": message_id} for message_id in unreported if message_id not in failed
-    )
+    failed.extend(message_id for message_id in unreported if message_id not in set(failed))
     # Emitted even when zero, so dashboards and alarms see "none" rather than "no data".
     metrics.add_metric(name=METRIC_EVENTS_RECORDED, unit=MetricUnit.Count, value=counts.recorded)
     metrics.add_metric(
@@ -186,6 +159,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     metrics.add_metric(
         name=METRIC_UNVERIFIED_MESSAGES, unit=MetricUnit.Count, value=counts.unverified
     )
+    # One line per batch: CloudWatch Logs bills by the byte.
     logger.info(
         "Batch processed",
         extra={
@@ -193,10 +167,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
             "duplicates": counts.duplicates,
             "poison": counts.poison,
             "unverified": counts.unverified,
-            "failed": len(response["batchItemFailures"]),
+            "failed": len(failed),
         },
     )
-    return response
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 def _remaining_seconds(context: LambdaContext) -> float:
@@ -249,6 +223,8 @@ class _Outcome:
 
 # A message's result: its outcome, or the error that makes it a batch item failure.
 _Result = _Outcome | Exception
+# Subjects in clear, recorded under their pseudonym by a pipeline that has the secret.
+_IN_CLEAR = (SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_IDENTIFIER)
 
 
 def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) -> _Write:
@@ -260,7 +236,12 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
         record.body, topic_arn=settings.topic_arn, timeout_seconds=_remaining_seconds(context)
     )
     event, provenance = parse_sns_envelope(record.body)
-    if settings.secret_arn is not None and event.subject_type == SUBJECT_TYPE_EMAIL:
+    if settings.catalogue is not None:
+        try:
+            settings.catalogue.check(event.event_type, event.details)
+        except EventRuleError as error:
+            raise PoisonMessageError(str(error)) from None
+    if settings.secret_arn is not None and event.subject_type in _IN_CLEAR:
         # An address in clear (a version 1 message, a clear producer) is not recorded.
         secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
         event = pseudonymize(event, secret)
@@ -325,7 +306,6 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code == "ConditionalCheckFailedException" or _condition_cancelled(error):
-            logger.info("Duplicate delivery skipped; event already recorded", extra=write.log_keys)
             old_items = [error.response.get("Item")] + [
                 reason.get("Item") for reason in error.response.get("CancellationReasons", [])
             ]
@@ -345,7 +325,6 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
             extra={**write.log_keys, "error_code": type(error).__name__},
         )
         raise
-    logger.info("Recorded audit event", extra=write.log_keys)
     return _Outcome(duplicate=False, written=[_record_ref(new) for new in write.items])
 
 
@@ -357,35 +336,31 @@ def _write_in_order(
     for write in writes:
         try:
             results.append(_write(write, table_name=table_name, context=context))
-        # Any error, as the batch processor would catch it: it re-raises it for this message.
+        # Any error fails this message only: it becomes its result.
         except Exception as error:
             results.append(error)
     return results
 
 
 def _write_batch(
-    records: list[dict[str, Any]], *, settings: _Settings, context: LambdaContext
-) -> dict[str, deque[_Result]]:
-    """Every message's result, by SQS message id (in delivery order for a repeated id).
+    records: list[SQSRecord], *, settings: _Settings, context: LambdaContext
+) -> list[_Result]:
+    """Every message's result, in delivery order.
 
     Parsing is CPU work and runs first, in order. The writes then overlap: each waits mostly on
     DynamoDB, so a batch costs about one write's latency per MAX_CONCURRENT_WRITES messages
     rather than one per message. Messages writing the same key (a duplicate delivery in one
     batch) share a worker and keep their order, so exactly one of them records the event.
     """
-    results: dict[str, deque[_Result]] = {}
-    prepared: list[tuple[str, _Write | Exception]] = []
-    for raw in records:
-        record = SQSRecord(raw)
+    prepared: list[_Write | Exception] = []
+    for record in records:
         try:
-            write = _prepare(record, settings=settings, context=context)
-        # Any error, as the batch processor would catch it: it re-raises it for this message.
+            prepared.append(_prepare(record, settings=settings, context=context))
+        # Any error fails this message only: it is answered as a batch item failure.
         except Exception as error:
-            prepared.append((record.message_id, error))
-            continue
-        prepared.append((record.message_id, write))
+            prepared.append(error)
     by_key: dict[tuple[str, str], list[_Write]] = {}
-    for _, found in prepared:
+    for found in prepared:
         if isinstance(found, _Write):
             by_key.setdefault(found.contended_key, []).append(found)
     groups = list(by_key.values())
@@ -393,32 +368,22 @@ def _write_batch(
     if len(groups) <= 1:
         outcomes = [write_group(group) for group in groups]
     else:
+        # The client is made here, once, before the threads: left to them, a new environment's
+        # first batch raced the client cache and built one client per thread.
+        client("dynamodb", _remaining_seconds(context))
         # Bounded by the remaining time too: every write checks it before starting and its
-        # client's retries end within it, so the pool is done before the function times out.
-        with ThreadPoolExecutor(
-            max_workers=min(MAX_CONCURRENT_WRITES, len(groups)),
-            thread_name_prefix="audit-write",
-        ) as pool:
-            outcomes = list(pool.map(write_group, groups))
+        # client's retries end within it, so the writes are done before the function times out.
+        outcomes = list(_pool().map(write_group, groups))
     written: dict[int, _Result] = {
         id(write): result
         for group, group_results in zip(groups, outcomes, strict=True)
         for write, result in zip(group, group_results, strict=True)
     }
-    for message_id, found in prepared:
-        result = written[id(found)] if isinstance(found, _Write) else found
-        results.setdefault(message_id, deque()).append(result)
-    return results
+    return [written[id(found)] if isinstance(found, _Write) else found for found in prepared]
 
 
-def _record_message(
-    record: SQSRecord,
-    *,
-    results: dict[str, deque[_Result]],
-    counts: _BatchCounts,
-) -> None:
-    """Account for one message's result; raising makes it a batch item failure (SQS retries)."""
-    result = results[record.message_id].popleft()
+def _account(record: SQSRecord, result: _Result, counts: _BatchCounts) -> bool:
+    """Count one message's result; False if it is a batch item failure (SQS retries it)."""
     if isinstance(result, PoisonMessageError):
         counts.poison += 1
         counts.unverified += isinstance(result, UnverifiedMessageError)
@@ -431,14 +396,21 @@ def _record_message(
                 "reason": str(result),
             },
         )
-        raise result
+        return False
     if isinstance(result, Exception):
-        raise result
+        if not isinstance(result, ClientError | BotoCoreError):
+            # Write failures were logged where they happened; anything else is logged here.
+            logger.warning(
+                "Message not recorded; SQS will redeliver",
+                extra={"sqs_message_id": record.message_id, "error": type(result).__name__},
+            )
+        return False
     if result.duplicate:
         counts.duplicates += 1
     else:
         counts.recorded += 1
     counts.written.extend((record.message_id, ref) for ref in result.written)
+    return True
 
 
 def _record_ref(item: dict[str, Any]) -> RecordRef:
@@ -457,117 +429,3 @@ def _condition_cancelled(error: ClientError) -> bool:
     reasons = error.response.get("CancellationReasons", [])
     codes = {reason.get("Code") for reason in reasons} - {"None", None}
     return bool(codes) and codes <= {"ConditionalCheckFailed"}
-
-
-def event_type_shard(event_type: str, event_id: str, shards: int) -> str:
-    """The by-type index's partition key: the type and a shard taken from the event id.
-
-    Event ids are random (UUID4) or HMAC outputs (UUID8), so their first 32 bits spread the
-    events of one type evenly over the shards.
-    """
-    return f"{event_type}#{int(event_id[:8], 16) % shards}"
-
-
-def to_item(
-    event: AuditEvent,
-    provenance: SnsProvenance,
-    *,
-    recorded_at: str,
-    event_type_shards: int = 0,
-) -> dict[str, Any]:
-    """The DynamoDB item (low-level attribute values) that records ``event``, with its hash.
-
-    ``event_type_shards``: the by-type index's shard count, 0 when the table has no such index.
-    """
-    subject = _text("subject", event.subject)
-    if len(subject.encode("utf-8")) > _MAX_PARTITION_KEY_BYTES:
-        raise PoisonMessageError(f"subject: must be at most {_MAX_PARTITION_KEY_BYTES} bytes")
-    item = {
-        PARTITION_KEY: {"S": subject},
-        SORT_KEY: {"S": event.event_key},
-        SUBJECT_TYPE_ATTRIBUTE: {"S": event.subject_type},
-        EVENT_TYPE_ATTRIBUTE: {"S": event.event_type},
-        "event_id": {"S": event.event_id},
-        "occurred_at": {"S": event.occurred_at},
-        "schema_version": {"N": str(event.schema_version)},
-        "idempotent": {"BOOL": event.idempotent},
-        "source": {"S": _text("source", event.source)},
-        "details": _attribute_value("details", event.details, depth=1),
-        RECORDED_AT_ATTRIBUTE: {"S": recorded_at},
-        "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
-        TOPIC_ARN_ATTRIBUTE: {"S": _text("topic_arn", provenance.topic_arn)},
-    }
-    if event_type_shards > 0:
-        item[EVENT_TYPE_SHARD_ATTRIBUTE] = {
-            "S": event_type_shard(event.event_type, event.event_id, event_type_shards)
-        }
-    return with_record_hash(item)
-
-
-def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) -> dict[str, Any]:
-    """The item that makes an idempotent event's id unique in the table, whatever its time.
-
-    Its own partition (not the subject's), so that it never shows in an account's trail and
-    markers spread over the key space; it carries no personal data.
-    """
-    marker: dict[str, Any] = {
-        PARTITION_KEY: {"S": f"{IDEMPOTENCY_MARKER_PREFIX}{event.event_id}"},
-        SORT_KEY: {"S": IDEMPOTENCY_MARKER_SORT_KEY},
-        "event_id": {"S": event.event_id},
-        "occurred_at": {"S": event.occurred_at},
-    }
-    if recorded_at is not None:
-        marker[RECORDED_AT_ATTRIBUTE] = {"S": recorded_at}
-    return with_record_hash(marker)
-
-
-def _attribute_value(field: str, value: object, *, depth: int) -> dict[str, Any]:
-    if isinstance(value, list | dict) and depth > _MAX_NESTING_DEPTH:
-        raise PoisonMessageError(f"{field}: must be nested at most {_MAX_NESTING_DEPTH} levels")
-    if isinstance(value, str):
-        return {"S": _text(field, value)}
-    # bool before int: bool is an int subclass.
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": _number(field, value)}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, list):
-        return {"L": [_attribute_value(field, item, depth=depth + 1) for item in value]}
-    if isinstance(value, dict):
-        return {
-            "M": {
-                _text(field, str(key)): _attribute_value(field, item, depth=depth + 1)
-                for key, item in value.items()
-            }
-        }
-    raise PoisonMessageError(f"{field}: must hold only JSON values")
-
-
-def _text(field: str, value: str) -> str:
-    # JSON escapes can produce lone surrogates: not Unicode text that DynamoDB can store.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PoisonMessageError(f"{field}: must be valid Unicode text") from None
-    return value
-
-
-def _number(field: str, value: int | float) -> str:
-    try:
-        # repr() of a float is its shortest round-tripping decimal form.
-        text = str(value) if isinstance(value, int) else repr(value)
-    except ValueError:  # an int beyond Python's digit limit for str()
-        raise PoisonMessageError(f"{field}: numbers must fit DynamoDB's number range") from None
-    number = Decimal(text)
-    if not number.is_finite():
-        raise PoisonMessageError(f"{field}: numbers must be finite")
-    if number != 0:
-        significant_digits = "".join(map(str, number.as_tuple().digits)).strip("0")
-        if (
-            len(significant_digits) > _MAX_NUMBER_DIGITS
-            or not _MIN_NUMBER_EXPONENT <= number.adjusted() <= _MAX_NUMBER_EXPONENT
-        ):
-            raise PoisonMessageError(f"{field}: numbers must fit DynamoDB's number range")
-    return text

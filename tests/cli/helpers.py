@@ -17,8 +17,9 @@ def depth(pipeline: LocalAuditPipeline, output: str) -> tuple[int, int]:
 
 
 def send(pipeline: LocalAuditPipeline, output: str, *bodies: str) -> None:
-    """Send raw bodies to the queue named by a stack output."""
-    sqs = pipeline.client("sqs")
+    """Send raw bodies to the queue named by a stack output (as the emulator: the queue policy
+    lets only the topic send)."""
+    sqs = pipeline.client("sqs", as_emulator=True)
     for body in bodies:
         sqs.send_message(QueueUrl=pipeline.outputs[output], MessageBody=body)
 

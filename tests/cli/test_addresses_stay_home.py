@@ -102,9 +102,9 @@ def test_trail_reads_the_address_from_standard_input_or_a_file_like_the_argument
 @pytest.mark.parametrize(
     ("argv", "stdin", "file_text", "message"),
     [
-        ([], "", None, "give the account as EMAIL, as - (read from standard input) or with"),
+        ([], "", None, "give the subject as SUBJECT, as - (read from standard input) or with"),
         (["x@mail.example", "--subject-file", "FILE"], "", "y@mail.example", "exactly one"),
-        (["-"], "", None, "standard input: must hold exactly one address, on one line"),
+        (["-"], "", None, "standard input: must hold exactly one subject, on one line"),
         (["-"], "a@mail.example\nb@mail.example\n", None, "standard input: must hold exactly"),
         (["--subject-file", "FILE"], "", "", "--subject-file "),
         (["--subject-file", "FILE"], "", "a@mail.example\nb@mail.example", "--subject-file "),

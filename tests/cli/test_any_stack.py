@@ -10,7 +10,7 @@ import pytest
 
 from audit_stack.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from audit_stack.local import LocalAuditPipeline
-from tests.cli.conftest import Audit
+from tests.cli.conftest import OPERATOR_ENFORCE_IAM, Audit
 
 EMAIL = "cli.tenant@mail.com"
 
@@ -18,7 +18,9 @@ EMAIL = "cli.tenant@mail.com"
 @pytest.fixture(scope="module")
 def pipeline(two_pipelines_assembly: Path) -> Iterator[LocalAuditPipeline]:
     """MyStack on the emulator (its own selection does not matter to the CLI)."""
-    with LocalAuditPipeline(two_pipelines_assembly, pipeline="Audit") as running:
+    with LocalAuditPipeline(
+        two_pipelines_assembly, pipeline="Audit", enforce_iam=OPERATOR_ENFORCE_IAM
+    ) as running:
         yield running
 
 

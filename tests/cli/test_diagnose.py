@@ -55,8 +55,8 @@ POISON = {
         "occurred_at: is required",
     ),
     "future schema": (
-        notification({**EVENT, "schema_version": 3}),
-        "schema_version: must be 1 or 2, the versions understood",
+        notification({**EVENT, "schema_version": 4}),
+        "schema_version: must be 1, 2 or 3, the versions understood",
     ),
     "empty subject": (
         notification({**EVENT, "subject": ""}),

@@ -75,7 +75,8 @@ def test_unreachable_endpoint_is_an_operational_error(audit_anywhere: Audit) -> 
         ),
         (["--endpoint-url", "127.0.0.1:4599", "status"], "--endpoint-url: '127.0.0.1:4599' is not"),
         (["dlq", "redrive", "--max", "none"], "argument --max: 'none' is not a whole number"),
-        (["trail", " "], "EMAIL must not be empty"),
+        (["trail", " "], "SUBJECT must not be empty"),
+        (["publish", "InvoiceVoided", "--subject", " "], "--subject must not be empty"),
         (
             ["events", "--type", "T", "--since", "2024-02-01", "--until", "2024-01-31"],
             "--since is after --until",

@@ -22,6 +22,7 @@ import pytest
 from audit_stack.cli import main
 from audit_stack.local import LocalAuditPipeline
 from audit_stack.local.pipeline import FunctionInvocationError
+from tests.cli.conftest import OPERATOR_ENFORCE_IAM
 
 pytestmark = pytest.mark.e2e
 
@@ -154,7 +155,7 @@ def observed(
     subject_in_clear_assembly: Path,
 ) -> Iterator[tuple[str, Observed]]:
     assembly = cloud_assembly if request.param == "default" else subject_in_clear_assembly
-    with LocalAuditPipeline(assembly) as pipeline:
+    with LocalAuditPipeline(assembly, enforce_iam=OPERATOR_ENFORCE_IAM) as pipeline:
         yield request.param, _run_everything(pipeline)
 
 

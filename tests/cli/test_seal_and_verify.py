@@ -71,7 +71,8 @@ def test_seal_then_verify_then_tamper_then_verify_names_every_change(
     assert key_file.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     assert audit("verify", "--public-key", str(key_file)).exit_code == 0
 
-    dynamodb = pipeline.client("dynamodb")
+    # The table's policy denies every change to every principal: the tampering bypasses IAM.
+    dynamodb = pipeline.client("dynamodb", as_emulator=True)
     table = pipeline.outputs["TableName"]
     alice = _by_email(pipeline, "alice@example.com")
     bob = _by_email(pipeline, "bob@example.com")

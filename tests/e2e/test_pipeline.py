@@ -114,7 +114,8 @@ def test_poison_message_reaches_dlq_after_max_receive_count_and_its_batch_is_rec
     # Paused like a disabled event source mapping, so that all three arrive in one batch.
     with pipeline.event_sources_paused():
         first = pipeline.invoke("publisher", {"email": "first.good@mail.com"})
-        pipeline.client("sqs").send_message(
+        # Only the topic may send to the queue (its policy): the poison goes in as the emulator.
+        pipeline.client("sqs", as_emulator=True).send_message(
             QueueUrl=pipeline.outputs["QueueUrl"], MessageBody=poison
         )
         second = pipeline.invoke("publisher", {"email": "second.good@mail.com"})
@@ -154,7 +155,10 @@ def test_same_event_delivered_twice_gives_one_record(
     (envelope,) = bodies(first_delivery)
 
     # SQS delivering the same notification again, and the publisher's topic retrying the event.
-    pipeline.client("sqs").send_message(QueueUrl=pipeline.outputs["QueueUrl"], MessageBody=envelope)
+    # SQS's own redelivery, played by the emulator (the queue policy admits only the topic).
+    pipeline.client("sqs", as_emulator=True).send_message(
+        QueueUrl=pipeline.outputs["QueueUrl"], MessageBody=envelope
+    )
     pipeline.client("sns").publish(
         TopicArn=pipeline.outputs["TopicArn"],
         Message=json.loads(envelope)["Message"],

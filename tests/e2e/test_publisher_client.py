@@ -15,8 +15,10 @@ def _publisher(pipeline: LocalAuditPipeline) -> AuditPublisher:
     return AuditPublisher(
         pipeline.topic_arn,
         pseudonym_secret_arn=pipeline.resource_name(discovery.PSEUDONYM_SECRET),
-        sns_client=pipeline.client("sns"),
-        secrets_client=pipeline.client("secretsmanager"),
+        # A publisher granted grant_publish and grant_lookup: the stack grants no such role, so
+        # the client calls as the emulator (IAM is tested in test_iam_enforcement.py).
+        sns_client=pipeline.client("sns", as_emulator=True),
+        secrets_client=pipeline.client("secretsmanager", as_emulator=True),
     )
 
 

@@ -9,6 +9,7 @@ CloudFormation generates them (so the 2,048-character pattern limit is checked t
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,7 @@ def _physical(resource_type: str, logical_id: str) -> _Physical:
         arn = prefix.format("sns") + name
         return _Physical(name, arn, arn)
     if resource_type == "AWS::KMS::Key":
-        key_id = "1234abcd-12ab-34cd-56ef-" + f"{abs(hash(logical_id)) % 10**12:012d}"
+        key_id = "1234abcd-12ab-34cd-56ef-" + f"{zlib.crc32(logical_id.encode()):012d}"
         return _Physical(key_id, prefix.format("kms") + f"key/{key_id}", key_id)
     if resource_type == "AWS::IAM::Role":
         name = _generated_name(logical_id, 64)

@@ -1,7 +1,8 @@
 """Who may write the audit log, checked on the synthesized policies as AWS evaluates them.
 
-A small evaluator applies each resource policy's explicit denies and allows to a request, the
-way IAM does for the operators the templates use (a negated operator matches a missing key).
+The policies go through the project's one policy evaluator (``audit_stack.iam``), the same one
+the emulator enforces with: explicit denies anywhere win, and a request is allowed by the
+caller's identity policy or a resource policy naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Annotations, Match, Template
 
 from audit_stack import AuditPipeline, AuditStack
+from audit_stack.iam import Decision, Request, evaluate
 
 pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
 
@@ -43,7 +45,14 @@ def template(stack: AuditStack) -> dict[str, Any]:
     return dict(Template.from_stack(stack).to_json())
 
 
-# -- a resource-policy evaluator -------------------------------------------------------------
+# -- the policies through the project's evaluator ------------------------------------------------
+
+_ADMINISTRATOR_ACCESS = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+_DECISIONS = {
+    Decision.EXPLICIT_DENY: "denied",
+    Decision.ALLOWED: "allowed",
+    Decision.IMPLICIT_DENY: "not allowed",
+}
 
 
 def _physical(template: dict[str, Any], value: Any) -> Any:
@@ -54,34 +63,11 @@ def _physical(template: dict[str, Any], value: Any) -> Any:
         if "Ref" in value or "Fn::GetAtt" in value:
             logical_id = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
             kind = template["Resources"][logical_id]["Type"].split("::")[1].lower()
+            if kind == "iam":  # IAM ARNs have no region
+                return f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
             return f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{logical_id}"
         return {key: _physical(template, item) for key, item in value.items()}
     return value
-
-
-def _condition_holds(condition: dict[str, Any], request: dict[str, str]) -> bool:
-    for operator, tests in condition.items():
-        for key, expected in tests.items():
-            wanted = expected if isinstance(expected, list) else [expected]
-            present = key in request
-            if operator in {"ArnEquals", "StringEquals", "Bool"}:
-                if not present or request[key] not in map(str, wanted):
-                    return False
-            elif operator in {"ArnNotEquals", "StringNotEquals"}:
-                # IAM: a negated operator is true when the key is not in the request.
-                if present and request[key] in map(str, wanted):
-                    return False
-            else:
-                raise AssertionError(f"the evaluator does not know {operator}")
-    return True
-
-
-def _principal_matches(principal: Any, caller: tuple[str, str]) -> bool:
-    if principal == "*" or principal == {"AWS": "*"}:
-        return True
-    kind, name = caller
-    values = principal.get(kind, [])
-    return name in (values if isinstance(values, list) else [values])
 
 
 def decide(
@@ -93,23 +79,29 @@ def decide(
     *,
     identity_allows: bool,
 ) -> str:
-    """ "denied" (explicit), "allowed", or "not allowed" for one request."""
+    """ "denied" (explicit), "allowed", or "not allowed" for one request by ``caller``
+    (``("AWS", role ARN)`` or ``("Service", "sns.amazonaws.com")``) to the resource whose
+    policy is ``statements``; ``identity_allows``: the caller's IAM policy allows everything."""
     statements = _physical(template, statements)
-    allowed = identity_allows
-    for statement in statements:
-        actions = (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = [
+        resource
+        for statement in statements
+        for resource in (
+            statement.get("Resource", [])
+            if isinstance(statement.get("Resource"), list)
+            else [statement.get("Resource", "*")]
         )
-        if not any(a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions):
-            continue
-        if not _principal_matches(statement["Principal"], caller):
-            continue
-        if not _condition_holds(statement.get("Condition", {}), request):
-            continue
-        if statement["Effect"] == "Deny":
-            return "denied"
-        allowed = True
-    return "allowed" if allowed else "not allowed"
+    ]
+    # The resource the policy is attached to: the one its statements name ("*" in a table's).
+    resource = next((r for r in resources if r != "*"), f"arn:aws:resource:{REGION}:{ACCOUNT}:it")
+    evaluation = evaluate(
+        Request(caller[1], action, resource, request),
+        identity_policies=[_ADMINISTRATOR_ACCESS] if identity_allows else [],
+        resource_policy={"Statement": statements},
+        resource_account=ACCOUNT,
+        key_policy=action.startswith("kms:"),
+    )
+    return _DECISIONS[evaluation.decision]
 
 
 def _resource(template: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
@@ -613,3 +605,41 @@ def test_a_session_of_a_writer_role_outside_its_function_may_not_write_or_sign(
     assert call(**{"lambda:SourceFunctionArn": intruder}) == "denied"
     # A session of the role outside any function has no lambda:SourceFunctionArn.
     assert call() == "denied"
+
+
+# -- custody of the pseudonym key (issue 18, key custody) ------------------------------------
+
+BREAK_GLASS = f"arn:aws:iam::{ACCOUNT}:role/AuditKeyCustodian"
+
+
+def _secret_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
+            return list(_subbed(resource["Properties"]["ResourcePolicy"]["Statement"]))
+    raise AssertionError("no resource policy on the pseudonym secret")
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:RotateSecret",
+        "secretsmanager:PutResourcePolicy",
+        "secretsmanager:DeleteResourcePolicy",
+        "secretsmanager:DeleteSecret",
+    ],
+)
+def test_only_the_key_custodian_and_the_deployment_replace_or_expose_the_pseudonym_key(
+    action: str,
+) -> None:
+    app = _app(key_custodian_role_arn=BREAK_GLASS)
+    stack = AuditStack(app, "Audit", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    template = dict(Template.from_stack(stack).to_json())
+    statements = _secret_policy(template)
+    publisher = _role_arn(template, "DeleteAccountFunction")
+
+    assert _as(template, statements, action, ADMINISTRATOR) == "denied"
+    assert _as(template, statements, action, publisher) == "denied"
+    assert _as(template, statements, action, BREAK_GLASS) == "allowed"
+    assert _as(template, statements, action, DEPLOYMENT_ROLE) == "allowed"

@@ -67,11 +67,13 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
     code = outdir / asset["source"]["path"]
     assert sorted(p.name for p in (code / "audit_events").glob("*.py")) == [
         "__init__.py",
+        "catalogue.py",
         "clients.py",
         "contract.py",
         "delete_account.py",
         "event.py",
         "integrity.py",
+        "items.py",
         "publication.py",
         "record_audit_event.py",
         "seal_records.py",

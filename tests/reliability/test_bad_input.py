@@ -24,7 +24,7 @@ from audit_events.event import (
     parse_sns_envelope,
     validate_delete_account_payload,
 )
-from audit_events.record_audit_event import to_item
+from audit_events.items import to_item
 from audit_events.sns_signature import trust_certificate, verify_notification
 from audit_stack.local import FunctionInvocationError, LocalAuditPipeline
 from audit_stack.local.control.sns_signing import NotificationSigner

@@ -7,8 +7,6 @@
   ``DeadLetterQueueSourceArn`` system attribute, as SQS sets it.
 - KMS ``Verify`` of a signature that does not verify raises ``KMSInvalidSignatureException``
   (moto answers ``SignatureValid: false``, which AWS never does).
-- An SNS notification's ``UnsubscribeURL`` names its own subscription in the topic's region
-  (moto writes a fixed subscription id in us-east-1).
 
 Each replacement keeps moto's own function and restores it on ``uninstall``.
 """
@@ -19,7 +17,6 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import moto.kms.models
-import moto.sns.models
 import moto.sqs.models
 import moto.sqs.responses
 from moto.core.exceptions import JsonRESTError
@@ -31,7 +28,6 @@ __all__ = ["ServiceErrorHooks"]
 _SQS: Any = moto.sqs.models
 _SQS_RESPONSES: Any = moto.sqs.responses
 _KMS: Any = moto.kms.models
-_SNS: Any = moto.sns.models
 
 MAXIMUM_VISIBILITY_MS: Final = 12 * 60 * 60 * 1000
 """docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html:
@@ -76,7 +72,6 @@ class ServiceErrorHooks:
             "backend_receive": _SQS.SQSBackend.receive_message,
             "response_receive": _SQS_RESPONSES.SQSResponse.receive_message,
             "verify": _KMS.KmsBackend.verify,
-            "post_data": _SNS.Subscription.get_post_data,
         }
         _SQS.Message.mark_received = _recording_receive(self._originals["mark_received"])
         _SQS.SQSBackend.change_message_visibility = _change_message_visibility
@@ -86,7 +81,6 @@ class ServiceErrorHooks:
             self._originals["response_receive"]
         )
         _KMS.KmsBackend.verify = _raising_verify(self._originals["verify"])
-        _SNS.Subscription.get_post_data = _own_unsubscribe_url(self._originals["post_data"])
 
     def uninstall(self) -> None:
         if not self._originals:
@@ -97,7 +91,6 @@ class ServiceErrorHooks:
         _SQS.SQSBackend.receive_message = self._originals["backend_receive"]
         _SQS_RESPONSES.SQSResponse.receive_message = self._originals["response_receive"]
         _KMS.KmsBackend.verify = self._originals["verify"]
-        _SNS.Subscription.get_post_data = self._originals["post_data"]
         self._originals = {}
 
 
@@ -206,16 +199,3 @@ def _raising_verify(original: Callable[..., tuple[str, bool, str]]) -> Callable[
         return key_arn, valid, algorithm
 
     return verify
-
-
-def _own_unsubscribe_url(original: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
-    def get_post_data(subscription: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        data = original(subscription, *args, **kwargs)
-        region = subscription.topic.sns_backend.region_name
-        data["UnsubscribeURL"] = (
-            f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe"
-            f"&SubscriptionArn={subscription.arn}"
-        )
-        return data
-
-    return get_post_data

@@ -84,15 +84,17 @@ class NotificationSigner:
         file_name = f"SimpleNotificationService-{fingerprint}.pem"
         return cls(key, pem, f"{base_url}{folder}/{file_name}")
 
-    def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
-        """``envelope`` (a Notification) with SignatureVersion 2, its Signature and this cert."""
+    def sign(self, envelope: dict[str, Any], *, version: str = "2") -> dict[str, Any]:
+        """``envelope`` (a Notification) with its SignatureVersion, Signature and this cert:
+        version 2 is RSA SHA-256, version 1 (a topic's default on AWS) RSA SHA-1."""
         text = "".join(f"{name}\n{envelope[name]}\n" for name in _SIGNED_FIELDS if name in envelope)
-        signature = self.private_key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+        digest = hashes.SHA256() if version == "2" else hashes.SHA1()
+        signature = self.private_key.sign(text.encode("utf-8"), padding.PKCS1v15(), digest)
         # In SNS's order: the signature fields come between Timestamp and UnsubscribeURL.
         tail = ("UnsubscribeURL", "MessageAttributes")
         return {
             **{name: value for name, value in envelope.items() if name not in tail},
-            "SignatureVersion": "2",
+            "SignatureVersion": version,
             "Signature": base64.b64encode(signature).decode("ascii"),
             "SigningCertURL": self.cert_url,
             **{name: envelope[name] for name in tail if name in envelope},
@@ -114,6 +116,7 @@ def notification(
     timestamp: str | None = None,
     message_attributes: dict[str, Any] | None = None,
     subscription_arn: str | None = None,
+    signature_version: str = "2",
 ) -> dict[str, Any]:
     """A signed SNS Notification envelope, as SNS delivers it to an SQS subscription."""
     if timestamp is None:
@@ -133,7 +136,15 @@ def notification(
         envelope["Subject"] = subject
     if message_attributes:
         envelope["MessageAttributes"] = message_attributes
-    return signer.sign(envelope)
+    return signer.sign(envelope, version=signature_version)
+
+
+def _signature_version(topic: Any) -> str:
+    """The topic's SignatureVersion, as on AWS, where a topic without one signs version 1.
+
+    moto keeps CreateTopic's attributes in snake case and SetTopicAttributes' as named."""
+    version = getattr(topic, "SignatureVersion", None) or getattr(topic, "signature_version", None)
+    return str(version or "1")
 
 
 class SnsSigningHook:
@@ -162,6 +173,7 @@ class SnsSigningHook:
                 subject=subject,
                 message_attributes=message_attributes,
                 subscription_arn=subscription.arn,
+                signature_version=_signature_version(subscription.topic),
             )
 
         _SNS_MODELS.Subscription.get_post_data = get_post_data

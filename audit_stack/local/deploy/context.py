@@ -20,17 +20,17 @@ from audit_stack.local.deploy.template import (
 
 # Off the data path: nothing they do changes what a message or an item goes through locally.
 SKIPPED_PREFIXES = {
-    "AWS::IAM::": "IAM is not enforced by the emulator",
+    "AWS::IAM::": "not created: the emulator enforces its policies (audit_stack.local.access)",
     "AWS::Logs::": "function logs are captured by the emulator instead",
     "AWS::CloudWatch::": "metrics and dashboards are not emulated",
-    "AWS::KMS::": "encryption at rest is not emulated",
+    "AWS::KMS::": "encryption at rest is not emulated (key policies are enforced)",
 }
 SKIPPED_TYPES = {
-    "AWS::SNS::TopicPolicy": "resource policies are not enforced by the emulator",
-    "AWS::SQS::QueuePolicy": "resource policies are not enforced by the emulator",
-    "AWS::Lambda::Permission": "resource policies are not enforced by the emulator",
-    "AWS::SecretsManager::ResourcePolicy": "resource policies are not enforced by the emulator",
-    "AWS::S3::BucketPolicy": "resource policies are not enforced by the emulator",
+    "AWS::SNS::TopicPolicy": "not created: the emulator enforces it (audit_stack.local.access)",
+    "AWS::SQS::QueuePolicy": "not created: the emulator enforces it (audit_stack.local.access)",
+    "AWS::Lambda::Permission": "a function's resource policy is not enforced (AWS services use it)",
+    "AWS::SecretsManager::ResourcePolicy": "not created: the emulator enforces it",
+    "AWS::S3::BucketPolicy": "a bucket policy is not enforced by the emulator",
     "AWS::CDK::Metadata": "CDK usage metadata",
     "AWS::Events::Rule": "EventBridge rules do not run locally: no schedules (run `audit seal` "
     "or invoke the sealer) and no CloudTrail events",

@@ -162,7 +162,7 @@ def deploy_function(ctx: DeployContext, resource: TemplateResource) -> PhysicalR
             "Layers": "the Powertools layer: the installed aws-lambda-powertools stands in",
             "Architectures": "code runs on the host's architecture",
             "TracingConfig": "X-Ray is not emulated",
-            "Role": "IAM is not enforced by the emulator",
+            "Role": "its calls are made as this role (audit_stack.local.access)",
             "Description": "documentation only",
             "Tags": "tags have no effect on the data path",
             "KmsKeyArn": "encryption at rest is not emulated",

@@ -100,11 +100,11 @@ def deploy_subscription(ctx: DeployContext, resource: TemplateResource) -> Physi
             "FilterPolicy",
             "FilterPolicyScope",
             "RawMessageDelivery",
+            "RedrivePolicy",
             "Region",
         },
         no_local_effect={
-            "DeliveryPolicy": "delivery to a local queue never needs a retry",
-            "RedrivePolicy": "delivery to a local queue never fails, so nothing is redriven",
+            "DeliveryPolicy": "delivery to a local queue is never retried (it fails at once)",
         },
     )
     region = properties.get("Region", ctx.resolver.region)
@@ -115,7 +115,8 @@ def deploy_subscription(ctx: DeployContext, resource: TemplateResource) -> Physi
         )
     attributes: dict[str, str] = {
         key: attribute_text(properties[key])
-        for key in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery")
+        # RedrivePolicy: where a delivery the queue's policy or key denies goes (sns_delivery).
+        for key in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy")
         if key in properties
     }
     arn = _subscribe(

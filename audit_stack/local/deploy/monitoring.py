@@ -16,7 +16,7 @@ def deploy_key(ctx: DeployContext, resource: TemplateResource) -> PhysicalResour
         resource,
         reproduced={"KeySpec", "KeyUsage", "Description"},
         no_local_effect={
-            "KeyPolicy": "key policies are not enforced by the emulator",
+            "KeyPolicy": "enforced by the emulator's IAM layer, not stored in KMS",
             "Tags": "tags have no effect on the data path",
             "EnableKeyRotation": "asymmetric keys do not rotate",
             "PendingWindowInDays": "keys are never deleted locally",

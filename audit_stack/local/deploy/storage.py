@@ -17,7 +17,7 @@ _TABLE_NO_LOCAL_EFFECT: Mapping[str, str] = {
     "WarmThroughput": "throughput is not limited locally",
     "WriteProvisionedThroughputSettings": "throughput is not limited locally",
     "WriteOnDemandThroughputSettings": "throughput is not limited locally",
-    "ResourcePolicy": "resource policies are not enforced by the emulator",
+    "ResourcePolicy": "enforced by the emulator's IAM layer, not stored in DynamoDB",
     "SSESpecification": "encryption at rest is not emulated",
     "PointInTimeRecoverySpecification": "backups and restores are not emulated",
     "StreamSpecification": "no local consumer reads table streams",

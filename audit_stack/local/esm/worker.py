@@ -29,6 +29,8 @@ DEFAULT_MAX_CONCURRENCY = 5
 _IDLE_RECHECK_SECONDS = 5.0
 # A receive that found visible messages but got none (e.g. a FIFO group in flight) retries soon.
 _BLOCKED_RECHECK_SECONDS = 0.05
+# After a failed receive (e.g. AccessDenied), the next poll waits this long.
+_RECEIVE_FAILURE_BACKOFF_SECONDS = 1.0
 # Back-off of a throttled invocation: first wait, and the longest.
 THROTTLE_FIRST_BACKOFF_SECONDS = 0.05
 THROTTLE_MAX_BACKOFF_SECONDS = 1.0
@@ -153,9 +155,11 @@ class EventSourceWorker:
             batch: list[dict[str, Any]] = []
             # The batch's visibility timeout runs from its first receive.
             received_at_ms = self._now_ms()
+            failed = False
             try:
                 batch = self._poller.receive_batch(seen)
             except Exception as error:
+                failed = True
                 if not self._stopping:
                     self._on_event(f"receive from {self.spec.queue_name} failed: {error}")
             with self._condition:
@@ -169,6 +173,13 @@ class EventSourceWorker:
                 self._condition.notify_all()
             if batch:
                 self._executor.submit(self._process, batch, received_at_ms)
+            elif failed:
+                # A failing poll (the role is denied ReceiveMessage) is retried after a pause,
+                # as Lambda backs off, instead of at once.
+                with self._condition:
+                    self._condition.wait_for(
+                        lambda: self._stopping or self._paused, _RECEIVE_FAILURE_BACKOFF_SECONDS
+                    )
             else:
                 self._wait_for_messages(seen)
 

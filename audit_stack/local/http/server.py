@@ -1,7 +1,8 @@
 """The emulator's HTTP endpoint on loopback: one WSGI app in front of moto's.
 
 For each request it decides the operation once (``operations.identify``), counts it
-(``metering``), applies any injected fault (``faults``), answers the APIs the emulator implements
+(``metering``), asks IAM whether its caller may (``authorize``: AccessDenied in the service's
+shape otherwise), applies any injected fault (``faults``), answers the APIs the emulator implements
 itself (Lambda Invoke, SQS message move tasks, CloudFormation's read API), refuses the ones nobody
 implements with one uniform error, and passes the rest to moto, one request at a time. Then it
 tells waiters (pollers, run_until_idle) that something changed.
@@ -34,6 +35,8 @@ LOOPBACK = "127.0.0.1"
 _READ_ONLY = frozenset({"sqs:ReceiveMessage", "sqs:GetQueueAttributes", "sqs:ListQueues"})
 
 StartResponse = Callable[..., Any]
+Authorize = Callable[[Operation, Environ, bytes], ApiError | None]
+"""None when the request may go on, else the error to answer (IAM's AccessDenied)."""
 
 
 class LocalApi(Protocol):
@@ -70,6 +73,11 @@ class Endpoint:
         self._local_apis = dict(local_apis or {})
         self._on_event = on_event
         self._moto = DomainDispatcherApplication(create_backend_app)
+        self._authorize: Authorize | None = None
+
+    def authorize_with(self, authorize: Authorize | None) -> None:
+        """Check every request with ``authorize`` from now on (None: nothing is checked)."""
+        self._authorize = authorize
 
     def serve(self, service: str, api: LocalApi) -> None:
         """Answer ``service`` (``cloudformation``) with ``api`` from now on."""
@@ -80,10 +88,13 @@ class Endpoint:
         operation = identify(environ, body)
         try:
             with self._instrumentation.request(operation):
-                injected = self._faults.apply(operation)
+                denied = self._authorize(operation, environ, body) if self._authorize else None
+                injected = None if denied is not None else self._faults.apply(operation)
                 if injected is not None and injected.after_request:
                     self._perform(operation, environ, body)
-                if injected is not None:
+                if denied is not None:
+                    response = error_response(operation, denied)
+                elif injected is not None:
                     response = error_response(operation, injected.error)
                 else:
                     response = self._perform(operation, environ, body)

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -338,11 +338,15 @@ class FunctionRuntime:
         region: str,
         on_log: Callable[[str, str], None],
         bootstrap: Sequence[str] = (),
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         """:param bootstrap: ``MODULE:FUNCTION:URL:PEM_HEX`` calls each worker makes before it
-        imports the handler (the emulator's SNS certificate; see ``_lambda_runtime.py``)."""
+        imports the handler (the emulator's SNS certificate; see ``_lambda_runtime.py``).
+        :param credentials: the AWS_* credential variables of its workers (by default dummy
+        ones): the access key id the emulator maps to the function's execution role."""
         self.spec = spec
         self._bootstrap = tuple(bootstrap)
+        self._credentials = dict(credentials or DUMMY_CREDENTIALS)
         self._endpoint_url = endpoint_url
         self._region = region
         self._on_log = on_log
@@ -361,7 +365,7 @@ class FunctionRuntime:
         spec = self.spec
         json_logs = spec.log_format.upper() == "JSON"
         reserved = {
-            **DUMMY_CREDENTIALS,
+            **self._credentials,
             # botocore sends every client to the emulator: handler code stays unchanged.
             "AWS_ENDPOINT_URL": self._endpoint_url,
             "AWS_REGION": self._region,

@@ -131,7 +131,10 @@ def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockTopic]:
     signing.install(sns_test_signer())
     sns = boto3.client("sns")
     sqs = boto3.client("sqs")
-    topic_arn = sns.create_topic(Name="audit-events")["TopicArn"]
+    # SHA-256 signatures, as the construct configures the topic (AWS's default is version 1).
+    topic_arn = sns.create_topic(Name="audit-events", Attributes={"SignatureVersion": "2"})[
+        "TopicArn"
+    ]
     queue_url = sqs.create_queue(QueueName="audit-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"

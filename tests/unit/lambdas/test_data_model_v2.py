@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_events.clients import OutOfTimeError, RetryBudget, retry_budget
 from audit_events.event import SnsProvenance, build_account_deleted_event, new_account_deleted
-from audit_events.record_audit_event import event_type_shard, to_item
+from audit_events.items import event_type_shard, to_item
 from audit_events.subject import pseudonymous_subject
 
 from .builders import EMAIL, record_for, sqs_event

@@ -42,7 +42,7 @@ def test_original_payload_publishes_one_event_naming_the_account_by_pseudonym_on
     [message] = _queued_messages(topic)
     assert "john.doe" not in message["Body"]
     event = parse_audit_event(json.loads(message["Body"])["Message"])
-    assert event.schema_version == 2
+    assert event.schema_version == 3
     assert event.subject == pseudonymous_subject(EMAIL, pseudonym_secret)
     assert event.subject_type == "hmac-sha256"
     assert event.details == {}

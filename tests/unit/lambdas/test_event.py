@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from audit_events.contract import SCHEMA_VERSION
+from audit_events.contract import ACCOUNT_DELETED, SCHEMA_VERSION
 from audit_events.event import (
-    ACCOUNT_DELETED,
     AuditEvent,
     InvalidPayloadError,
     PoisonMessageError,
@@ -317,9 +316,9 @@ def test_published_json_is_compact_with_sorted_keys() -> None:
     event = new_account_deleted(EMAIL, now=NOW, event_id=EVENT_ID)
 
     assert event.to_json() == (
-        '{"details":{"email":"john.doe@mail.com"},'
+        '{"actor":null,"details":{"email":"john.doe@mail.com"},'
         f'"event_id":"{EVENT_ID}","event_type":"AccountDeleted",'
-        '"idempotent":false,"occurred_at":"2025-03-14T09:26:53.412907Z","schema_version":2,'
+        '"idempotent":false,"occurred_at":"2025-03-14T09:26:53.412907Z","schema_version":3,'
         '"source":"deleteAccount","subject":"john.doe@mail.com","subject_type":"email"}'
     )
 
@@ -396,23 +395,23 @@ def _message(**changes: Any) -> str:
             id="extra field",
         ),
         pytest.param(
-            _message(schema_version=3),
-            "schema_version: must be 1 or 2, the versions understood",
+            _message(schema_version=4),
+            "schema_version: must be 1, 2 or 3, the versions understood",
             id="unknown schema version",
         ),
         pytest.param(
             _message(schema_version="1"),
-            "schema_version: must be 1 or 2, the versions understood",
+            "schema_version: must be 1, 2 or 3, the versions understood",
             id="string schema version",
         ),
         pytest.param(
             _message(schema_version=True),
-            "schema_version: must be 1 or 2, the versions understood",
+            "schema_version: must be 1, 2 or 3, the versions understood",
             id="boolean schema version",
         ),
         pytest.param(
             _message(schema_version=1.0),
-            "schema_version: must be 1 or 2, the versions understood",
+            "schema_version: must be 1, 2 or 3, the versions understood",
             id="float schema version",
         ),
         pytest.param(_message(event_id=7), "event_id: must be a string", id="number event_id"),
@@ -582,8 +581,8 @@ def _envelope(**changes: Any) -> str:
             id="Message not JSON",
         ),
         pytest.param(
-            _envelope(Message=_message(schema_version=3)),
-            "schema_version: must be 1 or 2, the versions understood",
+            _envelope(Message=_message(schema_version=4)),
+            "schema_version: must be 1, 2 or 3, the versions understood",
             id="unknown schema version",
         ),
     ],

@@ -22,7 +22,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_events import clients
 
-from .builders import account_deleted, record_for, sqs_event, sqs_event_from_received
+from .builders import (
+    account_deleted,
+    sns_notification,
+    sqs_event,
+    sqs_event_from_received,
+    sqs_record,
+)
 from .conftest import LAMBDAS_DIR, PSEUDONYM_SECRET, CapturedLogs, MockTopic, Sealing
 
 ADDRESS = "Key.Safe.Logging@Mail.Example"
@@ -62,7 +68,12 @@ def _publish_and_record(
     assert recorder.handler(sqs_event_from_received(received, topic.queue_arn), context) == {
         "batchItemFailures": []
     }
-    clear = sqs_event(record_for(account_deleted(CLEAR_ADDRESS)))
+    # Delivered from the recorder's own topic (the fixture's), as SNS signs it.
+    clear = sqs_event(
+        sqs_record(
+            sns_notification(account_deleted(CLEAR_ADDRESS).to_json(), topic_arn=topic.topic_arn)
+        )
+    )
     assert recorder.handler(clear, context) == {"batchItemFailures": []}
 
 

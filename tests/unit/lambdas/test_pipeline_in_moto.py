@@ -62,7 +62,7 @@ def test_deleted_account_travels_from_publisher_to_audit_table_by_pseudonym(
     assert item["details"] == {"M": {}}
     assert item["subject_type"] == {"S": "hmac-sha256"}
     assert item["source"] == {"S": "deleteAccount"}
-    assert item["schema_version"] == {"N": "2"}
+    assert item["schema_version"] == {"N": "3"}
     assert item["sns_message_id"] == {"S": provenance.sns_message_id}
     assert item["recorded_at"]["S"] >= published["occurred_at"]
 

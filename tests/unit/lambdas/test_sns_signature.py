@@ -504,3 +504,46 @@ def test_recorder_refuses_what_sns_did_not_sign_for_its_topic(
     (item,) = _scan(audit_table)
     assert item["topic_arn"] == {"S": TOPIC_ARN}
     assert emitted_metrics(capsys.readouterr().out)["UnverifiedMessages"] == 1
+
+
+def test_a_genuine_version_1_notification_signed_with_sha1_is_refused() -> None:
+    envelope = sns_test_signer().sign(
+        {
+            "Type": "Notification",
+            "MessageId": "m",
+            "TopicArn": TOPIC_ARN,
+            "Message": account_deleted().to_json(),
+            "Timestamp": "2025-03-14T09:26:53.589Z",
+        },
+        version="1",
+    )
+
+    assert envelope["SignatureVersion"] == "1"
+    with pytest.raises(UnverifiedMessageError, match='SignatureVersion: must be "2"'):
+        _verify(json.dumps(envelope))
+
+
+def test_recorder_hands_a_message_back_for_a_retry_when_the_certificate_cannot_be_fetched(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(url: str, timeout: float) -> _Response:
+        raise urllib.error.URLError("SNS did not answer")
+
+    monkeypatch.setattr(sns_signature._opener, "open", unreachable)
+    url = f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-unreachable.pem"
+    record = sqs_record(
+        sns_notification(account_deleted().to_json(), changes={"SigningCertURL": url})
+    )
+    capsys.readouterr()
+
+    response = recorder.handler(sqs_event(record), lambda_context)
+
+    # A batch item failure (SQS redelivers), but neither poison nor unverified.
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert _scan(audit_table) == []
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["PoisonMessages"] == metrics["UnverifiedMessages"] == 0

@@ -143,3 +143,30 @@ def test_moto_envelopes_are_signed_by_the_emulator_while_the_hook_is_installed(
     assert envelope["SigningCertURL"] == signer.cert_url
     assert envelope["Subject"] == "subject" and envelope["MessageId"] == "m-1"
     assert envelope["UnsubscribeURL"].endswith(f"SubscriptionArn={_Subscription.arn}")
+
+
+@pytest.mark.parametrize(
+    ("attributes", "version"),
+    [
+        ({}, "1"),
+        ({"signature_version": "2"}, "2"),
+        ({"SignatureVersion": "2"}, "2"),
+        ({"signature_version": "2", "SignatureVersion": "1"}, "1"),
+    ],
+    ids=["AWS default", "CreateTopic", "SetTopicAttributes", "set after create"],
+)
+def test_moto_envelopes_carry_the_topics_signature_version(
+    signer: NotificationSigner, attributes: dict[str, str], version: str
+) -> None:
+    models: Any = moto.sns.models
+    topic = type("Topic", (), {"arn": TOPIC_ARN, **attributes})()
+    subscription = type("Subscription", (), {"topic": topic, "arn": f"{TOPIC_ARN}:s"})()
+    hook = SnsSigningHook()
+
+    hook.install(signer)
+    try:
+        envelope = models.Subscription.get_post_data(subscription, "hello", "m-1", None)
+    finally:
+        hook.uninstall()
+
+    assert envelope["SignatureVersion"] == version

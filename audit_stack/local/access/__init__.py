@@ -1,0 +1,1 @@
+"""Who a request to the emulator comes from, and whether IAM would let it through."""

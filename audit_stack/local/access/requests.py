@@ -1,0 +1,167 @@
+"""What a request asks IAM for: the actions and resource ARNs of an operation, read from its
+parameters (the Service Authorization Reference's action and resource for each API).
+
+https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from audit_stack.local.http.operations import Operation
+
+# Operations whose IAM action has another name (batch APIs authorize as their single form).
+_ACTION_NAMES: Mapping[str, str] = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "sns:PublishBatch": "sns:Publish",
+    "lambda:Invoke": "lambda:InvokeFunction",
+}
+_TRANSACT_WRITES: Mapping[str, str] = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+_TABLE_NAME = r"\"?(?P<table>[A-Za-z0-9_.-]+)\"?"
+# PartiQL statements by verb: the table follows INSERT INTO, UPDATE, DELETE FROM, or FROM.
+_PARTIQL: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (action, re.compile(pattern + _TABLE_NAME, re.IGNORECASE | re.DOTALL))
+    for action, pattern in (
+        ("dynamodb:PartiQLInsert", r"^\s*insert\s+into\s+"),
+        ("dynamodb:PartiQLUpdate", r"^\s*update\s+"),
+        ("dynamodb:PartiQLDelete", r"^\s*delete\s+from\s+"),
+        ("dynamodb:PartiQLSelect", r"^\s*(?:select|exists)\b.*?\bfrom\s+"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One action on one resource that the request needs."""
+
+    action: str
+    resource: str
+
+
+def parameters(operation: Operation, body: bytes) -> dict[str, Any]:
+    """The request's parameters: a JSON body, or a query body's first value of each name."""
+    if operation.protocol == "json":
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {}
+    if operation.protocol == "query":
+        return {
+            name: values[0]
+            for name, values in parse_qs(body.decode("utf-8", errors="replace")).items()
+        }
+    return {}
+
+
+@dataclass(frozen=True)
+class Names:
+    """How to turn the names requests carry into ARNs."""
+
+    account_id: str
+    region: str
+    key_arn: Callable[[str], str]
+    secret_arn: Callable[[str], str]
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
+
+    def queue(self, url_or_name: str) -> str:
+        if url_or_name.startswith("arn:"):
+            return url_or_name
+        path = urlparse(url_or_name).path if "://" in url_or_name else url_or_name
+        parts = [part for part in path.split("/") if part]
+        if len(parts) >= 2 and parts[-2].isdigit():
+            return f"arn:aws:sqs:{self.region}:{parts[-2]}:{parts[-1]}"
+        return self.arn("sqs", parts[-1] if parts else url_or_name)
+
+    def table(self, name: str, index: str | None = None) -> str:
+        arn = name if name.startswith("arn:") else self.arn("dynamodb", f"table/{name}")
+        return f"{arn}/index/{index}" if index else arn
+
+    def function(self, name: str) -> str:
+        if name.startswith("arn:"):
+            return ":".join(name.split(":")[:7])
+        return self.arn("lambda", f"function:{name.split(':')[0]}")
+
+
+def targets(operation: Operation, body: bytes, names: Names, path: str = "") -> list[Target]:
+    """The (action, resource) pairs IAM checks for the request; resource ``*`` for APIs that
+    name none."""
+    action = _ACTION_NAMES.get(operation.action, operation.action)
+    params = parameters(operation, body)
+    service = operation.service
+    if service == "sqs":
+        queue = params.get("QueueUrl") or params.get("QueueName") or params.get("SourceArn")
+        if not queue and path.strip("/"):
+            queue = path
+        return [Target(action, names.queue(str(queue)) if queue else "*")]
+    if service == "sns":
+        topic = params.get("TopicArn") or params.get("TargetArn") or params.get("ResourceArn")
+        return [Target(action, str(topic) if topic else "*")]
+    if service == "dynamodb":
+        return _dynamodb(operation, action, params, names)
+    if service == "kms":
+        key = params.get("KeyId")
+        return [Target(action, names.key_arn(str(key)) if key else "*")]
+    if service == "secretsmanager":
+        secret = params.get("SecretId")
+        return [Target(action, names.secret_arn(str(secret)) if secret else "*")]
+    if service == "lambda" and operation.function_name:
+        return [Target(action, names.function(operation.function_name))]
+    return [Target(action, "*")]
+
+
+def _dynamodb(
+    operation: Operation, action: str, params: Mapping[str, Any], names: Names
+) -> list[Target]:
+    name = operation.name
+    if name in {"BatchWriteItem", "BatchGetItem"}:
+        return [Target(action, names.table(table)) for table in params.get("RequestItems", {})]
+    if name == "TransactWriteItems":
+        found = []
+        for item in params.get("TransactItems", []):
+            for kind, write in item.items():
+                if kind in _TRANSACT_WRITES:
+                    found.append(Target(_TRANSACT_WRITES[kind], names.table(write["TableName"])))
+        return found
+    if name == "TransactGetItems":
+        return [
+            Target("dynamodb:GetItem", names.table(item["Get"]["TableName"]))
+            for item in params.get("TransactItems", [])
+            if "Get" in item
+        ]
+    if name in {"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"}:
+        statements = (
+            [params.get("Statement", "")]
+            if name == "ExecuteStatement"
+            else [item.get("Statement", "") for item in params.get("Statements", [])]
+            + [item.get("Statement", "") for item in params.get("TransactStatements", [])]
+        )
+        found = []
+        for statement in statements:
+            for partiql_action, pattern in _PARTIQL:
+                match = pattern.match(str(statement))
+                if match is not None:
+                    found.append(Target(partiql_action, names.table(match.group("table"))))
+                    break
+            else:
+                # Not understood: DynamoDB will refuse it; IAM is asked about the whole service.
+                found.append(Target("dynamodb:PartiQLSelect", "*"))
+        return found
+    table = params.get("TableName") or params.get("ResourceArn")
+    if not table:
+        return [Target(action, "*")]
+    return [Target(action, names.table(str(table), params.get("IndexName")))]

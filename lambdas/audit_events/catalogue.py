@@ -1,0 +1,211 @@
+"""A pipeline's event catalogue: the event types it records and the JSON Schema of their details.
+
+The construct writes the catalogue into the publisher's and the recorder's environment
+(``EVENT_CATALOGUE``, compact JSON ``{"<event type>": <details schema or null>, ...}``); the
+``AuditPublisher`` client refuses events outside it before publishing, and the recorder treats
+them as poison. Schemas are compiled with ``fastjsonschema``, which the Powertools Lambda layer
+ships for its own validation utility (the layer's canary imports it). Error messages name the
+field and the broken rule of the schema, never the rejected value: details may be personal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import fastjsonschema
+
+__all__ = [
+    "CatalogueError",
+    "EventCatalogue",
+    "EventRuleError",
+    "EventType",
+    "catalogue_json",
+    "catalogue_schemas",
+    "parse_catalogue",
+    "schema_problems",
+]
+
+# Names in messages come from the schema or, below additionalProperties, from the sender.
+_MAX_NAME_LENGTH = 64
+_MAX_DEFINITION_SHOWN = 80
+
+
+class CatalogueError(ValueError):
+    """An ``EVENT_CATALOGUE`` value that is not a catalogue (a deployment fault, not bad input)."""
+
+
+class EventRuleError(ValueError):
+    """An event that its pipeline's catalogue refuses; ``<field>: <rule>``, never a value."""
+
+
+@dataclass(frozen=True)
+class EventCatalogue:
+    """The event types of a pipeline, each with its details schema (None: any JSON object)."""
+
+    schemas: Mapping[str, Mapping[str, Any] | None]
+    _validators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(self.schemas)
+
+    def check(self, event_type: str, details: Mapping[str, Any]) -> None:
+        """Raise EventRuleError if the catalogue has no ``event_type`` or ``details`` breaks its
+        schema."""
+        if event_type not in self.schemas:
+            raise EventRuleError(
+                f"event_type: must be one of this pipeline's event types "
+                f"({', '.join(sorted(self.schemas))})"
+            )
+        schema = self.schemas[event_type]
+        if schema is None:
+            return
+        validate = self._validators.get(event_type)
+        if validate is None:
+            validate = self._validators[event_type] = _compiled(_schema_text(schema))
+        try:
+            validate(details)
+        except fastjsonschema.JsonSchemaValueException as error:
+            raise EventRuleError(_message(error)) from None
+
+    def to_json(self) -> str:
+        return catalogue_json(self.schemas)
+
+
+def catalogue_json(schemas: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """The catalogue's one text: compact, the event types in the order given."""
+    return json.dumps(dict(schemas), separators=(",", ":"), sort_keys=False, allow_nan=False)
+
+
+def parse_catalogue(text: str) -> EventCatalogue:
+    """The catalogue in an ``EVENT_CATALOGUE`` value; CatalogueError if it is not one."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise CatalogueError("EVENT_CATALOGUE: must be valid JSON") from None
+    if not isinstance(document, dict) or not document:
+        raise CatalogueError("EVENT_CATALOGUE: must be a non-empty JSON object")
+    for event_type, schema in document.items():
+        if schema is None:
+            continue
+        problems = schema_problems(schema)
+        if problems:
+            raise CatalogueError(f"EVENT_CATALOGUE: {event_type}: {problems[0]}")
+    return EventCatalogue(document)
+
+
+def schema_problems(schema: object) -> list[str]:
+    """What makes ``schema`` unusable as a details schema (empty when it is usable)."""
+    if not isinstance(schema, Mapping):
+        return ["details_schema must be a JSON Schema object (a dict)"]
+    try:
+        text = _schema_text(schema)
+    except (TypeError, ValueError):
+        return ["details_schema must be JSON (str keys; no NaN or Infinity)"]
+    problems = []
+    if schema.get("type") != "object":
+        problems.append('details_schema must have "type": "object" (details are a JSON object)')
+    if any(not ref.startswith("#") for ref in _refs(schema)):
+        # fastjsonschema would fetch a remote $ref over the network while validating.
+        problems.append("details_schema may only use local $ref (starting with #)")
+        return problems
+    try:
+        _compiled(text)
+    except (fastjsonschema.JsonSchemaDefinitionException, re.error, ValueError, TypeError) as error:
+        # re.error: a pattern that is not a regular expression.
+        problems.append(f"details_schema is not a valid JSON Schema ({_bounded(str(error))})")
+    return problems
+
+
+def _schema_text(schema: Mapping[str, Any]) -> str:
+    return json.dumps(schema, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+@lru_cache(maxsize=64)
+def _compiled(schema_text: str) -> Any:
+    # By text, so every catalogue (and every warm invocation) compiles each schema once.
+    return fastjsonschema.compile(json.loads(schema_text))
+
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, Mapping):
+        found = [str(node["$ref"])] if "$ref" in node else []
+        for value in node.values():
+            found.extend(_refs(value))
+        return found
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs(item)]
+    return []
+
+
+def _message(error: fastjsonschema.JsonSchemaValueException) -> str:
+    """``details.<path>: <rule>``, from the schema's side of the error only."""
+    names = [_shown_name(part) for part in (error.path or ["data"])[1:]]
+    where = "details" + "".join(f"[{name}]" if name.isdigit() else f".{name}" for name in names)
+    rule, definition = error.rule, error.rule_definition
+    if rule == "type":
+        what = f"must be of type {_definition(definition)}"
+    elif rule == "required":
+        what = f"must have the properties {_definition(definition)}"
+    elif rule == "additionalProperties":
+        what = "must have no properties other than the schema's"
+    elif rule == "enum":
+        what = f"must be one of {_definition(definition)}"
+    elif rule == "pattern":
+        what = f"must match {_definition(definition)}"
+    elif rule is None:
+        what = "must match the schema"
+    else:
+        what = f"must satisfy {rule} {_definition(definition)}"
+    return f"{where}: {what}"
+
+
+def _shown_name(part: object) -> str:
+    text = str(part)
+    if "@" in text:
+        return "(a name that looks like an e-mail address)"
+    return text[:_MAX_NAME_LENGTH]
+
+
+def _definition(definition: object) -> str:
+    return _bounded(json.dumps(definition, ensure_ascii=False, default=str))
+
+
+def _bounded(text: str) -> str:
+    if len(text) > _MAX_DEFINITION_SHOWN:
+        return text[: _MAX_DEFINITION_SHOWN - 3] + "..."
+    return text
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One entry of a pipeline's catalogue: an event type and, optionally, the JSON Schema its
+    ``details`` must match (``None``: any JSON object of at most MAX_DETAILS_BYTES)::
+
+        EventType("InvoiceVoided", details_schema={
+            "type": "object",
+            "properties": {"invoice_id": {"type": "string"}, "amount_cents": {"type": "integer"}},
+            "required": ["invoice_id"],
+            "additionalProperties": False,
+        })
+    """
+
+    name: str
+    details_schema: Mapping[str, Any] | None = None
+
+
+def catalogue_schemas(
+    event_types: Sequence[str | EventType],
+) -> dict[str, Mapping[str, Any] | None]:
+    """``{name: details schema or None}`` of a catalogue's declarations (names or EventTypes)."""
+    return {
+        entry.name if isinstance(entry, EventType) else entry: (
+            entry.details_schema if isinstance(entry, EventType) else None
+        )
+        for entry in event_types
+    }
