@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "ALARM",
+    "ANCHOR_BUCKET",
     "DEAD_LETTER_QUEUE",
     "DIGEST_TABLE",
     "METADATA_KEY",
@@ -56,6 +57,8 @@ SEALER = "sealer"
 SEAL_QUEUE = "seal-queue"
 DIGEST_TABLE = "digest-table"
 SIGNING_KEY = "signing-key"
+# The S3 bucket (Object Lock) of the signed checkpoints, when the pipeline created it.
+ANCHOR_BUCKET = "anchor-bucket"
 # The key of the subjects' pseudonyms (absent with subject_in_clear).
 PSEUDONYM_SECRET = "pseudonym-secret"
 # Every CloudWatch alarm of the pipeline has this role.
@@ -78,6 +81,7 @@ _ROLES_BY_CONSTRUCT_ID = {
     ("Sealing/SealQueue", "AWS::SQS::Queue"): SEAL_QUEUE,
     ("Sealing/DigestTable", "AWS::DynamoDB::Table"): DIGEST_TABLE,
     ("Sealing/SigningKey", "AWS::KMS::Key"): SIGNING_KEY,
+    ("Sealing/AnchorBucket", "AWS::S3::Bucket"): ANCHOR_BUCKET,
     ("PseudonymSecret", "AWS::SecretsManager::Secret"): PSEUDONYM_SECRET,
 }
 

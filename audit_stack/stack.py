@@ -8,6 +8,7 @@ from aws_cdk import Annotations, CfnOutput, Environment, IStackSynthesizer, Stac
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -19,11 +20,14 @@ from audit_stack.construct import AuditPipeline, AuditPipelineProps
 ALARM_EMAIL_CONTEXT = "alarm_email"
 # `cdk deploy -c redrive_role_arn=arn:aws:iam::...:role/Ops` lets that role redrive the DLQ.
 REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
+# `cdk deploy -c anchor_bucket_name=audit-anchors` anchors checkpoints in that existing bucket
+# (Object Lock on; possibly another account's: docs/INTEGRITY.md) instead of a bucket of its own.
+ANCHOR_BUCKET_CONTEXT = "anchor_bucket_name"
 # `cdk deploy -c key_custodian_role_arn=arn:aws:iam::...:role/BreakGlass` names the one role that
 # may replace, rotate or delete the pseudonym key (grant_key_custody).
 KEY_CUSTODIAN_CONTEXT = "key_custodian_role_arn"
 
-__all__ = ["ALARM_EMAIL_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
+__all__ = ["ALARM_EMAIL_CONTEXT", "ANCHOR_BUCKET_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
 
 
 class AuditStack(Stack):
@@ -62,10 +66,13 @@ class AuditStack(Stack):
             cross_region_references=cross_region_references,
         )
         self.alarm_topic, alarm_key = self._alarm_topic()
-        props: AuditPipelineProps = {
-            "alarm_action": cw_actions.SnsAction(self.alarm_topic),
-            **(pipeline_props or {}),
-        }
+        props: AuditPipelineProps = {"alarm_action": cw_actions.SnsAction(self.alarm_topic)}
+        anchor_bucket_name = self.node.try_get_context(ANCHOR_BUCKET_CONTEXT)
+        if anchor_bucket_name:
+            props["anchor_bucket"] = s3.Bucket.from_bucket_name(
+                self, "AnchorBucket", str(anchor_bucket_name)
+            )
+        props.update(pipeline_props or {})
         self.pipeline = AuditPipeline(self, "Audit", **props)
         # Control changes reach the topic directly too, and the topic and its key are watched.
         self.pipeline.notify_control_changes(self.alarm_topic, alarm_key)

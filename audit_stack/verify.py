@@ -7,6 +7,9 @@ record and digest format comes from the Lambda code's ``audit_events.integrity``
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,11 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
-    from audit_events import integrity
+    from audit_events import integrity, merkle
 else:
     integrity = audit_events_module("integrity")
+    merkle = audit_events_module("merkle")
 
 __all__ = [
+    "ANCHOR",
+    "ANCHOR_GAP_TOLERANCE",
     "CHAIN",
     "FUTURE",
     "KINDS",
@@ -34,13 +40,21 @@ __all__ = [
     "REJECTED_AT_SEAL",
     "SEALED_TWICE",
     "UNSEALED",
+    "AnchoredObject",
     "Finding",
+    "ProofError",
     "VerifyReport",
+    "anchored_objects",
+    "check_inclusion_proof",
     "digest_items",
+    "inclusion_proof",
     "kms_public_key",
     "load_public_key",
+    "newest_signed_checkpoint",
     "public_key_pem",
     "scan_records",
+    "verify_anchors",
+    "verify_extends",
     "verify_log",
 ]
 
@@ -54,7 +68,9 @@ PENDING = "newer than the last seal"
 SEALED_TWICE = "sealed twice"
 REJECTED_AT_SEAL = "rejected by the sealer"
 CHAIN = "chain"
+ANCHOR = "anchor"
 KINDS = (
+    ANCHOR,
     CHAIN,
     MALFORMED,
     MODIFIED,
@@ -87,6 +103,8 @@ class VerifyReport:
     sealed_records: int = 0
     last_sealed_at: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    anchored: int | None = None
+    """Checkpoints found in the anchor bucket; None when no anchor bucket was checked."""
 
     @property
     def ok(self) -> bool:
@@ -99,6 +117,7 @@ class VerifyReport:
             "records": self.records,
             "sealed_records": self.sealed_records,
             "last_sealed_at": self.last_sealed_at,
+            "anchored_checkpoints": self.anchored,
             "findings": [asdict(finding) for finding in self.findings],
         }
 
@@ -159,9 +178,11 @@ def verify_log(
     sealed: dict[tuple[str, str], tuple[str, int, datetime]] = {}
     previous: tuple[int, str] | None = None  # (sequence, signature) of the digest before
     expected = _Expected(table=table, signing_key=signing_key)
+    tree: merkle.Frontier | None = merkle.Frontier()  # None once a digest cannot be read
     for sequence, item in numbered:
         digest = _checked_digest(item, sequence, previous, public_key, expected, report.findings)
         previous = (sequence, _text(item, "signature") or "")
+        tree = _checked_tree(tree, digest, sequence, report.findings)
         if digest is None:
             continue
         report.last_sealed_at = digest.sealed_at
@@ -328,16 +349,22 @@ def _checked_digest(
     if integrity.digest_hash(body) != stated_hash:
         fail("its content does not match its hash")
         return None
-    try:
-        signature = integrity.decode_signature(signature_text)
-        public_key.verify(signature, stated_hash.encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+    # Version 2 signs the checkpoint (which names the digest's hash); version 1 the digest.
+    signed = integrity.signed_checkpoint_of(item)
+    if not signature_verifies(signed.text if signed else body, signature_text, public_key):
         fail("its signature does not verify with the signing key's public key")
         return None
     try:
         digest = integrity.parse_digest(body)
+        checkpoint = integrity.parse_checkpoint(signed.text) if signed else None
     except integrity.IntegrityFormatError as error:
         fail(str(error), MALFORMED)
+        return None
+    if digest.version >= 2 and checkpoint != digest.checkpoint():
+        fail("its signed checkpoint does not describe this digest")
+        return None
+    if digest.version < 2 and signed is not None:
+        fail("a version 1 digest stored with a checkpoint")
         return None
     if digest.sequence != sequence:
         fail(f"it is stored as digest {sequence} but signed as digest {digest.sequence}")
@@ -359,6 +386,54 @@ def _checked_digest(
     elif sequence == previous[0] + 1 and digest.previous_signature != previous[1]:
         fail(f"it does not follow digest {previous[0]} (a fork or a replaced digest)")
     return digest
+
+
+def signature_verifies(
+    text: str, item: dict[str, Any] | str, public_key: ec.EllipticCurvePublicKey
+) -> bool:
+    """Whether the signature (an item's ``signature`` attribute, or base64 text) is the
+    signing key's over ``text``'s SHA-256 hex."""
+    encoded = item if isinstance(item, str) else item.get("signature", {}).get("S", "")
+    try:
+        signature = integrity.decode_signature(encoded)
+        public_key.verify(
+            signature,
+            integrity.digest_hash(text).encode("ascii"),
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _checked_tree(
+    tree: merkle.Frontier | None, digest: Any, sequence: int, findings: list[Finding]
+) -> merkle.Frontier | None:
+    """The Merkle tree grown by ``digest``'s records; a finding when a version 2 digest states
+    another tree. None (checks stop) once a digest could not be read."""
+    if tree is None or digest is None:
+        return None
+    try:
+        for ref in digest.sealed_order():
+            tree.append(integrity.record_leaf(ref.record_hash))
+    except integrity.IntegrityFormatError as error:
+        findings.append(Finding(CHAIN, str(error), digest=sequence))
+        return None
+    if digest.version >= 2 and (
+        digest.tree_size != tree.size
+        or digest.root_hash != tree.root().hex()
+        or list(digest.frontier) != [node.hex() for node in tree.nodes]
+    ):
+        findings.append(
+            Finding(
+                CHAIN,
+                f"its Merkle tree (size {digest.tree_size}) is not the tree of the "
+                f"{tree.size} record(s) sealed up to it",
+                digest=sequence,
+            )
+        )
+        return None
+    return tree
 
 
 def _attribute(item: Any, name: str) -> Any:
@@ -429,3 +504,325 @@ def digest_items(dynamodb: Any, digest_table: str) -> list[dict[str, Any]]:
 def kms_public_key(kms: Any, key_id: str) -> ec.EllipticCurvePublicKey:
     """The signing key's public key, from KMS (kms:GetPublicKey)."""
     return load_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
+
+
+# -- checkpoints anchored outside the account (S3 Object Lock) and saved by witnesses ---------
+
+ANCHOR_GAP_TOLERANCE = timedelta(minutes=5)
+"""Allowed on top of heartbeat + seal interval between two checkpoints: a run's own duration
+(the sealer's timeout is 60 s) and the clocks' spread."""
+
+
+@dataclass(frozen=True)
+class AnchoredObject:
+    """One object key of the anchor bucket and the content of each of its versions, oldest
+    first. Object Lock forbids deleting or changing a version; a PutObject on the same key adds
+    one, which is why every version is read."""
+
+    key: str
+    versions: tuple[bytes, ...]
+
+
+@dataclass
+class _ChainTree:
+    """What the digest table says: the leaves in sealed order and each digest's checkpoint."""
+
+    leaves: list[bytes] = field(default_factory=list)
+    checkpoints: dict[int, Any] = field(default_factory=dict)  # sequence -> SignedCheckpoint
+    digest_of: list[int] = field(default_factory=list)  # leaf index -> digest sequence
+    readable: bool = True
+    digests: int = 0
+
+
+def _chain_tree(digest_items: Iterable[dict[str, Any]]) -> _ChainTree:
+    tree = _ChainTree()
+    numbered = [
+        (sequence, item)
+        for item in digest_items
+        if (sequence := _digest_sequence(item)) is not None  # verify_log names the others
+    ]
+    for sequence, item in sorted(numbered, key=lambda entry: entry[0]):
+        tree.digests += 1
+        signed = integrity.signed_checkpoint_of(item)
+        if signed is not None:
+            tree.checkpoints[sequence] = signed
+        if not tree.readable:
+            continue
+        try:
+            digest = integrity.parse_digest(_text(item, "body") or "")
+            leaves = [integrity.record_leaf(ref.record_hash) for ref in digest.sealed_order()]
+        except integrity.IntegrityFormatError:
+            tree.readable = False  # verify_log reports it; the tree stops here
+            continue
+        tree.leaves.extend(leaves)
+        tree.digest_of.extend([sequence] * len(leaves))
+    return tree
+
+
+def _sequence_of(item: dict[str, Any]) -> int:
+    return _digest_sequence(item) or -1
+
+
+def _checked_checkpoint(
+    data: bytes | str, public_key: ec.EllipticCurvePublicKey
+) -> tuple[Any, str | None]:
+    """(SignedCheckpoint, None) when ``data`` is one signed with the key; (None, why) if not."""
+    try:
+        signed = integrity.parse_signed_checkpoint(data)
+    except integrity.IntegrityFormatError as error:
+        return None, str(error)
+    if not signature_verifies(signed.text, signed.signature, public_key):
+        return None, "its signature does not verify with the signing key's public key"
+    return signed, None
+
+
+def verify_anchors(
+    digest_items: Iterable[dict[str, Any]],
+    anchors: Iterable[AnchoredObject],
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    max_gap: timedelta | None = None,
+) -> list[Finding]:
+    """Check the digest table against the checkpoints anchored in S3: each anchored checkpoint
+    is in the table unchanged and the table's tree extends it, nothing anchored is missing
+    (truncation, a wiped or restarted log), no key was written twice, and consecutive anchored
+    checkpoints are at most ``max_gap`` apart."""
+    findings: list[Finding] = []
+
+    def fail(detail: str, sequence: int | None = None) -> None:
+        findings.append(Finding(ANCHOR, detail, digest=sequence))
+
+    anchored: dict[int, Any] = {}
+    for anchor in anchors:
+        versions = list(dict.fromkeys(anchor.versions))
+        if len(versions) > 1:
+            fail(f"{anchor.key} was written {len(versions)} times with different contents")
+        for data in versions:
+            signed, problem = _checked_checkpoint(data, public_key)
+            if signed is None:
+                fail(f"{anchor.key}: {problem}")
+                continue
+            sequence = signed.checkpoint.sequence
+            if integrity.anchor_key(signed.checkpoint.table, sequence) != anchor.key:
+                fail(
+                    f"{anchor.key} holds checkpoint {sequence} of table "
+                    f"{signed.checkpoint.table!r}: not where it belongs"
+                )
+                continue
+            # The oldest version wins: it was there first, and is locked.
+            anchored.setdefault(sequence, signed)
+    if not anchored:
+        return findings
+    tree = _chain_tree(digest_items)
+    newest = max(anchored)
+    if not tree.digests:
+        fail(
+            f"the digest table is empty but {len(anchored)} checkpoint(s) are anchored, the "
+            f"newest digest {newest}: the log was wiped or restarted",
+            newest,
+        )
+        return findings
+    roots = _roots_at(tree.leaves, {signed.checkpoint.tree_size for signed in anchored.values()})
+    for sequence, signed in sorted(anchored.items()):
+        checkpoint = signed.checkpoint
+        stored = tree.checkpoints.get(sequence)
+        if stored is None:
+            which = "the newest anchored checkpoint" if sequence == newest else "a checkpoint"
+            fail(
+                f"{which} (digest {sequence}) is not in the digest table: the log was "
+                "truncated, restarted or rewritten",
+                sequence,
+            )
+        elif (stored.text, stored.signature) != (signed.text, signed.signature):
+            fail(
+                f"digest {sequence} differs from its anchored checkpoint: rewritten and re-signed",
+                sequence,
+            )
+        if tree.readable and roots.get(checkpoint.tree_size) != checkpoint.root_hash:
+            fail(
+                f"the table's records do not extend anchored checkpoint {sequence} (its "
+                f"{checkpoint.tree_size} record(s) have another Merkle root, or are fewer)",
+                sequence,
+            )
+    if max_gap is not None:
+        ordered = sorted(anchored.items())
+        for (before, first), (after, second) in itertools.pairwise(ordered):
+            gap = integrity.record_time(second.checkpoint.sealed_at) - integrity.record_time(
+                first.checkpoint.sealed_at
+            )
+            if gap > max_gap:
+                fail(
+                    f"no checkpoint anchored between digest {before} and digest {after} for "
+                    f"{gap}; the heartbeat allows {max_gap}",
+                    after,
+                )
+    return findings
+
+
+def _roots_at(leaves: list[bytes], sizes: set[int]) -> dict[int, str]:
+    """The Merkle root of the first n leaves, for each n in ``sizes`` (one pass)."""
+    frontier = merkle.Frontier()
+    roots: dict[int, str] = {}
+    if 0 in sizes:
+        roots[0] = merkle.EMPTY_ROOT.hex()
+    for leaf in leaves:
+        frontier.append(leaf)
+        if frontier.size in sizes:
+            roots[frontier.size] = frontier.root().hex()
+    return roots
+
+
+def newest_signed_checkpoint(digest_items: Iterable[dict[str, Any]]) -> Any:
+    """The newest digest's signed checkpoint; None when there is none (empty, or version 1)."""
+    items = sorted(digest_items, key=_sequence_of)
+    return integrity.signed_checkpoint_of(items[-1]) if items else None
+
+
+def verify_extends(
+    saved: bytes | str,
+    digest_items: Iterable[dict[str, Any]],
+    public_key: ec.EllipticCurvePublicKey,
+) -> list[Finding]:
+    """Whether today's log extends a checkpoint saved earlier (``audit checkpoint``), proven
+    by an RFC 9162 consistency proof from its tree to the newest checkpoint's tree."""
+    signed, problem = _checked_checkpoint(saved, public_key)
+    if signed is None:
+        return [Finding(ANCHOR, f"the saved checkpoint: {problem}")]
+    old = signed.checkpoint
+    items = list(digest_items)
+    tree = _chain_tree(items)
+    newest = newest_signed_checkpoint(items)
+    if newest is None:
+        return [
+            Finding(
+                ANCHOR,
+                f"the log has no checkpoint, but one of {old.tree_size} record(s) was saved",
+                digest=old.sequence,
+            )
+        ]
+    new = newest.checkpoint
+    stored = tree.checkpoints.get(old.sequence)
+    if stored is not None and stored.text != signed.text:
+        return [Finding(ANCHOR, "the saved checkpoint's digest differs today", digest=old.sequence)]
+    if old.tree_size > new.tree_size or not tree.readable or len(tree.leaves) < new.tree_size:
+        return [
+            Finding(
+                ANCHOR,
+                f"today's log ({new.tree_size} record(s)) is shorter than the saved "
+                f"checkpoint ({old.tree_size})",
+                digest=old.sequence,
+            )
+        ]
+    proof = merkle.consistency_proof(tree.leaves[: new.tree_size], old.tree_size)
+    if not merkle.verify_consistency(
+        old.tree_size,
+        new.tree_size,
+        bytes.fromhex(old.root_hash),
+        bytes.fromhex(new.root_hash),
+        proof,
+    ):
+        return [
+            Finding(
+                ANCHOR,
+                f"today's log (digest {new.sequence}) does not extend the saved checkpoint: "
+                "its history was rewritten",
+                digest=old.sequence,
+            )
+        ]
+    return []
+
+
+class ProofError(ValueError):
+    """No inclusion proof can be made, or a proof does not check out; the message says why."""
+
+
+PROOF_FORMAT = "audit-log-inclusion-proof/1"
+
+
+def inclusion_proof(
+    record: dict[str, Any], digest_items: Iterable[dict[str, Any]]
+) -> dict[str, Any]:
+    """A self-contained proof that ``record`` (a table item) is in the log: its canonical
+    content and hash, its leaf index, the audit path to the newest checkpoint, and that signed
+    checkpoint. Raises ProofError when the record is not sealed or was changed."""
+    items = list(digest_items)
+    tree = _chain_tree(items)
+    newest = newest_signed_checkpoint(items)
+    if newest is None:
+        raise ProofError("the log has no version 2 checkpoint yet: run `audit seal` first")
+    size = newest.checkpoint.tree_size
+    stated = record.get(contract.RECORD_HASH_ATTRIBUTE, {}).get("S", "")
+    content_hash = integrity.record_hash(record)
+    if stated != content_hash:
+        raise ProofError("the record's content does not match its record_hash (modified)")
+    try:
+        leaf = integrity.record_leaf(content_hash)
+    except integrity.IntegrityFormatError as error:
+        raise ProofError(str(error)) from None
+    if leaf not in tree.leaves[:size]:
+        raise ProofError("the record is not sealed in the log (newer than the last seal?)")
+    index = tree.leaves.index(leaf)
+    return {
+        "format": PROOF_FORMAT,
+        "record": {
+            "subject": record[contract.PARTITION_KEY]["S"],
+            "event_key": record[contract.SORT_KEY]["S"],
+            "record_hash": content_hash,
+            "canonical_content": integrity.canonical_record(record).decode("utf-8"),
+        },
+        "digest": tree.digest_of[index],
+        "leaf_index": index,
+        "tree_size": size,
+        "audit_path": [node.hex() for node in merkle.inclusion_proof(tree.leaves[:size], index)],
+        "checkpoint": {"checkpoint": newest.text, "signature": newest.signature},
+    }
+
+
+def check_inclusion_proof(document: Any, public_key: ec.EllipticCurvePublicKey) -> Any:
+    """The signed checkpoint a proof (``inclusion_proof``) is anchored to, if every step checks
+    out with ``public_key``; ProofError naming the first step that does not."""
+    try:
+        if document["format"] != PROOF_FORMAT:
+            raise ProofError(f"format is not {PROOF_FORMAT}")
+        record = document["record"]
+        content = str(record["canonical_content"]).encode("utf-8")
+        record_hash = str(record["record_hash"])
+        index, size = int(document["leaf_index"]), int(document["tree_size"])
+        path = [bytes.fromhex(str(node)) for node in document["audit_path"]]
+        checkpoint_document = json.dumps(document["checkpoint"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProofError(f"not an inclusion proof: {error}") from None
+    if hashlib.sha256(content).hexdigest() != record_hash:
+        raise ProofError("the record's canonical content does not hash to its record_hash")
+    signed, problem = _checked_checkpoint(checkpoint_document, public_key)
+    if signed is None:
+        raise ProofError(f"the checkpoint: {problem}")
+    checkpoint = signed.checkpoint
+    if checkpoint.tree_size != size:
+        raise ProofError("the proof's tree size is not the checkpoint's")
+    try:
+        leaf = integrity.record_leaf(record_hash)
+    except integrity.IntegrityFormatError as error:
+        raise ProofError(str(error)) from None
+    if not merkle.verify_inclusion(index, size, leaf, path, bytes.fromhex(checkpoint.root_hash)):
+        raise ProofError("the audit path does not lead to the checkpoint's Merkle root")
+    return signed
+
+
+def anchored_objects(s3: Any, bucket: str, table: str) -> list[AnchoredObject]:
+    """Every version of every checkpoint of ``table`` in the anchor bucket, oldest first."""
+    prefix = integrity.anchor_key(table, 0).rsplit("/", 1)[0] + "/"
+    versions: dict[str, list[tuple[Any, str]]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", []):
+            versions.setdefault(version["Key"], []).append(
+                (version["LastModified"], version["VersionId"])
+            )
+    objects = []
+    for key, found in sorted(versions.items()):
+        contents = tuple(
+            s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
+            for _, version_id in sorted(found, key=lambda entry: entry[0])
+        )
+        objects.append(AnchoredObject(key, contents))
+    return objects

@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 
 from audit_stack import endpoints
 from audit_stack.cli import (
+    checkpoint,
     delete_account,
     dlq,
     events,
+    prove,
     publish,
     seal,
     status,
@@ -36,8 +38,8 @@ _DISTRIBUTION: Final = "audit-pipeline"
 _OUTPUTS: Final = ("table", "json")
 _EPILOG: Final = (
     "exit codes: 0 done / HEALTHY, 1 operational error (credentials, stack not found, "
-    "endpoint unreachable, AWS error) or verify findings, 2 usage error, 3 UNHEALTHY, "
-    "4 dlq redrive refused (unrecordable messages; --force), 130 interrupted"
+    "endpoint unreachable, AWS error) or verify / verify-proof findings, 2 usage error, "
+    "3 UNHEALTHY, 4 dlq redrive refused (unrecordable messages; --force), 130 interrupted"
 )
 
 Command = Callable[[Target, argparse.Namespace], int]
@@ -294,6 +296,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the signing key's public key (PEM) to FILE and stop",
     )
+    verify_parser.add_argument(
+        "--from",
+        dest="from_checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="also prove that today's log extends this checkpoint (saved by `audit checkpoint`)",
+    )
+    checkpoint_parser = command(
+        commands,
+        "checkpoint",
+        checkpoint.run,
+        "export the newest signed checkpoint (tree size, Merkle root), for a witness to keep",
+    )
+    checkpoint_parser.add_argument("--out", type=Path, required=True, metavar="FILE")
+    prove_parser = command(
+        commands,
+        "prove",
+        prove.run_prove,
+        "write a self-contained inclusion proof of one record (checkable offline)",
+    )
+    prove_parser.add_argument(
+        "record", metavar="KEY_OR_EVENT_ID", help="the record's event key, or its event id"
+    )
+    prove_parser.add_argument("--out", type=Path, required=True, metavar="FILE")
+    verify_proof_parser = command(
+        commands,
+        "verify-proof",
+        prove.run_verify_proof,
+        "check an inclusion proof offline with the public key; exit code 1 if it fails",
+    )
+    verify_proof_parser.add_argument("proof", type=Path, metavar="PROOF_FILE")
+    verify_proof_parser.add_argument(
+        "--public-key", type=Path, required=True, metavar="FILE", help="the PEM public key"
+    )
+    verify_proof_parser.set_defaults(offline=True)
     return parser
 
 
@@ -303,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = build_parser().parse_args(argv)
         options = _check_usage(arguments)
         handler: Command = arguments.handler
+        if getattr(arguments, "offline", False):
+            return handler(None, arguments)  # type: ignore[arg-type]  # needs no AWS at all
         return handler(resolve_target(options), arguments)
     except SystemExit as exit_:
         # --help and --version print and exit; any other code stays as argparse meant it.

@@ -1,4 +1,6 @@
-"""``audit verify``: check the digest chain, each digest's signature and each record.
+"""``audit verify``: check the digest chain, each digest's signature and each record, the
+chain against the checkpoints anchored in S3 (Object Lock), and, with ``--from``, that today's
+log extends a checkpoint saved earlier.
 
 The checks themselves are ``audit_stack.verify`` (pure, and cryptography only for this command).
 """
@@ -6,41 +8,111 @@ The checks themselves are ``audit_stack.verify`` (pure, and cryptography only fo
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from audit_stack import discovery
 from audit_stack.cli import render
 from audit_stack.cli.errors import EXIT_ERROR, EXIT_OK, UsageError
 from audit_stack.cli.target import Target
+from audit_stack.lambda_code import contract
 
-__all__ = ["run"]
+__all__ = ["AnchorSettings", "anchor_settings", "public_key_for", "run"]
+
+_DEFAULT_HEARTBEAT_SECONDS = 3600
+_DEFAULT_SEAL_INTERVAL_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class AnchorSettings:
+    """Where the sealer anchors checkpoints, and the longest allowed silence between two."""
+
+    bucket: str | None
+    max_gap: timedelta
+
+
+def anchor_settings(target: Target) -> AnchorSettings:
+    """The anchor bucket (the pipeline's own, or the one the sealer is configured with) and the
+    heartbeat + seal interval (+ tolerance) the sealer runs with."""
+    from audit_stack import verify as checks
+
+    environment: dict[str, str] = {}
+    try:
+        configuration = target.client("lambda").get_function_configuration(
+            FunctionName=target.resource(discovery.SEALER)
+        )
+        environment = configuration.get("Environment", {}).get("Variables", {})
+    except ClientError:
+        pass  # the pipeline's own bucket is still found by its mark; the defaults apply
+
+    def seconds(name: str, default: int) -> int:
+        try:
+            return int(environment.get(name, default))
+        except ValueError:
+            return default
+
+    gap = timedelta(
+        seconds=seconds(contract.ENV_HEARTBEAT_SECONDS, _DEFAULT_HEARTBEAT_SECONDS)
+        + seconds(contract.ENV_SEAL_INTERVAL_SECONDS, _DEFAULT_SEAL_INTERVAL_SECONDS)
+    )
+    bucket = target.resources.get(discovery.ANCHOR_BUCKET) or environment.get(
+        contract.ENV_ANCHOR_BUCKET
+    )
+    return AnchorSettings(bucket or None, gap + checks.ANCHOR_GAP_TOLERANCE)
+
+
+def public_key_for(target: Target | None, key_file: Path | None) -> Any:
+    """The signing key's public key: from ``--public-key`` (offline), else kms:GetPublicKey."""
+    from audit_stack import verify as checks
+
+    if key_file is not None:
+        try:
+            return checks.load_public_key(key_file.read_bytes())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--public-key {key_file}: {error}") from None
+    if target is None:
+        raise UsageError("--public-key FILE is required offline")
+    return checks.kms_public_key(target.client("kms"), target.resource(discovery.SIGNING_KEY))
 
 
 def run(target: Target, arguments: argparse.Namespace) -> int:
     from audit_stack import verify as checks  # cryptography only for this command
 
-    if arguments.public_key:
+    saved: bytes | None = None
+    if getattr(arguments, "from_checkpoint", None):
         try:
-            public_key = checks.load_public_key(arguments.public_key.read_bytes())
-        except (OSError, ValueError) as error:
-            raise UsageError(f"--public-key {arguments.public_key}: {error}") from None
-    else:
-        public_key = checks.kms_public_key(
-            target.client("kms"), target.resource(discovery.SIGNING_KEY)
-        )
+            saved = arguments.from_checkpoint.read_bytes()
+        except OSError as error:
+            raise UsageError(f"--from {arguments.from_checkpoint}: {error}") from None
+    public_key = public_key_for(target, arguments.public_key)
     if arguments.export_public_key:
         arguments.export_public_key.write_bytes(checks.public_key_pem(public_key))
         print(f"Wrote the signing key's public key (PEM) to {arguments.export_public_key}")
         return EXIT_OK
     dynamodb = target.client("dynamodb")
     digests = checks.digest_items(dynamodb, target.resource(discovery.DIGEST_TABLE))
+    table = target.resource(discovery.TABLE)
     report = checks.verify_log(
-        checks.scan_records(dynamodb, target.resource(discovery.TABLE)),
+        checks.scan_records(dynamodb, table),
         digests,
         public_key,
         since=arguments.since.value if arguments.since else None,
         table=target.resource(discovery.TABLE),
         signing_key=target.resources.get(discovery.SIGNING_KEY),
     )
+    anchors = anchor_settings(target)
+    if anchors.bucket is not None:
+        anchored = checks.anchored_objects(target.client("s3"), anchors.bucket, table)
+        report.anchored = len(anchored)
+        report.findings[:0] = checks.verify_anchors(
+            digests, anchored, public_key, max_gap=anchors.max_gap
+        )
+    if saved is not None:
+        report.findings[:0] = checks.verify_extends(saved, digests, public_key)
     if arguments.output == "json":
         render.print_json(report.to_dict())
         return EXIT_OK if report.ok else EXIT_ERROR
@@ -55,6 +127,10 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
             f"Checked {report.digests} digest(s) (last sealed {report.last_sealed_at}) and "
             f"{report.records} record(s), {report.sealed_records} of them sealed."
         )
+    if report.anchored is not None:
+        print(f"Checked the chain against {report.anchored} anchored checkpoint(s).")
+    if saved is not None and not any(f.kind == checks.ANCHOR for f in report.findings):
+        print(f"Today's log extends the checkpoint in {arguments.from_checkpoint}.")
     if report.ok:
         print("OK: the chain is intact and every record matches its digest.")
         return EXIT_OK

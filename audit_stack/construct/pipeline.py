@@ -21,6 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -35,7 +36,7 @@ from audit_stack.construct.encryption import (
 )
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
-from audit_stack.construct.sealing import DigestChain
+from audit_stack.construct.sealing import DEFAULT_ANCHOR_RETENTION, DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
 from audit_stack.lambda_code import audit_events_module, contract
 
@@ -87,6 +88,13 @@ class AuditPipeline(Construct):
         time range); each index write costs a write unit.
     :param event_type_index_shards: partition keys per event type in that index (1-256); only
         ever raise it, since events already written stay on their shard.
+    :param anchor_bucket: an existing S3 bucket with Object Lock (possibly in another account,
+        docs/INTEGRITY.md has the bucket policy it needs) where the sealer writes each signed
+        checkpoint; by default the pipeline creates one (Object Lock, versioned, SSE-S3, no
+        public access, TLS only, retained on ``cdk destroy``).
+    :param anchor_retention: how long each anchored checkpoint is locked (COMPLIANCE mode: no
+        one, root included, can delete or change it before then); whole days, 1 day to 100
+        years, default 365 days.
     """
 
     def __init__(
@@ -110,6 +118,8 @@ class AuditPipeline(Construct):
         subject_in_clear: bool = False,
         event_type_index: bool = True,
         event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
+        anchor_bucket: s3.IBucket | None = None,
+        anchor_retention: Duration | None = None,
     ) -> None:
         # Every prop is checked before any child is created, so bad input leaves nothing behind.
         validate_props(
@@ -130,6 +140,8 @@ class AuditPipeline(Construct):
                 "subject_in_clear": subject_in_clear,
                 "event_type_index": event_type_index,
                 "event_type_index_shards": event_type_index_shards,
+                "anchor_bucket": anchor_bucket,
+                "anchor_retention": anchor_retention,
             }
         )
         recorder_timeout = recorder_timeout or Duration.seconds(30)
@@ -281,6 +293,8 @@ class AuditPipeline(Construct):
             interval=seal_interval,
             encryption_key=encryption_key,
             removal_policy=retain,
+            anchor_bucket=anchor_bucket,
+            anchor_retention=anchor_retention or DEFAULT_ANCHOR_RETENTION,
         )
         self._recorder.add_environment(
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
@@ -412,6 +426,8 @@ class AuditPipeline(Construct):
             (self._chain.signing_key, discovery.SIGNING_KEY),
         ):
             self._marker.assign(construct, role)
+        if isinstance(self._chain.anchor_bucket, s3.Bucket):
+            self._marker.assign(self._chain.anchor_bucket, discovery.ANCHOR_BUCKET)
         if self._pseudonym_secret is not None:
             self._marker.assign(self._pseudonym_secret, discovery.PSEUDONYM_SECRET)
         if self._publisher is not None:

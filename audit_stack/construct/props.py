@@ -13,6 +13,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 
 from audit_stack.construct.pipeline import EventType
 
@@ -38,3 +39,5 @@ class AuditPipelineProps(TypedDict, total=False):
     subject_in_clear: bool
     event_type_index: bool
     event_type_index_shards: int
+    anchor_bucket: s3.IBucket | None
+    anchor_retention: Duration | None

@@ -1,17 +1,21 @@
-"""The digest chain's resources: signing key, seal queue, digest table, sealer and its schedule.
+"""The digest chain's resources: signing key, seal queue, digest table, sealer and its schedule,
+and the S3 bucket (Object Lock) where every signed checkpoint is anchored.
 
 ``AuditPipeline`` composes this construct; docs/INTEGRITY.md explains the design and its limits.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from typing import Any
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from audit_stack.construct import builders
@@ -29,10 +33,24 @@ from audit_stack.construct.permissions import (
 )
 from audit_stack.lambda_code import contract
 
-__all__ = ["HEARTBEAT", "SEALER_TIMEOUT", "DigestChain"]
+__all__ = [
+    "ANCHOR_READ_ACTIONS",
+    "ANCHOR_WRITE_ACTIONS",
+    "DEFAULT_ANCHOR_RETENTION",
+    "HEARTBEAT",
+    "SEALER_TIMEOUT",
+    "DigestChain",
+]
 
 SEALER_TIMEOUT = Duration.seconds(60)
 HEARTBEAT = Duration.hours(1)
+DEFAULT_ANCHOR_RETENTION = Duration.days(365)
+"""How long each anchored checkpoint stays locked unless ``anchor_retention`` says otherwise."""
+# The sealer writes new objects (with their retention) below its prefix; nothing else.
+ANCHOR_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectRetention")
+# What `audit verify` reads: every version of every checkpoint (an overwrite adds a version).
+ANCHOR_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+ANCHOR_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
 
 
 class DigestChain(Construct):
@@ -49,9 +67,13 @@ class DigestChain(Construct):
         interval: Duration,
         encryption_key: kms.IKey | None,
         removal_policy: RemovalPolicy,
+        anchor_bucket: s3.IBucket | None = None,
+        anchor_retention: Duration = DEFAULT_ANCHOR_RETENTION,
     ) -> None:
         super().__init__(scope, construct_id)
         recorder_role = _role(recorder)
+        self._table = table
+        self.anchor_bucket = anchor_bucket or self._anchor_bucket(anchor_retention)
 
         self.signing_key = kms.Key(
             self,
@@ -104,6 +126,9 @@ class DigestChain(Construct):
                 contract.ENV_SEAL_QUEUE_URL: self.seal_queue.queue_url,
                 contract.ENV_SIGNING_KEY_ARN: self.signing_key.key_arn,
                 contract.ENV_HEARTBEAT_SECONDS: str(int(HEARTBEAT.to_seconds())),
+                contract.ENV_SEAL_INTERVAL_SECONDS: str(int(interval.to_seconds())),
+                contract.ENV_ANCHOR_BUCKET: self.anchor_bucket.bucket_name,
+                contract.ENV_ANCHOR_RETENTION_DAYS: str(int(anchor_retention.to_days())),
             },
         )
         sealer_role = _role(self.sealer)
@@ -142,6 +167,20 @@ class DigestChain(Construct):
         )
         for statement in append_only_statements(sealer_role):
             self.digest_table.add_to_resource_policy(statement)
+        # New checkpoint objects below this table's prefix only: no delete, no governance bypass,
+        # no bucket settings. (A bucket in another account also needs the policy in
+        # docs/INTEGRITY.md.)
+        checkpoints = self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))
+        iam.Grant.add_to_principal(
+            grantee=self.sealer,
+            actions=list(ANCHOR_WRITE_ACTIONS),
+            resource_arns=[checkpoints],
+        )
+        self._acknowledge_checkpoint_prefix(
+            sealer_role,
+            "New objects named by sequence number below this table's checkpoint prefix; "
+            "Object Lock makes each write-once.",
+        )
         if encryption_key is not None:
             encryption_key.grant(self.sealer, *FUNCTION_KEY_ACTIONS)
 
@@ -173,14 +212,92 @@ class DigestChain(Construct):
         )
 
     def grant_verify(self, grantee: iam.IGrantable, table: dynamodb.ITable) -> iam.Grant:
-        """Read what ``audit verify`` checks: the records, the digests and the public key."""
+        """Read what ``audit verify`` checks: the records, the digests, the public key and the
+        anchored checkpoints."""
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=list(VERIFY_TABLE_ACTIONS),
             resource_arns=[table.table_arn, self.digest_table.table_arn],
         )
         self.signing_key.grant(grantee, *VERIFY_KEY_ACTIONS)
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(ANCHOR_LIST_ACTIONS),
+            resource_arns=[self.anchor_bucket.bucket_arn],
+        )
+        checkpoints = self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(ANCHOR_READ_ACTIONS),
+            resource_arns=[checkpoints],
+        )
+        self._acknowledge_checkpoint_prefix(
+            grantee,
+            "Reads every checkpoint of this table (one object per digest, named by sequence "
+            "number) to check the chain against them.",
+        )
+        # `audit verify` reads the anchor bucket's name and the heartbeat from the sealer.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["lambda:GetFunctionConfiguration"],
+            resource_arns=[self.sealer.function_arn],
+        )
         return grant
+
+    def _acknowledge_checkpoint_prefix(self, grantee: object, reason: str) -> None:
+        """cdk-nag's IAM5 finding for the checkpoint prefix's ``/*``, on a grantee it can see."""
+        if not isinstance(grantee, Construct):
+            return
+        resource = Stack.of(self).resolve(
+            self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(self._table))
+        )
+        Validations.of(grantee).acknowledge(
+            Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{_nag_text(resource)}]", reason=reason)
+        )
+
+    @staticmethod
+    def checkpoint_prefix(table: dynamodb.ITable) -> str:
+        """The anchor bucket's keys of one table's checkpoints (``integrity.anchor_key``)."""
+        return f"{contract.ANCHOR_PREFIX}{table.table_name}/*"
+
+    def _anchor_bucket(self, retention: Duration) -> s3.Bucket:
+        """A bucket only for checkpoints: Object Lock on (so versioned), SSE-S3, no public
+        access, TLS only, kept on ``cdk destroy`` (a locked object outlives any stack)."""
+        bucket = s3.Bucket(
+            self,
+            "AnchorBucket",
+            object_lock_enabled=True,
+            # Also the default; the sealer nonetheless locks each object explicitly.
+            object_lock_default_retention=s3.ObjectLockRetention.compliance(retention),
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="Only the sealer writes, once per object (Object Lock COMPLIANCE); "
+                "CloudTrail records the control-plane calls; access logs would add a second "
+                "bucket without adding evidence.",
+            )
+        )
+        return bucket
+
+
+def _nag_text(value: Any) -> str:
+    """A resolved value as cdk-nag names it in a finding: ``<Id.Arn>``, ``<Id>``, text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_nag_text(part) for part in parts)
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    return str(value)
 
 
 def _role(function: lambda_.Function) -> iam.IRole:

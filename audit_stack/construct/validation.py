@@ -91,6 +91,8 @@ _KINDS: Mapping[str, _Kind] = {
     "subject_in_clear": _FLAG,
     "event_type_index": _FLAG,
     "event_type_index_shards": _WHOLE_NUMBER,
+    "anchor_bucket": _Kind("an s3.IBucket", lambda v: hasattr(v, "bucket_arn"), True),
+    "anchor_retention": _Kind("a Duration (e.g. Duration.days(365))", _is_duration, True),
 }
 
 
@@ -159,6 +161,9 @@ def _range_problems(props: Mapping[str, Any], wrong: set[str]) -> list[tuple[str
     seal = seconds("seal_interval")
     if seal is not None and (not 60 <= seal <= 86_400 or seal % 60):
         problems.append(("seal_interval", "must be whole minutes between 1 minute and 1 day"))
+    retention = seconds("anchor_retention")
+    if retention is not None and (not 86_400 <= retention <= 36_500 * 86_400 or retention % 86_400):
+        problems.append(("anchor_retention", "must be whole days between 1 day and 100 years"))
     shards = props.get("event_type_index_shards")
     if shards is not None and not 1 <= shards <= MAX_EVENT_TYPE_INDEX_SHARDS:
         problems.append(

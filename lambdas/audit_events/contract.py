@@ -13,16 +13,19 @@ from typing import Final
 __all__ = [
     "ACCOUNT_DELETED",
     "ACTOR_ATTRIBUTE",
+    "ANCHOR_PREFIX",
     "CLOCK_MARGIN_SECONDS",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
     "ENV_ANCHOR_BUCKET",
+    "ENV_ANCHOR_RETENTION_DAYS",
     "ENV_DIGEST_TABLE_NAME",
     "ENV_EVENT_CATALOGUE",
     "ENV_EVENT_TYPE_INDEX_SHARDS",
     "ENV_HEARTBEAT_SECONDS",
     "ENV_PSEUDONYM_SECRET_ARN",
     "ENV_RETENTION_DAYS",
+    "ENV_SEAL_INTERVAL_SECONDS",
     "ENV_SEAL_QUEUE_URL",
     "ENV_SIGNING_KEY_ARN",
     "ENV_SOURCE",
@@ -107,6 +110,15 @@ ENV_EVENT_CATALOGUE: Final = "EVENT_CATALOGUE"
 """The pipeline's event types and their details schemas, as compact JSON."""
 ENV_RETENTION_DAYS: Final = "RETENTION_DAYS"
 """Days a record is kept (DynamoDB TTL); unset: kept for the life of the table."""
+
+# --- Integrity v2: Merkle checkpoints anchored in S3 Object Lock (docs/INTEGRITY.md) ---------
+ANCHOR_PREFIX: Final = "checkpoints/"
+"""The anchor bucket's prefix for signed checkpoints: ``checkpoints/<table>/<sequence>.json``;
+the sealer may write only below it."""
+ENV_ANCHOR_RETENTION_DAYS: Final = "ANCHOR_RETENTION_DAYS"
+"""Days each anchored checkpoint stays locked (Object Lock COMPLIANCE, explicit per object)."""
+ENV_SEAL_INTERVAL_SECONDS: Final = "SEAL_INTERVAL_SECONDS"
+"""How often the sealer runs; with HEARTBEAT_SECONDS it bounds the time between checkpoints."""
 
 # --- Events --------------------------------------------------------------------------------
 SCHEMA_VERSION: Final = 3

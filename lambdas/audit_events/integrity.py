@@ -7,9 +7,15 @@ record and of a digest is defined here and nowhere else (docs/INTEGRITY.md descr
   in its typed attribute-value form (``{"S": ...}``, ``{"N": ...}``, ...), without the
   ``record_hash`` attribute itself, as JSON with keys sorted, no whitespace, UTF-8, numbers in
   DynamoDB's normalised form (no exponent, no trailing zeros) and sets sorted.
-- **Digest**: the canonical JSON of :class:`Digest`; its hash is SHA-256 hex of that text, and its
-  signature is ECDSA P-256 with SHA-256 (KMS ``ECDSA_SHA_256``, message type RAW) over the
-  hash's 64 ASCII characters. Each digest names the previous digest's signature (a chain).
+- **Digest**: the canonical JSON of :class:`Digest`: the records one seal covers and, from
+  version 2, the Merkle tree (RFC 9162, ``merkle.py``) over every record hash sealed so far, in
+  sealed order. Its hash is SHA-256 hex of that text.
+- **Checkpoint** (version 2): the canonical JSON of :class:`Checkpoint`, a signed tree head that
+  commits to the digest's hash, the tree's size and root, the time, table, key and the previous
+  checkpoint's signature (a chain). Version 2 signs the checkpoint; version 1 signed the digest.
+  The signature is ECDSA P-256 with SHA-256 (KMS ``ECDSA_SHA_256``, message type RAW) over the
+  signed text's SHA-256 hex (64 ASCII characters). A checkpoint is small and names no record,
+  so it is what is anchored in S3 (Object Lock) and what a proof carries.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from datetime import UTC, datetime
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
+from . import merkle
 from .contract import (
+    ANCHOR_PREFIX,
     DIGEST_PARTITION_KEY,
     DIGEST_SORT_KEY,
     RECORD_HASH_ATTRIBUTE,
@@ -34,6 +42,7 @@ from .contract import (
 # The contract's digest-table keys and record attributes stay importable from here too: the
 # integrity format is defined by them, and ``audit verify`` reads them as part of it.
 __all__ = [
+    "CHECKPOINT_VERSION",
     "DIGEST_CHAIN",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
@@ -43,9 +52,12 @@ __all__ = [
     "RECORDED_AT_ATTRIBUTE",
     "RECORD_HASH_ATTRIBUTE",
     "SIGNING_ALGORITHM",
+    "Checkpoint",
     "Digest",
     "IntegrityFormatError",
     "RecordRef",
+    "SignedCheckpoint",
+    "anchor_key",
     "canonical_number",
     "canonical_record",
     "decode_signature",
@@ -53,14 +65,23 @@ __all__ = [
     "digest_item",
     "encode_signature",
     "notice_body",
+    "parse_checkpoint",
     "parse_digest",
     "parse_notice",
+    "parse_signed_checkpoint",
     "record_hash",
+    "record_leaf",
     "record_time",
+    "signed_checkpoint_of",
+    "signed_message",
+    "signed_text",
     "with_record_hash",
 ]
 
-DIGEST_VERSION = 1
+DIGEST_VERSION = 2
+"""Version 2 adds the Merkle tree and the signed checkpoint; version 1 digests still verify."""
+DIGEST_VERSIONS = (1, 2)
+CHECKPOINT_VERSION = 1
 NOTICE_VERSION = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_CHAIN = "audit-log"
@@ -215,7 +236,7 @@ def parse_notice(body: str) -> list[RecordRef]:
 
 @dataclass(frozen=True)
 class Digest:
-    """What one seal signs: the records written since the previous digest, and that digest."""
+    """What one seal covers: the records written since the previous digest, and that digest."""
 
     sequence: int
     sealed_at: str
@@ -227,11 +248,77 @@ class Digest:
     """Notices whose stored item no longer matched when sealing (altered or removed early)."""
     version: int = DIGEST_VERSION
     signature_algorithm: str = SIGNING_ALGORITHM
+    tree_size: int = 0
+    """Version 2: how many records the chain has sealed up to and including this digest."""
+    root_hash: str = merkle.EMPTY_ROOT.hex()
+    """Version 2: the Merkle tree root (hex) over those records' hashes, in sealed order."""
+    frontier: tuple[str, ...] = ()
+    """Version 2: the tree's perfect-subtree roots (hex), so the next seal need not read the
+    log (``merkle.Frontier``)."""
+
+    def sealed_order(self) -> list[RecordRef]:
+        """This digest's records in the order they enter the tree (by key, as listed)."""
+        return sorted(self.records, key=lambda ref: ref.key)
 
     def body(self) -> str:
-        """The canonical text that is hashed and signed."""
+        """The canonical text that is hashed (and, in version 1, signed)."""
+        document: dict[str, Any] = {
+            "version": self.version,
+            "sequence": self.sequence,
+            "sealed_at": self.sealed_at,
+            "table": self.table,
+            "signing_key": self.signing_key,
+            "signature_algorithm": self.signature_algorithm,
+            "previous_signature": self.previous_signature,
+            "records": [
+                [ref.subject, ref.event_key, ref.record_hash] for ref in self.sealed_order()
+            ],
+            "rejected": sorted(
+                self.rejected, key=lambda entry: (entry["subject"], entry["event_key"])
+            ),
+        }
+        if self.version >= 2:
+            document |= {
+                "tree_size": self.tree_size,
+                "root_hash": self.root_hash,
+                "tree_frontier": list(self.frontier),
+            }
+        return _canonical_json(document).decode("utf-8")
+
+    def checkpoint(self) -> Checkpoint:
+        """The signed tree head of a version 2 digest."""
+        return Checkpoint(
+            sequence=self.sequence,
+            sealed_at=self.sealed_at,
+            table=self.table,
+            signing_key=self.signing_key,
+            signature_algorithm=self.signature_algorithm,
+            previous_signature=self.previous_signature,
+            tree_size=self.tree_size,
+            root_hash=self.root_hash,
+            digest_hash=digest_hash(self.body()),
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed tree head (RFC 9162 §4.10 in spirit): what a seal signs from version 2 on."""
+
+    sequence: int
+    sealed_at: str
+    table: str
+    signing_key: str
+    previous_signature: str | None
+    tree_size: int
+    root_hash: str
+    digest_hash: str
+    signature_algorithm: str = SIGNING_ALGORITHM
+    version: int = CHECKPOINT_VERSION
+
+    def body(self) -> str:
         return _canonical_json(
             {
+                "kind": "audit-log-checkpoint",
                 "version": self.version,
                 "sequence": self.sequence,
                 "sealed_at": self.sealed_at,
@@ -239,28 +326,122 @@ class Digest:
                 "signing_key": self.signing_key,
                 "signature_algorithm": self.signature_algorithm,
                 "previous_signature": self.previous_signature,
-                "records": [
-                    [ref.subject, ref.event_key, ref.record_hash]
-                    for ref in sorted(self.records, key=lambda ref: ref.key)
-                ],
-                "rejected": sorted(
-                    self.rejected, key=lambda entry: (entry["subject"], entry["event_key"])
-                ),
+                "tree_size": self.tree_size,
+                "root_hash": self.root_hash,
+                "digest_hash": self.digest_hash,
             }
         ).decode("utf-8")
 
 
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint's text and its signature (base64): an anchor object, an exported file."""
+
+    text: str
+    signature: str
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return parse_checkpoint(self.text)
+
+    def document(self) -> bytes:
+        """The JSON stored in the anchor bucket and written by ``audit checkpoint``."""
+        return _canonical_json({"checkpoint": self.text, "signature": self.signature})
+
+
+def parse_signed_checkpoint(data: bytes | str) -> SignedCheckpoint:
+    """:meth:`SignedCheckpoint.document` read back; :class:`IntegrityFormatError` otherwise."""
+    try:
+        document = json.loads(data)
+        signed = SignedCheckpoint(str(document["checkpoint"]), str(document["signature"]))
+    except (ValueError, TypeError, KeyError) as error:
+        raise IntegrityFormatError(f"not a signed checkpoint: {error}") from None
+    parse_checkpoint(signed.text)
+    return signed
+
+
+def parse_checkpoint(text: str) -> Checkpoint:
+    """A checkpoint from its canonical text; :class:`IntegrityFormatError` if it is not one."""
+    try:
+        document = json.loads(text)
+        if document.get("kind") != "audit-log-checkpoint":
+            raise IntegrityFormatError("not a checkpoint")
+        checkpoint = Checkpoint(
+            version=_whole(document["version"]),
+            sequence=_whole(document["sequence"]),
+            sealed_at=str(document["sealed_at"]),
+            table=str(document["table"]),
+            signing_key=str(document["signing_key"]),
+            signature_algorithm=str(document["signature_algorithm"]),
+            previous_signature=_optional_text(document["previous_signature"]),
+            tree_size=_whole(document["tree_size"]),
+            root_hash=_hash_text(document["root_hash"]),
+            digest_hash=_hash_text(document["digest_hash"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise IntegrityFormatError(f"not a checkpoint: {error}") from None
+    if checkpoint.version != CHECKPOINT_VERSION:
+        raise IntegrityFormatError(f"unknown checkpoint version {checkpoint.version}")
+    if checkpoint.body() != text:
+        raise IntegrityFormatError("a checkpoint must be in its canonical form")
+    return checkpoint
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a whole number")
+    return value
+
+
+def _hash_text(value: Any) -> str:
+    text = str(value)
+    if len(text) != 2 * merkle.HASH_SIZE or text != text.lower():
+        raise ValueError(f"{text!r} is not a SHA-256 hash in lowercase hex")
+    bytes.fromhex(text)
+    return text
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def record_leaf(record_hash_text: str) -> bytes:
+    """The Merkle leaf hash of a sealed record: ``leaf_hash`` of its record hash's 32 bytes."""
+    try:
+        return merkle.leaf_hash(bytes.fromhex(_hash_text(record_hash_text)))
+    except ValueError as error:
+        raise IntegrityFormatError(f"not a record hash: {error}") from None
+
+
 def digest_hash(body: str) -> str:
-    """SHA-256 hex of a digest's canonical text; the signed message is this hex text."""
+    """SHA-256 hex of a digest's (or checkpoint's) canonical text."""
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def signed_text(digest: Digest) -> str:
+    """What a digest's signature covers: its checkpoint (version 2) or its body (version 1)."""
+    return digest.checkpoint().body() if digest.version >= 2 else digest.body()
+
+
+def signed_message(digest: Digest) -> bytes:
+    """The message given to KMS ``Sign`` (RAW): the signed text's SHA-256 hex, in ASCII."""
+    return digest_hash(signed_text(digest)).encode("ascii")
 
 
 def parse_digest(body: str) -> Digest:
     """A digest from its canonical text; :class:`IntegrityFormatError` if it is not one."""
     try:
         document = json.loads(body)
+        version = int(document["version"])
+        tree: dict[str, Any] = {}
+        if version >= 2:
+            tree = {
+                "tree_size": _whole(document["tree_size"]),
+                "root_hash": _hash_text(document["root_hash"]),
+                "frontier": tuple(_hash_text(node) for node in document["tree_frontier"]),
+            }
         digest = Digest(
-            version=int(document["version"]),
+            version=version,
             sequence=int(document["sequence"]),
             sealed_at=str(document["sealed_at"]),
             table=str(document["table"]),
@@ -272,18 +453,20 @@ def parse_digest(body: str) -> Digest:
                 for subject, key, hash_ in document["records"]
             ),
             rejected=tuple(dict(entry) for entry in document["rejected"]),
+            **tree,
         )
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise IntegrityFormatError(f"not a digest: {error}") from None
-    if digest.version != DIGEST_VERSION:
+    if digest.version not in DIGEST_VERSIONS:
         raise IntegrityFormatError(f"unknown digest version {digest.version}")
     return digest
 
 
 def digest_item(digest: Digest, signature: bytes) -> dict[str, Any]:
-    """The digest table item (low-level form) that stores a signed digest."""
+    """The digest table item (low-level form) that stores a signed digest; ``signature`` is
+    over :func:`signed_message`."""
     body = digest.body()
-    return {
+    item = {
         DIGEST_PARTITION_KEY: {"S": DIGEST_CHAIN},
         DIGEST_SORT_KEY: {"N": str(digest.sequence)},
         "sealed_at": {"S": digest.sealed_at},
@@ -292,6 +475,24 @@ def digest_item(digest: Digest, signature: bytes) -> dict[str, Any]:
         "signature": {"S": encode_signature(signature)},
         "record_count": {"N": str(len(digest.records))},
     }
+    if digest.version >= 2:
+        item["checkpoint"] = {"S": digest.checkpoint().body()}
+    return item
+
+
+def signed_checkpoint_of(item: Mapping[str, Any]) -> SignedCheckpoint | None:
+    """The signed checkpoint a version 2 digest item stores; None for a version 1 item."""
+    stored, signature = item.get("checkpoint"), item.get("signature")
+    text = stored.get("S") if isinstance(stored, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    signed = signature.get("S") if isinstance(signature, Mapping) else None
+    return SignedCheckpoint(text, signed if isinstance(signed, str) else "")
+
+
+def anchor_key(table: str, sequence: int) -> str:
+    """The anchor bucket's object key of a checkpoint: one prefix per table, in sequence order."""
+    return f"{ANCHOR_PREFIX}{table}/{sequence:020d}.json"
 
 
 def encode_signature(signature: bytes) -> str:

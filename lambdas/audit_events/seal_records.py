@@ -1,13 +1,16 @@
 """The sealer Lambda: signs the records the recorder reported into the digest chain.
 
-Reads TABLE_NAME, DIGEST_TABLE_NAME, SEAL_QUEUE_URL, SIGNING_KEY_ARN, HEARTBEAT_SECONDS and the
-Powertools variables. Runs on a schedule and on demand (``audit seal``).
+Reads TABLE_NAME, DIGEST_TABLE_NAME, SEAL_QUEUE_URL, SIGNING_KEY_ARN, HEARTBEAT_SECONDS,
+ANCHOR_BUCKET_NAME, ANCHOR_RETENTION_DAYS and the Powertools variables. Runs on a schedule and on
+demand (``audit seal``).
 
 One run: read the chain's head; take the recorder's notices from the seal queue; read each
 reported item back (strongly consistent) and check it still hashes to what the recorder reported;
 drop records an earlier digest already sealed (a notice can be sent twice); write digest n+1 with
 a conditional put, so two runs can never both write n+1 (the loser re-reads the head and tries
-again); only then delete the notices. A run that dies before deleting leaves its notices to come
+again); anchor its signed checkpoint in the S3 bucket under Object Lock (COMPLIANCE, an explicit
+retain-until date on every object: a bucket's default retention is not relied on); only then
+delete the notices. A run that dies before deleting leaves its notices to come
 back, and the next run finds their records already sealed. Each record is therefore sealed once.
 """
 
@@ -25,11 +28,14 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from . import merkle
 from .clients import client
 from .contract import (
     CLOCK_MARGIN_SECONDS,
     DIGEST_PARTITION_KEY,
     DIGEST_SORT_KEY,
+    ENV_ANCHOR_BUCKET,
+    ENV_ANCHOR_RETENTION_DAYS,
     ENV_DIGEST_TABLE_NAME,
     ENV_HEARTBEAT_SECONDS,
     ENV_SEAL_QUEUE_URL,
@@ -51,12 +57,15 @@ from .integrity import (
     Digest,
     IntegrityFormatError,
     RecordRef,
-    digest_hash,
+    anchor_key,
     digest_item,
     parse_digest,
     parse_notice,
     record_hash,
+    record_leaf,
     record_time,
+    signed_checkpoint_of,
+    signed_message,
 )
 
 # Time kept back at the end of a run for signing, the conditional write and the deletes.
@@ -66,6 +75,7 @@ _CLOCK_MARGIN = timedelta(seconds=CLOCK_MARGIN_SECONDS)
 _COMMIT_ATTEMPTS = 5
 _RECEIVE_BATCH = 10
 _GET_BATCH = 100
+DEFAULT_ANCHOR_RETENTION = timedelta(days=365)
 
 logger = Logger()
 metrics = Metrics()
@@ -120,9 +130,14 @@ class Sealer:
         seconds_left: Callable[[], float],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         aws_client: Callable[[str, float], Any] = client,
+        anchor_bucket: str | None = None,
+        anchor_retention: timedelta = DEFAULT_ANCHOR_RETENTION,
     ) -> None:
         """``aws_client(service, seconds_left)``: a client whose retries end in time (tests
-        pass clients of their own, to fail or delay one call)."""
+        pass clients of their own, to fail or delay one call). ``anchor_bucket``: where each
+        signed checkpoint is also written, locked for ``anchor_retention`` (None: nowhere)."""
+        self._anchor_bucket = anchor_bucket
+        self._anchor_retention = anchor_retention
         self._aws_client = aws_client
         self._table = table
         self._digest_table = digest_table
@@ -134,6 +149,7 @@ class Sealer:
         # Per digest read or written: its signed sealed_at and the keys it seals.
         self._sealed_keys: dict[int, tuple[datetime, frozenset[tuple[str, str]]]] = {}
         self._head_signature = ""
+        self._trees: dict[int, merkle.Frontier] = {}
 
     def run(self) -> SealReport:
         report = SealReport()
@@ -194,6 +210,9 @@ class Sealer:
                     chunk = self._not_yet_sealed(chunk, head, report)
                     if not chunk and not rejected:
                         break
+                tree = self._tree_after(head)
+                for ref in sorted(chunk, key=lambda ref: ref.key):  # Digest.sealed_order
+                    tree.append(record_leaf(ref.record_hash))
                 digest = Digest(
                     sequence=(head.sequence if head else 0) + 1,
                     sealed_at=format_timestamp(self._now()),
@@ -202,6 +221,9 @@ class Sealer:
                     previous_signature=self._head_signature if head else None,
                     records=tuple(chunk),
                     rejected=tuple(rejected),
+                    tree_size=tree.size,
+                    root_hash=tree.root().hex(),
+                    frontier=tuple(node.hex() for node in tree.nodes),
                 )
                 if self._put(digest):
                     head = digest
@@ -215,11 +237,11 @@ class Sealer:
         return head
 
     def _put(self, digest: Digest) -> bool:
-        """Sign and conditionally write ``digest``; False if its sequence number is taken."""
-        body = digest.body()
+        """Sign and conditionally write ``digest``, then anchor its checkpoint; False if its
+        sequence number is taken."""
         signature: bytes = self._client("kms").sign(
             KeyId=self._signing_key,
-            Message=digest_hash(body).encode("ascii"),
+            Message=signed_message(digest),
             MessageType="RAW",
             SigningAlgorithm=SIGNING_ALGORITHM,
         )["Signature"]
@@ -239,10 +261,65 @@ class Sealer:
             record_time(digest.sealed_at),
             frozenset(ref.key for ref in digest.records),
         )
+        # Anchored only once the digest table holds it: a lost race must leave no anchor. If
+        # this fails the run fails (the SealerErrors alarm) and the checkpoint stays unanchored;
+        # the next one anchored covers it (audit verify's consistency check).
+        self._anchor(item)
         logger.info(
             "Digest written", extra={"sequence": digest.sequence, "records": len(digest.records)}
         )
         return True
+
+    def _anchor(self, item: dict[str, Any]) -> None:
+        signed = signed_checkpoint_of(item)
+        if self._anchor_bucket is None or signed is None:
+            return
+        checkpoint = signed.checkpoint
+        self._client("s3").put_object(
+            Bucket=self._anchor_bucket,
+            Key=anchor_key(checkpoint.table, checkpoint.sequence),
+            Body=signed.document(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+            # Explicit on every object: a bucket's default retention may be absent or shorter.
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=self._now() + self._anchor_retention,
+        )
+
+    def _tree_after(self, head: Digest | None) -> merkle.Frontier:
+        """A copy of the Merkle tree as of ``head`` (empty before the first digest)."""
+        if head is None:
+            return merkle.Frontier()
+        if head.sequence not in self._trees:
+            if head.version >= 2:
+                nodes = [bytes.fromhex(node) for node in head.frontier]
+                self._trees[head.sequence] = merkle.Frontier(head.tree_size, nodes)
+            else:
+                self._trees[head.sequence] = self._tree_from_the_start(head)
+        tree = self._trees[head.sequence]
+        return merkle.Frontier(tree.size, tree.nodes)
+
+    def _tree_from_the_start(self, head: Digest) -> merkle.Frontier:
+        """Once, after an upgrade from version 1 digests: the tree over every sealed record."""
+        tree = merkle.Frontier()
+        request: dict[str, Any] = {
+            "TableName": self._digest_table,
+            "KeyConditionExpression": "#c = :c AND #s <= :s",
+            "ExpressionAttributeNames": {"#c": DIGEST_PARTITION_KEY, "#s": DIGEST_SORT_KEY},
+            "ExpressionAttributeValues": {
+                ":c": {"S": DIGEST_CHAIN},
+                ":s": {"N": str(head.sequence)},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._client("dynamodb").query(**request)
+            for item in page["Items"]:
+                for ref in parse_digest(item["body"]["S"]).sealed_order():
+                    tree.append(record_leaf(ref.record_hash))
+            if "LastEvaluatedKey" not in page:
+                return tree
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _not_yet_sealed(
         self, refs: list[RecordRef], head: Digest | None, report: SealReport
@@ -431,6 +508,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         signing_key=os.environ[ENV_SIGNING_KEY_ARN],
         heartbeat=timedelta(seconds=int(os.environ.get(ENV_HEARTBEAT_SECONDS, "3600"))),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        anchor_bucket=os.environ.get(ENV_ANCHOR_BUCKET) or None,
+        anchor_retention=timedelta(
+            days=int(os.environ.get(ENV_ANCHOR_RETENTION_DAYS) or DEFAULT_ANCHOR_RETENTION.days)
+        ),
     ).run()
     metrics.add_metric(name=METRIC_RECORDS_SEALED, unit=MetricUnit.Count, value=report.sealed)
     metrics.add_metric(

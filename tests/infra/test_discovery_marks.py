@@ -46,6 +46,7 @@ def test_the_apps_pipeline_is_found_with_each_role(template_json: dict[str, Any]
         "seal-queue": "AWS::SQS::Queue",
         "digest-table": "AWS::DynamoDB::Table",
         "signing-key": "AWS::KMS::Key",
+        "anchor-bucket": "AWS::S3::Bucket",
         "pseudonym-secret": "AWS::SecretsManager::Secret",
     }
     assert pipeline.function_roles == ("publisher", "recorder", "sealer")

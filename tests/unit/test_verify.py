@@ -14,9 +14,10 @@ from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.verify import Finding, verify_log
 
 if TYPE_CHECKING:
-    from audit_events import integrity
+    from audit_events import integrity, merkle
 else:
     integrity = audit_events_module("integrity")
+    merkle = audit_events_module("merkle")
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -42,18 +43,28 @@ def _ref(item: dict[str, Any]) -> Any:
 
 
 def _chain(
-    *batches: list[dict[str, Any]], key: ec.EllipticCurvePrivateKey = KEY
+    *batches: list[dict[str, Any]],
+    key: ec.EllipticCurvePrivateKey = KEY,
+    version: int = integrity.DIGEST_VERSION,
 ) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     previous = None
+    tree = merkle.Frontier()
     for sequence, batch in enumerate(batches, start=1):
+        refs = sorted((_ref(item) for item in batch), key=lambda ref: ref.key)
+        for ref in refs:
+            tree.append(integrity.record_leaf(ref.record_hash))
         digest = integrity.Digest(
             sequence=sequence,
             sealed_at=f"2026-01-0{sequence}T12:00:00.000000Z",
             table="audit",
             signing_key="arn:aws:kms:eu-west-1:111122223333:key/test",
             previous_signature=previous,
-            records=tuple(_ref(item) for item in batch),
+            records=tuple(refs),
+            version=version,
+            tree_size=tree.size,
+            root_hash=tree.root().hex(),
+            frontier=tuple(node.hex() for node in tree.nodes),
         )
         items.append(_signed(digest, key))
         previous = items[-1]["signature"]["S"]
@@ -61,7 +72,7 @@ def _chain(
 
 
 def _signed(digest: Any, key: ec.EllipticCurvePrivateKey = KEY) -> dict[str, Any]:
-    message = integrity.digest_hash(digest.body()).encode("ascii")
+    message = integrity.signed_message(digest)
     return integrity.digest_item(digest, key.sign(message, ec.ECDSA(hashes.SHA256())))
 
 
@@ -134,9 +145,9 @@ def test_a_digest_that_does_not_name_the_previous_signature_is_a_fork() -> None:
         )
     )
     report = verify_log([a, b], [first, fork], KEY.public_key())
-    assert [f.detail for f in report.findings] == [
+    assert next(f.detail for f in report.findings) == (
         "it does not follow digest 1 (a fork or a replaced digest)"
-    ]
+    )
 
 
 def test_a_record_in_two_digests_is_reported() -> None:
@@ -159,6 +170,55 @@ def test_public_keys_load_from_pem_or_der_and_must_be_elliptic_curve() -> None:
     assert checks.load_public_key(pem).public_numbers() == KEY.public_key().public_numbers()
     with pytest.raises(ValueError):
         checks.load_public_key(b"not a key")
+
+
+def test_a_version_1_chain_still_verifies() -> None:
+    a, b, c = _record("a"), _record("b"), _record("c")
+    digests = _chain([a, b], [c], version=1)
+    assert "checkpoint" not in digests[0]
+    assert verify_log([a, b, c], digests, KEY.public_key()).ok
+
+
+def test_a_checkpoint_whose_tree_is_not_the_records_sealed_is_a_chain_finding() -> None:
+    a, b = _record("a"), _record("b")
+    first = _chain([a])[0]
+    wrong_tree = _signed(
+        integrity.Digest(
+            2,
+            "2026-01-02T12:00:00.000000Z",
+            "audit",
+            "arn:aws:kms:eu-west-1:111122223333:key/test",
+            first["signature"]["S"],
+            records=(_ref(b),),
+            tree_size=2,
+            root_hash="0" * 64,
+        )
+    )
+    report = verify_log([a, b], [first, wrong_tree], KEY.public_key())
+    assert [f.detail for f in report.findings] == [
+        "its Merkle tree (size 2) is not the tree of the 2 record(s) sealed up to it"
+    ]
+
+
+def test_a_version_2_digest_is_signed_through_its_checkpoint_which_names_its_hash() -> None:
+    a = _record("a")
+    (item,) = _chain([a])
+    checkpoint = integrity.parse_checkpoint(item["checkpoint"]["S"])
+    assert checkpoint.digest_hash == item["digest_hash"]["S"]
+    assert checkpoint.tree_size == 1
+    assert checkpoint.root_hash == integrity.record_leaf(item_hash(a)).hex()
+    assert checks.signature_verifies(item["checkpoint"]["S"], item, KEY.public_key())
+    # A checkpoint swapped for another digest's does not describe this one.
+    (other,) = _chain([_record("b")])
+    swapped = {**item, "checkpoint": other["checkpoint"], "signature": other["signature"]}
+    report = verify_log([a], [swapped], KEY.public_key())
+    assert [f.detail for f in report.findings if f.kind == checks.CHAIN] == [
+        "its signed checkpoint does not describe this digest"
+    ]
+
+
+def item_hash(item: dict[str, Any]) -> str:
+    return str(item[contract.RECORD_HASH_ATTRIBUTE]["S"])
 
 
 # -- verify cannot be steered ----------------------------------------------------------------
@@ -280,6 +340,7 @@ def test_a_digest_whose_signed_body_is_not_a_digest_is_a_finding() -> None:
         "body": {"S": body},
         "digest_hash": {"S": integrity.digest_hash(body)},
     }
+    item.pop("checkpoint", None)  # signed as version 1 signs: the body itself
     message = integrity.digest_hash(body).encode("ascii")
     item["signature"] = {
         "S": integrity.encode_signature(KEY.sign(message, ec.ECDSA(hashes.SHA256())))

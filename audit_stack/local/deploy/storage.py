@@ -1,4 +1,4 @@
-"""Deploys DynamoDB tables (and a global table's replica in the stack's region)."""
+"""Deploys DynamoDB tables (and a global table's replica in the stack's region) and S3 buckets."""
 
 from __future__ import annotations
 

@@ -93,6 +93,53 @@ def test_a_digest_item_stores_the_signed_text_its_hash_and_signature() -> None:
     assert integrity.decode_signature(item["signature"]["S"]) == b"\x01\x02"
 
 
+def test_a_version_2_digest_signs_a_checkpoint_that_names_its_tree_and_its_hash() -> None:
+    digest = Digest(
+        3, "2025-01-01T00:00:00.000000Z", "t", "key", "prev", tree_size=5, root_hash="ab" * 32
+    )
+    checkpoint = integrity.parse_checkpoint(integrity.signed_text(digest))
+    assert (checkpoint.sequence, checkpoint.tree_size, checkpoint.root_hash) == (3, 5, "ab" * 32)
+    assert checkpoint.digest_hash == integrity.digest_hash(digest.body())
+    assert checkpoint.previous_signature == "prev"
+    expected = hashlib.sha256(checkpoint.body().encode()).hexdigest().encode("ascii")
+    assert integrity.signed_message(digest) == expected
+    item = integrity.digest_item(digest, b"\x01")
+    signed = integrity.signed_checkpoint_of(item)
+    assert signed is not None and signed.checkpoint == checkpoint
+    assert integrity.parse_signed_checkpoint(signed.document()) == signed
+    assert integrity.anchor_key("t", 3) == "checkpoints/t/00000000000000000003.json"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda text: text.replace('"tree_size":5', '"tree_size": 5'),  # not canonical
+        lambda text: text.replace('"tree_size":5', '"tree_size":-1'),
+        lambda text: text.replace('"tree_size":5', '"tree_size":true'),
+        lambda text: text.replace("ab" * 32, "AB" * 32),
+        lambda text: text.replace('"kind":"audit-log-checkpoint"', '"kind":"other"'),
+        lambda text: text.replace('"version":1', '"version":9'),
+    ],
+)
+def test_anything_but_a_canonical_checkpoint_is_refused(change: Any) -> None:
+    digest = Digest(
+        3, "2025-01-01T00:00:00.000000Z", "t", "key", None, tree_size=5, root_hash="ab" * 32
+    )
+    text = digest.checkpoint().body()
+    with pytest.raises(integrity.IntegrityFormatError):
+        integrity.parse_checkpoint(change(text))
+
+
+def test_a_record_leaf_is_the_rfc_leaf_hash_of_the_record_hash_bytes() -> None:
+    record_hash = hashlib.sha256(b"x").hexdigest()
+    assert (
+        integrity.record_leaf(record_hash)
+        == hashlib.sha256(b"\x00" + bytes.fromhex(record_hash)).digest()
+    )
+    with pytest.raises(integrity.IntegrityFormatError):
+        integrity.record_leaf("not-a-hash")
+
+
 # DynamoDB keeps 38 significant digits; Python's default Decimal context keeps 28.
 @pytest.mark.parametrize(
     ("stored", "canonical"),
