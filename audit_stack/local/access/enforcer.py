@@ -93,7 +93,13 @@ class Enforcer:
         caller = self.identities.of_authorization(environ.get("HTTP_AUTHORIZATION", ""))
         if caller.internal:
             return None
-        for target in targets(operation, body, self._names, environ.get("PATH_INFO", "")):
+        for target in targets(
+            operation,
+            body,
+            self._names,
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+        ):
             denial = self.check(caller, target)
             if denial is not None:
                 self._on_event(f"AccessDenied: {denial.message()}")

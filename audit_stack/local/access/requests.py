@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from audit_stack.local.http.operations import Operation
 
@@ -97,7 +97,9 @@ class Names:
         return self.arn("lambda", f"function:{name.split(':')[0]}")
 
 
-def targets(operation: Operation, body: bytes, names: Names, path: str = "") -> list[Target]:
+def targets(
+    operation: Operation, body: bytes, names: Names, path: str = "", query: str = ""
+) -> list[Target]:
     """The (action, resource) pairs IAM checks for the request; resource ``*`` for APIs that
     name none."""
     action = _ACTION_NAMES.get(operation.action, operation.action)
@@ -121,7 +123,43 @@ def targets(operation: Operation, body: bytes, names: Names, path: str = "") -> 
         return [Target(action, names.secret_arn(str(secret)) if secret else "*")]
     if service == "lambda" and operation.function_name:
         return [Target(action, names.function(operation.function_name))]
+    if service == "s3":
+        return _s3(operation, path, query)
     return [Target(action, "*")]
+
+
+# S3 operations whose IAM action has another name (the Service Authorization Reference's
+# "Actions defined by Amazon S3"); a versioned request asks for the version action.
+_S3_ACTIONS: Mapping[str, str] = {
+    "HeadObject": "GetObject",
+    "HeadBucket": "ListBucket",
+    "ListObjects": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
+    "ListBuckets": "ListAllMyBuckets",
+    "GetObjectLockConfiguration": "GetBucketObjectLockConfiguration",
+    "PutObjectLockConfiguration": "PutBucketObjectLockConfiguration",
+    "CreateMultipartUpload": "PutObject",
+    "UploadPart": "PutObject",
+    "CompleteMultipartUpload": "PutObject",
+    "DeleteObjects": "DeleteObject",
+}
+_S3_VERSIONED: Mapping[str, str] = {
+    "GetObject": "GetObjectVersion",
+    "DeleteObject": "DeleteObjectVersion",
+    "GetObjectRetention": "GetObjectRetention",
+    "PutObjectRetention": "PutObjectRetention",
+}
+
+
+def _s3(operation: Operation, path: str, query: str) -> list[Target]:
+    bucket, _, key = path.lstrip("/").partition("/")
+    name = _S3_ACTIONS.get(operation.name, operation.name)
+    if "versionId" in parse_qs(query) and name in _S3_VERSIONED:
+        name = _S3_VERSIONED[name]
+    if not bucket:
+        return [Target(f"s3:{name}", "*")]
+    resource = f"arn:aws:s3:::{bucket}" + (f"/{unquote(key)}" if key else "")
+    return [Target(f"s3:{name}", resource)]
 
 
 def _dynamodb(

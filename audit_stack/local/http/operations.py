@@ -77,7 +77,58 @@ def identify(environ: Environ, body: bytes) -> Operation:
         for route_method, pattern, name in _LAMBDA_ROUTES:
             if method == route_method and pattern.match(path):
                 return Operation(service, name, "rest", region)
+    if service == "s3":
+        return Operation(
+            service, s3_operation(method, path, environ.get("QUERY_STRING", "")), "rest", region
+        )
     return Operation(service, "*", "rest", region)
+
+
+# S3's REST API (path style, as the SDKs address a loopback endpoint): the sub-resource in the
+# query names the operation; without one, the method and whether a key is given do.
+_S3_SUBRESOURCES: tuple[tuple[str, str, str], ...] = (
+    ("retention", "GET", "GetObjectRetention"),
+    ("retention", "PUT", "PutObjectRetention"),
+    ("legal-hold", "GET", "GetObjectLegalHold"),
+    ("legal-hold", "PUT", "PutObjectLegalHold"),
+    ("object-lock", "GET", "GetObjectLockConfiguration"),
+    ("object-lock", "PUT", "PutObjectLockConfiguration"),
+    ("versioning", "GET", "GetBucketVersioning"),
+    ("versioning", "PUT", "PutBucketVersioning"),
+    ("versions", "GET", "ListObjectVersions"),
+    ("policy", "GET", "GetBucketPolicy"),
+    ("policy", "PUT", "PutBucketPolicy"),
+    ("policy", "DELETE", "DeleteBucketPolicy"),
+    ("tagging", "GET", "GetObjectTagging"),
+    ("tagging", "PUT", "PutObjectTagging"),
+    ("uploads", "POST", "CreateMultipartUpload"),
+    ("uploadId", "PUT", "UploadPart"),
+    ("uploadId", "POST", "CompleteMultipartUpload"),
+    ("uploadId", "DELETE", "AbortMultipartUpload"),
+    ("delete", "POST", "DeleteObjects"),
+)
+_S3_PLAIN: dict[tuple[str, bool], str] = {
+    ("GET", True): "GetObject",
+    ("HEAD", True): "HeadObject",
+    ("PUT", True): "PutObject",
+    ("DELETE", True): "DeleteObject",
+    ("GET", False): "ListObjects",
+    ("HEAD", False): "HeadBucket",
+    ("PUT", False): "CreateBucket",
+    ("DELETE", False): "DeleteBucket",
+}
+
+
+def s3_operation(method: str, path: str, query: str) -> str:
+    """The S3 operation of a path-style request (``*`` when it is none of the above)."""
+    bucket, _, key = path.lstrip("/").partition("/")
+    if not bucket:
+        return "ListBuckets" if method == "GET" else "*"
+    present = set(parse_qs(query, keep_blank_values=True))
+    for subresource, subresource_method, name in _S3_SUBRESOURCES:
+        if subresource in present and method == subresource_method:
+            return name
+    return _S3_PLAIN.get((method, bool(key)), "*")
 
 
 def normalise(operation: str) -> str:

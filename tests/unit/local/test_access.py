@@ -13,7 +13,7 @@ from audit_stack.local.access.identities import (
     Identities,
 )
 from audit_stack.local.access.requests import Names, Target, targets
-from audit_stack.local.http.operations import Operation
+from audit_stack.local.http.operations import Operation, s3_operation
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -142,3 +142,39 @@ def test_functions_and_pollers_get_keys_that_map_back_to_their_role() -> None:
     assert identities.of_key(poller_key).source_function_arn is None
     assert identities.of_key(INTERNAL_ACCESS_KEY_ID).internal
     assert not identities.of_key(function_key).internal
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "action", "resource"),
+    [
+        (
+            "PUT",
+            "/anchors/checkpoints/t/1.json",
+            "",
+            "s3:PutObject",
+            "arn:aws:s3:::anchors/checkpoints/t/1.json",
+        ),
+        ("PUT", "/anchors/k", "retention", "s3:PutObjectRetention", "arn:aws:s3:::anchors/k"),
+        ("GET", "/anchors/k", "versionId=3", "s3:GetObjectVersion", "arn:aws:s3:::anchors/k"),
+        ("HEAD", "/anchors/k", "", "s3:GetObject", "arn:aws:s3:::anchors/k"),
+        ("DELETE", "/anchors/k", "versionId=3", "s3:DeleteObjectVersion", "arn:aws:s3:::anchors/k"),
+        ("GET", "/anchors", "versions&prefix=c", "s3:ListBucketVersions", "arn:aws:s3:::anchors"),
+        ("GET", "/anchors", "list-type=2", "s3:ListBucket", "arn:aws:s3:::anchors"),
+        (
+            "GET",
+            "/anchors",
+            "object-lock",
+            "s3:GetBucketObjectLockConfiguration",
+            "arn:aws:s3:::anchors",
+        ),
+        ("GET", "/", "", "s3:ListAllMyBuckets", "*"),
+    ],
+)
+def test_an_s3_request_is_authorized_as_its_iam_action_on_the_bucket_or_object(
+    method: str, path: str, query: str, action: str, resource: str
+) -> None:
+    """Path-style S3 requests, named as the Service Authorization Reference names their actions
+    (docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html)."""
+    operation = Operation("s3", s3_operation(method, path, query), "rest", "us-east-1")
+
+    assert targets(operation, b"", NAMES, path, query) == [Target(action, resource)]
