@@ -123,7 +123,9 @@ def test_what_the_emulator_does_not_create_is_listed_with_its_reason(
     assert skipped[(APP_STACK, "AWS::S3::BucketPolicy")] == (
         "resource policies are not enforced by the emulator"
     )
-    assert skipped[(SHARED_STACK, "AWS::KMS::Key")] == "encryption at rest is not emulated"
+    assert skipped[(SHARED_STACK, "AWS::KMS::Key")] == (
+        "encryption at rest is not emulated (key policies are enforced)"
+    )
     assert skipped[(APP_STACK, "Custom::S3AutoDeleteObjects")] == NOT_EMULATED
     # The custom resource's Node.js provider: off the data path, so listed, not refused.
     assert skipped[(APP_STACK, "AWS::Lambda::Function")].startswith("not reproduced: ")

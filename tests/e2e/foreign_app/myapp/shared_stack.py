@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -20,6 +21,20 @@ class SharedStack(cdk.Stack):
             "AuditKey",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        # What the pipeline's synth warning asks of an imported key: SNS may encrypt deliveries
+        # to the audit queues with it (the emulator enforces the key policy as AWS does).
+        self.audit_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowSnsDeliveryToAuditQueues",
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {"aws:SourceArn": self.format_arn(service="sns", resource="*")},
+                },
+            )
         )
         self.greeting_layer = lambda_.LayerVersion(
             self,
