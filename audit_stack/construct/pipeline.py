@@ -26,7 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from audit_stack import discovery
-from audit_stack.construct import builders, monitoring, permissions
+from audit_stack.construct import builders, compat, monitoring, permissions
 from audit_stack.construct.encryption import (
     QueueSubscription,
     require_key_statement,
@@ -241,7 +241,7 @@ class AuditPipeline(Construct):
         assert recorder_role is not None  # functions.function always gives an explicit role
         # Only the recorder appends; nobody, the recorder included, changes or removes a record.
         for statement in permissions.append_only_statements(recorder_role):
-            self._table.add_to_resource_policy(statement)
+            compat.add_to_table_resource_policy(self._table, statement)
         permissions.only_topic_or_redrive_sends(self._queue, self._topic, self._redrivers)
 
         self._chain = DigestChain(

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -14,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from audit_stack.construct import builders
+from audit_stack.construct import builders, compat
 from audit_stack.construct.functions import SEALER_HANDLER, FunctionFactory
 from audit_stack.construct.permissions import (
     FUNCTION_KEY_ACTIONS,
@@ -61,11 +61,12 @@ class DigestChain(Construct):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        Validations.of(self.signing_key).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-KMS5",
-                reason="Asymmetric KMS keys cannot rotate; verifiers keep old public keys.",
-            )
+        compat.acknowledge(
+            self.signing_key,
+            (
+                "AwsSolutions-KMS5",
+                "Asymmetric KMS keys cannot rotate; verifiers keep old public keys.",
+            ),
         )
 
         self.seal_queue = builders.queue(
@@ -141,7 +142,7 @@ class DigestChain(Construct):
             resource_arns=[self.digest_table.table_arn],
         )
         for statement in append_only_statements(sealer_role):
-            self.digest_table.add_to_resource_policy(statement)
+            compat.add_to_table_resource_policy(self.digest_table, statement)
         if encryption_key is not None:
             encryption_key.grant(self.sealer, *FUNCTION_KEY_ACTIONS)
 

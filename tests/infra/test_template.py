@@ -391,7 +391,8 @@ def test_functions_run_the_newest_python_on_arm64_with_tracing(template: Templat
         (name for name in dir(lambda_.Runtime) if re.fullmatch(r"PYTHON_3_\d+", name)),
         key=lambda name: int(name.rsplit("_", 1)[1]),
     )
-    assert getattr(lambda_.Runtime, newest).name == RUNTIME.name
+    # No newer Python in aws-cdk-lib than ours (the lowest supported one has no PYTHON_3_14 yet).
+    assert int(newest.rsplit("_", 1)[1]) <= int(RUNTIME.name.rsplit(".", 1)[1])
     for function in (_publisher(template), _recorder(template), _sealer(template)):
         props = function["Properties"]
         assert props["Runtime"] == RUNTIME.name
