@@ -20,5 +20,5 @@ if hasattr(cdk, "Validations"):
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 else:
     aspect: Any = AwsSolutionsChecks()  # cdk-nag 2's checks are an IAspect
-cdk.Aspects.of(app).add(aspect)
+    cdk.Aspects.of(app).add(aspect)
 app.synth()

@@ -3,8 +3,8 @@
 pyproject.toml accepts ``aws-cdk-lib>=2.221.0,<3`` (README, "Which aws-cdk-lib"). Two things the
 construct uses arrived later, and this module is their one place:
 
-- ``Runtime.PYTHON_3_14`` (2.2xx): the runtime is named by its identifier instead, which every
-  aws-cdk-lib 2 accepts and which synthesizes the same ``Runtime: python3.14``.
+- ``Runtime.PYTHON_3_14`` (2.222.0): before it, the runtime is named by its identifier and the
+  same properties, which synthesizes the same ``Runtime: python3.14``.
 - ``Validations``/``Acknowledgment`` (2.257), which cdk-nag 3 reads: with an older aws-cdk-lib
   (hence cdk-nag 2) the same acknowledgements are written as cdk-nag 2's ``cdk_nag`` metadata
   (what ``NagSuppressions.add_resource_suppressions(..., apply_to_children=True)`` writes), on
@@ -30,7 +30,12 @@ from constructs import IConstruct
 
 __all__ = ["PYTHON_RUNTIME", "acknowledge", "add_to_table_resource_policy"]
 
-PYTHON_RUNTIME = lambda_.Runtime("python3.14", lambda_.RuntimeFamily.PYTHON)
+PYTHON_RUNTIME: lambda_.Runtime = getattr(lambda_.Runtime, "PYTHON_3_14", None) or lambda_.Runtime(
+    "python3.14",
+    lambda_.RuntimeFamily.PYTHON,
+    supports_inline_code=True,
+    supports_code_guru_profiling=True,
+)
 """The functions' runtime: the newest Python that Lambda and Powertools support."""
 
 # cdk-nag ids: a rule ("AwsSolutions-IAM5") or one finding ("AwsSolutions-IAM5[Resource::*]").

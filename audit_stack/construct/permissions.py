@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import IStableAnyProducer, Lazy, Stack
+from aws_cdk import IStableAnyProducer, Lazy, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -139,19 +139,55 @@ def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
     ]
 
 
-def only_lookup_principals_read(secret: secretsmanager.Secret, readers: PrincipalArns) -> None:
+def only_lookup_principals_read(
+    secret: secretsmanager.Secret, readers: PrincipalArns
+) -> iam.PolicyStatement:
     """IAM alone would let any principal with secretsmanager:GetSecretValue on "*" (an
     administrator) read the key; this denies every principal not granted a lookup."""
-    secret.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="OnlyGrantedPrincipalsReadThePseudonymKey",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["secretsmanager:GetSecretValue"],
-            resources=["*"],
-            conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
-        )
+    statement = iam.PolicyStatement(
+        sid="OnlyGrantedPrincipalsReadThePseudonymKey",
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=["secretsmanager:GetSecretValue"],
+        resources=["*"],
+        conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
     )
+    secret.add_to_resource_policy(statement)
+    return statement
+
+
+LOOKUP_TAG_VALUE = "true"
+
+
+class TaggedReaders:
+    """Lookup grantees in other stacks than the secret's, let through the secret's deny
+    statement by a principal tag rather than by their ARN.
+
+    Their role ARN is a reference to their stack: in the secret's resource policy it would make
+    the pipeline's stack depend on theirs while they read the topic's and the secret's ARNs from
+    the pipeline's stack, a dependency cycle. The tag is written on the grantee's role in its own
+    stack, and the deny statement only names the tag key (a literal), so the dependency stays one
+    way. The trade-off: a principal that may tag itself with this key and read secrets on "*" (an
+    administrator) could read the key; such a principal can also change the resource policy.
+    """
+
+    def __init__(self, deny: iam.PolicyStatement, tag_key: str) -> None:
+        self._deny = deny
+        self.tag_key = tag_key
+        self._conditioned = False
+
+    def add(self, role: iam.IRole) -> None:
+        if not isinstance(role, iam.Role):
+            raise ValueError(
+                "AuditPipeline grant_lookup: a grantee in another stack must be an iam.Role "
+                f"of that stack (its role is tagged), got {type(role).__name__}"
+            )
+        if not self._conditioned:
+            self._deny.add_condition(
+                "StringNotEquals", {f"aws:PrincipalTag/{self.tag_key}": LOOKUP_TAG_VALUE}
+            )
+            self._conditioned = True
+        Tags.of(role).add(self.tag_key, LOOKUP_TAG_VALUE)
 
 
 def only_topic_or_redrive_sends(
@@ -245,8 +281,10 @@ def grant_lookup(
     secret: secretsmanager.ISecret | None,
     encryption_key: kms.IKey | None,
     readers: PrincipalArns,
+    tagged_readers: TaggedReaders | None = None,
 ) -> iam.Grant:
-    """Read the pseudonym secret (every version); nothing without one (subject in clear)."""
+    """Read the pseudonym secret (every version); nothing without one (subject in clear).
+    A role of another stack is let through by a tag (``TaggedReaders``), any other by ARN."""
     if secret is None:
         return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
     principal = grantee.grant_principal
@@ -256,7 +294,15 @@ def grant_lookup(
             "AuditPipeline grant_lookup: the grantee must be an IAM role or user (or have "
             "one, like a function): the secret's resource policy names who may read it"
         )
-    readers.add(arn)
+    if (
+        tagged_readers is not None
+        and Token.is_unresolved(arn)
+        and isinstance(principal, Construct)
+        and Stack.of(principal) is not Stack.of(secret)
+    ):
+        tagged_readers.add(principal)  # type: ignore[arg-type]
+    else:
+        readers.add(arn)
     grant = iam.Grant.add_to_principal(
         grantee=grantee, actions=list(SECRET_LOOKUP_ACTIONS), resource_arns=[secret.secret_arn]
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, Names, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -34,6 +34,7 @@ from audit_stack.construct.encryption import (
 )
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
+from audit_stack.construct.publisher_layer import wire_publisher
 from audit_stack.construct.sealing import DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
 from audit_stack.lambda_code import contract
@@ -126,6 +127,7 @@ class AuditPipeline(Construct):
         super().__init__(scope, construct_id)
         self._redrivers = permissions.PrincipalArns()
         self._lookup_principals = permissions.PrincipalArns()
+        self._tagged_lookup_principals: permissions.TaggedReaders | None = None
         # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
         self._marker = PipelineMarker(self)
         self._encryption_key = encryption_key
@@ -197,7 +199,12 @@ class AuditPipeline(Construct):
             self._pseudonym_secret = builders.pseudonym_secret(
                 self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
             )
-            permissions.only_lookup_principals_read(self._pseudonym_secret, self._lookup_principals)
+            self._tagged_lookup_principals = permissions.TaggedReaders(
+                permissions.only_lookup_principals_read(
+                    self._pseudonym_secret, self._lookup_principals
+                ),
+                tag_key=f"audit-pipeline-lookup:{Names.unique_id(self._pseudonym_secret)[-96:]}",
+            )
 
         make_function = function_factory(self, log_retention=log_retention, removal_policy=retain)
         self._publisher = make_function(
@@ -280,6 +287,10 @@ class AuditPipeline(Construct):
         )
         if dashboard:
             monitoring.create_dashboard(self, self._alarms)
+
+    def _publisher_environment(self) -> dict[str, str]:
+        """What ``AuditPublisher.from_environment()`` reads (names: the contract)."""
+        return {contract.ENV_TOPIC_ARN: self._topic.topic_arn, **self._subject_environment()}
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
@@ -470,7 +481,20 @@ class AuditPipeline(Construct):
             secret=self._pseudonym_secret,
             encryption_key=self._encryption_key,
             readers=self._lookup_principals,
+            tagged_readers=self._tagged_lookup_principals,
         )
+
+    def add_publisher(self, function: lambda_.Function) -> None:
+        """Make ``function`` a producer of this pipeline's events, in one line, in any stack.
+
+        Grants it publishing (``grant_publish``) and pseudonym lookups (``grant_lookup``), sets
+        the environment ``AuditPublisher.from_environment()`` reads (the topic ARN and the
+        pseudonym secret's ARN, or subject-in-clear), and adds the client's Lambda layer
+        (``publisher_layer.py``: ``from audit_stack import AuditPublisher`` works in the
+        function with nothing bundled). A function of another stack depends on the pipeline's
+        stack, never the reverse (see ``permissions.TaggedReaders``).
+        """
+        wire_publisher(self, function, self._publisher_environment())
 
     def allow_publishers(
         self, *, accounts: Sequence[str] = (), organization_id: str | None = None
