@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import IStableAnyProducer, Lazy, Stack, Tags, Token
+from aws_cdk import ArnFormat, IStableAnyProducer, Lazy, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -363,3 +363,85 @@ class _Produce:
 
     def produce(self) -> Any:
         return self._produce()
+
+
+# -- operators: grant_read and grant_operate (README "Permissions the operator needs") --------
+
+# Every `audit` command reads the stack's template and resources to find the pipeline.
+OPERATOR_STACK_ACTIONS = ("cloudformation:GetTemplate", "cloudformation:ListStackResources")
+# `audit trail`, `audit events`: queries on the table and its by-type index.
+READ_TABLE_ACTIONS = ("dynamodb:Query",)
+READ_KEY_ACTIONS = ("kms:Decrypt",)
+# `audit status`: both queues' depths, the alarms' states, the oldest message's age.
+STATUS_QUEUE_ACTIONS = ("sqs:GetQueueAttributes",)
+STATUS_ALARM_ACTIONS = ("cloudwatch:DescribeAlarms",)
+# GetMetricData supports no resource-level permissions.
+STATUS_METRIC_ACTIONS = ("cloudwatch:GetMetricData",)
+# `audit dlq show`: peek at the DLQ (messages are made visible again at once).
+DLQ_SHOW_ACTIONS = ("sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility")
+
+
+def grant_stack_discovery(grantee: iam.IGrantable, stack: Stack) -> iam.Grant:
+    """What every ``audit`` command needs first: the pipeline's stack's template and resources."""
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(OPERATOR_STACK_ACTIONS),
+        resource_arns=[
+            stack.format_arn(
+                service="cloudformation", resource="stack", resource_name=f"{stack.stack_name}/*"
+            )
+        ],
+    )
+
+
+def grant_table_queries(
+    grantee: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """``dynamodb:Query`` on the table and its indexes (and decrypting with a customer key)."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(READ_TABLE_ACTIONS),
+        resource_arns=[table_arn, f"{table_arn}/index/*"],
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *READ_KEY_ACTIONS)
+    return grant
+
+
+def grant_status(grantee: iam.IGrantable, stack: Stack, queues: Sequence[sqs.IQueue]) -> iam.Grant:
+    """``audit status``: queue attributes, this stack's alarms, metric data."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(STATUS_QUEUE_ACTIONS),
+        resource_arns=[queue.queue_arn for queue in queues],
+    )
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(STATUS_ALARM_ACTIONS),
+        resource_arns=[
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name="*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ],
+    )
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(STATUS_METRIC_ACTIONS), resource_arns=["*"]
+    )
+    return grant
+
+
+def grant_dlq_show(
+    grantee: iam.IGrantable, dead_letter_queue: sqs.IQueue, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """``audit dlq show``: receive and release the DLQ's messages."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(DLQ_SHOW_ACTIONS),
+        resource_arns=[dead_letter_queue.queue_arn],
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *READ_KEY_ACTIONS)
+    return grant

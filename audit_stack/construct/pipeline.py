@@ -10,9 +10,9 @@ them, one row each.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Unpack
 
-from aws_cdk import Annotations, Duration, Names, RemovalPolicy
+from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -34,6 +34,7 @@ from audit_stack.construct.encryption import (
 )
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
+from audit_stack.construct.metric_options import MetricOptions, with_statistic
 from audit_stack.construct.publisher_layer import wire_publisher
 from audit_stack.construct.sealing import DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
@@ -372,6 +373,17 @@ class AuditPipeline(Construct):
         return self._subscription_dead_letter_queue
 
     @property
+    def pseudonym_secret_arn(self) -> str:
+        """The pseudonym secret's ARN, e.g. for a producer's environment (``add_publisher``
+        sets it for you); a ``ValueError`` with ``subject_in_clear``, which has no secret."""
+        if self._pseudonym_secret is None:
+            raise ValueError(
+                "AuditPipeline pseudonym_secret_arn: this pipeline records subjects in clear "
+                "(subject_in_clear=True) and has no pseudonym secret"
+            )
+        return self._pseudonym_secret.secret_arn
+
+    @property
     def pseudonym_secret(self) -> secretsmanager.ISecret | None:
         """The key of the subjects' pseudonyms; None with ``subject_in_clear``."""
         return self._pseudonym_secret
@@ -388,61 +400,65 @@ class AuditPipeline(Construct):
 
     # -- metrics (monitoring.py) ----------------------------------------------------------
 
-    def metric_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.IMetric:
+    def metric_dead_letter_queue_depth(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Messages in the DLQ, visible or in flight (Maximum of each, summed)."""
-        return monitoring.queue_depth(self._dead_letter_queue, "DLQ messages", props)
+        return monitoring.queue_depth(self._dead_letter_queue, "DLQ messages", dict(props))
 
-    def metric_subscription_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.IMetric:
+    def metric_subscription_dead_letter_queue_depth(
+        self, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.IMetric:
         """Undeliverable notifications in the subscription's DLQ, visible or in flight."""
-        return monitoring.queue_depth(self._subscription_dead_letter_queue, "Undelivered", props)
+        return monitoring.queue_depth(
+            self._subscription_dead_letter_queue, "Undelivered", dict(props)
+        )
 
-    def metric_publisher_errors(self, **props: Any) -> cloudwatch.Metric:
+    def metric_publisher_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed publisher invocations (Sum)."""
-        return self._publisher.metric_errors(**{"statistic": "Sum", **props})
+        return self._publisher.metric_errors(**with_statistic("Sum", props))
 
-    def metric_sealer_errors(self, **props: Any) -> cloudwatch.Metric:
+    def metric_sealer_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed sealer runs (Sum)."""
-        return self._chain.sealer.metric_errors(**{"statistic": "Sum", **props})
+        return self._chain.sealer.metric_errors(**with_statistic("Sum", props))
 
-    def metric_oldest_seal_notice_age(self, **props: Any) -> cloudwatch.Metric:
+    def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest record report waiting for the sealer (Maximum)."""
         return self._chain.seal_queue.metric_approximate_age_of_oldest_message(
-            **{"statistic": "Maximum", **props}
+            **with_statistic("Maximum", props)
         )
 
-    def metric_tampered_records(self, **props: Any) -> cloudwatch.Metric:
+    def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, props)
+        return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, dict(props))
 
-    def metric_control_changes(self, **props: Any) -> cloudwatch.Metric:
+    def metric_control_changes(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """CloudTrail events that changed the log's controls (EventBridge TriggeredRules)."""
-        return monitoring.rule_triggers(self._control_changes, props)
+        return monitoring.rule_triggers(self._control_changes, dict(props))
 
-    def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
+    def metric_oldest_message_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest message in the queue (Maximum)."""
         return self._queue.metric_approximate_age_of_oldest_message(
-            **{"statistic": "Maximum", **props}
+            **with_statistic("Maximum", props)
         )
 
-    def metric_recorder_errors(self, **props: Any) -> cloudwatch.Metric:
+    def metric_recorder_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed recorder invocations (Sum)."""
-        return self._recorder.metric_errors(**{"statistic": "Sum", **props})
+        return self._recorder.metric_errors(**with_statistic("Sum", props))
 
-    def metric_recorder_throttles(self, **props: Any) -> cloudwatch.Metric:
+    def metric_recorder_throttles(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Throttled recorder invocations (Sum)."""
-        return self._recorder.metric_throttles(**{"statistic": "Sum", **props})
+        return self._recorder.metric_throttles(**with_statistic("Sum", props))
 
-    def metric_events_recorded(self, **props: Any) -> cloudwatch.Metric:
+    def metric_events_recorded(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Audit events written to the table (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_EVENTS_RECORDED, props)
+        return monitoring.custom_metric(contract.METRIC_EVENTS_RECORDED, dict(props))
 
-    def metric_duplicates_skipped(self, **props: Any) -> cloudwatch.Metric:
+    def metric_duplicates_skipped(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Redelivered events recognised as already recorded (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DUPLICATES_SKIPPED, props)
+        return monitoring.custom_metric(contract.METRIC_DUPLICATES_SKIPPED, dict(props))
 
-    def metric_poison_messages(self, **props: Any) -> cloudwatch.Metric:
+    def metric_poison_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder rejected as malformed (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, props)
+        return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, dict(props))
 
     # -- access (permissions.py) ----------------------------------------------------------
 
@@ -483,6 +499,30 @@ class AuditPipeline(Construct):
             readers=self._lookup_principals,
             tagged_readers=self._tagged_lookup_principals,
         )
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let an operator run ``audit trail``, ``audit events`` and ``audit verify``: the
+        stack's template and resources, queries on the table and its index, the pseudonym
+        secret (``grant_lookup``: a role or user), and what ``grant_verify`` gives."""
+        grant = permissions.grant_stack_discovery(grantee, Stack.of(self))
+        permissions.grant_table_queries(grantee, self._table.table_arn, self._encryption_key)
+        self.grant_lookup(grantee)
+        self.grant_verify(grantee)
+        return grant
+
+    def grant_operate(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let an operator run ``audit status``, ``audit dlq show``, ``audit dlq redrive``
+        (``grant_redrive``: a role or user) and ``audit seal`` (invoke the sealer)."""
+        grant = permissions.grant_stack_discovery(grantee, Stack.of(self))
+        permissions.grant_status(
+            grantee,
+            Stack.of(self),
+            [self._queue, self._dead_letter_queue, self._subscription_dead_letter_queue],
+        )
+        permissions.grant_dlq_show(grantee, self._dead_letter_queue, self._encryption_key)
+        self.grant_redrive(grantee)
+        self._chain.sealer.grant_invoke(grantee)
+        return grant
 
     def add_publisher(self, function: lambda_.Function) -> None:
         """Make ``function`` a producer of this pipeline's events, in one line, in any stack.
