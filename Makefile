@@ -62,7 +62,7 @@ test: setup lint typecheck ## lint, types, unit, template, end to end (all but `
 # same template and need not run twice. The venv's python comes first on PATH (its node too).
 LOWEST_TESTS := tests/infra/test_template.py tests/infra/test_validation.py \
 	tests/infra/test_customer_keys.py tests/infra/test_integrity_controls.py \
-	tests/infra/test_compliance.py tests/infra/test_add_publisher.py
+	tests/infra/test_compliance.py tests/infra/test_add_publisher.py tests/infra/test_alarm_topic.py
 test-lowest: node_modules/.installed $(VENV_LOWEST)/.installed ## the template tests on the lowest supported aws-cdk-lib (CI)
 	PATH=$(CURDIR)/$(VENV_LOWEST)/bin:$(PATH) $(VENV_LOWEST)/bin/pytest $(PYTEST_PARALLEL) $(LOWEST_TESTS)
 
