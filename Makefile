@@ -57,12 +57,14 @@ demo: setup ## run the whole pipeline end to end on the embedded AWS emulator
 test: setup lint typecheck ## lint, types, unit, template, end to end (all but `make slow`)
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install and not reliability"
 
-# The template tests (every default of the README's table, cdk-nag, the props and customer keys)
+# The template tests (every default of the README's table, cdk-nag, props, customer keys,
+# add_publisher across stacks, the operator grants, the alarm topic)
 # on the lowest aws-cdk-lib and constructs pyproject.toml accepts; the emulator's tests read the
 # same template and need not run twice. The venv's python comes first on PATH (its node too).
 LOWEST_TESTS := tests/infra/test_template.py tests/infra/test_validation.py \
 	tests/infra/test_customer_keys.py tests/infra/test_integrity_controls.py \
-	tests/infra/test_compliance.py tests/infra/test_add_publisher.py tests/infra/test_alarm_topic.py
+	tests/infra/test_compliance.py tests/infra/test_add_publisher.py tests/infra/test_alarm_topic.py \
+	tests/infra/test_operator_grants.py
 test-lowest: node_modules/.installed $(VENV_LOWEST)/.installed ## the template tests on the lowest supported aws-cdk-lib (CI)
 	PATH=$(CURDIR)/$(VENV_LOWEST)/bin:$(PATH) $(VENV_LOWEST)/bin/pytest $(PYTEST_PARALLEL) $(LOWEST_TESTS)
 
