@@ -1,6 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Everything else is a helper.
 PYTHON ?= python3
 VENV := .venv
+# The lowest aws-cdk-lib and constructs pyproject.toml accepts (requirements-lowest.txt).
+VENV_LOWEST := .venv-lowest
 BIN := $(CURDIR)/$(VENV)/bin
 CDK := $(CURDIR)/node_modules/.bin/cdk
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
@@ -15,7 +17,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test unit slow soak lint typecheck synth diagram diff deploy up bench clean
+.PHONY: help setup demo test test-lowest unit slow soak lint typecheck synth diagram diff deploy up bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +30,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@# setuptools warns on every editable install that maps a package folder (audit_stack.lambdas
 	@# is lambdas/, the Lambda asset stays at the top level): a generic note, not a fault.
 	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install --no-deps --editable .
+	touch $@
+
+# The same pins, then the lowest supported CDK libraries in their place (pip downgrades them).
+$(VENV_LOWEST)/.installed: requirements.txt requirements-dev.txt requirements-lowest.txt pyproject.toml
+	@echo "setup: installing the lowest supported aws-cdk-lib into .venv-lowest (a few minutes) ..."
+	$(PYTHON) -m venv $(VENV_LOWEST)
+	$(VENV_LOWEST)/bin/python -m pip --quiet --disable-pip-version-check install --upgrade pip
+	$(VENV_LOWEST)/bin/python -m pip --quiet --disable-pip-version-check install -r requirements-dev.txt
+	$(VENV_LOWEST)/bin/python -m pip --quiet --disable-pip-version-check install -r requirements-lowest.txt
+	PYTHONWARNINGS="ignore:Editable installation" $(VENV_LOWEST)/bin/python -m pip --quiet \
+		--disable-pip-version-check install --no-deps --editable .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
@@ -43,6 +56,17 @@ demo: setup ## run the whole pipeline end to end on the embedded AWS emulator
 
 test: setup lint typecheck ## lint, types, unit, template, end to end (all but `make slow`)
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not install and not reliability"
+
+# The template tests (every default of the README's table, cdk-nag, props, customer keys,
+# add_publisher across stacks, the operator grants, the alarm topic)
+# on the lowest aws-cdk-lib and constructs pyproject.toml accepts; the emulator's tests read the
+# same template and need not run twice. The venv's python comes first on PATH (its node too).
+LOWEST_TESTS := tests/infra/test_template.py tests/infra/test_validation.py \
+	tests/infra/test_customer_keys.py tests/infra/test_integrity_controls.py \
+	tests/infra/test_compliance.py tests/infra/test_add_publisher.py tests/infra/test_alarm_topic.py \
+	tests/infra/test_operator_grants.py
+test-lowest: node_modules/.installed $(VENV_LOWEST)/.installed ## the template tests on the lowest supported aws-cdk-lib (CI)
+	PATH=$(CURDIR)/$(VENV_LOWEST)/bin:$(PATH) $(VENV_LOWEST)/bin/pytest $(PYTEST_PARALLEL) $(LOWEST_TESTS)
 
 # Test by test, not file by file: the unit tests share no costly module fixture, and one file
 # (the sealer's) would otherwise keep one worker busy alone.

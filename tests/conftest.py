@@ -4,6 +4,7 @@ CLI (or, for a variant app, its Python in a child process) and cached by a hash 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import sys
@@ -49,8 +50,11 @@ def _source_paths(root: Path) -> Iterable[Path]:
 
 
 def sources_digest(*extra: str, root: Path = ROOT) -> str:
-    """A hash of every synthesis input in the checkout ``root``, this interpreter, and ``extra``."""
+    """A hash of every synthesis input in the checkout ``root``, this interpreter, the CDK
+    libraries it imports (`make test-lowest` runs another aws-cdk-lib), and ``extra``."""
     digest = hashlib.sha256(sys.version.encode())
+    for library in ("aws-cdk-lib", "constructs"):
+        digest.update(f"\0{library}=={importlib.metadata.version(library)}".encode())
     for path in _source_paths(root):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from audit_stack.construct import compat
 from audit_stack.lambda_code import contract
 
 __all__ = ["audit_table", "pseudonym_secret", "queue", "table", "topic"]
@@ -59,9 +60,7 @@ def queue(
         **props,
     )
     if no_dead_letter_queue_because is not None:
-        Validations.of(created).acknowledge(
-            Acknowledgment(id="AwsSolutions-SQS3", reason=no_dead_letter_queue_because)
-        )
+        compat.acknowledge(created, ("AwsSolutions-SQS3", no_dead_letter_queue_because))
     return created
 
 
@@ -148,12 +147,13 @@ def pseudonym_secret(
         encryption_key=encryption_key,
         removal_policy=removal_policy,
     )
-    Validations.of(created).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions-SMG4",
-            reason="Rotating the pseudonym key gives every account a new pseudonym: "
+    compat.acknowledge(
+        created,
+        (
+            "AwsSolutions-SMG4",
+            "Rotating the pseudonym key gives every account a new pseudonym: "
             "lookups of older records then need the older versions (the audit CLI "
             "reads them all). Rotate deliberately, by hand (README).",
-        )
+        ),
     )
     return created

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from audit_stack.construct import compat
 from audit_stack.lambda_code import contract, lambda_code_dir
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
 # Powertools team publishes for each release; keep this equal to requirements-dev.txt's pin
 # (a test checks it) so local runs and Lambda run the same library.
 POWERTOOLS_VERSION = "3.37.0"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME = compat.PYTHON_RUNTIME
 ARCHITECTURE = lambda_.Architecture.ARM_64
 MEMORY_SIZE_MB = 256
 
@@ -130,15 +131,16 @@ def function(
             **environment,
         },
     )
-    Validations.of(role).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::*]",
-            reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
+    compat.acknowledge(
+        role,
+        (
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
             "permissions; tracing is on for every function.",
         ),
-        Acknowledgment(
-            id=f"AwsSolutions-IAM5[Resource::<{_logical_id(log_group)}>:*]",
-            reason="Log streams are created per execution environment with generated names "
+        (
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(log_group)}>:*]",
+            "Log streams are created per execution environment with generated names "
             "inside the function's own log group.",
         ),
     )

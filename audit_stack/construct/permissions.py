@@ -11,7 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import DefaultStackSynthesizer, Fn, IStableAnyProducer, Lazy, Stack
+from aws_cdk import (
+    ArnFormat,
+    DefaultStackSynthesizer,
+    Fn,
+    IStableAnyProducer,
+    Lazy,
+    Stack,
+    Tags,
+    Token,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -44,6 +53,7 @@ __all__ = [
     "VERIFY_KEY_ACTIONS",
     "VERIFY_TABLE_ACTIONS",
     "PrincipalArns",
+    "TaggedPublishers",
     "allow_cross_account_publishers",
     "append_only_statements",
     "bind_to_function",
@@ -53,6 +63,7 @@ __all__ = [
     "grant_publish",
     "grant_record",
     "grant_redrive",
+    "in_another_stack",
     "only_consumer_receives",
     "only_custodians_change_the_key",
     "only_granted_principals_publish",
@@ -189,19 +200,88 @@ def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
     ]
 
 
-def only_lookup_principals_read(secret: secretsmanager.Secret, readers: PrincipalArns) -> None:
+def only_lookup_principals_read(
+    secret: secretsmanager.Secret, readers: PrincipalArns
+) -> iam.PolicyStatement:
     """IAM alone would let any principal with secretsmanager:GetSecretValue on "*" (an
     administrator) read the key; this denies every principal not granted a lookup."""
-    secret.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="OnlyGrantedPrincipalsReadThePseudonymKey",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["secretsmanager:GetSecretValue"],
-            resources=["*"],
-            conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
-        )
+    statement = iam.PolicyStatement(
+        sid="OnlyGrantedPrincipalsReadThePseudonymKey",
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=["secretsmanager:GetSecretValue"],
+        resources=["*"],
+        conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
     )
+    secret.add_to_resource_policy(statement)
+    return statement
+
+
+LOOKUP_TAG_VALUE = "true"
+
+
+class TaggedReaders:
+    """Lookup grantees in other stacks than the secret's, let through the secret's deny
+    statement by a principal tag rather than by their ARN.
+
+    Their role ARN is a reference to their stack: in the secret's resource policy it would make
+    the pipeline's stack depend on theirs while they read the topic's and the secret's ARNs from
+    the pipeline's stack, a dependency cycle. The tag is written on the grantee's role in its own
+    stack, and the deny statement only names the tag key (a literal), so the dependency stays one
+    way. The trade-off: a principal that may tag itself with this key and read secrets on "*" (an
+    administrator) could read the key; such a principal can also change the resource policy.
+    """
+
+    def __init__(self, deny: iam.PolicyStatement, tag_key: str) -> None:
+        self._deny = deny
+        self.tag_key = tag_key
+        self._conditioned = False
+
+    def add(self, role: iam.IRole) -> None:
+        if not isinstance(role, iam.Role):
+            raise ValueError(
+                "AuditPipeline grant_lookup: a grantee in another stack must be an iam.Role "
+                f"of that stack (its role is tagged), got {type(role).__name__}"
+            )
+        if not self._conditioned:
+            self._deny.add_condition(
+                "StringNotEquals", {f"aws:PrincipalTag/{self.tag_key}": LOOKUP_TAG_VALUE}
+            )
+            self._conditioned = True
+        Tags.of(role).add(self.tag_key, LOOKUP_TAG_VALUE)
+
+
+class TaggedPublishers:
+    """Publishers in other stacks than the topic's, let through the topic's publish deny by a
+    principal tag rather than by their role ARN (which would make the pipeline's stack depend
+    on theirs: a cycle; see ``TaggedReaders`` for the same reason and trade-off)."""
+
+    def __init__(self, tag_key: str) -> None:
+        self.tag_key = tag_key
+        self.tagged = 0
+
+    def add(self, role: iam.Role) -> None:
+        Tags.of(role).add(self.tag_key, LOOKUP_TAG_VALUE)
+        self.tagged += 1
+
+    def exemption(self) -> dict[str, str]:
+        """``aws:PrincipalTag/<key>`` for the deny's negated operator, once a role is tagged."""
+        return {f"aws:PrincipalTag/{self.tag_key}": LOOKUP_TAG_VALUE} if self.tagged else {}
+
+
+def in_another_stack(grantee: iam.IGrantable, resource: Construct) -> iam.Role | None:
+    """The grantee's role when it is a role of another stack than ``resource``'s (its ARN
+    would be a cross-stack reference), else None."""
+    principal = grantee.grant_principal
+    arn = getattr(principal, "role_arn", None)
+    if (
+        isinstance(principal, iam.Role)
+        and arn is not None
+        and Token.is_unresolved(arn)
+        and Stack.of(principal) is not Stack.of(resource)
+    ):
+        return principal
+    return None
 
 
 def only_custodians_change_the_key(
@@ -311,8 +391,10 @@ def grant_lookup(
     secret: secretsmanager.ISecret | None,
     encryption_key: kms.IKey | None,
     readers: PrincipalArns,
+    tagged_readers: TaggedReaders | None = None,
 ) -> iam.Grant:
-    """Read the pseudonym secret (every version); nothing without one (subject in clear)."""
+    """Read the pseudonym secret (every version); nothing without one (subject in clear).
+    A role of another stack is let through by a tag (``TaggedReaders``), any other by ARN."""
     if secret is None:
         return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
     principal = grantee.grant_principal
@@ -322,7 +404,15 @@ def grant_lookup(
             "AuditPipeline grant_lookup: the grantee must be an IAM role or user (or have "
             "one, like a function): the secret's resource policy names who may read it"
         )
-    readers.add(arn)
+    if (
+        tagged_readers is not None
+        and Token.is_unresolved(arn)
+        and isinstance(principal, Construct)
+        and Stack.of(principal) is not Stack.of(secret)
+    ):
+        tagged_readers.add(principal)  # type: ignore[arg-type]
+    else:
+        readers.add(arn)
     grant = iam.Grant.add_to_principal(
         grantee=grantee, actions=list(SECRET_LOOKUP_ACTIONS), resource_arns=[secret.secret_arn]
     )
@@ -432,14 +522,15 @@ def only_granted_principals_publish(
     publishers: PrincipalArns,
     accounts: PrincipalArns,
     organizations: PrincipalArns,
+    tagged: TaggedPublishers | None = None,
 ) -> None:
     """IAM alone lets any principal of the account with sns:Publish on "*" forge an event; the
-    topic denies everyone but ``grant_publish``'s principals and ``allow_publishers``'s
-    accounts and organization."""
+    topic denies everyone but ``grant_publish``'s principals (roles of other stacks by their
+    tag) and ``allow_publishers``'s accounts and organization."""
 
     def cross_account() -> dict[str, Any] | None:
         # Omitted until allow_publishers names some: an empty operator is not valid IAM.
-        keys = {
+        keys: dict[str, Any] = {
             key: values.at_synthesis()
             for key, values in (
                 ("aws:PrincipalAccount", accounts),
@@ -447,6 +538,8 @@ def only_granted_principals_publish(
             )
             if len(values)
         }
+        if tagged is not None:
+            keys.update(tagged.exemption())
         return keys or None
 
     topic.add_to_resource_policy(
@@ -541,3 +634,85 @@ class _Produce:
 
     def produce(self) -> Any:
         return self._produce()
+
+
+# -- operators: grant_read and grant_operate (README "Permissions the operator needs") --------
+
+# Every `audit` command reads the stack's template and resources to find the pipeline.
+OPERATOR_STACK_ACTIONS = ("cloudformation:GetTemplate", "cloudformation:ListStackResources")
+# `audit trail`, `audit events`: queries on the table and its by-type index.
+READ_TABLE_ACTIONS = ("dynamodb:Query",)
+READ_KEY_ACTIONS = ("kms:Decrypt",)
+# `audit status`: both queues' depths, the alarms' states, the oldest message's age.
+STATUS_QUEUE_ACTIONS = ("sqs:GetQueueAttributes",)
+STATUS_ALARM_ACTIONS = ("cloudwatch:DescribeAlarms",)
+# GetMetricData supports no resource-level permissions.
+STATUS_METRIC_ACTIONS = ("cloudwatch:GetMetricData",)
+# `audit dlq show`: peek at the DLQ (messages are made visible again at once).
+DLQ_SHOW_ACTIONS = ("sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility")
+
+
+def grant_stack_discovery(grantee: iam.IGrantable, stack: Stack) -> iam.Grant:
+    """What every ``audit`` command needs first: the pipeline's stack's template and resources."""
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(OPERATOR_STACK_ACTIONS),
+        resource_arns=[
+            stack.format_arn(
+                service="cloudformation", resource="stack", resource_name=f"{stack.stack_name}/*"
+            )
+        ],
+    )
+
+
+def grant_table_queries(
+    grantee: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """``dynamodb:Query`` on the table and its indexes (and decrypting with a customer key)."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(READ_TABLE_ACTIONS),
+        resource_arns=[table_arn, f"{table_arn}/index/*"],
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *READ_KEY_ACTIONS)
+    return grant
+
+
+def grant_status(grantee: iam.IGrantable, stack: Stack, queues: Sequence[sqs.IQueue]) -> iam.Grant:
+    """``audit status``: queue attributes, this stack's alarms, metric data."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(STATUS_QUEUE_ACTIONS),
+        resource_arns=[queue.queue_arn for queue in queues],
+    )
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(STATUS_ALARM_ACTIONS),
+        resource_arns=[
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name="*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ],
+    )
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(STATUS_METRIC_ACTIONS), resource_arns=["*"]
+    )
+    return grant
+
+
+def grant_dlq_show(
+    grantee: iam.IGrantable, dead_letter_queue: sqs.IQueue, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """``audit dlq show``: receive and release the DLQ's messages."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(DLQ_SHOW_ACTIONS),
+        resource_arns=[dead_letter_queue.queue_arn],
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *READ_KEY_ACTIONS)
+    return grant

@@ -10,9 +10,9 @@ them, one row each.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
-from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -28,7 +28,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from audit_stack import discovery
-from audit_stack.construct import builders, monitoring, permissions
+from audit_stack.construct import builders, compat, monitoring, permissions
 from audit_stack.construct.encryption import (
     QueueSubscription,
     require_key_statement,
@@ -36,6 +36,8 @@ from audit_stack.construct.encryption import (
 )
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
+from audit_stack.construct.metric_options import MetricOptions, with_statistic
+from audit_stack.construct.publisher_layer import wire_publisher
 from audit_stack.construct.sealing import DEFAULT_ANCHOR_RETENTION, DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
 from audit_stack.lambda_code import audit_events_module, contract
@@ -153,8 +155,12 @@ class AuditPipeline(Construct):
         self._lookup_principals = permissions.PrincipalArns()
         # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
         self._publishers = permissions.PrincipalArns()
+        self._tagged_publishers = permissions.TaggedPublishers(
+            f"audit-pipeline-publish:{Names.unique_id(self)[-96:]}"
+        )
         self._publisher_accounts = permissions.PrincipalArns()
         self._publisher_organizations = permissions.PrincipalArns()
+        self._tagged_lookup_principals: permissions.TaggedReaders | None = None
         # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
         self._marker = PipelineMarker(self)
         self._encryption_key = encryption_key
@@ -231,7 +237,12 @@ class AuditPipeline(Construct):
             self._pseudonym_secret = builders.pseudonym_secret(
                 self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
             )
-            permissions.only_lookup_principals_read(self._pseudonym_secret, self._lookup_principals)
+            self._tagged_lookup_principals = permissions.TaggedReaders(
+                permissions.only_lookup_principals_read(
+                    self._pseudonym_secret, self._lookup_principals
+                ),
+                tag_key=f"audit-pipeline-lookup:{Names.unique_id(self._pseudonym_secret)[-96:]}",
+            )
             permissions.only_custodians_change_the_key(self._pseudonym_secret, self._key_custodians)
 
         make_function = function_factory(self, log_retention=log_retention, removal_policy=retain)
@@ -281,7 +292,7 @@ class AuditPipeline(Construct):
         assert recorder_role is not None  # functions.function always gives an explicit role
         # Only the recorder appends; nobody, the recorder included, changes or removes a record.
         for statement in permissions.append_only_statements(recorder_role):
-            self._table.add_to_resource_policy(statement)
+            compat.add_to_table_resource_policy(self._table, statement)
         permissions.only_topic_or_redrive_sends(self._queue, self._topic, self._redrivers)
 
         self._chain = DigestChain(
@@ -347,6 +358,7 @@ class AuditPipeline(Construct):
             publishers=self._publishers,
             accounts=self._publisher_accounts,
             organizations=self._publisher_organizations,
+            tagged=self._tagged_publishers,
         )
         deployer = permissions.deployment_role_arn(self)
         if deployer is None:
@@ -407,6 +419,15 @@ class AuditPipeline(Construct):
     def event_types(self) -> tuple[str, ...]:
         """The catalogue's event types, in the order given."""
         return tuple(self._catalogue)
+
+    def _publisher_environment(self) -> dict[str, str]:
+        """What ``AuditPublisher.from_environment()`` reads (names: the contract): the topic,
+        the pseudonym secret (or subject in clear) and the catalogue it checks events against."""
+        return {
+            contract.ENV_TOPIC_ARN: self._topic.topic_arn,
+            **self._subject_environment(),
+            **self.catalogue_environment(),
+        }
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
@@ -492,6 +513,17 @@ class AuditPipeline(Construct):
         return self._subscription_dead_letter_queue
 
     @property
+    def pseudonym_secret_arn(self) -> str:
+        """The pseudonym secret's ARN, e.g. for a producer's environment (``add_publisher``
+        sets it for you); a ``ValueError`` with ``subject_in_clear``, which has no secret."""
+        if self._pseudonym_secret is None:
+            raise ValueError(
+                "AuditPipeline pseudonym_secret_arn: this pipeline records subjects in clear "
+                "(subject_in_clear=True) and has no pseudonym secret"
+            )
+        return self._pseudonym_secret.secret_arn
+
+    @property
     def pseudonym_secret(self) -> secretsmanager.ISecret | None:
         """The key of the subjects' pseudonyms; None with ``subject_in_clear``."""
         return self._pseudonym_secret
@@ -508,15 +540,19 @@ class AuditPipeline(Construct):
 
     # -- metrics (monitoring.py) ----------------------------------------------------------
 
-    def metric_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.IMetric:
+    def metric_dead_letter_queue_depth(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Messages in the DLQ, visible or in flight (Maximum of each, summed)."""
-        return monitoring.queue_depth(self._dead_letter_queue, "DLQ messages", props)
+        return monitoring.queue_depth(self._dead_letter_queue, "DLQ messages", dict(props))
 
-    def metric_subscription_dead_letter_queue_depth(self, **props: Any) -> cloudwatch.IMetric:
+    def metric_subscription_dead_letter_queue_depth(
+        self, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.IMetric:
         """Undeliverable notifications in the subscription's DLQ, visible or in flight."""
-        return monitoring.queue_depth(self._subscription_dead_letter_queue, "Undelivered", props)
+        return monitoring.queue_depth(
+            self._subscription_dead_letter_queue, "Undelivered", dict(props)
+        )
 
-    def metric_publisher_errors(self, **props: Any) -> cloudwatch.Metric:
+    def metric_publisher_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed publisher invocations (Sum); the pipeline must have the deleteAccount
         function (``AccountDeleted`` in ``event_types``)."""
         if self._publisher is None:
@@ -524,25 +560,25 @@ class AuditPipeline(Construct):
                 "metric_publisher_errors: this pipeline has no deleteAccount function "
                 "(AccountDeleted is not in its event_types)"
             )
-        return self._publisher.metric_errors(**{"statistic": "Sum", **props})
+        return self._publisher.metric_errors(**with_statistic("Sum", props))
 
-    def metric_sealer_errors(self, **props: Any) -> cloudwatch.Metric:
+    def metric_sealer_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed sealer runs (Sum)."""
-        return self._chain.sealer.metric_errors(**{"statistic": "Sum", **props})
+        return self._chain.sealer.metric_errors(**with_statistic("Sum", props))
 
-    def metric_oldest_seal_notice_age(self, **props: Any) -> cloudwatch.Metric:
+    def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest record report waiting for the sealer (Maximum)."""
         return self._chain.seal_queue.metric_approximate_age_of_oldest_message(
-            **{"statistic": "Maximum", **props}
+            **with_statistic("Maximum", props)
         )
 
-    def metric_tampered_records(self, **props: Any) -> cloudwatch.Metric:
+    def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, props)
+        return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, dict(props))
 
-    def metric_control_changes(self, **props: Any) -> cloudwatch.IMetric:
+    def metric_control_changes(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """CloudTrail events that changed the log's controls (the rules' TriggeredRules, summed)."""
-        return self._control_watch.metric(props)
+        return self._control_watch.metric(dict(props))
 
     @property
     def control_change_rules(self) -> tuple[events.IRule, ...]:
@@ -558,50 +594,52 @@ class AuditPipeline(Construct):
         """
         self._control_watch.watch_alarm_topic(topic, key)
 
-    def metric_notifications_filtered_out(self, **props: Any) -> cloudwatch.Metric:
+    def metric_notifications_filtered_out(
+        self, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.Metric:
         """Published events no subscription's filter policy accepted (SNS, Sum)."""
         return self._topic.metric_number_of_notifications_filtered_out(
-            **{"statistic": "Sum", **props}
+            **with_statistic("Sum", props)
         )
 
-    def metric_unaccounted_events(self, **props: Any) -> cloudwatch.IMetric:
+    def metric_unaccounted_events(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Events published to the topic minus those accounted for: filtered out, failed
         delivery, recorded, skipped as duplicates or rejected as poison (docs/INTEGRITY.md)."""
-        return monitoring.unaccounted_events(self, self._topic, props)
+        return monitoring.unaccounted_events(self, self._topic, dict(props))
 
-    def metric_digests_written(self, **props: Any) -> cloudwatch.Metric:
+    def metric_digests_written(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Digests the sealer wrote, heartbeats included (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DIGESTS_WRITTEN, props)
+        return monitoring.custom_metric(contract.METRIC_DIGESTS_WRITTEN, dict(props))
 
-    def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
+    def metric_oldest_message_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest message in the queue (Maximum)."""
         return self._queue.metric_approximate_age_of_oldest_message(
-            **{"statistic": "Maximum", **props}
+            **with_statistic("Maximum", props)
         )
 
-    def metric_recorder_errors(self, **props: Any) -> cloudwatch.Metric:
+    def metric_recorder_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed recorder invocations (Sum)."""
-        return self._recorder.metric_errors(**{"statistic": "Sum", **props})
+        return self._recorder.metric_errors(**with_statistic("Sum", props))
 
-    def metric_recorder_throttles(self, **props: Any) -> cloudwatch.Metric:
+    def metric_recorder_throttles(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Throttled recorder invocations (Sum)."""
-        return self._recorder.metric_throttles(**{"statistic": "Sum", **props})
+        return self._recorder.metric_throttles(**with_statistic("Sum", props))
 
-    def metric_events_recorded(self, **props: Any) -> cloudwatch.Metric:
+    def metric_events_recorded(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Audit events written to the table (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_EVENTS_RECORDED, props)
+        return monitoring.custom_metric(contract.METRIC_EVENTS_RECORDED, dict(props))
 
-    def metric_duplicates_skipped(self, **props: Any) -> cloudwatch.Metric:
+    def metric_duplicates_skipped(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Redelivered events recognised as already recorded (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DUPLICATES_SKIPPED, props)
+        return monitoring.custom_metric(contract.METRIC_DUPLICATES_SKIPPED, dict(props))
 
-    def metric_poison_messages(self, **props: Any) -> cloudwatch.Metric:
+    def metric_poison_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder rejected as malformed (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, props)
+        return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, dict(props))
 
-    def metric_unverified_messages(self, **props: Any) -> cloudwatch.Metric:
+    def metric_unverified_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder refused as not signed by SNS for its topic (custom, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, props)
+        return monitoring.custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, dict(props))
 
     # -- access (permissions.py) ----------------------------------------------------------
 
@@ -611,7 +649,11 @@ class AuditPipeline(Construct):
         The topic denies sns:Publish to every principal it does not name, so the grantee must
         be an IAM role or user (or have one, like a function).
         """
-        self._publishers.add(permissions.principal_arn(grantee, purpose="grant_publish"))
+        other_stacks_role = permissions.in_another_stack(grantee, self)
+        if other_stacks_role is not None:
+            self._tagged_publishers.add(other_stacks_role)
+        else:
+            self._publishers.add(permissions.principal_arn(grantee, purpose="grant_publish"))
         return permissions.grant_publish(grantee, self._topic, self._encryption_key)
 
     def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -645,6 +687,7 @@ class AuditPipeline(Construct):
             secret=self._pseudonym_secret,
             encryption_key=self._encryption_key,
             readers=self._lookup_principals,
+            tagged_readers=self._tagged_lookup_principals,
         )
 
     def grant_key_custody(self, grantee: iam.IGrantable) -> None:
@@ -656,6 +699,42 @@ class AuditPipeline(Construct):
         in its own IAM policy. With ``subject_in_clear`` there is no key, and this does nothing.
         """
         self._key_custodians.add(permissions.principal_arn(grantee, purpose="grant_key_custody"))
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let an operator run ``audit trail``, ``audit events`` and ``audit verify``: the
+        stack's template and resources, queries on the table and its index, the pseudonym
+        secret (``grant_lookup``: a role or user), and what ``grant_verify`` gives."""
+        grant = permissions.grant_stack_discovery(grantee, Stack.of(self))
+        permissions.grant_table_queries(grantee, self._table.table_arn, self._encryption_key)
+        self.grant_lookup(grantee)
+        self.grant_verify(grantee)
+        return grant
+
+    def grant_operate(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let an operator run ``audit status``, ``audit dlq show``, ``audit dlq redrive``
+        (``grant_redrive``: a role or user) and ``audit seal`` (invoke the sealer)."""
+        grant = permissions.grant_stack_discovery(grantee, Stack.of(self))
+        permissions.grant_status(
+            grantee,
+            Stack.of(self),
+            [self._queue, self._dead_letter_queue, self._subscription_dead_letter_queue],
+        )
+        permissions.grant_dlq_show(grantee, self._dead_letter_queue, self._encryption_key)
+        self.grant_redrive(grantee)
+        self._chain.sealer.grant_invoke(grantee)
+        return grant
+
+    def add_publisher(self, function: lambda_.Function) -> None:
+        """Make ``function`` a producer of this pipeline's events, in one line, in any stack.
+
+        Grants it publishing (``grant_publish``) and pseudonym lookups (``grant_lookup``), sets
+        the environment ``AuditPublisher.from_environment()`` reads (the topic ARN and the
+        pseudonym secret's ARN, or subject-in-clear), and adds the client's Lambda layer
+        (``publisher_layer.py``: ``from audit_stack import AuditPublisher`` works in the
+        function with nothing bundled). A function of another stack depends on the pipeline's
+        stack, never the reverse (see ``permissions.TaggedReaders``).
+        """
+        wire_publisher(self, function, self._publisher_environment())
 
     def allow_publishers(
         self, *, accounts: Sequence[str] = (), organization_id: str | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -18,7 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from audit_stack.construct import builders
+from audit_stack.construct import builders, compat
 from audit_stack.construct.functions import SEALER_HANDLER, FunctionFactory
 from audit_stack.construct.permissions import (
     FUNCTION_KEY_ACTIONS,
@@ -83,11 +83,12 @@ class DigestChain(Construct):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        Validations.of(self.signing_key).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-KMS5",
-                reason="Asymmetric KMS keys cannot rotate; verifiers keep old public keys.",
-            )
+        compat.acknowledge(
+            self.signing_key,
+            (
+                "AwsSolutions-KMS5",
+                "Asymmetric KMS keys cannot rotate; verifiers keep old public keys.",
+            ),
         )
 
         self.seal_queue = builders.queue(
@@ -166,7 +167,7 @@ class DigestChain(Construct):
             resource_arns=[self.digest_table.table_arn],
         )
         for statement in append_only_statements(sealer_role):
-            self.digest_table.add_to_resource_policy(statement)
+            compat.add_to_table_resource_policy(self.digest_table, statement)
         # New checkpoint objects below this table's prefix only: no delete, no governance bypass,
         # no bucket settings. (A bucket in another account also needs the policy in
         # docs/INTEGRITY.md.)
@@ -251,9 +252,7 @@ class DigestChain(Construct):
         resource = Stack.of(self).resolve(
             self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(self._table))
         )
-        Validations.of(grantee).acknowledge(
-            Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{_nag_text(resource)}]", reason=reason)
-        )
+        compat.acknowledge(grantee, (f"AwsSolutions-IAM5[Resource::{_nag_text(resource)}]", reason))
 
     @staticmethod
     def checkpoint_prefix(table: dynamodb.ITable) -> str:
@@ -275,13 +274,14 @@ class DigestChain(Construct):
             enforce_ssl=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        Validations.of(bucket).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-S1",
-                reason="Only the sealer writes, once per object (Object Lock COMPLIANCE); "
+        compat.acknowledge(
+            bucket,
+            (
+                "AwsSolutions-S1",
+                "Only the sealer writes, once per object (Object Lock COMPLIANCE); "
                 "CloudTrail records the control-plane calls; access logs would add a second "
                 "bucket without adding evidence.",
-            )
+            ),
         )
         return bucket
 

@@ -9,7 +9,6 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_kms as kms
-from cdk_nag import AwsSolutionsChecks
 
 from audit_stack import AuditPipeline
 from audit_stack.construct.encryption import (
@@ -17,7 +16,7 @@ from audit_stack.construct.encryption import (
     cloudwatch_alarms_statement,
     require_key_statement,
 )
-from tests.cdk_app import cdk_json_context, new_app
+from tests.cdk_app import cdk_json_context, new_app, synth_with_cdk_nag
 from tests.infra.test_compliance import cfn_lint_errors
 
 pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
@@ -51,8 +50,7 @@ def assembly() -> cdk.cx_api.CloudAssembly:
         cloudwatch_alarms_statement(pipeline),
         purpose="CloudWatch cannot send alarms to the topic encrypted with it otherwise",
     )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return app.synth()  # raises on a cycle, a cross-stack cycle or a cdk-nag finding
+    return synth_with_cdk_nag(app)  # raises on a cycle, a cross-stack cycle or a cdk-nag finding
 
 
 def _template(assembly: cdk.cx_api.CloudAssembly, stack: str) -> dict[str, Any]:

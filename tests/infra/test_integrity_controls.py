@@ -554,20 +554,15 @@ def test_an_administrator_cannot_receive_or_delete_audit_messages_only_the_consu
 # -- integrity v2: writers bound to their functions ------------------------------------------
 
 
-def _identity_statements(template: dict[str, Any], function_path: str) -> list[dict[str, Any]]:
-    """The role's IAM policies, as statements of the role itself (the evaluator reads a
-    principal; an identity policy's principal is its role)."""
+def _identity_policies(template: dict[str, Any], function_path: str) -> list[dict[str, Any]]:
+    """The IAM policies attached to a function's role, resolved like the resource policies."""
     role_id, _ = _resource(template, f"{function_path}Role/Resource")
-    role_arn = _role_arn(template, function_path)
-    statements: list[dict[str, Any]] = []
-    for resource in template["Resources"].values():
-        if (
-            resource["Type"] == "AWS::IAM::Policy"
-            and {"Ref": role_id} in resource["Properties"]["Roles"]
-        ):
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
-                statements.append({**statement, "Principal": {"AWS": role_arn}})
-    return statements
+    return [
+        _physical(template, resource["Properties"]["PolicyDocument"])
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role_id} in resource["Properties"]["Roles"]
+    ]
 
 
 def _function_arn(template: dict[str, Any], function_path: str) -> str:
@@ -586,19 +581,29 @@ def _function_arn(template: dict[str, Any], function_path: str) -> str:
 def test_a_session_of_a_writer_role_outside_its_function_may_not_write_or_sign(
     template: dict[str, Any], writer: str, table_path: str, action: str, resource_policy: str
 ) -> None:
-    _, resource = _resource(template, f"{table_path}/Resource")
+    logical_id, resource = _resource(template, f"{table_path}/Resource")
     if resource_policy == "table":
-        policy = resource["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        policy = resource["Properties"]["ResourcePolicy"]["PolicyDocument"]
     else:
-        policy = resource["Properties"]["KeyPolicy"]["Statement"]
-    statements = [*_identity_statements(template, writer), *policy]
+        policy = resource["Properties"]["KeyPolicy"]
+    target = str(_physical(template, {"Fn::GetAtt": [logical_id, "Arn"]}))
+    identity = _identity_policies(template, writer)
     role = _role_arn(template, writer)
     inside = _function_arn(template, writer)
     intruder = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:Intruder"
 
     def call(**context: str) -> str:
-        request = {"aws:PrincipalArn": role, **context}
-        return decide(template, statements, action, ("AWS", role), request, identity_allows=False)
+        # The writer's own IAM policies as identity policies, the table's or key's as the
+        # resource's: evaluated together as AWS does (audit_stack.iam).
+        request = {**TLS, "aws:PrincipalArn": role, **context}
+        evaluation = evaluate(
+            Request(role, action, target, request),
+            identity_policies=identity,
+            resource_policy=_physical(template, policy),
+            resource_account=ACCOUNT,
+            key_policy=action.startswith("kms:"),
+        )
+        return _DECISIONS[evaluation.decision]
 
     assert call(**{"lambda:SourceFunctionArn": inside}) == "allowed"
     # Another function created or reconfigured with the role (CreateFunction + PassRole).

@@ -335,7 +335,9 @@ def test_only_granted_principals_may_read_the_pseudonym_secret(template: Templat
         for function in (_publisher(template), _recorder(template))
     ]
     assert policy["SecretId"] == {"Ref": secret_id}
-    assert policy["ResourcePolicy"]["Statement"] == [
+    statements = policy["ResourcePolicy"]["Statement"]
+    # The other statement is the key's custody (test_integrity_controls.py).
+    assert [s for s in statements if s["Sid"] != "OnlyCustodiansChangeThePseudonymKey"] == [
         {
             "Action": "secretsmanager:GetSecretValue",
             "Condition": {"ArnNotEquals": {"aws:PrincipalArn": roles}},
@@ -413,7 +415,8 @@ def test_functions_run_the_newest_python_on_arm64_with_tracing(template: Templat
         (name for name in dir(lambda_.Runtime) if re.fullmatch(r"PYTHON_3_\d+", name)),
         key=lambda name: int(name.rsplit("_", 1)[1]),
     )
-    assert getattr(lambda_.Runtime, newest).name == RUNTIME.name
+    # No newer Python in aws-cdk-lib than ours (the lowest supported one has no PYTHON_3_14 yet).
+    assert int(newest.rsplit("_", 1)[1]) <= int(RUNTIME.name.rsplit(".", 1)[1])
     for function in (_publisher(template), _recorder(template), _sealer(template)):
         props = function["Properties"]
         assert props["Runtime"] == RUNTIME.name

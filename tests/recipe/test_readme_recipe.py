@@ -68,7 +68,12 @@ def test_the_readme_has_the_three_recipe_blocks() -> None:
     blocks = recipe_blocks()
     assert sorted(blocks) == ["emulator", "operate", "setup"]
     assert _AUDIT_PIPELINE_LINE.search(blocks["setup"])
-    assert '"audit-pipeline[local] @ file://$AUDIT_PIPELINE"' in blocks["setup"]
+    # The construct for deployments; the emulator and a Node.js for developers only.
+    assert '"audit-pipeline @ file://$AUDIT_PIPELINE" >> requirements.txt' in blocks["setup"]
+    assert (
+        '"audit-pipeline[local,node] @ file://$AUDIT_PIPELINE" >> requirements-dev.txt'
+        in blocks["setup"]
+    )
 
 
 @pytest.mark.install
