@@ -264,9 +264,7 @@ def main(argv: list[str]) -> int:
             "synthesizing the peers (project with the index off, Solutions Constructs, "
             "the seed) ..."
         )
-        solutions, solutions_how = configurations.solutions_constructs(
-            Path(workdir) / "solutions"
-        )
+        solutions, solutions_how = configurations.solutions_constructs(Path(workdir) / "solutions")
         _progress(f"Solutions Constructs peer: {solutions_how}")
         sides = [
             configurations.project(arguments.assembly.resolve()),

@@ -13,8 +13,8 @@ from typing import Any
 
 from audit_stack import lambda_code, synth
 from audit_stack.lambda_code import contract
-from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
 from bench import solutions_venv
+from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
 from bench.peers.app import (
     NO_INDEX_STACK_NAME,
     SOLUTIONS_PACKAGES_STACK_NAME,
@@ -224,9 +224,8 @@ def solutions_constructs(outdir: Path) -> tuple[Configuration, str]:
     else:
         label = "AWS Solutions Constructs 2.105.0 (packages)"
         stack_name = SOLUTIONS_PACKAGES_STACK_NAME
-        how = (
-            "synthesized from the packages in bench/.venv-solutions: "
-            + ", ".join(environment.requirements)
+        how = "synthesized from the packages in bench/.venv-solutions: " + ", ".join(
+            environment.requirements
         )
     return Configuration(
         key="solutions",

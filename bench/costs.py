@@ -152,9 +152,9 @@ class FloorLine:
     usd_per_million: float
 
 
-def floor_lines(events_per_publish: int = 1, messages_per_call: int = FULL_RECEIVE) -> list[
-    FloorLine
-]:
+def floor_lines(
+    events_per_publish: int = 1, messages_per_call: int = FULL_RECEIVE
+) -> list[FloorLine]:
     """The least an SQS event source into DynamoDB can cost per million events: the SNS
     request (shared by ``events_per_publish`` events), the SQS send of each delivery, the
     event source's receive and delete (``messages_per_call`` each), one 1-WRU write.
@@ -164,7 +164,9 @@ def floor_lines(events_per_publish: int = 1, messages_per_call: int = FULL_RECEI
         raise ValueError("events_per_publish and messages_per_call must be at least 1")
     return [
         FloorLine(
-            "SNS Publish" if events_per_publish == 1 else f"SNS PublishBatch of {events_per_publish}",
+            "SNS Publish"
+            if events_per_publish == 1
+            else f"SNS PublishBatch of {events_per_publish}",
             SNS_PUBLISH.usd / events_per_publish * MILLION,
         ),
         FloorLine("SQS SendMessage (the subscription's delivery)", SQS_REQUEST.usd * MILLION),
@@ -249,6 +251,7 @@ def function_log_bytes(use: FunctionUse, function: FunctionFacts) -> tuple[int, 
     lines per invocation."""
     captured = sum(use.log_bytes) + LOG_EVENT_OVERHEAD_BYTES * sum(use.log_events)
     return captured, platform_log_bytes(function) * use.invocations
+
 
 # An assumption, not a measurement: the in-region latency a Lambda function waits per AWS call.
 # DynamoDB advertises single-digit milliseconds (aws.amazon.com/dynamodb/: "single-digit
@@ -608,9 +611,7 @@ def integrity_model(lines: list[CostLine], design: IntegrityDesign) -> float:
 def integrity_designs(lines: list[CostLine]) -> list[IntegrityDesign]:
     """The designs the report prices, scaled to the run's own notice rate."""
     notices_per_event = sum(line.units_per_event for line in lines if line.key == NOTICES)
-    larger = (
-        min(1.0, 1 / LARGER_NOTICE_RECORDS / notices_per_event) if notices_per_event else 1.0
-    )
+    larger = min(1.0, 1 / LARGER_NOTICE_RECORDS / notices_per_event) if notices_per_event else 1.0
     eventual = IntegrityDesign(
         "eventually consistent read-back (0.5 RRU per record)",
         read_back=0.5,

@@ -255,8 +255,12 @@ def floor_table() -> str:
     single = floor_lines()
     batched = floor_lines(events_per_publish=FULL_PUBLISH_BATCH)
     rows: list[list[object]] = [
-        [one.component, f"${one.usd_per_million:.3f}", batch.component,
-         f"${batch.usd_per_million:.3f}"]
+        [
+            one.component,
+            f"${one.usd_per_million:.3f}",
+            batch.component,
+            f"${batch.usd_per_million:.3f}",
+        ]
         for one, batch in zip(single, batched, strict=True)
     ]
     rows.append(
@@ -273,7 +277,9 @@ def floor_table() -> str:
 def integrity_table(document: Document) -> str:
     """The integrity chain at full batches as measured, and under each modelled design."""
     run = _largest(document)
-    keys = [key for key in ("no_index", "project") if run[key]["full_batches"].get("integrity_models")]
+    keys = [
+        key for key in ("no_index", "project") if run[key]["full_batches"].get("integrity_models")
+    ]
     if not keys:
         return "No integrity chain was measured."
     designs = [model["design"] for model in run[keys[0]]["full_batches"]["integrity_models"]]
@@ -456,8 +462,18 @@ def totals_table(document: Document) -> str:
         (f"floor (PublishBatch of {FULL_PUBLISH_BATCH})", FLOOR_PUBLISH_BATCH_PER_MILLION),
     ):
         rows.append(
-            [name, "", "", "", "10.0", f"${floor:.3f}", "", f"{floor / FLOOR_PER_MILLION:.2f}x",
-             "", ""]
+            [
+                name,
+                "",
+                "",
+                "",
+                "10.0",
+                f"${floor:.3f}",
+                "",
+                f"{floor / FLOOR_PER_MILLION:.2f}x",
+                "",
+                "",
+            ]
         )
     return table(
         [
