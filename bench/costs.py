@@ -222,7 +222,7 @@ def lambda_platform_lines(function: FunctionFacts) -> tuple[str, ...]:
             f'"maxMemoryUsedMB":{min(memory, 96)}}}{tracing},"status":"success"}}}}',
         )
     xray = (
-        f"\tXRAY TraceId: {_TRACE_ID}\tSegmentId: {_SEGMENT_ID}\tSampled: true"
+        f"XRAY TraceId: {_TRACE_ID}\tSegmentId: {_SEGMENT_ID}\tSampled: true"
         if function.tracing
         else ""
     )
@@ -569,6 +569,10 @@ INTEGRITY_GOAL_PER_MILLION = 0.03
 # "Larger notices": records per seal notice with batches of 100 (batch_size 100 and a batching
 # window), instead of one notice per batch of 10.
 LARGER_NOTICE_RECORDS = 100
+# Records per signed checkpoint when one checkpoint signs a whole sealer run (a Merkle tree head
+# over every record of the run) rather than one digest item of ~300 records: a 5-minute run at
+# about 33 events/s. KMS Sign and the checkpoint PUTs are paid per checkpoint.
+CHECKPOINT_RECORDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -578,12 +582,15 @@ class IntegrityDesign:
     :param read_back: factor on the sealer's read-back (0.5: eventually consistent; 0: none).
     :param notices: factor on the seal notices and their receives and deletes (0: none).
     :param leaves_in_s3: the digest items are replaced by one S3 object per signed checkpoint.
+    :param checkpoint_records: records per signed checkpoint (None: as measured): the KMS Sign
+        and the checkpoint PUTs, which are paid per checkpoint, scale to it.
     """
 
     name: str
     read_back: float = 1.0
     notices: float = 1.0
     leaves_in_s3: bool = False
+    checkpoint_records: int | None = None
     detection: str = ""
 
 
@@ -591,6 +598,12 @@ def integrity_model(lines: list[CostLine], design: IntegrityDesign) -> float:
     """The integrity chain's USD per million events under ``design``: the measured lines, each
     scaled or replaced as the design says; the rest (KMS, checkpoint PUTs, the sealer's Lambda
     and logs) as measured."""
+    signs = sum(item.units_per_event for item in lines if item.key == SIGNS)
+    per_checkpoint = (
+        min(1.0, 1 / design.checkpoint_records / signs)
+        if design.checkpoint_records and signs
+        else 1.0
+    )
     found = 0.0
     for line in lines:
         if not line.integrity:
@@ -602,8 +615,9 @@ def integrity_model(lines: list[CostLine], design: IntegrityDesign) -> float:
             value *= design.notices
         elif line.key == DIGEST_ITEMS and design.leaves_in_s3:
             # One more object per signed checkpoint: its leaves (the record hashes).
-            signs = sum(item.units_per_event for item in lines if item.key == SIGNS)
-            value = signs * S3_PUT.usd * MILLION
+            value = signs * per_checkpoint * S3_PUT.usd * MILLION
+        elif line.key in (SIGNS, CHECKPOINT_PUTS):
+            value *= per_checkpoint
         found += value
     return found
 
@@ -654,5 +668,15 @@ def integrity_designs(lines: list[CostLine]) -> list[IntegrityDesign]:
             notices=0.0,
             leaves_in_s3=True,
             detection="as its parts",
+        ),
+        IntegrityDesign(
+            f"DynamoDB stream + leaves in S3 + one signed checkpoint per "
+            f"{CHECKPOINT_RECORDS:,} records (a 5-minute run at "
+            f"{CHECKPOINT_RECORDS / 300:.0f} events/s)",
+            read_back=0.0,
+            notices=0.0,
+            leaves_in_s3=True,
+            checkpoint_records=CHECKPOINT_RECORDS,
+            detection="as its parts; a checkpoint covers more records",
         ),
     ]

@@ -240,3 +240,19 @@ def test_index_off_goal_bound_is_ten_percent_over_the_floor() -> None:
     assert "$1.766" in goal
     just_over = 1.10 * costs.FLOOR_PER_MILLION + 0.001
     assert report.integrity_goals(_run(just_over, 0.0, just_over))[0][2] == "NOT met"
+
+
+def test_larger_checkpoints_scale_the_per_checkpoint_lines_only() -> None:
+    checkpoints = _seal(s3={"s3:PutObject": OperationCount(requests=1)})
+    lines = costs.cost_per_million(_usage(checkpoints), _facts(), PATH)
+    sign = _line(lines, "sealer: KMS Sign")
+    put = _line(lines, "sealer: S3 PUT")
+    # Measured: one checkpoint per 1,000 records; modelled: one per 10,000.
+    design = costs.IntegrityDesign("test", checkpoint_records=10_000)
+    today = costs.integrity_total(lines)
+    assert costs.integrity_model(lines, design) == pytest.approx(
+        today - 0.9 * (sign.usd_per_million + put.usd_per_million)
+    )
+    # Never more checkpoints than measured.
+    smaller = costs.IntegrityDesign("test", checkpoint_records=10)
+    assert costs.integrity_model(lines, smaller) == pytest.approx(today)
