@@ -4,13 +4,14 @@ and its designs, and the goal verdicts. Pure arithmetic on hand-made usage: no e
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from audit_stack.local import OperationCount
-from bench import costs, report
-from bench.configurations import CriticalPath, FunctionFacts, TemplateFacts
+from bench import costs, report, solutions_venv
+from bench.configurations import Configuration, CriticalPath, FunctionFacts, TemplateFacts
 from bench.load import FunctionUse, SealRun, Usage
 
 RECORDER = "Recorder"
@@ -256,3 +257,42 @@ def test_larger_checkpoints_scale_the_per_checkpoint_lines_only() -> None:
     # Never more checkpoints than measured.
     smaller = costs.IntegrityDesign("test", checkpoint_records=10)
     assert costs.integrity_model(lines, smaller) == pytest.approx(today)
+
+
+def test_template_facts_read_log_format_tracing_and_the_log_groups_data_protection(
+    tmp_path: Path,
+) -> None:
+    template = {
+        "Resources": {
+            "Logs": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {"DataProtectionPolicy": {"Name": "mask"}},
+            },
+            "Protected": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "MemorySize": 256,
+                    "Architectures": ["arm64"],
+                    "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": "Logs"}},
+                    "TracingConfig": {"Mode": "Active"},
+                },
+            },
+            "Plain": {"Type": "AWS::Lambda::Function", "Properties": {}},
+        }
+    }
+    (tmp_path / "S.template.json").write_text(json.dumps(template))
+    side = Configuration("k", "label", tmp_path, "S", "s", "o", "r", PATH)
+    functions = side.facts().functions
+    assert functions["Protected"] == FunctionFacts(
+        "Protected", 256, "arm64", "JSON", tracing=True, data_protection=True
+    )
+    assert functions["Plain"] == FunctionFacts("Plain", 128, "x86_64", "Text")
+
+
+def test_side_environment_requirements_are_pinned_and_name_the_real_patterns() -> None:
+    requirements = solutions_venv.pinned_requirements(solutions_venv.REQUIREMENTS.read_text())
+    assert "aws-cdk-lib==2.273.0" in requirements
+    for pattern in ("aws-sns-sqs", "aws-sqs-lambda", "aws-lambda-dynamodb"):
+        assert f"aws-solutions-constructs.{pattern}==2.105.0" in requirements
+    with pytest.raises(ValueError, match="not pinned"):
+        solutions_venv.pinned_requirements("aws-cdk-lib>=2\n")
