@@ -3,8 +3,9 @@
     python -m bench [--assembly cdk.out] [--events 300[,1000]] [--publishers 4] [--bulk 10000]
 
 Peers, each its own synthesized stack on the embedded emulator: the project's default
-AuditStack, the project with the by-type index off, the AWS Solutions Constructs composition and
-the seed's Serverless configuration. Prints the tables and writes bench/results/{report.md,
+AuditStack, the project with the by-type index off, the AWS Solutions Constructs composition
+(from its 2.105.0 packages, in the side environment bench/.venv-solutions) and the seed's
+Serverless configuration. Prints the tables and writes bench/results/{report.md,
 chart.png, results.json}. A benchmark, not a test: it asserts nothing and reports each goal as
 met or not met.
 """
@@ -195,6 +196,7 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
         "requests_per_event": per_event,
         "cost_lines": [asdict(line) for line in lines],
         "cost_total": costs.total(lines),
+        "cost_total_integrity": costs.integrity_total(lines),
         "cost_total_upper": costs.total(lines, upper=True),
         "cost_total_double_latency": costs.total(slower),
         "cost_total_with_publisher": costs.total(lines, audit_only=False),
@@ -202,6 +204,17 @@ def summarize(configuration: Configuration, result: LoadResult, drain: DrainResu
             "mean_batch_size": drain.recorded / drain_invocations if drain_invocations else 0,
             "cost_lines": [asdict(line) for line in full],
             "cost_total": costs.total(full),
+            "cost_total_integrity": costs.integrity_total(full),
+            "integrity_models": [
+                {
+                    "design": design.name,
+                    "detection": design.detection,
+                    "usd_per_million": costs.integrity_model(full, design),
+                }
+                for design in costs.integrity_designs(full)
+            ]
+            if costs.integrity_total(full)
+            else [],
             "cost_total_upper": costs.total(full, upper=True),
             "cost_total_with_publisher": costs.total(full, audit_only=False),
         },
@@ -251,10 +264,12 @@ def main(argv: list[str]) -> int:
             "synthesizing the peers (project with the index off, Solutions Constructs, "
             "the seed) ..."
         )
+        solutions, solutions_how = configurations.solutions_constructs(Path(workdir) / "solutions")
+        _progress(f"Solutions Constructs peer: {solutions_how}")
         sides = [
             configurations.project(arguments.assembly.resolve()),
             configurations.project_without_index(Path(workdir) / "no-index"),
-            configurations.solutions_constructs(Path(workdir) / "solutions"),
+            solutions,
             configurations.original(Path(workdir) / "original"),
         ]
         _progress("partition heat of 10,000 events from the recorder's item builder ...")
@@ -320,7 +335,9 @@ def main(argv: list[str]) -> int:
         _progress(f"bulk: {arguments.bulk:,} deletions with publish_many ...")
         bulk_load = os.getloadavg()[0]
         bulk_result = bulk.run_bulk(sides[0], arguments.bulk, arguments.publishers)
-        notes = report.notes([(side.label, side.facts()) for side in sides], arguments.publishers)
+        notes = report.notes(
+            [(side.label, side.facts()) for side in sides], arguments.publishers, solutions_how
+        )
     document: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
@@ -345,6 +362,8 @@ def main(argv: list[str]) -> int:
         },
         "builder_heat": builder_heat,
         "floor_per_million": costs.FLOOR_PER_MILLION,
+        "floor_publish_batch_per_million": costs.FLOOR_PUBLISH_BATCH_PER_MILLION,
+        "solutions_peer": solutions_how,
         "notes": notes,
         "elapsed_seconds": time.monotonic() - started,
     }

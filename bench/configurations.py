@@ -13,8 +13,13 @@ from typing import Any
 
 from audit_stack import lambda_code, synth
 from audit_stack.lambda_code import contract
+from bench import solutions_venv
 from bench.original.app import STACK_NAME as ORIGINAL_STACK_NAME
-from bench.peers.app import NO_INDEX_STACK_NAME, SOLUTIONS_STACK_NAME
+from bench.peers.app import (
+    NO_INDEX_STACK_NAME,
+    SOLUTIONS_PACKAGES_STACK_NAME,
+    SOLUTIONS_STACK_NAME,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = ROOT / "lambdas"
@@ -23,6 +28,7 @@ _SYNTH_TIMEOUT_SECONDS = 600
 # Lambda's defaults when a template leaves them out.
 _DEFAULT_MEMORY_MB = 128
 _DEFAULT_ARCHITECTURE = "x86_64"
+_DEFAULT_LOG_FORMAT = "Text"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,12 @@ class FunctionFacts:
     logical_id: str
     memory_mb: int
     architecture: str
+    log_format: str = _DEFAULT_LOG_FORMAT
+    """Text or JSON: the form of Lambda's own START/REPORT lines in the log group"""
+    tracing: bool = False
+    """X-Ray active tracing (adds the trace id to Lambda's REPORT line)"""
+    data_protection: bool = False
+    """its log group has a data protection policy (every ingested byte is scanned)"""
 
 
 @dataclass(frozen=True)
@@ -110,13 +122,25 @@ class Configuration:
         indexes = 0
         batch_size = 10
         report_failures = False
+        protected_log_groups = {
+            logical_id
+            for logical_id, resource in resources.items()
+            if resource["Type"] == "AWS::Logs::LogGroup"
+            and resource.get("Properties", {}).get("DataProtectionPolicy")
+        }
         for logical_id, resource in resources.items():
             properties = resource.get("Properties", {})
             if resource["Type"] == "AWS::Lambda::Function":
+                logging = properties.get("LoggingConfig") or {}
+                log_group = logging.get("LogGroup")
                 functions[logical_id] = FunctionFacts(
                     logical_id=logical_id,
                     memory_mb=int(properties.get("MemorySize", _DEFAULT_MEMORY_MB)),
                     architecture=(properties.get("Architectures") or [_DEFAULT_ARCHITECTURE])[0],
+                    log_format=str(logging.get("LogFormat", _DEFAULT_LOG_FORMAT)),
+                    tracing=(properties.get("TracingConfig") or {}).get("Mode") == "Active",
+                    data_protection=isinstance(log_group, dict)
+                    and log_group.get("Ref") in protected_log_groups,
                 )
             elif resource["Type"] == "AWS::DynamoDB::Table":
                 indexes += len(properties.get("GlobalSecondaryIndexes", []))
@@ -182,16 +206,34 @@ def project_without_index(outdir: Path) -> Configuration:
     )
 
 
-def solutions_constructs(outdir: Path) -> Configuration:
-    """The AWS Solutions Constructs composition (bench/peers/solutions.py) in ``outdir``."""
-    _synthesize(["bench.peers.app", "solutions-constructs"], outdir)
+def solutions_constructs(outdir: Path) -> tuple[Configuration, str]:
+    """The AWS Solutions Constructs peer in ``outdir``, and how it was built.
+
+    From the real 2.105.0 packages in the side environment (``bench/solutions_venv.py``); when
+    that environment cannot be made, the hand-built composition (``bench/peers/solutions.py``),
+    labelled as such, and the reason in the second value.
+    """
+    try:
+        environment = solutions_venv.ensure()
+        solutions_venv.synthesize(environment, outdir)
+    except solutions_venv.SideEnvironmentError as error:
+        _synthesize(["bench.peers.app", "solutions-constructs"], outdir)
+        label = "AWS Solutions Constructs (HAND-BUILT from their defaults)"
+        stack_name = SOLUTIONS_STACK_NAME
+        how = f"hand-built (bench/peers/solutions.py): the side environment failed: {error}"
+    else:
+        label = "AWS Solutions Constructs 2.105.0 (packages)"
+        stack_name = SOLUTIONS_PACKAGES_STACK_NAME
+        how = "synthesized from the packages in bench/.venv-solutions: " + ", ".join(
+            environment.requirements
+        )
     return Configuration(
         key="solutions",
-        label="AWS Solutions Constructs",
+        label=label,
         assembly_dir=outdir,
-        stack_name=SOLUTIONS_STACK_NAME,
+        stack_name=stack_name,
         subject_attribute="email",
         occurred_attribute="deletedAt",
         recorded_attribute="recordedAt",
         recorder_path=SEQUENTIAL_WRITES,
-    )
+    ), how

@@ -16,11 +16,13 @@ import math
 from dataclasses import dataclass
 
 from audit_stack.local import OperationCount
-from bench.configurations import CriticalPath, TemplateFacts
+from bench.configurations import CriticalPath, FunctionFacts, TemplateFacts
 from bench.load import FunctionUse, SealRun, Usage
 
 PRICES_TAKEN_ON = "2026-11-29"
 MILLION = 1_000_000
+# AWS bills "GB" of data as 2^30 bytes.
+GB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,30 @@ LAMBDA_GB_SECOND = {
         "https://app.unpkg.com/artillery@2.0.28/files/lib/platform/aws-lambda/prices.js",
     ),
 }
+CLOUDWATCH_LOGS_INGESTION = Price(
+    "CloudWatch Logs: Standard log class data ingestion",
+    0.50 / GB,
+    "byte",
+    "https://c3x.dev/blog/cloudwatch-logs-cost-optimization (us-east-1, June 2026: $0.50 per "
+    "GB ingested); https://hykell.com/knowledge-base/aws-cloudwatch-logs-pricing "
+    "(aws.amazon.com/cloudwatch/pricing/)",
+)
+CLOUDWATCH_LOGS_DATA_PROTECTION = Price(
+    "CloudWatch Logs: data protection policy, data scanned (every byte ingested into a log "
+    "group with a policy)",
+    0.12 / GB,
+    "byte",
+    "https://c3x.dev/blog/cloudwatch-logs-cost-optimization (us-east-1, June 2026: $0.12 per "
+    "GB processed); https://hykell.com/knowledge-base/aws-cloudwatch-logs-pricing ($0.12 per GB "
+    "surcharge with Data Protection)",
+)
+S3_PUT = Price(
+    "S3 Standard: PUT, COPY, POST or LIST request (a checkpoint written to the anchor bucket)",
+    0.005 / 1000,
+    "request",
+    "https://c3x.dev/blog/s3-request-fees-explained (S3 Standard, Tier 1: $0.005 per 1,000); "
+    "aws.amazon.com/s3/pricing/ (us-east-1)",
+)
 ALL_PRICES = (
     SNS_PUBLISH,
     SQS_REQUEST,
@@ -108,10 +134,124 @@ ALL_PRICES = (
     SECRETS_MANAGER_CALL,
     LAMBDA_REQUEST,
     *LAMBDA_GB_SECOND.values(),
+    CLOUDWATCH_LOGS_INGESTION,
+    CLOUDWATCH_LOGS_DATA_PROTECTION,
+    S3_PUT,
 )
-# The least this architecture can cost per event: one SNS publish, the SQS send of its
-# delivery, one 1-WRU DynamoDB write. Receives, deletes and invocations amortise over batches.
-FLOOR_PER_MILLION = (SNS_PUBLISH.usd + SQS_REQUEST.usd + DYNAMODB_WRITE.usd) * MILLION
+# The event source's receives and deletes at the most messages a call takes.
+FULL_RECEIVE = 10
+# SNS PublishBatch's most messages per request.
+FULL_PUBLISH_BATCH = 10
+
+
+@dataclass(frozen=True)
+class FloorLine:
+    """One component of the floor."""
+
+    component: str
+    usd_per_million: float
+
+
+def floor_lines(
+    events_per_publish: int = 1, messages_per_call: int = FULL_RECEIVE
+) -> list[FloorLine]:
+    """The least an SQS event source into DynamoDB can cost per million events: the SNS
+    request (shared by ``events_per_publish`` events), the SQS send of each delivery, the
+    event source's receive and delete (``messages_per_call`` each), one 1-WRU write.
+    Lambda's own requests and duration are left out: the floor is what the services bill
+    whatever code runs."""
+    if events_per_publish < 1 or messages_per_call < 1:
+        raise ValueError("events_per_publish and messages_per_call must be at least 1")
+    return [
+        FloorLine(
+            "SNS Publish"
+            if events_per_publish == 1
+            else f"SNS PublishBatch of {events_per_publish}",
+            SNS_PUBLISH.usd / events_per_publish * MILLION,
+        ),
+        FloorLine("SQS SendMessage (the subscription's delivery)", SQS_REQUEST.usd * MILLION),
+        FloorLine(
+            f"SQS ReceiveMessage + DeleteMessageBatch at {messages_per_call} per call",
+            2 * SQS_REQUEST.usd / messages_per_call * MILLION,
+        ),
+        FloorLine("DynamoDB: 1 write unit", DYNAMODB_WRITE.usd * MILLION),
+    ]
+
+
+def floor_per_million(events_per_publish: int = 1, messages_per_call: int = FULL_RECEIVE) -> float:
+    """The floor's total (see :func:`floor_lines`)."""
+    return sum(line.usd_per_million for line in floor_lines(events_per_publish, messages_per_call))
+
+
+# $1.605 and, with PublishBatch of 10, $1.155 per million events.
+FLOOR_PER_MILLION = floor_per_million()
+FLOOR_PUBLISH_BATCH_PER_MILLION = floor_per_million(events_per_publish=FULL_PUBLISH_BATCH)
+
+# CloudWatch Logs counts each log event's UTF-8 message plus 26 bytes (the PutLogEvents size
+# rule, docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html);
+# the model bills those bytes too, an assumption on the high side.
+LOG_EVENT_OVERHEAD_BYTES = 26
+
+# Representative values for Lambda's own log lines: a request id is a UUID, an X-Ray trace id
+# "1-<8 hex>-<24 hex>", a segment id 16 hex digits; durations with two decimals.
+_REQUEST_ID = "8286a188-ba32-4475-8077-530cd35c09a9"
+_TRACE_ID = "1-6571c2f3-5f0b7e8a9c1d2e3f4a5b6c7d"
+_SEGMENT_ID = "3c4e5f6a7b8c9d0e"
+_TIME = "2026-11-29T12:00:00.000Z"
+
+
+def lambda_platform_lines(function: FunctionFacts) -> tuple[str, ...]:
+    """The lines Lambda itself writes to the log group for one warm invocation, as documented
+    (docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-logformat.html): with the
+    JSON format a ``platform.start`` and a ``platform.report`` record (with the trace when
+    tracing is active), with the Text format ``START``, ``END`` and ``REPORT`` (with ``XRAY
+    TraceId`` when tracing is active). The emulator does not write them: they are modelled."""
+    memory = function.memory_mb
+    if function.log_format.upper() == "JSON":
+        tracing = (
+            f',"tracing":{{"spanId":"{_SEGMENT_ID}","type":"X-Amzn-Trace-Id",'
+            f'"value":"Root={_TRACE_ID};Parent={_SEGMENT_ID};Sampled=1"}}'
+            if function.tracing
+            else ""
+        )
+        return (
+            f'{{"time":"{_TIME}","type":"platform.start","record":{{"requestId":"{_REQUEST_ID}",'
+            f'"version":"$LATEST"}}}}',
+            f'{{"time":"{_TIME}","type":"platform.report","record":{{"requestId":"{_REQUEST_ID}",'
+            f'"metrics":{{"durationMs":12.34,"billedDurationMs":13,"memorySizeMB":{memory},'
+            f'"maxMemoryUsedMB":{min(memory, 96)}}}{tracing},"status":"success"}}}}',
+        )
+    xray = (
+        f"XRAY TraceId: {_TRACE_ID}\tSegmentId: {_SEGMENT_ID}\tSampled: true"
+        if function.tracing
+        else ""
+    )
+    return (
+        f"START RequestId: {_REQUEST_ID} Version: $LATEST",
+        f"END RequestId: {_REQUEST_ID}",
+        f"REPORT RequestId: {_REQUEST_ID}\tDuration: 12.34 ms\tBilled Duration: 13 ms\t"
+        f"Memory Size: {memory} MB\tMax Memory Used: {min(memory, 96)} MB\t{xray}",
+    )
+
+
+def log_event_bytes(messages: list[str] | tuple[str, ...]) -> int:
+    """What CloudWatch Logs counts for these log events: each message's UTF-8 bytes plus the
+    per-event overhead."""
+    return sum(len(message.encode("utf-8")) + LOG_EVENT_OVERHEAD_BYTES for message in messages)
+
+
+def platform_log_bytes(function: FunctionFacts) -> int:
+    """Modelled bytes of Lambda's own lines per invocation of ``function``."""
+    return log_event_bytes(lambda_platform_lines(function))
+
+
+def function_log_bytes(use: FunctionUse, function: FunctionFacts) -> tuple[int, int]:
+    """(captured, modelled) log bytes of a function's invocations in a run: the lines the
+    emulator captured from its code, plus each captured line's event overhead; Lambda's own
+    lines per invocation."""
+    captured = sum(use.log_bytes) + LOG_EVENT_OVERHEAD_BYTES * sum(use.log_events)
+    return captured, platform_log_bytes(function) * use.invocations
+
 
 # An assumption, not a measurement: the in-region latency a Lambda function waits per AWS call.
 # DynamoDB advertises single-digit milliseconds (aws.amazon.com/dynamodb/: "single-digit
@@ -127,6 +267,16 @@ CALL_LATENCY_MS = {
 }
 
 
+# Keys of the lines the integrity models replace (CostLine.key).
+NOTICES = "notices"
+NOTICE_READS = "notice_reads"
+READ_BACK = "read_back"
+DIGEST_ITEMS = "digest_items"
+SIGNS = "signs"
+CHECKPOINT_PUTS = "checkpoint_puts"
+SEALER_LOGS = "sealer_logs"
+
+
 @dataclass(frozen=True)
 class CostLine:
     """One component of the cost per million audited events.
@@ -136,6 +286,8 @@ class CostLine:
         deletes the account) and is listed beside it.
     :param usd_per_million_upper: the same with the emulator-measured duration (duration lines
         only; the other lines are exact and equal in both columns).
+    :param integrity: part of the integrity chain (seal notices and the sealer's share).
+    :param key: what the line prices, for the models that replace one line by another.
     """
 
     component: str
@@ -143,6 +295,8 @@ class CostLine:
     usd_per_million: float
     audit: bool = True
     usd_per_million_upper: float | None = None
+    integrity: bool = False
+    key: str = ""
 
     @property
     def upper(self) -> float:
@@ -185,10 +339,14 @@ def cost_per_million(
 ) -> list[CostLine]:
     """The cost of one million audited events at the run's counted request mix.
 
+    CloudWatch Logs: every byte each function's code wrote in the run (captured by the
+    emulator), plus Lambda's own START/REPORT lines (modelled: :func:`lambda_platform_lines`),
+    and the data protection scan where the log group has a policy.
+
     Not counted: the event source's empty receives (on AWS the pollers long-poll: a cost per
-    hour of idle time, not per event), CloudWatch Logs and metrics, X-Ray, storage, the KMS
-    requests of SQS/SNS server-side encryption (data keys are reused for 5 minutes), monthly
-    key and secret charges.
+    hour of idle time, not per event), CloudWatch metrics (the embedded-metric log lines are
+    counted as log bytes), X-Ray, storage, the KMS requests of SQS/SNS server-side encryption
+    (data keys are reused for 5 minutes), monthly key and secret charges.
     """
     if result.recorded == 0:
         raise ValueError("nothing was recorded: no cost per audited event")
@@ -203,6 +361,8 @@ def cost_per_million(
         *,
         audit: bool = True,
         upper_units: float | None = None,
+        integrity: bool = False,
+        key: str = "",
     ) -> None:
         lines.append(
             CostLine(
@@ -211,6 +371,8 @@ def cost_per_million(
                 units * price.usd * per_million,
                 audit,
                 None if upper_units is None else upper_units * price.usd * per_million,
+                integrity,
+                key,
             )
         )
 
@@ -228,7 +390,13 @@ def cost_per_million(
     add("SQS DeleteMessage(Batch) (event source)", deletes, SQS_REQUEST)
     notices = _count(requests, "sqs:SendMessage")[1]
     if notices:
-        add("SQS SendMessage: seal notices (one per recorder batch)", notices, SQS_REQUEST)
+        add(
+            "SQS SendMessage: seal notices (one per recorder batch)",
+            notices,
+            SQS_REQUEST,
+            integrity=True,
+            key=NOTICES,
+        )
     put = result.requests.get("dynamodb:PutItem")
     write_units = (put.item_write_units if put else 0) * (1 + facts.global_secondary_indexes)
     add(
@@ -256,6 +424,9 @@ def cost_per_million(
             audit=audit,
             upper_units=measured_ms(use) * gb_per_ms,
         )
+        captured, platform = function_log_bytes(use, function)
+        for component, units, price in log_lines(role, captured, platform, function):
+            add(component, units, price, audit=audit)
     if result.seal is not None and result.seal.records_sealed:
         lines += _seal_lines(result.seal, facts, latency_scale)
     return lines
@@ -269,7 +440,14 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
     recorded = seal.records_sealed
     per_million = MILLION / recorded
 
-    def add(component: str, units: float, price: Price, upper_units: float | None = None) -> None:
+    def add(
+        component: str,
+        units: float,
+        price: Price,
+        upper_units: float | None = None,
+        *,
+        key: str = "",
+    ) -> None:
         lines.append(
             CostLine(
                 f"sealer: {component}",
@@ -277,6 +455,8 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
                 units * price.usd * per_million,
                 True,
                 None if upper_units is None else upper_units * price.usd * per_million,
+                True,
+                key,
             )
         )
 
@@ -285,7 +465,7 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
         for operation, count in seal.requests.items()
         if operation.startswith("sqs:")
     )
-    add("SQS receive and delete of seal notices", sqs_requests, SQS_REQUEST)
+    add("SQS receive and delete of seal notices", sqs_requests, SQS_REQUEST, key=NOTICE_READS)
     # Every sealed record is read back strongly consistent: one RRU per item up to 4 KB (the
     # items are far smaller), plus the chain-head queries.
     head_reads = _count(requests, "dynamodb:Query")[0]
@@ -293,14 +473,22 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
         "DynamoDB read units (read-back, strongly consistent)",
         seal.records_sealed + head_reads,
         DYNAMODB_READ,
+        key=READ_BACK,
     )
     digest_put = seal.requests.get("dynamodb:PutItem")
     add(
         "DynamoDB write units (digests)",
         digest_put.item_write_units if digest_put else 0,
         DYNAMODB_WRITE,
+        key=DIGEST_ITEMS,
     )
-    add("KMS Sign (one per digest)", _count(requests, "kms:Sign")[0], KMS_ASYMMETRIC)
+    add("KMS Sign (one per digest)", _count(requests, "kms:Sign")[0], KMS_ASYMMETRIC, key=SIGNS)
+    add(
+        "S3 PUT (signed checkpoints to the anchor bucket)",
+        s3_put_requests(requests),
+        S3_PUT,
+        key=CHECKPOINT_PUTS,
+    )
     function = next(iter(facts.functions.values()))
     for found in facts.functions.values():
         if found.logical_id == seal.function.logical_id:
@@ -321,7 +509,44 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
         LAMBDA_GB_SECOND[function.architecture],
         upper_units=measured_ms(seal.function) * gb_per_ms,
     )
+    captured, platform = function_log_bytes(seal.function, function)
+    for component, units, price in log_lines("sealer", captured, platform, function):
+        add(component.replace(": sealer", ""), units, price, key=SEALER_LOGS)
     return lines
+
+
+def s3_put_requests(requests: dict[str, OperationCount]) -> int:
+    """The S3 requests billed at the PUT tier: PutObject where the emulator names it, else
+    every S3 request it counted (it names S3's REST operations ``s3:*``): the high side, as a
+    GET costs less than a PUT."""
+    named = _count(requests, "s3:PutObject")[0]
+    return named if named else _count(requests, "s3:*")[0]
+
+
+def log_lines(
+    role: str, captured: int, platform: int, function: FunctionFacts
+) -> list[tuple[str, float, Price]]:
+    """(component, bytes, price) of a function's CloudWatch Logs: ingestion of the bytes its
+    code wrote and of Lambda's own lines, and the data protection scan of both when its log
+    group has a policy."""
+    both = captured + platform
+    found: list[tuple[str, float, Price]] = [
+        (
+            f"CloudWatch Logs ingestion: {role} ({captured:,} B captured + {platform:,} B "
+            "Lambda's own lines, modelled)",
+            both,
+            CLOUDWATCH_LOGS_INGESTION,
+        )
+    ]
+    if function.data_protection:
+        found.append(
+            (
+                f"CloudWatch Logs data protection scan: {role}",
+                both,
+                CLOUDWATCH_LOGS_DATA_PROTECTION,
+            )
+        )
+    return found
 
 
 def total(lines: list[CostLine], *, audit_only: bool = True, upper: bool = False) -> float:
@@ -332,3 +557,126 @@ def total(lines: list[CostLine], *, audit_only: bool = True, upper: bool = False
         for line in lines
         if line.audit or not audit_only
     )
+
+
+def integrity_total(lines: list[CostLine]) -> float:
+    """USD per million events of the integrity chain: seal notices and the sealer's share."""
+    return sum(line.usd_per_million for line in lines if line.integrity)
+
+
+# The goal for the integrity chain's own cost at full batches (issue 16, item 7).
+INTEGRITY_GOAL_PER_MILLION = 0.03
+# "Larger notices": records per seal notice with batches of 100 (batch_size 100 and a batching
+# window), instead of one notice per batch of 10.
+LARGER_NOTICE_RECORDS = 100
+# Records per signed checkpoint when one checkpoint signs a whole sealer run (a Merkle tree head
+# over every record of the run) rather than one digest item of ~300 records: a 5-minute run at
+# about 33 events/s. KMS Sign and the checkpoint PUTs are paid per checkpoint.
+CHECKPOINT_RECORDS = 10_000
+
+
+@dataclass(frozen=True)
+class IntegrityDesign:
+    """A change to the integrity chain, priced from a run's measured integrity lines.
+
+    :param read_back: factor on the sealer's read-back (0.5: eventually consistent; 0: none).
+    :param notices: factor on the seal notices and their receives and deletes (0: none).
+    :param leaves_in_s3: the digest items are replaced by one S3 object per signed checkpoint.
+    :param checkpoint_records: records per signed checkpoint (None: as measured): the KMS Sign
+        and the checkpoint PUTs, which are paid per checkpoint, scale to it.
+    """
+
+    name: str
+    read_back: float = 1.0
+    notices: float = 1.0
+    leaves_in_s3: bool = False
+    checkpoint_records: int | None = None
+    detection: str = ""
+
+
+def integrity_model(lines: list[CostLine], design: IntegrityDesign) -> float:
+    """The integrity chain's USD per million events under ``design``: the measured lines, each
+    scaled or replaced as the design says; the rest (KMS, checkpoint PUTs, the sealer's Lambda
+    and logs) as measured."""
+    signs = sum(item.units_per_event for item in lines if item.key == SIGNS)
+    per_checkpoint = (
+        min(1.0, 1 / design.checkpoint_records / signs)
+        if design.checkpoint_records and signs
+        else 1.0
+    )
+    found = 0.0
+    for line in lines:
+        if not line.integrity:
+            continue
+        value = line.usd_per_million
+        if line.key == READ_BACK:
+            value *= design.read_back
+        elif line.key in (NOTICES, NOTICE_READS):
+            value *= design.notices
+        elif line.key == DIGEST_ITEMS and design.leaves_in_s3:
+            # One more object per signed checkpoint: its leaves (the record hashes).
+            value = signs * per_checkpoint * S3_PUT.usd * MILLION
+        elif line.key in (SIGNS, CHECKPOINT_PUTS):
+            value *= per_checkpoint
+        found += value
+    return found
+
+
+def integrity_designs(lines: list[CostLine]) -> list[IntegrityDesign]:
+    """The designs the report prices, scaled to the run's own notice rate."""
+    notices_per_event = sum(line.units_per_event for line in lines if line.key == NOTICES)
+    larger = min(1.0, 1 / LARGER_NOTICE_RECORDS / notices_per_event) if notices_per_event else 1.0
+    eventual = IntegrityDesign(
+        "eventually consistent read-back (0.5 RRU per record)",
+        read_back=0.5,
+        detection="same, with a retry before a record is reported missing",
+    )
+    leaves = IntegrityDesign(
+        "leaves in S3 (one object per checkpoint) instead of digest items",
+        leaves_in_s3=True,
+        detection="same: the leaves are signed by the checkpoint's root",
+    )
+    notices = IntegrityDesign(
+        f"larger notices: one per {LARGER_NOTICE_RECORDS} records (batch size "
+        f"{LARGER_NOTICE_RECORDS} with a batching window)",
+        notices=larger,
+        detection="same, sealed later by up to the batching window",
+    )
+    stream = IntegrityDesign(
+        "DynamoDB stream to the sealer instead of notices and read-back (stream reads by a "
+        "Lambda trigger are free)",
+        read_back=0.0,
+        notices=0.0,
+        detection="same or better: the stream carries every write and overwrite of a record",
+    )
+    return [
+        IntegrityDesign("as measured", detection="today's"),
+        eventual,
+        leaves,
+        notices,
+        IntegrityDesign(
+            "eventually consistent read-back + leaves in S3 + larger notices",
+            read_back=0.5,
+            notices=larger,
+            leaves_in_s3=True,
+            detection="as its parts",
+        ),
+        stream,
+        IntegrityDesign(
+            "DynamoDB stream + leaves in S3",
+            read_back=0.0,
+            notices=0.0,
+            leaves_in_s3=True,
+            detection="as its parts",
+        ),
+        IntegrityDesign(
+            f"DynamoDB stream + leaves in S3 + one signed checkpoint per "
+            f"{CHECKPOINT_RECORDS:,} records (a 5-minute run at "
+            f"{CHECKPOINT_RECORDS / 300:.0f} events/s)",
+            read_back=0.0,
+            notices=0.0,
+            leaves_in_s3=True,
+            checkpoint_records=CHECKPOINT_RECORDS,
+            detection="as its parts; a checkpoint covers more records",
+        ),
+    ]

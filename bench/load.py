@@ -45,12 +45,17 @@ class FunctionUse:
     :param durations_ms: as the emulator measured them (hand-off and shared CPU included).
     :param cpu_ms: the handler's own CPU time in each, as its worker measured it.
     :param batch_sizes: SQS records in each invocation's event (0: not an SQS batch).
+    :param log_bytes: the UTF-8 bytes of the lines each invocation wrote to stdout/stderr, as
+        the emulator captured them (the function's own lines; not Lambda's START/REPORT).
+    :param log_events: how many lines each invocation wrote (CloudWatch log events).
     """
 
     logical_id: str
     durations_ms: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
+    log_bytes: list[int] = field(default_factory=list)
+    log_events: list[int] = field(default_factory=list)
     errors: int = 0
 
     @property
@@ -176,6 +181,8 @@ class _InvocationTracker:
             event = invocation.event if isinstance(invocation.event, dict) else {}
             records = event.get("Records")
             use.batch_sizes.append(len(records) if isinstance(records, list) else 0)
+            use.log_bytes.append(sum(len(line.encode("utf-8")) for line in invocation.logs))
+            use.log_events.append(len(invocation.logs))
             use.errors += not invocation.succeeded
 
 

@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.configurations import TemplateFacts
-from bench.costs import ALL_PRICES, CALL_LATENCY_MS, FLOOR_PER_MILLION, PRICES_TAKEN_ON, SNS_PUBLISH
+from bench.costs import (
+    ALL_PRICES,
+    CALL_LATENCY_MS,
+    FLOOR_PER_MILLION,
+    FLOOR_PUBLISH_BATCH_PER_MILLION,
+    FULL_PUBLISH_BATCH,
+    INTEGRITY_GOAL_PER_MILLION,
+    LOG_EVENT_OVERHEAD_BYTES,
+    PRICES_TAKEN_ON,
+    SNS_PUBLISH,
+    floor_lines,
+)
 from bench.heat import PARTITION_WRITE_LIMIT, TARGET_RATE
 from bench.load import BACKLOG_LIMIT, DRAIN_WAVE
 
@@ -199,6 +210,104 @@ def goals_table(document: Document) -> str:
     return table(["goal", "measured", "result"], goals(document))
 
 
+def integrity_goals(run: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(goal, measured, met/NOT met) for issue 16's cost goals, at full batches.
+
+    ``run``: one size's configurations. The project is compared with the index off: the
+    Solutions Constructs peer has no index either, so the difference is the project's own
+    premium (the index's write unit is priced apart, in the recommendations).
+    """
+    full = {key: dict(summary["full_batches"]) for key, summary in run.items()}
+    no_index = full["no_index"]
+    bound = INDEX_OFF_FLOOR_FACTOR * FLOOR_PER_MILLION
+    premium = float(no_index["cost_total_integrity"])
+    over_peer = float(no_index["cost_total"]) - float(full["solutions"]["cost_total"])
+    return [
+        (
+            f"index off, integrity chain on, full batches: <= {INDEX_OFF_FLOOR_FACTOR:.2f} x "
+            f"floor ${FLOOR_PER_MILLION:.3f} = ${bound:.3f} per million",
+            f"${no_index['cost_total']:.3f} = "
+            f"{float(no_index['cost_total']) / FLOOR_PER_MILLION:.2f}x the floor",
+            _met(float(no_index["cost_total"]) <= bound),
+        ),
+        (
+            "project (index off) minus the Solutions Constructs peer <= the integrity premium "
+            "(full batches)",
+            f"${no_index['cost_total']:.3f} - ${full['solutions']['cost_total']:.3f} = "
+            f"${over_peer:.3f} vs premium ${premium:.3f}",
+            _met(over_peer <= premium),
+        ),
+        (
+            f"integrity chain's own cost <= ${INTEGRITY_GOAL_PER_MILLION:.2f} per million "
+            "(full batches, index off)",
+            f"${premium:.3f}",
+            _met(premium <= INTEGRITY_GOAL_PER_MILLION),
+        ),
+    ]
+
+
+def integrity_goals_table(document: Document) -> str:
+    return table(["goal", "measured", "result"], integrity_goals(_largest(document)))
+
+
+def floor_table() -> str:
+    """The floor an SQS event source can reach, by component, with Publish and PublishBatch."""
+    single = floor_lines()
+    batched = floor_lines(events_per_publish=FULL_PUBLISH_BATCH)
+    rows: list[list[object]] = [
+        [
+            one.component,
+            f"${one.usd_per_million:.3f}",
+            batch.component,
+            f"${batch.usd_per_million:.3f}",
+        ]
+        for one, batch in zip(single, batched, strict=True)
+    ]
+    rows.append(
+        [
+            "**floor**",
+            f"**${FLOOR_PER_MILLION:.3f}**",
+            "**floor with PublishBatch**",
+            f"**${FLOOR_PUBLISH_BATCH_PER_MILLION:.3f}**",
+        ]
+    )
+    return table(["component", "USD per million", "with PublishBatch", "USD per million"], rows)
+
+
+def integrity_table(document: Document) -> str:
+    """The integrity chain at full batches as measured, and under each modelled design."""
+    run = _largest(document)
+    keys = [
+        key for key in ("no_index", "project") if run[key]["full_batches"].get("integrity_models")
+    ]
+    if not keys:
+        return "No integrity chain was measured."
+    designs = [model["design"] for model in run[keys[0]]["full_batches"]["integrity_models"]]
+    rows: list[list[object]] = []
+    for index, design in enumerate(designs):
+        values = [
+            float(run[key]["full_batches"]["integrity_models"][index]["usd_per_million"])
+            for key in keys
+        ]
+        rows.append(
+            [
+                design,
+                *(f"${value:.3f}" for value in values),
+                _met(values[0] <= INTEGRITY_GOAL_PER_MILLION),
+                run[keys[0]]["full_batches"]["integrity_models"][index]["detection"],
+            ]
+        )
+    return table(
+        [
+            "integrity chain design",
+            *(f"{run[key]['label']}, USD per million" for key in keys),
+            f"<= ${INTEGRITY_GOAL_PER_MILLION:.2f}",
+            "tamper detection",
+        ],
+        rows,
+    )
+
+
 def throughput_table(document: Document) -> str:
     rows: list[list[object]] = []
     for size in _sizes(document):
@@ -298,7 +407,24 @@ def cost_table(document: Document, mix: str | None = None) -> str:
                 "",
             ]
         )
-    rows.append(["floor", "SNS publish + SQS send + 1 WRU", "", f"${FLOOR_PER_MILLION:.3f}", ""])
+    rows.append(
+        [
+            "floor",
+            "SNS Publish + SQS send + receive and delete at 10 per call + 1 WRU",
+            "",
+            f"${FLOOR_PER_MILLION:.3f}",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            "floor, PublishBatch",
+            f"the same with SNS PublishBatch of {FULL_PUBLISH_BATCH}",
+            "",
+            f"${FLOOR_PUBLISH_BATCH_PER_MILLION:.3f}",
+            "",
+        ]
+    )
     return table(
         [
             "configuration",
@@ -327,6 +453,26 @@ def totals_table(document: Document) -> str:
                 f"${full['cost_total']:.3f}",
                 f"${full['cost_total_upper']:.3f}",
                 f"{full['cost_total'] / FLOOR_PER_MILLION:.2f}x",
+                f"${full.get('cost_total_integrity', 0.0):.3f}",
+                f"${_logs_total(full['cost_lines']):.3f}",
+            ]
+        )
+    for name, floor in (
+        ("floor (SNS Publish)", FLOOR_PER_MILLION),
+        (f"floor (PublishBatch of {FULL_PUBLISH_BATCH})", FLOOR_PUBLISH_BATCH_PER_MILLION),
+    ):
+        rows.append(
+            [
+                name,
+                "",
+                "",
+                "",
+                "10.0",
+                f"${floor:.3f}",
+                "",
+                f"{floor / FLOOR_PER_MILLION:.2f}x",
+                "",
+                "",
             ]
         )
     return table(
@@ -339,8 +485,19 @@ def totals_table(document: Document) -> str:
             "modelled $/M",
             "upper bound $/M",
             "backlog vs floor",
+            "of which integrity chain",
+            "of which CloudWatch Logs",
         ],
         rows,
+    )
+
+
+def _logs_total(lines: list[dict[str, Any]]) -> float:
+    """The audit pipeline's CloudWatch Logs lines (the sealer's included)."""
+    return sum(
+        float(line["usd_per_million"])
+        for line in lines
+        if line["audit"] and "CloudWatch Logs" in str(line["component"])
     )
 
 
@@ -493,14 +650,18 @@ def prices_table() -> str:
     return table(["price (us-east-1)", "USD", f"source (read {PRICES_TAKEN_ON})"], rows)
 
 
-def notes(sides: list[tuple[str, TemplateFacts]], publishers: int) -> list[str]:
+def notes(
+    sides: list[tuple[str, TemplateFacts]], publishers: int, solutions_peer: str
+) -> list[str]:
     """The method and every assumption, for the report."""
     described = [
         f"{label} (read from its template): batch size {facts.batch_size}, "
         f"ReportBatchItemFailures {'on' if facts.report_batch_item_failures else 'off'}, "
         f"{facts.global_secondary_indexes} GSI, "
         + ", ".join(
-            f"{found.logical_id} {found.memory_mb} MB {found.architecture}"
+            f"{found.logical_id} {found.memory_mb} MB {found.architecture} "
+            f"{found.log_format} logs{', traced' if found.tracing else ''}"
+            f"{', data protection policy' if found.data_protection else ''}"
             for found in facts.functions.values()
         )
         + "."
@@ -511,11 +672,12 @@ def notes(sides: list[tuple[str, TemplateFacts]], publishers: int) -> list[str]:
         *described,
         "Peers: the seed is rebuilt as its own CDK app (`bench/original/`); the project with the "
         "index off is AuditStack with `event_type_index=False` (`bench/peers/app.py`); the AWS "
-        "Solutions Constructs composition is rebuilt from the defaults of aws-sns-sqs, "
-        "aws-sqs-lambda and aws-lambda-dynamodb read in their source (`bench/peers/solutions.py` "
-        "names each default and where it was read), because their 2.105.0 Python packages need "
-        "aws-cdk.cloud-assembly-schema 54.x and the pinned aws-cdk-lib 2.275.0 needs 55.x. The "
-        "seed and the Solutions Constructs peer run the seed's plain boto3 handlers (one "
+        "Solutions Constructs peer composes aws-sns-sqs, aws-lambda-dynamodb and aws-sqs-lambda "
+        "(`bench/peers/solutions_constructs.py`) in a side environment, because their 2.105.0 "
+        "packages need aws-cdk.cloud-assembly-schema 54.x: aws-cdk-lib 2.273.0 resolves beside "
+        "them, the project's pinned 2.275.0 (55.x) does not (`bench/requirements-solutions.txt`"
+        f", made on demand by `bench/solutions_venv.py`). This run's peer: {solutions_peer}. "
+        "The seed and the Solutions Constructs peer run the seed's plain boto3 handlers (one "
         "unconditional PutItem per message, one after another).",
         f"Load: {publishers} threads invoke the publisher function closed-loop while the event "
         f"source records; publishers wait while the queue holds more than {BACKLOG_LIMIT} "
@@ -547,9 +709,30 @@ def notes(sides: list[tuple[str, TemplateFacts]], publishers: int) -> list[str]:
         "read-back of every sealed record (1 RRU each: the items are under 4 KB), the digest "
         "writes and one KMS Sign per digest. One run over the whole load stands for one "
         "scheduled run over 5 minutes of events.",
-        "Not costed: CloudWatch Logs, metrics and alarms, X-Ray (the Solutions Constructs peer "
-        "turns tracing on), the KMS requests of SQS/SNS server-side encryption (data keys are "
-        "reused for 5 minutes), storage, backups, and monthly key and secret charges.",
+        "CloudWatch Logs: every line each function's code wrote during the run, as the "
+        "emulator captured it from the worker's stdout and stderr (Powertools' JSON log lines "
+        "and its embedded-metric lines included), plus Lambda's own lines per invocation, which "
+        "Lambda writes on AWS and the emulator does not: modelled from the documented formats "
+        "(JSON: platform.start and platform.report, with the trace when tracing is active; Text: "
+        "START, END and REPORT, with the X-Ray trace id when active; `bench/costs.py`, "
+        f"`lambda_platform_lines`). Each log event counts its UTF-8 bytes plus "
+        f"{LOG_EVENT_OVERHEAD_BYTES} bytes (PutLogEvents' size rule; that ingestion bills them "
+        "is an assumption on the high side); 1 GB = 2^30 bytes. Ingestion $0.50/GB; where the "
+        "function's log group has a data protection policy (every function of the project's "
+        "stacks: it masks e-mail addresses), the $0.12/GB scan of the same bytes too.",
+        "Integrity chain (the 'integrity' column and the goals): the seal notices and every "
+        "sealer line (notice receives and deletes, the read-back, digest writes, KMS Sign, S3 "
+        "PUT of the signed checkpoints, the sealer's Lambda and logs). The S3 PUT line counts "
+        "`s3:PutObject` where the emulator names it, else every S3 request it counted (S3's REST "
+        "operations are counted as `s3:*`; a GET costs less than a PUT, so this is the high "
+        "side); it is zero until the sealer writes checkpoints to the anchor bucket. The "
+        "designs in the integrity table are priced by `costs.integrity_model` from the same "
+        "measured lines, each line scaled or replaced as the design says; the sealer's Lambda "
+        "time is kept as measured (the high side for designs that do less work).",
+        "Not costed: CloudWatch metrics and alarms, X-Ray (the project and the Solutions "
+        "Constructs peer turn tracing on), the KMS requests of SQS/SNS server-side encryption "
+        "(data keys are reused for 5 minutes), storage, backups, and monthly key and secret "
+        "charges.",
         "Bulk: the application publishes with `AuditPublisher.publish_many` (SNS PublishBatch, "
         "10 events per request, one request per 64 KB chunk) from outside Lambda, on the "
         "project's stack with the event source paused; its recording side is the per-call "
@@ -568,6 +751,10 @@ def console(document: Document) -> str:
     """The tables for the terminal."""
     return "\n\n".join(
         [
+            "Goals (issue 16, item 7: cost against the floor, full batches)",
+            integrity_goals_table(document),
+            "Integrity chain designs (modelled from the measured lines, full batches)",
+            integrity_table(document),
             "Goals (issue 12)",
             goals_table(document),
             "Throughput and latency (embedded emulator, this machine)",
@@ -598,6 +785,9 @@ def markdown(document: Document, chart_name: str) -> str:
         "synthesized CDK stack run by the embedded emulator in the same run.",
         f"![cost and recording capacity]({chart_name})",
         "## Goals",
+        "Issue 16, item 7 (at full batches, the largest size):",
+        integrity_goals_table(document),
+        "Issue 12:",
         goals_table(document),
         "Costs are **modelled** (exact request and write-unit counts, Lambda duration from "
         "handler CPU time plus assumed call latencies); throughput is **measured** on this "
@@ -608,6 +798,17 @@ def markdown(document: Document, chart_name: str) -> str:
         "from a paused queue: full batches, as at a high event rate). Receives, deletes, "
         "recorder invocations and seal notices are paid per batch.",
         totals_table(document),
+        "### The floor an SQS event source can reach",
+        "Computed from the price constants in `bench/costs.py` (`floor_lines`): what SNS, SQS "
+        "and DynamoDB bill per event whatever code runs, with the event source's receive and "
+        "delete at 10 messages per call. Lambda's requests and duration and CloudWatch Logs "
+        "are above it.",
+        floor_table(),
+        "### The integrity chain: as measured, and the designs that would reach the goal",
+        "Each design is priced by the cost model (`costs.integrity_model`) from this run's "
+        "measured integrity lines at full batches; none is built here (the sealer and the "
+        "recorder are not the benchmark's code).",
+        integrity_table(document),
         "### End-to-end mix, by component",
         cost_table(document),
         "### Backlog mix (full batches), by component",
@@ -662,8 +863,12 @@ def _recommendations(run: dict[str, Any]) -> list[str]:
         "- The sealer reads every record back strongly consistent (1 RRU each). Eventually "
         "consistent reads would halve that line; the trade-off is that a read issued right "
         "after the write may miss the item and report it as rejected (a false tamper alarm), "
-        "so it needs a retry before rejecting. Not changed here (the sealer is not this "
-        "benchmark's code).",
+        "so it needs a retry before rejecting. The integrity table prices this and the other "
+        "designs; not changed here (the sealer is not this benchmark's code).",
+        f"- CloudWatch Logs cost ${_logs_total(project['full_batches']['cost_lines']):.3f} per "
+        "million events in the default project at full batches (ingestion plus the data "
+        "protection scan): the recorder's per-record log line is most of it. Fewer bytes per "
+        "record (one summary line per batch, or per-record lines at DEBUG) is the lever.",
         "- The recorder is CPU-bound on this machine: compare the mean CPU per invocation in "
         "results.json with the seed's. Its per-record work (strict parsing, the record hash, "
         "one JSON log line and one signed request per record) is where a faster recorder "
@@ -686,9 +891,10 @@ def chart(document: Document, path: Path) -> None:
         "SQS": ("SQS",),
         "DynamoDB": ("DynamoDB",),
         "Lambda (recorder)": ("Lambda",),
+        "CloudWatch Logs": ("CloudWatch",),
         "sealer": ("sealer",),
     }
-    colors = ["#8c564b", "#9467bd", "#2ca02c", "#d62728", "#7f7f7f"]
+    colors = ["#8c564b", "#9467bd", "#2ca02c", "#d62728", "#bcbd22", "#7f7f7f"]
     bottoms = [0.0] * len(ORDER)
     for (part, prefixes), color in zip(parts.items(), colors, strict=True):
         values = [
@@ -709,6 +915,14 @@ def chart(document: Document, path: Path) -> None:
     )
     left.axhline(FLOOR_PER_MILLION, color="black", linestyle="--", linewidth=1)
     left.text(-0.4, FLOOR_PER_MILLION, f"floor ${FLOOR_PER_MILLION:.3f}", va="bottom", fontsize=8)
+    left.axhline(FLOOR_PUBLISH_BATCH_PER_MILLION, color="black", linestyle=":", linewidth=1)
+    left.text(
+        -0.4,
+        FLOOR_PUBLISH_BATCH_PER_MILLION,
+        f"floor with PublishBatch ${FLOOR_PUBLISH_BATCH_PER_MILLION:.3f}",
+        va="bottom",
+        fontsize=8,
+    )
     left.set_ylabel("USD per million audited events (modelled)")
     left.set_title("Cost from the SNS publish onwards (bars: full batches)")
     left.tick_params(axis="x", labelsize=7)

@@ -10,6 +10,8 @@ import sys
 
 NO_INDEX_STACK_NAME = "AuditPipelineNoIndexStack"
 SOLUTIONS_STACK_NAME = "SolutionsConstructsAuditStack"
+# The peer from the real packages (bench/peers/solutions_constructs.py, in the side environment).
+SOLUTIONS_PACKAGES_STACK_NAME = "SolutionsConstructsPackagesStack"
 
 
 def main(peer: str, outdir: str) -> None:

@@ -1,4 +1,8 @@
-"""The AWS Solutions Constructs composition, rebuilt from its defaults, as a benchmark peer.
+"""The AWS Solutions Constructs composition, rebuilt from its defaults: the FALLBACK peer.
+
+The benchmark synthesizes the peer from the real 2.105.0 packages in a side environment
+(``bench/peers/solutions_constructs.py``, ``bench/solutions_venv.py``); this hand-built copy runs
+only when that environment cannot be made, and the report then labels the peer HAND-BUILT.
 
 aws-sns-sqs + aws-sqs-lambda + aws-lambda-dynamodb, with only the defaults those patterns apply
 (their Python packages, 2.105.0, need aws-cdk.cloud-assembly-schema 54.x while the pinned
