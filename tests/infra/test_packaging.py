@@ -74,6 +74,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
         "event.py",
         "integrity.py",
         "items.py",
+        "merkle.py",
         "publication.py",
         "record_audit_event.py",
         "seal_records.py",
