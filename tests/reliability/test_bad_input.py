@@ -250,7 +250,10 @@ def test_every_poison_queue_message_reaches_the_dlq_and_every_valid_one_is_recor
     local_audit_pipeline: LocalAuditPipeline,
 ) -> None:
     pipeline = local_audit_pipeline
-    sqs = pipeline.client("sqs")
+    # The bodies are put in the queue as the emulator's SNS delivery puts them: the queue's
+    # policy refuses every other sender (test_iam_enforcement.py shows the administrator's
+    # forged message denied); IAM enforcement stays on for the recorder.
+    sqs = pipeline.client("sqs", as_emulator=True)
     queue_url = pipeline.outputs["QueueUrl"]
     topic_arn = pipeline.outputs["TopicArn"]
     # The oracle trusts the emulator's certificate as its workers do.
