@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit_stack.local import LocalAuditPipeline
-from audit_stack.local.runtime.functions import FunctionRuntime
+from audit_stack.local.runtime.pool import FunctionRuntime
 from audit_stack.local.runtime.python_path import LambdaLibraries
 from bench.configurations import Configuration
 

@@ -1,6 +1,6 @@
 """DynamoDB's item size, as it bills writes: one write unit per started 1 KB of it.
 
-The size rule lives in one place, the emulator's request counter (``audit_stack.local.http.
+The size rule lives in one place, the emulator's request counter (``audit_stack.local.instruments.
 metering``), which sizes every PutItem it counts; the benchmark sizes the items it scans
 with the same function, so the distribution and the counted write units cannot disagree.
 """
@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from audit_stack.local.http.metering import WRITE_UNIT_BYTES, put_item_size
+from audit_stack.local.instruments.metering import WRITE_UNIT_BYTES, put_item_size
 
 
 def item_size(item: Mapping[str, Any]) -> int:

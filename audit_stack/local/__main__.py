@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
 from types import FrameType
 from typing import Any, TextIO
 
@@ -30,6 +29,7 @@ from audit_stack.cli import render
 from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.lambda_code import audit_events_module, contract
+from audit_stack.local.deploy.report import resource_counts
 from audit_stack.local.deploy.template import DeploymentError
 from audit_stack.local.http.server import PortUnavailableError
 from audit_stack.local.pipeline import FunctionInvocationError, LocalAuditPipeline
@@ -42,7 +42,6 @@ DEMO_EMAIL = "john.doe@mail.com"
 # Whom the demo's event is about on a pipeline without AccountDeleted (any identifier will do).
 DEMO_SUBJECT = "cus_demo_1042"
 DEMO_SOURCE = "demo"
-_MAX_CELL = 72
 
 
 class _Steps:
@@ -111,11 +110,8 @@ def demo(
     with steps.step("Start the emulator on loopback and deploy the stack") as result:
         pipeline.start()
         stacks = pipeline.deployment.stacks
-        skipped = sum(len(stack.skipped) for stack in stacks)
-        created = sum(len(stack.resources) for stack in stacks) - skipped
         result(
-            f"{pipeline.endpoint_url}: {created} resources created, {skipped} skipped (off the "
-            f"data path)"
+            f"{pipeline.endpoint_url}: {resource_counts(stacks)}"
             + (f", in stacks {', '.join(pipeline.stacks)}" if len(stacks) > 1 else "")
             + f"; {iam_mode(pipeline)}"
         )
@@ -142,14 +138,19 @@ def demo(
         subject = pipeline.subject_of(demo_subject)
 
         def query() -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = ddb.query(
+            """The subject's records, newest first, as Python values."""
+            items = ddb.query(
                 TableName=table,
                 KeyConditionExpression="#pk = :pk",
                 ExpressionAttributeNames={"#pk": partition_key},
                 ExpressionAttributeValues={":pk": {"S": subject}},
                 ScanIndexForward=False,
             )["Items"]
-            return items
+            deserializer = TypeDeserializer()
+            return [
+                {name: deserializer.deserialize(value) for name, value in item.items()}
+                for item in items
+            ]
 
         with steps.step("Let the recorder consume the queue until the event is recorded") as result:
             pipeline.run_until_idle(timeout=30)
@@ -160,7 +161,7 @@ def demo(
                 )
             result(f"{len(recorded)} record(s) for {demo_subject}")
         with steps.step(f"Query the audit trail of {demo_subject}, newest first") as result:
-            items = [_plain(item) for item in query()]
+            items = query()
             result(f"{len(items)} event(s)")
         named = (
             f"{demo_subject}, subject = its HMAC-SHA-256 pseudonym"
@@ -168,7 +169,7 @@ def demo(
             else demo_subject
         )
         out.write(f"\nAudit trail of {named} (table {table}, key {partition_key}/{sort_key}):\n")
-        out.write(_render(items, first=[partition_key, sort_key]) + "\n\n")
+        out.write(_trail_table(items, first=[partition_key, sort_key]) + "\n\n")
         with steps.step("Seal the new records into the signed digest chain (audit seal)") as result:
             sealed = pipeline.invoke("sealer", {"trigger": "demo"})
             result(
@@ -387,31 +388,9 @@ def _key_names(ddb: Any, table: str) -> tuple[str, str]:
     return keys["HASH"], keys.get("RANGE", "")
 
 
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    deserializer = TypeDeserializer()
-    return {name: deserializer.deserialize(value) for name, value in item.items()}
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, Decimal):
-        text = str(value)
-    elif isinstance(value, dict | list | set):
-        text = json.dumps(value, default=_json_default, sort_keys=True)
-    else:
-        text = str(value)
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, set):
-        return sorted(value)
-    return str(value)
-
-
-def _render(items: list[dict[str, Any]], *, first: Sequence[str]) -> str:
-    """Items as a table: one row per attribute (keys first), one column per item."""
+def _trail_table(items: list[dict[str, Any]], *, first: Sequence[str]) -> str:
+    """Items as the CLI's table (``render``), turned on its side: one row per attribute (keys
+    first), one column per item, so that a few events with many attributes fit a terminal."""
     if not items:
         return "(no events)"
     names = [name for name in first if name] + sorted(
@@ -422,7 +401,8 @@ def _render(items: list[dict[str, Any]], *, first: Sequence[str]) -> str:
         for index in range(1, len(items) + 1)
     ]
     rows = [
-        [name] + [_cell(item[name]) if name in item else "" for item in items] for name in names
+        [name] + [render.cell(item[name]) if name in item else "" for item in items]
+        for name in names
     ]
     return render.table(headers, rows)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
@@ -51,24 +51,20 @@ from audit_stack.local.control.sns_signing import (
 )
 from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment, FunctionSpec
+from audit_stack.local.deploy.report import deployment_report
 from audit_stack.local.deploy.template import CloudAssembly, DeploymentError
 from audit_stack.local.esm.worker import EventSourceWorker
-from audit_stack.local.http.faults import Faults
-from audit_stack.local.http.lambda_api import LambdaApi
-from audit_stack.local.http.message_moves import MessageMoveTasks
-from audit_stack.local.http.metering import Instrumentation
 from audit_stack.local.http.operations import Operation
 from audit_stack.local.http.server import EmulatorServer, Endpoint, PortUnavailableError
-from audit_stack.local.http.skipped_services import SkippedServiceApi, skipped_services
-from audit_stack.local.http.stack_api import StackApi
-from audit_stack.local.runtime.functions import (
-    FunctionRegistry,
-    FunctionRuntime,
-    Invocation,
-    InvocationResult,
-    TooManyRequestsError,
-)
+from audit_stack.local.instruments.faults import Faults
+from audit_stack.local.instruments.metering import Instrumentation
+from audit_stack.local.runtime.pool import FunctionRuntime, TooManyRequestsError
 from audit_stack.local.runtime.python_path import LambdaLibraries
+from audit_stack.local.runtime.registry import FunctionRegistry, Invocation, InvocationResult
+from audit_stack.local.services.lambda_api import LambdaApi
+from audit_stack.local.services.message_moves import MessageMoveTasks
+from audit_stack.local.services.skipped_services import SkippedServiceApi, skipped_services
+from audit_stack.local.services.stack_api import StackApi
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
@@ -76,6 +72,21 @@ _FUNCTION_OUTPUT_SUFFIX = "FunctionName"
 # On shutdown the SQS clock jumps this far, so that open long polls of other clients end at once.
 _SHUTDOWN_CLOCK_JUMP_SECONDS = 86_400.0
 _MAX_PORT = 65_535
+_Part = TypeVar("_Part")
+
+
+class PipelineNotRunningError(RuntimeError):
+    """What needs a started pipeline was asked of one not started (or already stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__("the pipeline is not running")
+
+
+def _running(part: _Part | None) -> _Part:
+    """The one "not running" guard: ``part`` of a started pipeline (None until it exists)."""
+    if part is None:
+        raise PipelineNotRunningError()
+    return part
 
 
 class FunctionInvocationError(Exception):
@@ -252,7 +263,8 @@ class LocalAuditPipeline:
         ).deploy()
         self._deployment = deployment
         for stack in deployment.stacks:
-            self._report(stack)
+            for line in deployment_report(stack):
+                self._event(line)
         # The policies of every stack deployed (a dependency's roles, keys and queues too).
         store = load_policies(self._assembly.template, deployment)
         for dependency in deployment.dependencies:
@@ -290,14 +302,8 @@ class LocalAuditPipeline:
             "cloudformation",
             StackApi(deployment, self._assembly.template, selected_pipeline=self.pipeline),
         )
-        skipped_ids = {logical_id for logical_id, _, _ in deployment.skipped}
         for service in skipped_services(
-            (
-                kind
-                for logical_id, kind in deployment.resource_types.items()
-                if logical_id not in skipped_ids
-            ),
-            (kind for _, kind, _ in deployment.skipped),
+            deployment.created_types.values(), (kind for _, kind, _ in deployment.skipped)
         ):
             self._endpoint.serve(service, SkippedServiceApi())
         if self._pipeline is not None:
@@ -319,7 +325,7 @@ class LocalAuditPipeline:
                     region=self._region,
                     on_log=self._function_log,
                     python_path=self._libraries.python_path(spec),
-                    bootstrap=[self._running_signer().bootstrap_argument()],
+                    bootstrap=[_running(self._signer).bootstrap_argument()],
                     credentials=credentials(key),
                 )
             )
@@ -343,19 +349,6 @@ class LocalAuditPipeline:
             )
             self._event_sources.append(worker)
             worker.start()
-
-    def _report(self, deployment: Deployment) -> None:
-        """Verbose output: what was created, skipped, and not reproduced, stack by stack."""
-        self._event(f"deployed stack {deployment.stack_name}")
-        skipped = {logical_id for logical_id, _, _ in deployment.skipped}
-        for logical_id, physical in deployment.resources.items():
-            if logical_id not in skipped:
-                resource_type = deployment.resource_types[logical_id]
-                self._event(f"created {resource_type} {logical_id}: {physical.ref}")
-        for logical_id, resource_type, reason in deployment.skipped:
-            self._event(f"skipped {resource_type} {logical_id}: {reason}")
-        for logical_id, name, reason in deployment.not_reproduced:
-            self._event(f"not reproduced: {logical_id}.{name}: {reason}")
 
     def stop(self) -> None:
         """Stop everything and free the port, within seconds even with work in flight: busy
@@ -409,9 +402,7 @@ class LocalAuditPipeline:
     @property
     def endpoint_url(self) -> str:
         """Where the emulator listens, e.g. ``http://127.0.0.1:49152``."""
-        if not self._server.started:
-            raise RuntimeError("the pipeline is not running")
-        return self._server.endpoint_url
+        return self._running_server().endpoint_url
 
     @property
     def region(self) -> str:
@@ -424,7 +415,7 @@ class LocalAuditPipeline:
     @property
     def outputs(self) -> dict[str, str]:
         """The stack's outputs, same keys as the deployed stack's CfnOutputs."""
-        return dict(self._running_deployment().outputs)
+        return dict(_running(self._deployment).outputs)
 
     @property
     def stack_name(self) -> str:
@@ -452,7 +443,7 @@ class LocalAuditPipeline:
         a queue's URL, a table's or a function's name (roles in ``audit_stack.discovery``)."""
         if self._pipeline is None:
             raise PipelineNotFoundError(f"stack {self.stack_name} holds no AuditPipeline")
-        return self._running_deployment().resources[self._pipeline.logical_id(role)].ref
+        return _running(self._deployment).resources[self._pipeline.logical_id(role)].ref
 
     def subject_of(self, email: str) -> str:
         """The subject the selected pipeline records ``email`` (or any other identifier) under:
@@ -487,7 +478,7 @@ class LocalAuditPipeline:
     @property
     def deployment(self) -> Deployment:
         """What was created, skipped and not reproduced, with physical names."""
-        return self._running_deployment()
+        return _running(self._deployment)
 
     @property
     def stacks(self) -> list[str]:
@@ -497,7 +488,7 @@ class LocalAuditPipeline:
     @property
     def functions(self) -> list[FunctionSpec]:
         """Every function deployed, of every stack deployed."""
-        deployment = self._running_deployment()
+        deployment = _running(self._deployment)
         return [spec for stack in deployment.stacks for spec in stack.functions]
 
     @property
@@ -505,16 +496,11 @@ class LocalAuditPipeline:
         """The stack's synthesized template, as read from the cloud assembly."""
         return self._assembly.template
 
-    def _running_signer(self) -> NotificationSigner:
-        if self._signer is None:
-            raise RuntimeError("the pipeline is not running")
-        return self._signer
-
     @property
     def sns_signer(self) -> NotificationSigner:
         """The key and certificate this run's SNS signs notifications with (its workers pin the
         certificate; ``sns_signer.sign(envelope)`` signs a hand-made one as SNS would)."""
-        return self._running_signer()
+        return _running(self._signer)
 
     def signed_notification(self, message: str, *, topic_arn: str | None = None) -> str:
         """An SQS body as this emulator's SNS delivers ``message`` from the topic (default: the
@@ -523,14 +509,12 @@ class LocalAuditPipeline:
         For rehearsals that put a genuine-looking delivery straight into a queue (the DLQ)."""
         return sqs_body(
             notification(
-                self._running_signer(), topic_arn=topic_arn or self.topic_arn, message=message
+                _running(self._signer), topic_arn=topic_arn or self.topic_arn, message=message
             )
         )
 
-    def _running_deployment(self) -> Deployment:
-        if self._deployment is None:
-            raise RuntimeError("the pipeline is not running")
-        return self._deployment
+    def _running_server(self) -> EmulatorServer:
+        return _running(self._server if self._server.started else None)
 
     def client(self, service: str, *, as_emulator: bool = False, **kwargs: Any) -> Any:
         """A new boto3 client bound to the emulator, calling as ``principal`` (no proxies).
@@ -539,8 +523,7 @@ class LocalAuditPipeline:
             a test's way to set up what no principal may do on AWS (a message straight into a
             queue only the topic may feed, a tampered record of an append-only table).
         """
-        if not self._server.started:
-            raise RuntimeError("the pipeline is not running")
+        self._running_server()
         key = INTERNAL_ACCESS_KEY_ID if as_emulator else OUTSIDE_ACCESS_KEY_ID
         return self._clients.new(service, access_key_id=key, **kwargs)
 
@@ -604,9 +587,7 @@ class LocalAuditPipeline:
     @property
     def enforcer(self) -> Enforcer:
         """The IAM enforcement of the running emulator (its policies, its callers)."""
-        if self._enforcer is None:
-            raise RuntimeError("the pipeline is not running")
-        return self._enforcer
+        return _running(self._enforcer)
 
     @property
     def failed_deliveries(self) -> list[tuple[str, str, str]]:
@@ -651,7 +632,7 @@ class LocalAuditPipeline:
         dead_letter_arns = sorted(
             {
                 queue.dead_letter_target_arn
-                for stack in self._running_deployment().stacks
+                for stack in _running(self._deployment).stacks
                 for queue in stack.queues
                 if queue.dead_letter_target_arn
             }
@@ -698,8 +679,7 @@ class LocalAuditPipeline:
         throttle (retried until the batch's visibility timeout ends), any other code fails the
         batch.
         """
-        if not self._server.started:
-            raise RuntimeError("the pipeline is not running")
+        self._running_server()
         function_name = None
         if function is not None:
             if operation.lower() != "lambda:invoke":
@@ -719,8 +699,7 @@ class LocalAuditPipeline:
     def kill_busy_workers(self, name: str) -> list[int]:
         """Kill (SIGKILL) every worker of a function that is running an invocation right now, as
         when an execution environment crashes mid-batch; the process ids killed."""
-        if self._deployment is None:
-            raise RuntimeError("the pipeline is not running")
+        _running(self._deployment)
         return self._functions.find(self.function_name(name)).kill_busy_workers()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str = "") -> None:

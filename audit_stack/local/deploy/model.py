@@ -97,5 +97,15 @@ class Deployment:
         """Every stack deployed: the dependencies in order, then this one."""
         return [*self.dependencies, self]
 
+    @property
+    def created_types(self) -> dict[str, str]:
+        """Logical id -> type of every resource created (the skipped ones left out)."""
+        skipped = {logical_id for logical_id, _, _ in self.skipped}
+        return {
+            logical_id: kind
+            for logical_id, kind in self.resource_types.items()
+            if logical_id not in skipped
+        }
+
     def queue_by_arn(self, arn: str) -> QueueInfo | None:
         return next((queue for queue in self.queues if queue.arn == arn), None)

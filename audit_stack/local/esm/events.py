@@ -7,7 +7,7 @@ import base64
 import json
 from typing import Any
 
-from audit_stack.local.runtime.functions import InvocationResult
+from audit_stack.local.runtime.registry import InvocationResult
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

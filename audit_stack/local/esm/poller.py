@@ -15,7 +15,7 @@ from typing import Any
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.deploy.model import EventSourceSpec
 from audit_stack.local.esm.events import fitting_prefix
-from audit_stack.local.runtime.functions import SYNC_PAYLOAD_LIMIT_BYTES
+from audit_stack.local.runtime.pool import SYNC_PAYLOAD_LIMIT_BYTES
 
 RECEIVE_LIMIT = 10  # SQS's ReceiveMessage maximum
 

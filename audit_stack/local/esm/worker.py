@@ -19,7 +19,8 @@ from audit_stack.local.control.moto_hooks import QueueSnapshot
 from audit_stack.local.deploy.model import EventSourceSpec
 from audit_stack.local.esm.events import sqs_event, successful_messages
 from audit_stack.local.esm.poller import RECEIVE_LIMIT, SqsPoller
-from audit_stack.local.runtime.functions import InvocationResult, TooManyRequestsError
+from audit_stack.local.runtime.pool import TooManyRequestsError
+from audit_stack.local.runtime.registry import InvocationResult
 
 # Without ScalingConfig, Lambda starts an SQS event source with five concurrent batches (and scales
 # up to 1,250); five keeps a laptop responsive.

@@ -30,6 +30,16 @@ class ApiError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Injected:
+    """An error the endpoint answers instead of performing a request, or after performing it
+    (an injected fault: the endpoint applies it, instruments decide it and count it)."""
+
+    error: ApiError
+    after_request: bool
+    label: str
+
+
 NOT_EMULATED_STATUS = "501 Not Implemented"
 NOT_EMULATED_CODE = "NotImplemented"
 

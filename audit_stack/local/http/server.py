@@ -1,11 +1,14 @@
 """The emulator's HTTP endpoint on loopback: one WSGI app in front of moto's.
 
-For each request it decides the operation once (``operations.identify``), counts it
-(``metering``), asks IAM whether its caller may (``authorize``: AccessDenied in the service's
-shape otherwise), applies any injected fault (``faults``), answers the APIs the emulator implements
-itself (Lambda Invoke, SQS message move tasks, CloudFormation's read API), refuses the ones nobody
-implements with one uniform error, and passes the rest to moto, one request at a time. Then it
-tells waiters (pollers, run_until_idle) that something changed.
+For each request it decides the operation once (``operations.identify``), counts it (a
+``RequestMeter``), asks IAM whether its caller may (``authorize``: AccessDenied in the service's
+shape otherwise), applies any injected fault (a ``FaultSource``), answers the APIs the emulator
+implements itself (``LocalApi``: Lambda Invoke, SQS message move tasks, CloudFormation's read
+API), refuses the ones nobody implements with one uniform error, and passes the rest to moto, one
+request at a time. Then it tells waiters (pollers, run_until_idle) that something changed.
+
+Transport only: the services and instruments are registered by the pipeline through the
+protocols below, so this package imports neither (``tests/unit/local/test_structure.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from moto.moto_server.werkzeug_app import (
@@ -25,9 +29,13 @@ from werkzeug.serving import ThreadedWSGIServer
 
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.control.moto_hooks import serialized
-from audit_stack.local.http.errors import ApiError, Response, error_response, not_emulated
-from audit_stack.local.http.faults import Faults
-from audit_stack.local.http.metering import Instrumentation
+from audit_stack.local.http.errors import (
+    ApiError,
+    Injected,
+    Response,
+    error_response,
+    not_emulated,
+)
 from audit_stack.local.http.operations import Environ, Operation, identify, read_body
 
 LOOPBACK = "127.0.0.1"
@@ -49,6 +57,22 @@ class LocalApi(Protocol):
     def handle(self, operation: Operation, environ: Environ, body: bytes) -> Response: ...
 
 
+class FaultSource(Protocol):
+    """Decides, per request, whether an injected fault answers it (``instruments.faults``)."""
+
+    def apply(self, operation: Operation) -> Injected | None: ...
+
+
+class RequestMeter(Protocol):
+    """Watches every request: in progress for its block, then its answer (``instruments``)."""
+
+    def request(self, operation: Operation) -> AbstractContextManager[None]: ...
+
+    def record(
+        self, operation: Operation, body: bytes, answer: Response, injected: Injected | None
+    ) -> None: ...
+
+
 class Endpoint:
     """The WSGI app: every request's one path through the emulator.
 
@@ -62,8 +86,8 @@ class Endpoint:
         self,
         *,
         activity: Activity,
-        faults: Faults,
-        instrumentation: Instrumentation,
+        faults: FaultSource,
+        instrumentation: RequestMeter,
         local_apis: Mapping[str, LocalApi] | None = None,
         on_event: Callable[[str], None],
     ) -> None:
@@ -98,9 +122,7 @@ class Endpoint:
                     response = error_response(operation, injected.error)
                 else:
                     response = self._perform(operation, environ, body)
-                self._instrumentation.record(
-                    operation, body, (response.status, response.headers, response.body), injected
-                )
+                self._instrumentation.record(operation, body, response, injected)
         finally:
             if operation.action in _READ_ONLY:
                 self._activity.notify()

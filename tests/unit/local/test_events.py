@@ -13,7 +13,7 @@ from audit_stack.local.esm.events import (
     sqs_record,
     successful_messages,
 )
-from audit_stack.local.runtime.functions import InvocationResult
+from audit_stack.local.runtime.registry import InvocationResult
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:audit"
 

@@ -12,8 +12,8 @@ from xml.etree import ElementTree
 import pytest
 
 from audit_stack.local.http.errors import ApiError, error_response, not_emulated
-from audit_stack.local.http.faults import DYNAMODB_WRITE_FAULTS, Faults, InjectedFault
 from audit_stack.local.http.operations import Operation, identify
+from audit_stack.local.instruments.faults import DYNAMODB_WRITE_FAULTS, Faults, InjectedFault
 
 SCOPE = "AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-1/{service}/aws4_request, ..."
 

@@ -11,13 +11,15 @@ from urllib.parse import parse_qs
 
 from audit_stack.local.http.errors import ApiError, Response
 from audit_stack.local.http.operations import Environ, Operation
-from audit_stack.local.runtime.functions import (
+from audit_stack.local.runtime.pool import (
     ASYNC_PAYLOAD_LIMIT_BYTES,
     SYNC_PAYLOAD_LIMIT_BYTES,
+    TooManyRequestsError,
+)
+from audit_stack.local.runtime.registry import (
     FunctionNotFoundError,
     FunctionRegistry,
     InvalidRequestContentError,
-    TooManyRequestsError,
 )
 
 _LOG_TAIL_BYTES = 4096

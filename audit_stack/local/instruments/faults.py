@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from audit_stack.local.http.errors import ApiError
+from audit_stack.local.http.errors import ApiError, Injected
 from audit_stack.local.http.operations import Operation, normalise
 
 DEFAULT_MESSAGE = "Injected by LocalAuditPipeline"
@@ -119,15 +119,6 @@ class Fault:
         invoked = operation.function_name or ""
         # FunctionName may be a name, a full ARN or a partial ARN.
         return invoked.rsplit(":function:", 1)[-1].split(":", 1)[0] == self.function_name
-
-
-@dataclass(frozen=True)
-class Injected:
-    """What to answer instead of (or after) performing a request."""
-
-    error: ApiError
-    after_request: bool
-    label: str
 
 
 class Faults:

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from audit_stack.local.http.faults import (
+from audit_stack.local.http.errors import Injected, Response
+from audit_stack.local.http.operations import Operation, normalise
+from audit_stack.local.instruments.faults import (
     DYNAMODB_WRITE_FAULTS,
     FaultInjector,
     Faults,
-    Injected,
     InjectedFault,
 )
-from audit_stack.local.http.operations import Operation, normalise
 
 # SNS and SQS bill each 64 KB chunk of a request's payload as one request.
 BILLING_CHUNK_BYTES = 64 * 1024
@@ -133,11 +133,11 @@ class Instrumentation:
         self,
         operation: Operation,
         body: bytes,
-        answer: tuple[str, list[tuple[str, str]], bytes],
+        answer: Response,
         injected: Injected | None,
     ) -> None:
         """Count one answered request."""
-        status, headers, response = answer
+        status, headers, response = answer.status, answer.headers, answer.body
         action = operation.action
         failed = not status.startswith("2")
         error_code = _error_code(operation, headers, response) if failed else None

@@ -1,0 +1,2 @@
+"""Test instruments at the endpoint: fault injection, and request metering (counts, errors,
+billed units)."""
