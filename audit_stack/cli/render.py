@@ -86,14 +86,14 @@ def print_pairs(pairs: dict[str, Any]) -> None:
         print(f"{key.ljust(width)}  {cell(value)}")
 
 
-def cell(value: Any) -> str:
-    """A value on one line of at most MAX_CELL characters (JSON for anything but text)."""
+def cell(value: Any, *, width: int = MAX_CELL) -> str:
+    """A value on one line of at most ``width`` characters (JSON for anything but text)."""
     if isinstance(value, str):
         text = value
     else:
         text = json.dumps(value, default=_json_default, sort_keys=True, ensure_ascii=False)
     text = " ".join(text.split())
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def duration(seconds: float) -> str:

@@ -42,6 +42,8 @@ DEMO_EMAIL = "john.doe@mail.com"
 # Whom the demo's event is about on a pipeline without AccountDeleted (any identifier will do).
 DEMO_SUBJECT = "cus_demo_1042"
 DEMO_SOURCE = "demo"
+# The trail is one event per column: a cell may be wider than the CLI's, so a key shows whole.
+_TRAIL_CELL = 72
 
 
 class _Steps:
@@ -401,7 +403,8 @@ def _trail_table(items: list[dict[str, Any]], *, first: Sequence[str]) -> str:
         for index in range(1, len(items) + 1)
     ]
     rows = [
-        [name] + [render.cell(item[name]) if name in item else "" for item in items]
+        [name]
+        + [render.cell(item[name], width=_TRAIL_CELL) if name in item else "" for item in items]
         for name in names
     ]
     return render.table(headers, rows)

@@ -25,9 +25,6 @@ from audit_stack.local.http.operations import Environ, Operation
 _NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 _CONTENT_TYPE = [("Content-Type", "text/xml")]
 
-Answer = tuple[str, list[tuple[str, str]], bytes]
-"""(HTTP status line, headers, body) of one API answer."""
-
 
 class StackApi:
     """Answers CloudFormation's query-protocol requests about one deployed stack."""
@@ -52,9 +49,9 @@ class StackApi:
         self._created = _timestamp(datetime.now(UTC))
 
     def handle(self, operation: Operation, environ: Environ, body: bytes) -> Response:
-        return Response(*self.answer(operation.name, body, operation.region))
+        return self.answer(operation.name, body, operation.region)
 
-    def answer(self, operation: str, body: bytes, region: str | None) -> Answer:
+    def answer(self, operation: str, body: bytes, region: str | None) -> Response:
         """The answer to one request (``operation`` as in its Action parameter)."""
         parameters = {
             name: values[0]
@@ -155,11 +152,11 @@ def _element(tag: str, content: str | list[ElementTree.Element]) -> ElementTree.
     return element
 
 
-def _result(operation: str, children: list[ElementTree.Element]) -> Answer:
+def _result(operation: str, children: list[ElementTree.Element]) -> Response:
     response = ElementTree.Element(f"{operation}Response", xmlns=_NAMESPACE)
     response.append(_element(f"{operation}Result", children))
     response.append(_element("ResponseMetadata", [_element("RequestId", str(uuid.uuid4()))]))
-    return "200 OK", _CONTENT_TYPE, ElementTree.tostring(response, encoding="utf-8")
+    return Response("200 OK", _CONTENT_TYPE, ElementTree.tostring(response, encoding="utf-8"))
 
 
 def _timestamp(moment: datetime) -> str:
