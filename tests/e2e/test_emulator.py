@@ -130,6 +130,21 @@ def test_timeout_kills_the_worker_and_the_next_invocation_starts_fresh(
     assert fresh["inits"] == 1
 
 
+def test_a_timed_out_invocation_reports_no_cpu_time_not_its_workers_previous_one(
+    probe: LocalAuditPipeline,
+) -> None:
+    """The worker never answered, so nothing measured the handler (the warm worker's last
+    figure belongs to the invocation before)."""
+    probe.invoke("probe", {})
+    with pytest.raises(FunctionInvocationError):
+        probe.invoke("probe", {"sleep": 30})
+
+    warm, timed_out = probe.invocations("probe")[-2:]
+    assert warm.cpu_seconds is not None
+    assert timed_out.timed_out
+    assert timed_out.cpu_seconds is None
+
+
 def test_unknown_function_is_resource_not_found(probe: LocalAuditPipeline) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         probe.client("lambda").invoke(FunctionName="no-such-function", Payload=b"{}")
