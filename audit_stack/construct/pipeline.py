@@ -37,8 +37,9 @@ from audit_stack.construct.encryption import (
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
 from audit_stack.construct.metric_options import MetricOptions, with_statistic
+from audit_stack.construct.props import AuditPipelineProps
 from audit_stack.construct.publisher_layer import wire_publisher
-from audit_stack.construct.sealing import DEFAULT_ANCHOR_RETENTION, DigestChain
+from audit_stack.construct.sealing import DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
 from audit_stack.lambda_code import audit_events_module, contract
 
@@ -49,106 +50,41 @@ else:
 
 EventType = _catalogue.EventType
 
-__all__ = ["DEFAULT_EVENT_TYPE_INDEX_SHARDS", "AuditPipeline", "EventType"]
-
-# 10,000 events/s of one type over 16 shards: about 625 writes/s per index partition key, under
-# DynamoDB's 1,000 writes/s per partition with room for the spread of a hash.
-DEFAULT_EVENT_TYPE_INDEX_SHARDS = 16
+__all__ = ["AuditPipeline", "EventType"]
 
 
 class AuditPipeline(Construct):
     """Records audit events published to a topic, exactly once, in an append-only table.
 
-    :param max_receive_count: receives before a message moves to the dead-letter queue.
-    :param batch_size: SQS messages per recorder invocation (1-10, or up to 10,000 with a
-        batching window).
-    :param max_batching_window: how long the event source waits to fill a batch.
-    :param max_concurrency: most concurrent recorder invocations (2-1000), so a backlog
-        cannot overrun the table.
-    :param recorder_timeout: the recorder's timeout; the queue's visibility timeout is 6x it.
-    :param event_types: the pipeline's event catalogue: the types it records, as names or
-        ``EventType(name, details_schema={...})`` entries. The queue subscribes to these types
-        (SNS filter policy); the recorder and producers wired with ``add_publisher`` get the
-        catalogue (``EVENT_CATALOGUE``) and refuse events outside it or whose details break
-        their schema. The deleteAccount function exists only with ``AccountDeleted``.
-    :param encryption_key: a customer-managed KMS key for topic, queues and table; by default
-        AWS-managed keys (topic, table) and SSE-SQS (queues).
-    :param removal_policy: what ``cdk destroy`` does to the table, the queues and the log
-        groups. RETAIN by default; DESTROY (for throwaway dev stacks) also lifts the table's
-        deletion protection.
-    :param log_retention: how long the functions' logs are kept.
-    :param oldest_message_age_alarm: alarm when the oldest queued message is this old.
-    :param alarm_action: where every alarm (and its return to OK) is sent, e.g. an SNS action.
-        Without one, synthesis shows a warning: alarms that reach nobody protect nothing.
-    :param dashboard: also create a CloudWatch dashboard of the pipeline.
-    :param seal_interval: how often the sealer signs the records written since the last digest
-        (whole minutes, 1 minute to 1 day).
-    :param subject_in_clear: record the e-mail address itself as the subject (and in the
-        details), as version 1 did, instead of its keyed pseudonym; no pseudonym secret is
-        created. For policies that require the address in the audit log.
-    :param event_type_index: keep the ``by-event-type-shard`` index (events of one type in a
-        time range); each index write costs a write unit.
-    :param event_type_index_shards: partition keys per event type in that index (1-256); only
-        ever raise it, since events already written stay on their shard.
-    :param anchor_bucket: an existing S3 bucket with Object Lock (possibly in another account,
-        docs/INTEGRITY.md has the bucket policy it needs) where the sealer writes each signed
-        checkpoint; by default the pipeline creates one (Object Lock, versioned, SSE-S3, no
-        public access, TLS only, retained on ``cdk destroy``).
-    :param anchor_retention: how long each anchored checkpoint is locked (COMPLIANCE mode: no
-        one, root included, can delete or change it before then); whole days, 1 day to 100
-        years, default 365 days.
+    Every prop is optional and declared once, with its default and meaning, in
+    ``AuditPipelineProps`` (``props.py``; the README's "Props" table is generated from it); the
+    rules on their values are ``validation.RULES``. ``AuditPipeline(self, "Audit")`` alone is a
+    production-ready deployment.
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        max_receive_count: int = 5,
-        batch_size: int = 10,
-        max_batching_window: Duration | None = None,
-        max_concurrency: int = 5,
-        recorder_timeout: Duration | None = None,
-        event_types: Sequence[str | _catalogue.EventType] = ("AccountDeleted",),
-        encryption_key: kms.IKey | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        oldest_message_age_alarm: Duration | None = None,
-        alarm_action: cloudwatch.IAlarmAction | None = None,
-        dashboard: bool = False,
-        seal_interval: Duration | None = None,
-        subject_in_clear: bool = False,
-        event_type_index: bool = True,
-        event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
-        anchor_bucket: s3.IBucket | None = None,
-        anchor_retention: Duration | None = None,
+        self, scope: Construct, construct_id: str, **props: Unpack[AuditPipelineProps]
     ) -> None:
         # Every prop is checked before any child is created, so bad input leaves nothing behind.
-        validate_props(
-            {
-                "max_receive_count": max_receive_count,
-                "batch_size": batch_size,
-                "max_batching_window": max_batching_window,
-                "max_concurrency": max_concurrency,
-                "recorder_timeout": recorder_timeout,
-                "event_types": event_types,
-                "encryption_key": encryption_key,
-                "removal_policy": removal_policy,
-                "log_retention": log_retention,
-                "oldest_message_age_alarm": oldest_message_age_alarm,
-                "alarm_action": alarm_action,
-                "dashboard": dashboard,
-                "seal_interval": seal_interval,
-                "subject_in_clear": subject_in_clear,
-                "event_type_index": event_type_index,
-                "event_type_index_shards": event_type_index_shards,
-                "anchor_bucket": anchor_bucket,
-                "anchor_retention": anchor_retention,
-            }
-        )
-        recorder_timeout = recorder_timeout or Duration.seconds(30)
-        oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
-        seal_interval = seal_interval or Duration.minutes(5)
+        values = validate_props(props)
+        max_receive_count: int = values["max_receive_count"]
+        batch_size: int = values["batch_size"]
+        max_batching_window: Duration | None = values["max_batching_window"]
+        max_concurrency: int = values["max_concurrency"]
+        recorder_timeout: Duration = values["recorder_timeout"]
+        event_types: Sequence[str | _catalogue.EventType] = values["event_types"]
+        encryption_key: kms.IKey | None = values["encryption_key"]
+        removal_policy: RemovalPolicy = values["removal_policy"]
+        log_retention: logs.RetentionDays = values["log_retention"]
+        oldest_message_age_alarm: Duration = values["oldest_message_age_alarm"]
+        alarm_action: cloudwatch.IAlarmAction | None = values["alarm_action"]
+        dashboard: bool = values["dashboard"]
+        seal_interval: Duration = values["seal_interval"]
+        subject_in_clear: bool = values["subject_in_clear"]
+        event_type_index: bool = values["event_type_index"]
+        event_type_index_shards: int = values["event_type_index_shards"]
+        anchor_bucket: s3.IBucket | None = values["anchor_bucket"]
+        anchor_retention: Duration = values["anchor_retention"]
         super().__init__(scope, construct_id)
         self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
@@ -305,7 +241,7 @@ class AuditPipeline(Construct):
             encryption_key=encryption_key,
             removal_policy=retain,
             anchor_bucket=anchor_bucket,
-            anchor_retention=anchor_retention or DEFAULT_ANCHOR_RETENTION,
+            anchor_retention=anchor_retention,
         )
         self._recorder.add_environment(
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
