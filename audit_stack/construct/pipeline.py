@@ -36,7 +36,7 @@ from audit_stack.construct.encryption import (
 )
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
-from audit_stack.construct.metric_options import MetricOptions, with_statistic
+from audit_stack.construct.metric_options import MetricOptions
 from audit_stack.construct.props import AuditPipelineProps
 from audit_stack.construct.publisher_layer import wire_publisher
 from audit_stack.construct.sealing import DigestChain
@@ -91,12 +91,11 @@ class AuditPipeline(Construct):
         self._lookup_principals = permissions.PrincipalArns()
         # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
         self._publishers = permissions.PrincipalArns()
-        self._tagged_publishers = permissions.TaggedPublishers(
+        self._tagged_publishers = permissions.TaggedPrincipals(
             f"audit-pipeline-publish:{Names.unique_id(self)[-96:]}"
         )
         self._publisher_accounts = permissions.PrincipalArns()
         self._publisher_organizations = permissions.PrincipalArns()
-        self._tagged_lookup_principals: permissions.TaggedReaders | None = None
         # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
         self._marker = PipelineMarker(self)
         self._encryption_key = encryption_key
@@ -164,6 +163,7 @@ class AuditPipeline(Construct):
             event_type_index_shards=self._event_type_index_shards,
         )
         self._pseudonym_secret: secretsmanager.Secret | None = None
+        self._tagged_lookup_principals: permissions.TaggedPrincipals | None = None
         self._key_custodians = permissions.PrincipalArns()
         deployer_arn = permissions.deployment_role_arn(self)
         if deployer_arn is not None:
@@ -173,11 +173,11 @@ class AuditPipeline(Construct):
             self._pseudonym_secret = builders.pseudonym_secret(
                 self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
             )
-            self._tagged_lookup_principals = permissions.TaggedReaders(
-                permissions.only_lookup_principals_read(
-                    self._pseudonym_secret, self._lookup_principals
-                ),
-                tag_key=f"audit-pipeline-lookup:{Names.unique_id(self._pseudonym_secret)[-96:]}",
+            self._tagged_lookup_principals = permissions.TaggedPrincipals(
+                f"audit-pipeline-lookup:{Names.unique_id(self._pseudonym_secret)[-96:]}"
+            )
+            permissions.only_lookup_principals_read(
+                self._pseudonym_secret, self._lookup_principals, self._tagged_lookup_principals
             )
             permissions.only_custodians_change_the_key(self._pseudonym_secret, self._key_custodians)
 
@@ -276,15 +276,27 @@ class AuditPipeline(Construct):
                 secrets=[self._pseudonym_secret] if self._pseudonym_secret else [],
             ),
         )
+        self._metrics = monitoring.PipelineMetrics(
+            topic=self._topic,
+            queue=self._queue,
+            dead_letter_queue=self._dead_letter_queue,
+            subscription_dead_letter_queue=self._subscription_dead_letter_queue,
+            seal_queue=self._chain.seal_queue,
+            recorder=self._recorder,
+            publisher=self._publisher,
+            sealer=self._chain.sealer,
+            control_watch=self._control_watch,
+        )
         self._alarms = monitoring.create_alarms(
             self,
+            self._metrics,
             oldest_message_age=oldest_message_age_alarm,
             seal_interval=seal_interval,
             action=alarm_action,
             name=self._control_watch.alarm_name,
         )
         if dashboard:
-            monitoring.create_dashboard(self, self._alarms)
+            monitoring.create_dashboard(self, self._metrics, self._alarms)
 
     def _deny_all_but_the_pipeline(self, recorder_role: iam.IRole) -> None:
         """Integrity v2 (docs/INTEGRITY.md, layer 1): only granted producers publish, only the
@@ -478,43 +490,34 @@ class AuditPipeline(Construct):
 
     def metric_dead_letter_queue_depth(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Messages in the DLQ, visible or in flight (Maximum of each, summed)."""
-        return monitoring.queue_depth(self._dead_letter_queue, "DLQ messages", dict(props))
+        return self._metrics.metric_dead_letter_queue_depth(**props)
 
     def metric_subscription_dead_letter_queue_depth(
         self, **props: Unpack[MetricOptions]
     ) -> cloudwatch.IMetric:
         """Undeliverable notifications in the subscription's DLQ, visible or in flight."""
-        return monitoring.queue_depth(
-            self._subscription_dead_letter_queue, "Undelivered", dict(props)
-        )
+        return self._metrics.metric_subscription_dead_letter_queue_depth(**props)
 
     def metric_publisher_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed publisher invocations (Sum); the pipeline must have the deleteAccount
         function (``AccountDeleted`` in ``event_types``)."""
-        if self._publisher is None:
-            raise ValueError(
-                "metric_publisher_errors: this pipeline has no deleteAccount function "
-                "(AccountDeleted is not in its event_types)"
-            )
-        return self._publisher.metric_errors(**with_statistic("Sum", props))
+        return self._metrics.metric_publisher_errors(**props)
 
     def metric_sealer_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed sealer runs (Sum)."""
-        return self._chain.sealer.metric_errors(**with_statistic("Sum", props))
+        return self._metrics.metric_sealer_errors(**props)
 
     def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest record report waiting for the sealer (Maximum)."""
-        return self._chain.seal_queue.metric_approximate_age_of_oldest_message(
-            **with_statistic("Maximum", props)
-        )
+        return self._metrics.metric_oldest_seal_notice_age(**props)
 
     def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, dict(props))
+        return self._metrics.metric_tampered_records(**props)
 
     def metric_control_changes(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """CloudTrail events that changed the log's controls (the rules' TriggeredRules, summed)."""
-        return self._control_watch.metric(dict(props))
+        return self._metrics.metric_control_changes(**props)
 
     @property
     def control_change_rules(self) -> tuple[events.IRule, ...]:
@@ -534,48 +537,44 @@ class AuditPipeline(Construct):
         self, **props: Unpack[MetricOptions]
     ) -> cloudwatch.Metric:
         """Published events no subscription's filter policy accepted (SNS, Sum)."""
-        return self._topic.metric_number_of_notifications_filtered_out(
-            **with_statistic("Sum", props)
-        )
+        return self._metrics.metric_notifications_filtered_out(**props)
 
     def metric_unaccounted_events(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Events published to the topic minus those accounted for: filtered out, failed
         delivery, recorded, skipped as duplicates or rejected as poison (docs/INTEGRITY.md)."""
-        return monitoring.unaccounted_events(self, self._topic, dict(props))
+        return self._metrics.metric_unaccounted_events(**props)
 
     def metric_digests_written(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Digests the sealer wrote, heartbeats included (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DIGESTS_WRITTEN, dict(props))
+        return self._metrics.metric_digests_written(**props)
 
     def metric_oldest_message_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest message in the queue (Maximum)."""
-        return self._queue.metric_approximate_age_of_oldest_message(
-            **with_statistic("Maximum", props)
-        )
+        return self._metrics.metric_oldest_message_age(**props)
 
     def metric_recorder_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed recorder invocations (Sum)."""
-        return self._recorder.metric_errors(**with_statistic("Sum", props))
+        return self._metrics.metric_recorder_errors(**props)
 
     def metric_recorder_throttles(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Throttled recorder invocations (Sum)."""
-        return self._recorder.metric_throttles(**with_statistic("Sum", props))
+        return self._metrics.metric_recorder_throttles(**props)
 
     def metric_events_recorded(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Audit events written to the table (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_EVENTS_RECORDED, dict(props))
+        return self._metrics.metric_events_recorded(**props)
 
     def metric_duplicates_skipped(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Redelivered events recognised as already recorded (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DUPLICATES_SKIPPED, dict(props))
+        return self._metrics.metric_duplicates_skipped(**props)
 
     def metric_poison_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder rejected as malformed (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, dict(props))
+        return self._metrics.metric_poison_messages(**props)
 
     def metric_unverified_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder refused as not signed by SNS for its topic (custom, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, dict(props))
+        return self._metrics.metric_unverified_messages(**props)
 
     # -- access (permissions.py) ----------------------------------------------------------
 
@@ -585,11 +584,13 @@ class AuditPipeline(Construct):
         The topic denies sns:Publish to every principal it does not name, so the grantee must
         be an IAM role or user (or have one, like a function).
         """
-        other_stacks_role = permissions.in_another_stack(grantee, self)
-        if other_stacks_role is not None:
-            self._tagged_publishers.add(other_stacks_role)
-        else:
-            self._publishers.add(permissions.principal_arn(grantee, purpose="grant_publish"))
+        permissions.add_principal(
+            grantee,
+            self,
+            readers=self._publishers,
+            tagged=self._tagged_publishers,
+            purpose="grant_publish",
+        )
         return permissions.grant_publish(grantee, self._topic, self._encryption_key)
 
     def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -668,7 +669,7 @@ class AuditPipeline(Construct):
         pseudonym secret's ARN, or subject-in-clear), and adds the client's Lambda layer
         (``publisher_layer.py``: ``from audit_stack import AuditPublisher`` works in the
         function with nothing bundled). A function of another stack depends on the pipeline's
-        stack, never the reverse (see ``permissions.TaggedReaders``).
+        stack, never the reverse (see ``permissions.TaggedPrincipals``).
         """
         wire_publisher(self, function, self._publisher_environment())
 
