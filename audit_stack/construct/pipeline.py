@@ -379,7 +379,7 @@ class AuditPipeline(Construct):
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
-            return {contract.ENV_SUBJECT_IN_CLEAR: "true"}
+            return {contract.ENV_SUBJECT_IN_CLEAR: contract.SUBJECT_IN_CLEAR_ON}
         return {contract.ENV_PSEUDONYM_SECRET_ARN: self._pseudonym_secret.secret_arn}
 
     def _mark_resources(self) -> None:
