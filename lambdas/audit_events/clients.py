@@ -99,6 +99,9 @@ def _client(service: str, budget: RetryBudget) -> Any:
             connect_timeout=budget.connect_timeout,
             read_timeout=budget.read_timeout,
             retries={"mode": "standard", "total_max_attempts": budget.max_attempts},
+            # Every request is built by this code, and the service validates it anyway:
+            # botocore's own check of each request's shape is CPU spent per call for nothing.
+            parameter_validation=False,
         ),
     )
 

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from botocore.validate import ParamValidationDecorator
 
 from audit_events.integrity import parse_notice
 
@@ -149,3 +150,35 @@ def test_duplicates_in_one_concurrent_batch_record_the_event_once(
 
     assert response == {"batchItemFailures": []}
     assert _recorded_ids(audit_table) == {repeated.event_id} | {e.event_id for e in others}
+
+
+def test_every_batch_of_an_execution_environment_writes_on_one_pool_of_threads(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+) -> None:
+    def writers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("audit-write")}
+
+    for batch in range(3):
+        events = [account_deleted(f"user{batch}-{number}@mail.com") for number in range(10)]
+        response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
+        assert response == {"batchItemFailures": []}
+        if batch == 0:
+            first = writers()
+
+    assert len(_recorded_ids(audit_table)) == 30
+    assert 1 < len(first) <= recorder.MAX_CONCURRENT_WRITES
+    assert writers() == first  # the later batches started no thread of their own
+
+
+def test_the_recorders_clients_skip_botocores_own_request_validation(
+    recorder: ModuleType,
+) -> None:
+    # Every request is built by the recorder's code: validating each one's shape in botocore
+    # was CPU per call for nothing (the service validates it anyway).
+    # botocore keeps the setting only in the client's serializer (not in meta.config).
+    for service in ("dynamodb", "sqs"):
+        serializer = recorder.client(service, 29.5)._serializer
+        assert not isinstance(serializer, ParamValidationDecorator), service
