@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -13,6 +14,7 @@ from aws_cdk.assertions import Template
 
 import audit_stack.construct
 from audit_stack import AuditPipeline
+from audit_stack.lambda_code import contract, lambda_code_dir
 from tests.cdk_app import new_app
 
 PACKAGE = "audit_stack.construct"
@@ -130,3 +132,64 @@ def test_every_deny_all_but_statement_exempts_its_principals_and_the_tagged_role
         publish_tag.removeprefix("aws:PrincipalTag/"),
         lookup_tag.removeprefix("aws:PrincipalTag/"),
     } <= tags
+
+
+def _contract_env_names() -> dict[str, str]:
+    """Every ``ENV_*`` of the contract: its value (the variable) -> its constant's name."""
+    return {getattr(contract, name): name for name in dir(contract) if name.startswith("ENV_")}
+
+
+def _names_read_from_the_environment(folder: Path) -> set[str]:
+    """The contract constants the Lambda code reads environment variables by
+    (``os.environ[X]``, ``os.environ.get(X)``), and any literal it reads one by."""
+    found: set[str] = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            key: ast.expr | None = None
+            if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+                key = node.slice
+            elif (
+                isinstance(node, ast.Call)
+                and ast.unparse(node.func) in {"os.environ.get", "os.getenv"}
+                and node.args
+            ):
+                key = node.args[0]
+            if key is not None:
+                found.add(ast.unparse(key))
+    return found
+
+
+def test_every_function_variable_is_a_contract_name_and_the_lambda_code_reads_it_by_that_name(
+    template_json: dict[str, Any],
+) -> None:
+    names = _contract_env_names()
+    set_by_the_construct = {
+        variable
+        for resource in template_json["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+        for variable in resource["Properties"]["Environment"]["Variables"]
+        # Powertools' and the runtime's own settings are theirs, not the pipeline's contract.
+        if not variable.startswith(("POWERTOOLS_", "AWS_"))
+    }
+    read = _names_read_from_the_environment(Path(lambda_code_dir()) / "audit_events")
+
+    assert set_by_the_construct <= set(names), set_by_the_construct - set(names)
+    # Read by the constant, never by a string literal that could drift from it.
+    assert all(not key.startswith(("'", '"')) for key in read), read
+    # Each is read by its function, or from the template by the tooling (verify reads the
+    # sealer's SEAL_INTERVAL_SECONDS): a variable nobody reads would be a stale copy.
+    tooling = _contract_names_used_outside_the_construct()
+    assert {names[variable] for variable in set_by_the_construct} <= read | tooling
+
+
+def _contract_names_used_outside_the_construct() -> set[str]:
+    """``contract.<NAME>`` references in audit_stack's modules other than the construct's."""
+    package = Path(audit_stack.construct.__file__).resolve().parents[1]
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        if FOLDER in path.parents or "lambdas" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "contract":
+                found.add(node.attr)
+    return found
