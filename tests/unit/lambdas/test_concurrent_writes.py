@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -182,3 +184,30 @@ def test_the_recorders_clients_skip_botocores_own_request_validation(
     for service in ("dynamodb", "sqs"):
         serializer = recorder.client(service, 29.5)._serializer
         assert not isinstance(serializer, ParamValidationDecorator), service
+
+
+def test_threads_asking_for_a_client_at_once_share_the_one_client_built(
+    recorder: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = importlib.import_module("audit_events.clients")
+    clients.forget_cached()
+    built: list[str] = []
+    real_client = clients.boto3.client
+
+    def slow_client(service: str, **kwargs: Any) -> Any:
+        built.append(service)
+        time.sleep(0.05)  # a client takes a while to build: every thread arrives meanwhile
+        return real_client(service, **kwargs)
+
+    monkeypatch.setattr(clients.boto3, "client", slow_client)
+    start = threading.Barrier(recorder.MAX_CONCURRENT_WRITES)
+
+    def ask() -> Any:
+        start.wait()
+        return clients.client("dynamodb", 29.5)
+
+    with ThreadPoolExecutor(recorder.MAX_CONCURRENT_WRITES) as pool:
+        got = list(pool.map(lambda _: ask(), range(recorder.MAX_CONCURRENT_WRITES)))
+
+    assert built == ["dynamodb"]
+    assert all(client is got[0] for client in got)
