@@ -185,7 +185,7 @@ class AuditPublisher:
         return cls(
             topic_arn,
             pseudonym_secret_arn=env.get(contract.ENV_PSEUDONYM_SECRET_ARN) or None,
-            subject_in_clear=env.get(contract.ENV_SUBJECT_IN_CLEAR) == "true",
+            subject_in_clear=env.get(contract.ENV_SUBJECT_IN_CLEAR) == contract.SUBJECT_IN_CLEAR_ON,
             event_types=_catalogue.parse_catalogue(catalogue_text) if catalogue_text else None,
             source=env.get(contract.ENV_SOURCE) or env.get("AWS_LAMBDA_FUNCTION_NAME") or None,
             **options,

@@ -8,26 +8,23 @@ from aws_cdk import Annotations, CfnOutput, Environment, IStackSynthesizer, Stac
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from audit_stack import outputs
 from audit_stack.construct import AuditPipeline, AuditPipelineProps
+from audit_stack.construct.props import props_from_context
 
 # `cdk deploy -c alarm_email=ops@example.com` subscribes that address to the alarm topic.
 ALARM_EMAIL_CONTEXT = "alarm_email"
 # `cdk deploy -c redrive_role_arn=arn:aws:iam::...:role/Ops` lets that role redrive the DLQ.
 REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
-# `cdk deploy -c anchor_bucket_name=audit-anchors` anchors checkpoints in that existing bucket
-# (Object Lock on; possibly another account's: docs/INTEGRITY.md) instead of a bucket of its own.
-ANCHOR_BUCKET_CONTEXT = "anchor_bucket_name"
 # `cdk deploy -c key_custodian_role_arn=arn:aws:iam::...:role/BreakGlass` names the one role that
 # may replace, rotate or delete the pseudonym key (grant_key_custody).
 KEY_CUSTODIAN_CONTEXT = "key_custodian_role_arn"
 
-__all__ = ["ALARM_EMAIL_CONTEXT", "ANCHOR_BUCKET_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
+__all__ = ["ALARM_EMAIL_CONTEXT", "KEY_CUSTODIAN_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
 
 
 class AuditStack(Stack):
@@ -36,7 +33,8 @@ class AuditStack(Stack):
 
     :param pipeline_props: the AuditPipeline's props, e.g.
         ``{"recorder_timeout": Duration.seconds(20)}``; ``alarm_action`` defaults to the
-        stack's alarm topic.
+        stack's alarm topic, and props with a context key (``props.py``, e.g.
+        ``-c anchor_bucket_name=NAME``) to the context's value.
     The other keywords are the ``Stack`` props of the same names.
     """
 
@@ -67,11 +65,9 @@ class AuditStack(Stack):
         )
         self.alarm_topic, alarm_key = self._alarm_topic()
         props: AuditPipelineProps = {"alarm_action": cw_actions.SnsAction(self.alarm_topic)}
-        anchor_bucket_name = self.node.try_get_context(ANCHOR_BUCKET_CONTEXT)
-        if anchor_bucket_name:
-            props["anchor_bucket"] = s3.Bucket.from_bucket_name(
-                self, "AnchorBucket", str(anchor_bucket_name)
-            )
+        # Props with a context key (props.py), e.g. `-c anchor_bucket_name=NAME`; the
+        # pipeline_props given in code win over them.
+        props.update(props_from_context(self))
         props.update(pipeline_props or {})
         self.pipeline = AuditPipeline(self, "Audit", **props)
         # Control changes reach the topic directly too, and the topic and its key are watched.

@@ -1,6 +1,7 @@
 """`make bench`: the project next to its peers and the seed, in one run, on this machine.
 
     python -m bench [--assembly cdk.out] [--events 300[,1000]] [--publishers 4] [--bulk 10000]
+    python -m bench --only recorder-cpu [--events 300]   (the recorder's CPU beside the seed's)
 
 Peers, each its own synthesized stack on the embedded emulator: the project's default
 AuditStack, the project with the by-type index off, the AWS Solutions Constructs composition
@@ -29,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from audit_stack.lambda_code import contract
-from bench import bulk, coldstart, configurations, costs, heat, recorder_latency, report
+from bench import (
+    bulk,
+    coldstart,
+    configurations,
+    costs,
+    heat,
+    recorder_cpu,
+    recorder_latency,
+    report,
+)
 from bench.configurations import Configuration
 from bench.items import write_units
 from bench.load import DrainResult, LoadResult, run_drain, run_load
@@ -75,6 +85,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         help="fresh interpreters per handler import measurement (default 5)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output folder")
+    parser.add_argument(
+        "--only",
+        choices=["recorder-cpu"],
+        help="run one part and print its table (no results files): recorder-cpu, the "
+        "recorder's handler CPU per event beside the seed's (bench/recorder_cpu.py)",
+    )
     return parser.parse_args(argv)
 
 
@@ -255,6 +271,10 @@ def _quietly(function: Any, *arguments: Any) -> Any:
 
 def main(argv: list[str]) -> int:
     arguments = _arguments(argv)
+    if arguments.only == "recorder-cpu":
+        return recorder_cpu.main(
+            arguments.assembly, arguments.events[-1], arguments.publishers, _progress
+        )
     command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
     started = time.monotonic()
     started_load = os.getloadavg()

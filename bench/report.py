@@ -867,12 +867,13 @@ def _recommendations(run: dict[str, Any]) -> list[str]:
         "designs; not changed here (the sealer is not this benchmark's code).",
         f"- CloudWatch Logs cost ${_logs_total(project['full_batches']['cost_lines']):.3f} per "
         "million events in the default project at full batches (ingestion plus the data "
-        "protection scan): the recorder's per-record log line is most of it. Fewer bytes per "
-        "record (one summary line per batch, or per-record lines at DEBUG) is the lever.",
-        "- The recorder is CPU-bound on this machine: compare the mean CPU per invocation in "
-        "results.json with the seed's. Its per-record work (strict parsing, the record hash, "
-        "one JSON log line and one signed request per record) is where a faster recorder "
-        "would come from; concurrent writes only shorten the waiting.",
+        "protection scan): the recorder writes one JSON line per batch (one more per poison "
+        "message) besides its metric lines and Lambda's own; fewer bytes per batch is the "
+        "lever.",
+        "- The recorder is CPU-bound on this machine: `python -m bench --only recorder-cpu` "
+        "prints its CPU per event beside the seed's. Its per-record work (strict parsing, the "
+        "SNS signature check, the record hash and one signed request per record) and one seal "
+        "notice per batch are where its CPU goes; concurrent writes only shorten the waiting.",
     ]
 
 

@@ -1,5 +1,6 @@
-"""How the pipeline is watched: its metrics, its alarms, its dashboard, and the rule that sees
-changes to the audit log's controls.
+"""How the pipeline is watched: its metrics (``PipelineMetrics``), its alarms, its dashboard, and
+the rules that see changes to the audit log's controls. The alarms and the dashboard take a
+``PipelineMetrics``, never the pipeline: this module does not import ``pipeline``.
 
 The custom metrics are the ones the handlers emit with Powertools (names, namespace and
 ``service`` dimension from the data contract); a test runs the handlers and checks that every
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Unpack
 
 from aws_cdk import Annotations, Duration, Names, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -25,14 +26,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from audit_stack.construct.metric_options import MetricOptions, with_statistic
 from audit_stack.construct.sealing import HEARTBEAT
 from audit_stack.lambda_code import contract
 
-if TYPE_CHECKING:
-    from audit_stack.construct.pipeline import AuditPipeline
-
 __all__ = [
     "ControlWatch",
+    "PipelineMetrics",
     "WatchedResources",
     "create_alarms",
     "create_dashboard",
@@ -439,29 +439,120 @@ def _triggers(rule_name: str, period: Duration) -> cloudwatch.Metric:
     )
 
 
-def unaccounted_events(
-    pipeline: AuditPipeline, topic: sns.ITopic, props: dict[str, Any]
-) -> cloudwatch.IMetric:
-    """published - (filtered out + failed + recorded + duplicates + poison): above zero, some
-    events entered the topic and neither reached the table nor were refused visibly."""
-    period = props.pop("period", Duration.minutes(5))
-    sums = {"statistic": "Sum", "period": period}
-    using: dict[str, cloudwatch.IMetric] = {
-        "published": topic.metric_number_of_messages_published(**sums),
-        "filtered": topic.metric_number_of_notifications_filtered_out(**sums),
-        "failed": topic.metric_number_of_notifications_failed(**sums),
-        "recorded": pipeline.metric_events_recorded(**sums),
-        "duplicates": pipeline.metric_duplicates_skipped(**sums),
-        "poison": pipeline.metric_poison_messages(**sums),
-    }
-    return cloudwatch.MathExpression(
-        expression="FILL(published, 0) - (FILL(filtered, 0) + FILL(failed, 0) + "
-        "FILL(recorded, 0) + FILL(duplicates, 0) + FILL(poison, 0))",
-        using_metrics=using,
-        label="Unaccounted events",
-        period=period,
-        **props,
-    )
+class PipelineMetrics:
+    """The pipeline's metrics (``AuditPipeline.metric_*`` return these), made from its resources;
+    the alarms and the dashboard take this, not the pipeline, so that this module never imports
+    ``pipeline``."""
+
+    def __init__(
+        self,
+        *,
+        topic: sns.ITopic,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        subscription_dead_letter_queue: sqs.IQueue,
+        seal_queue: sqs.IQueue,
+        recorder: lambda_.IFunction,
+        publisher: lambda_.IFunction | None,
+        sealer: lambda_.IFunction,
+        control_watch: ControlWatch,
+    ) -> None:
+        self._topic = topic
+        self._queue = queue
+        self._dead_letter_queue = dead_letter_queue
+        self._subscription_dead_letter_queue = subscription_dead_letter_queue
+        self._seal_queue = seal_queue
+        self._recorder = recorder
+        self.publisher = publisher
+        """The deleteAccount function; None without ``AccountDeleted`` in the catalogue."""
+        self._sealer = sealer
+        self._control_watch = control_watch
+
+    def metric_dead_letter_queue_depth(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
+        return queue_depth(self._dead_letter_queue, "DLQ messages", dict(props))
+
+    def metric_subscription_dead_letter_queue_depth(
+        self, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.IMetric:
+        return queue_depth(self._subscription_dead_letter_queue, "Undelivered", dict(props))
+
+    def metric_publisher_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        if self.publisher is None:
+            raise ValueError(
+                "metric_publisher_errors: this pipeline has no deleteAccount function "
+                "(AccountDeleted is not in its event_types)"
+            )
+        return self.publisher.metric_errors(**with_statistic("Sum", props))
+
+    def metric_sealer_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return self._sealer.metric_errors(**with_statistic("Sum", props))
+
+    def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return self._seal_queue.metric_approximate_age_of_oldest_message(
+            **with_statistic("Maximum", props)
+        )
+
+    def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return custom_metric(contract.METRIC_TAMPERED_RECORDS, dict(props))
+
+    def metric_control_changes(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
+        return self._control_watch.metric(dict(props))
+
+    def metric_notifications_filtered_out(
+        self, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.Metric:
+        return self._topic.metric_number_of_notifications_filtered_out(
+            **with_statistic("Sum", props)
+        )
+
+    def metric_unaccounted_events(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
+        """published - (filtered out + failed + recorded + duplicates + poison): above zero,
+        some events entered the topic and neither reached the table nor were refused visibly."""
+        options: dict[str, Any] = dict(props)
+        period = options.pop("period", Duration.minutes(5))
+        sums: MetricOptions = {"statistic": "Sum", "period": period}
+        using: dict[str, cloudwatch.IMetric] = {
+            "published": self._topic.metric_number_of_messages_published(**sums),
+            "filtered": self._topic.metric_number_of_notifications_filtered_out(**sums),
+            "failed": self._topic.metric_number_of_notifications_failed(**sums),
+            "recorded": self.metric_events_recorded(**sums),
+            "duplicates": self.metric_duplicates_skipped(**sums),
+            "poison": self.metric_poison_messages(**sums),
+        }
+        return cloudwatch.MathExpression(
+            expression="FILL(published, 0) - (FILL(filtered, 0) + FILL(failed, 0) + "
+            "FILL(recorded, 0) + FILL(duplicates, 0) + FILL(poison, 0))",
+            using_metrics=using,
+            label="Unaccounted events",
+            period=period,
+            **options,
+        )
+
+    def metric_digests_written(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return custom_metric(contract.METRIC_DIGESTS_WRITTEN, dict(props))
+
+    def metric_oldest_message_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return self._queue.metric_approximate_age_of_oldest_message(
+            **with_statistic("Maximum", props)
+        )
+
+    def metric_recorder_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return self._recorder.metric_errors(**with_statistic("Sum", props))
+
+    def metric_recorder_throttles(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return self._recorder.metric_throttles(**with_statistic("Sum", props))
+
+    def metric_events_recorded(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return custom_metric(contract.METRIC_EVENTS_RECORDED, dict(props))
+
+    def metric_duplicates_skipped(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return custom_metric(contract.METRIC_DUPLICATES_SKIPPED, dict(props))
+
+    def metric_poison_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return custom_metric(contract.METRIC_POISON_MESSAGES, dict(props))
+
+    def metric_unverified_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        return custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, dict(props))
 
 
 @dataclass(frozen=True)
@@ -478,7 +569,8 @@ class _AlarmSpec:
 
 
 def create_alarms(
-    pipeline: AuditPipeline,
+    scope: Construct,
+    pipeline: PipelineMetrics,
     *,
     oldest_message_age: Duration,
     seal_interval: Duration,
@@ -512,7 +604,7 @@ def create_alarms(
                     "The publisher function failed: callers' audit events may not be published.",
                 )
             ]
-            if pipeline.publisher_function is not None
+            if pipeline.publisher is not None
             else []
         ),
         _AlarmSpec(
@@ -599,7 +691,7 @@ def create_alarms(
     alarms = []
     for spec in specs:
         alarm = cloudwatch.Alarm(
-            pipeline,
+            scope,
             spec.construct_id,
             # Fixed names under the control-change rules' prefix: the rules watch them by it.
             alarm_name=name(spec.construct_id),
@@ -625,10 +717,10 @@ def _heartbeat_period(seal_interval: Duration) -> Duration:
 
 
 def create_dashboard(
-    pipeline: AuditPipeline, alarms: Sequence[cloudwatch.IAlarm]
+    scope: Construct, pipeline: PipelineMetrics, alarms: Sequence[cloudwatch.IAlarm]
 ) -> cloudwatch.Dashboard:
     """A CloudWatch dashboard of the pipeline's events, queues, recorder and alarms."""
-    board = cloudwatch.Dashboard(pipeline, "Dashboard")
+    board = cloudwatch.Dashboard(scope, "Dashboard")
     board.add_widgets(
         cloudwatch.GraphWidget(
             title="Audit events",

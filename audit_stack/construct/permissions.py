@@ -27,7 +27,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from audit_stack.construct.encryption import PUBLISHER_KEY_ACTIONS, require_key_statement
 
@@ -53,7 +53,8 @@ __all__ = [
     "VERIFY_KEY_ACTIONS",
     "VERIFY_TABLE_ACTIONS",
     "PrincipalArns",
-    "TaggedPublishers",
+    "TaggedPrincipals",
+    "add_principal",
     "allow_cross_account_publishers",
     "append_only_statements",
     "bind_to_function",
@@ -201,87 +202,71 @@ def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
 
 
 def only_lookup_principals_read(
-    secret: secretsmanager.Secret, readers: PrincipalArns
-) -> iam.PolicyStatement:
+    secret: secretsmanager.Secret, readers: PrincipalArns, tagged: TaggedPrincipals
+) -> None:
     """IAM alone would let any principal with secretsmanager:GetSecretValue on "*" (an
-    administrator) read the key; this denies every principal not granted a lookup."""
-    statement = iam.PolicyStatement(
-        sid="OnlyGrantedPrincipalsReadThePseudonymKey",
-        effect=iam.Effect.DENY,
-        principals=[iam.AnyPrincipal()],
-        actions=["secretsmanager:GetSecretValue"],
-        resources=["*"],
-        conditions={"ArnNotEquals": {"aws:PrincipalArn": readers.at_synthesis()}},
+    administrator) read the key; this denies every principal not granted a lookup (roles of
+    other stacks by their tag)."""
+    secret.add_to_resource_policy(
+        deny_all_but(
+            "OnlyGrantedPrincipalsReadThePseudonymKey",
+            actions=["secretsmanager:GetSecretValue"],
+            resources=["*"],
+            principals=readers,
+            tagged=tagged,
+        )
     )
-    secret.add_to_resource_policy(statement)
-    return statement
 
 
-LOOKUP_TAG_VALUE = "true"
+PRINCIPAL_TAG_VALUE = "true"
 
 
-class TaggedReaders:
-    """Lookup grantees in other stacks than the secret's, let through the secret's deny
-    statement by a principal tag rather than by their ARN.
+class TaggedPrincipals:
+    """Grantees in other stacks than the resource's, let through its "deny all but" statement
+    by a principal tag rather than by their role ARN.
 
-    Their role ARN is a reference to their stack: in the secret's resource policy it would make
-    the pipeline's stack depend on theirs while they read the topic's and the secret's ARNs from
-    the pipeline's stack, a dependency cycle. The tag is written on the grantee's role in its own
+    Their role ARN is a reference to their stack: in the resource's policy it would make the
+    pipeline's stack depend on theirs while they read the topic's and the secret's ARNs from the
+    pipeline's stack, a dependency cycle. The tag is written on the grantee's role in its own
     stack, and the deny statement only names the tag key (a literal), so the dependency stays one
-    way. The trade-off: a principal that may tag itself with this key and read secrets on "*" (an
-    administrator) could read the key; such a principal can also change the resource policy.
+    way. The trade-off: a principal that may tag itself with this key and use the resource on
+    "*" (an administrator) passes the deny; such a principal can also change the resource policy.
     """
-
-    def __init__(self, deny: iam.PolicyStatement, tag_key: str) -> None:
-        self._deny = deny
-        self.tag_key = tag_key
-        self._conditioned = False
-
-    def add(self, role: iam.IRole) -> None:
-        if not isinstance(role, iam.Role):
-            raise ValueError(
-                "AuditPipeline grant_lookup: a grantee in another stack must be an iam.Role "
-                f"of that stack (its role is tagged), got {type(role).__name__}"
-            )
-        if not self._conditioned:
-            self._deny.add_condition(
-                "StringNotEquals", {f"aws:PrincipalTag/{self.tag_key}": LOOKUP_TAG_VALUE}
-            )
-            self._conditioned = True
-        Tags.of(role).add(self.tag_key, LOOKUP_TAG_VALUE)
-
-
-class TaggedPublishers:
-    """Publishers in other stacks than the topic's, let through the topic's publish deny by a
-    principal tag rather than by their role ARN (which would make the pipeline's stack depend
-    on theirs: a cycle; see ``TaggedReaders`` for the same reason and trade-off)."""
 
     def __init__(self, tag_key: str) -> None:
         self.tag_key = tag_key
-        self.tagged = 0
+        self._tagged = 0
 
     def add(self, role: iam.Role) -> None:
-        Tags.of(role).add(self.tag_key, LOOKUP_TAG_VALUE)
-        self.tagged += 1
+        Tags.of(role).add(self.tag_key, PRINCIPAL_TAG_VALUE)
+        self._tagged += 1
 
     def exemption(self) -> dict[str, str]:
-        """``aws:PrincipalTag/<key>`` for the deny's negated operator, once a role is tagged."""
-        return {f"aws:PrincipalTag/{self.tag_key}": LOOKUP_TAG_VALUE} if self.tagged else {}
+        """``aws:PrincipalTag/<key>`` for the deny's ``StringNotEquals``, once a role is
+        tagged (an empty operator is not valid IAM)."""
+        return {f"aws:PrincipalTag/{self.tag_key}": PRINCIPAL_TAG_VALUE} if self._tagged else {}
 
 
-def in_another_stack(grantee: iam.IGrantable, resource: Construct) -> iam.Role | None:
-    """The grantee's role when it is a role of another stack than ``resource``'s (its ARN
-    would be a cross-stack reference), else None."""
+def in_another_stack(
+    grantee: iam.IGrantable, resource: IConstruct, *, purpose: str
+) -> iam.Role | None:
+    """The grantee's role when it is a principal of another stack than ``resource``'s (its ARN
+    would be a cross-stack reference), else None.
+
+    :raises ValueError: for a principal of another stack that is not an ``iam.Role`` (a user):
+        only a role can be tagged, and its ARN would be a dependency cycle.
+    """
     principal = grantee.grant_principal
-    arn = getattr(principal, "role_arn", None)
-    if (
-        isinstance(principal, iam.Role)
-        and arn is not None
-        and Token.is_unresolved(arn)
-        and Stack.of(principal) is not Stack.of(resource)
-    ):
-        return principal
-    return None
+    if not isinstance(principal, Construct) or Stack.of(principal) is Stack.of(resource):
+        return None
+    if not Token.is_unresolved(principal_arn(grantee, purpose=purpose)):
+        return None  # an imported principal's literal ARN: no reference, no cycle
+    if not isinstance(principal, iam.Role):
+        raise ValueError(
+            f"AuditPipeline {purpose}: a grantee in another stack must be an iam.Role of that "
+            f"stack (its role is tagged), got {type(principal).__name__}"
+        )
+    return principal
 
 
 def only_custodians_change_the_key(
@@ -306,19 +291,14 @@ def only_topic_or_redrive_sends(
     """Only the topic feeds the queue, and the principals allowed to redrive its DLQ: anyone
     else with sqs:SendMessage could inject a well-formed event."""
     queue.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="OnlyTheTopicOrARedriveSends",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
+        deny_all_but(
+            "OnlyTheTopicOrARedriveSends",
             actions=["sqs:SendMessage"],
             resources=[queue.queue_arn],
-            conditions={
-                "ArnNotEquals": {
-                    "aws:SourceArn": topic.topic_arn,
-                    # Omitted while nobody may redrive: then only the topic sends.
-                    "aws:PrincipalArn": redrivers.at_synthesis(omit_when_empty=True),
-                }
-            },
+            # Omitted while nobody may redrive: then only the topic sends.
+            principals=redrivers,
+            omit_when_empty=True,
+            also_exempt={"ArnNotEquals": {"aws:SourceArn": topic.topic_arn}},
         )
     )
 
@@ -358,20 +338,7 @@ def grant_redrive(
     redrivers: PrincipalArns,
 ) -> iam.Grant:
     """Move messages from the DLQ back to the queue; the grantee joins the queue's senders."""
-    principal = grantee.grant_principal
-    arn: str
-    if hasattr(principal, "role_arn"):
-        arn = principal.role_arn
-    elif hasattr(principal, "user_arn"):
-        arn = principal.user_arn
-    elif isinstance(principal, iam.ArnPrincipal):
-        arn = principal.arn
-    else:
-        raise ValueError(
-            "AuditPipeline grant_redrive: the grantee must be an IAM role or user, "
-            f"got {type(principal).__name__}"
-        )
-    redrivers.add(arn)
+    redrivers.add(principal_arn(grantee, purpose="grant_redrive"))
     grant = iam.Grant.add_to_principal(
         grantee=grantee,
         actions=list(REDRIVE_DLQ_ACTIONS),
@@ -391,28 +358,13 @@ def grant_lookup(
     secret: secretsmanager.ISecret | None,
     encryption_key: kms.IKey | None,
     readers: PrincipalArns,
-    tagged_readers: TaggedReaders | None = None,
+    tagged_readers: TaggedPrincipals | None,
 ) -> iam.Grant:
     """Read the pseudonym secret (every version); nothing without one (subject in clear).
-    A role of another stack is let through by a tag (``TaggedReaders``), any other by ARN."""
-    if secret is None:
+    A role of another stack is let through by a tag (``TaggedPrincipals``), any other by ARN."""
+    if secret is None or tagged_readers is None:
         return iam.Grant.drop(grantee, "subject_in_clear: no pseudonym secret")
-    principal = grantee.grant_principal
-    arn = getattr(principal, "role_arn", None) or getattr(principal, "user_arn", None)
-    if arn is None:
-        raise ValueError(
-            "AuditPipeline grant_lookup: the grantee must be an IAM role or user (or have "
-            "one, like a function): the secret's resource policy names who may read it"
-        )
-    if (
-        tagged_readers is not None
-        and Token.is_unresolved(arn)
-        and isinstance(principal, Construct)
-        and Stack.of(principal) is not Stack.of(secret)
-    ):
-        tagged_readers.add(principal)  # type: ignore[arg-type]
-    else:
-        readers.add(arn)
+    add_principal(grantee, secret, readers=readers, tagged=tagged_readers, purpose="grant_lookup")
     grant = iam.Grant.add_to_principal(
         grantee=grantee, actions=list(SECRET_LOOKUP_ACTIONS), resource_arns=[secret.secret_arn]
     )
@@ -487,25 +439,65 @@ def principal_arn(grantee: iam.IGrantable, *, purpose: str) -> str:
     )
 
 
+def add_principal(
+    grantee: iam.IGrantable,
+    resource: IConstruct,
+    *,
+    readers: PrincipalArns,
+    tagged: TaggedPrincipals,
+    purpose: str,
+) -> None:
+    """Name ``grantee`` in ``resource``'s "deny all but" statement: a role of another stack by
+    its tag (``TaggedPrincipals``: no dependency cycle), any other principal by its ARN."""
+    other_stacks_role = in_another_stack(grantee, resource, purpose=purpose)
+    if other_stacks_role is not None:
+        tagged.add(other_stacks_role)
+    else:
+        readers.add(principal_arn(grantee, purpose=purpose))
+
+
 def deny_all_but(
     sid: str,
     *,
     actions: Sequence[str],
     resources: Sequence[str],
     principals: PrincipalArns,
-    also_exempt: Mapping[str, Any] | None = None,
+    tagged: TaggedPrincipals | None = None,
+    exempt_values: Mapping[str, PrincipalArns] | None = None,
+    also_exempt: Mapping[str, Mapping[str, Any]] | None = None,
+    omit_when_empty: bool = False,
 ) -> iam.PolicyStatement:
-    """A resource-policy statement denying ``actions`` to every principal whose ARN is not in
-    ``principals`` (read at synthesis, so later grants count).
+    """The one builder of "deny these actions to every principal but the named ones": a
+    resource-policy statement denying ``actions`` to every principal whose ARN is not in
+    ``principals``, nor tagged by ``tagged``, nor named under another key of
+    ``exempt_values`` (``{"aws:PrincipalAccount": accounts}``, under ``StringNotEquals``).
 
-    ``also_exempt`` adds negated conditions under other operators (``{"StringNotEquals":
-    {"aws:PrincipalAccount": [...]}}``); the conditions of a statement all have to hold, so
-    each one exempts more principals.
+    Every list is read at synthesis, so later grants count; an empty one is left out (an
+    empty operator is not valid IAM). ``also_exempt`` adds fixed negated conditions
+    (``{"ArnNotEquals": {"aws:SourceArn": topic_arn}}``); the conditions of a statement all
+    have to hold, so each one exempts more principals. ``omit_when_empty``: no principal ARN
+    condition while ``principals`` is empty (then only the others apply).
     """
-    conditions: dict[str, Any] = {
-        **(also_exempt or {}),
-        "ArnNotEquals": {"aws:PrincipalArn": principals.at_synthesis()},
-    }
+    fixed = {operator: dict(keys) for operator, keys in (also_exempt or {}).items()}
+    exempt = dict(exempt_values or {})
+
+    def string_not_equals() -> dict[str, Any] | None:
+        keys: dict[str, Any] = {
+            **fixed.get("StringNotEquals", {}),
+            **{key: values.at_synthesis() for key, values in exempt.items() if len(values)},
+            **(tagged.exemption() if tagged is not None else {}),
+        }
+        return keys or None
+
+    conditions: dict[str, Any] = {}
+    if exempt or tagged is not None or "StringNotEquals" in fixed:
+        conditions["StringNotEquals"] = Lazy.any(_Produce(string_not_equals))
+    conditions.update(
+        (operator, keys) for operator, keys in fixed.items() if operator != "StringNotEquals"
+    )
+    conditions.setdefault("ArnNotEquals", {})["aws:PrincipalArn"] = principals.at_synthesis(
+        omit_when_empty=omit_when_empty
+    )
     return iam.PolicyStatement(
         sid=sid,
         effect=iam.Effect.DENY,
@@ -522,33 +514,19 @@ def only_granted_principals_publish(
     publishers: PrincipalArns,
     accounts: PrincipalArns,
     organizations: PrincipalArns,
-    tagged: TaggedPublishers | None = None,
+    tagged: TaggedPrincipals,
 ) -> None:
     """IAM alone lets any principal of the account with sns:Publish on "*" forge an event; the
     topic denies everyone but ``grant_publish``'s principals (roles of other stacks by their
     tag) and ``allow_publishers``'s accounts and organization."""
-
-    def cross_account() -> dict[str, Any] | None:
-        # Omitted until allow_publishers names some: an empty operator is not valid IAM.
-        keys: dict[str, Any] = {
-            key: values.at_synthesis()
-            for key, values in (
-                ("aws:PrincipalAccount", accounts),
-                ("aws:PrincipalOrgID", organizations),
-            )
-            if len(values)
-        }
-        if tagged is not None:
-            keys.update(tagged.exemption())
-        return keys or None
-
     topic.add_to_resource_policy(
         deny_all_but(
             "OnlyGrantedPrincipalsPublish",
             actions=PUBLISH_ACTIONS,
             resources=[topic.topic_arn],
             principals=publishers,
-            also_exempt={"StringNotEquals": Lazy.any(_Produce(cross_account))},
+            tagged=tagged,
+            exempt_values={"aws:PrincipalAccount": accounts, "aws:PrincipalOrgID": organizations},
         )
     )
 

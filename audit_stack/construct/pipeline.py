@@ -36,9 +36,10 @@ from audit_stack.construct.encryption import (
 )
 from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER, function_factory
 from audit_stack.construct.marking import PipelineMarker
-from audit_stack.construct.metric_options import MetricOptions, with_statistic
+from audit_stack.construct.metric_options import MetricOptions
+from audit_stack.construct.props import AuditPipelineProps
 from audit_stack.construct.publisher_layer import wire_publisher
-from audit_stack.construct.sealing import DEFAULT_ANCHOR_RETENTION, DigestChain
+from audit_stack.construct.sealing import DigestChain
 from audit_stack.construct.validation import validate_props, validate_publishers
 from audit_stack.lambda_code import audit_events_module, contract
 
@@ -49,118 +50,52 @@ else:
 
 EventType = _catalogue.EventType
 
-__all__ = ["DEFAULT_EVENT_TYPE_INDEX_SHARDS", "AuditPipeline", "EventType"]
-
-# 10,000 events/s of one type over 16 shards: about 625 writes/s per index partition key, under
-# DynamoDB's 1,000 writes/s per partition with room for the spread of a hash.
-DEFAULT_EVENT_TYPE_INDEX_SHARDS = 16
+__all__ = ["AuditPipeline", "EventType"]
 
 
 class AuditPipeline(Construct):
     """Records audit events published to a topic, exactly once, in an append-only table.
 
-    :param max_receive_count: receives before a message moves to the dead-letter queue.
-    :param batch_size: SQS messages per recorder invocation (1-10, or up to 10,000 with a
-        batching window).
-    :param max_batching_window: how long the event source waits to fill a batch.
-    :param max_concurrency: most concurrent recorder invocations (2-1000), so a backlog
-        cannot overrun the table.
-    :param recorder_timeout: the recorder's timeout; the queue's visibility timeout is 6x it.
-    :param event_types: the pipeline's event catalogue: the types it records, as names or
-        ``EventType(name, details_schema={...})`` entries. The queue subscribes to these types
-        (SNS filter policy); the recorder and producers wired with ``add_publisher`` get the
-        catalogue (``EVENT_CATALOGUE``) and refuse events outside it or whose details break
-        their schema. The deleteAccount function exists only with ``AccountDeleted``.
-    :param encryption_key: a customer-managed KMS key for topic, queues and table; by default
-        AWS-managed keys (topic, table) and SSE-SQS (queues).
-    :param removal_policy: what ``cdk destroy`` does to the table, the queues and the log
-        groups. RETAIN by default; DESTROY (for throwaway dev stacks) also lifts the table's
-        deletion protection.
-    :param log_retention: how long the functions' logs are kept.
-    :param oldest_message_age_alarm: alarm when the oldest queued message is this old.
-    :param alarm_action: where every alarm (and its return to OK) is sent, e.g. an SNS action.
-        Without one, synthesis shows a warning: alarms that reach nobody protect nothing.
-    :param dashboard: also create a CloudWatch dashboard of the pipeline.
-    :param seal_interval: how often the sealer signs the records written since the last digest
-        (whole minutes, 1 minute to 1 day).
-    :param subject_in_clear: record the e-mail address itself as the subject (and in the
-        details), as version 1 did, instead of its keyed pseudonym; no pseudonym secret is
-        created. For policies that require the address in the audit log.
-    :param event_type_index: keep the ``by-event-type-shard`` index (events of one type in a
-        time range); each index write costs a write unit.
-    :param event_type_index_shards: partition keys per event type in that index (1-256); only
-        ever raise it, since events already written stay on their shard.
-    :param anchor_bucket: an existing S3 bucket with Object Lock (possibly in another account,
-        docs/INTEGRITY.md has the bucket policy it needs) where the sealer writes each signed
-        checkpoint; by default the pipeline creates one (Object Lock, versioned, SSE-S3, no
-        public access, TLS only, retained on ``cdk destroy``).
-    :param anchor_retention: how long each anchored checkpoint is locked (COMPLIANCE mode: no
-        one, root included, can delete or change it before then); whole days, 1 day to 100
-        years, default 365 days.
+    Every prop is optional and declared once, with its default and meaning, in
+    ``AuditPipelineProps`` (``props.py``; the README's "Props" table is generated from it); the
+    rules on their values are ``validation.RULES``. ``AuditPipeline(self, "Audit")`` alone is a
+    production-ready deployment.
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        max_receive_count: int = 5,
-        batch_size: int = 10,
-        max_batching_window: Duration | None = None,
-        max_concurrency: int = 5,
-        recorder_timeout: Duration | None = None,
-        event_types: Sequence[str | _catalogue.EventType] = ("AccountDeleted",),
-        encryption_key: kms.IKey | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        oldest_message_age_alarm: Duration | None = None,
-        alarm_action: cloudwatch.IAlarmAction | None = None,
-        dashboard: bool = False,
-        seal_interval: Duration | None = None,
-        subject_in_clear: bool = False,
-        event_type_index: bool = True,
-        event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
-        anchor_bucket: s3.IBucket | None = None,
-        anchor_retention: Duration | None = None,
+        self, scope: Construct, construct_id: str, **props: Unpack[AuditPipelineProps]
     ) -> None:
         # Every prop is checked before any child is created, so bad input leaves nothing behind.
-        validate_props(
-            {
-                "max_receive_count": max_receive_count,
-                "batch_size": batch_size,
-                "max_batching_window": max_batching_window,
-                "max_concurrency": max_concurrency,
-                "recorder_timeout": recorder_timeout,
-                "event_types": event_types,
-                "encryption_key": encryption_key,
-                "removal_policy": removal_policy,
-                "log_retention": log_retention,
-                "oldest_message_age_alarm": oldest_message_age_alarm,
-                "alarm_action": alarm_action,
-                "dashboard": dashboard,
-                "seal_interval": seal_interval,
-                "subject_in_clear": subject_in_clear,
-                "event_type_index": event_type_index,
-                "event_type_index_shards": event_type_index_shards,
-                "anchor_bucket": anchor_bucket,
-                "anchor_retention": anchor_retention,
-            }
-        )
-        recorder_timeout = recorder_timeout or Duration.seconds(30)
-        oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
-        seal_interval = seal_interval or Duration.minutes(5)
+        values = validate_props(props)
+        max_receive_count: int = values["max_receive_count"]
+        batch_size: int = values["batch_size"]
+        max_batching_window: Duration | None = values["max_batching_window"]
+        max_concurrency: int = values["max_concurrency"]
+        recorder_timeout: Duration = values["recorder_timeout"]
+        event_types: Sequence[str | _catalogue.EventType] = values["event_types"]
+        encryption_key: kms.IKey | None = values["encryption_key"]
+        removal_policy: RemovalPolicy = values["removal_policy"]
+        log_retention: logs.RetentionDays = values["log_retention"]
+        oldest_message_age_alarm: Duration = values["oldest_message_age_alarm"]
+        alarm_action: cloudwatch.IAlarmAction | None = values["alarm_action"]
+        dashboard: bool = values["dashboard"]
+        seal_interval: Duration = values["seal_interval"]
+        subject_in_clear: bool = values["subject_in_clear"]
+        event_type_index: bool = values["event_type_index"]
+        event_type_index_shards: int = values["event_type_index_shards"]
+        anchor_bucket: s3.IBucket | None = values["anchor_bucket"]
+        anchor_retention: Duration = values["anchor_retention"]
         super().__init__(scope, construct_id)
         self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
         self._lookup_principals = permissions.PrincipalArns()
         # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
         self._publishers = permissions.PrincipalArns()
-        self._tagged_publishers = permissions.TaggedPublishers(
+        self._tagged_publishers = permissions.TaggedPrincipals(
             f"audit-pipeline-publish:{Names.unique_id(self)[-96:]}"
         )
         self._publisher_accounts = permissions.PrincipalArns()
         self._publisher_organizations = permissions.PrincipalArns()
-        self._tagged_lookup_principals: permissions.TaggedReaders | None = None
         # Tooling (emulator, fixture, CLI) finds this pipeline's resources by these marks.
         self._marker = PipelineMarker(self)
         self._encryption_key = encryption_key
@@ -228,6 +163,7 @@ class AuditPipeline(Construct):
             event_type_index_shards=self._event_type_index_shards,
         )
         self._pseudonym_secret: secretsmanager.Secret | None = None
+        self._tagged_lookup_principals: permissions.TaggedPrincipals | None = None
         self._key_custodians = permissions.PrincipalArns()
         deployer_arn = permissions.deployment_role_arn(self)
         if deployer_arn is not None:
@@ -237,11 +173,11 @@ class AuditPipeline(Construct):
             self._pseudonym_secret = builders.pseudonym_secret(
                 self, "PseudonymSecret", encryption_key=encryption_key, removal_policy=retain
             )
-            self._tagged_lookup_principals = permissions.TaggedReaders(
-                permissions.only_lookup_principals_read(
-                    self._pseudonym_secret, self._lookup_principals
-                ),
-                tag_key=f"audit-pipeline-lookup:{Names.unique_id(self._pseudonym_secret)[-96:]}",
+            self._tagged_lookup_principals = permissions.TaggedPrincipals(
+                f"audit-pipeline-lookup:{Names.unique_id(self._pseudonym_secret)[-96:]}"
+            )
+            permissions.only_lookup_principals_read(
+                self._pseudonym_secret, self._lookup_principals, self._tagged_lookup_principals
             )
             permissions.only_custodians_change_the_key(self._pseudonym_secret, self._key_custodians)
 
@@ -305,7 +241,7 @@ class AuditPipeline(Construct):
             encryption_key=encryption_key,
             removal_policy=retain,
             anchor_bucket=anchor_bucket,
-            anchor_retention=anchor_retention or DEFAULT_ANCHOR_RETENTION,
+            anchor_retention=anchor_retention,
         )
         self._recorder.add_environment(
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
@@ -340,15 +276,27 @@ class AuditPipeline(Construct):
                 secrets=[self._pseudonym_secret] if self._pseudonym_secret else [],
             ),
         )
+        self._metrics = monitoring.PipelineMetrics(
+            topic=self._topic,
+            queue=self._queue,
+            dead_letter_queue=self._dead_letter_queue,
+            subscription_dead_letter_queue=self._subscription_dead_letter_queue,
+            seal_queue=self._chain.seal_queue,
+            recorder=self._recorder,
+            publisher=self._publisher,
+            sealer=self._chain.sealer,
+            control_watch=self._control_watch,
+        )
         self._alarms = monitoring.create_alarms(
             self,
+            self._metrics,
             oldest_message_age=oldest_message_age_alarm,
             seal_interval=seal_interval,
             action=alarm_action,
             name=self._control_watch.alarm_name,
         )
         if dashboard:
-            monitoring.create_dashboard(self, self._alarms)
+            monitoring.create_dashboard(self, self._metrics, self._alarms)
 
     def _deny_all_but_the_pipeline(self, recorder_role: iam.IRole) -> None:
         """Integrity v2 (docs/INTEGRITY.md, layer 1): only granted producers publish, only the
@@ -431,7 +379,7 @@ class AuditPipeline(Construct):
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:
-            return {contract.ENV_SUBJECT_IN_CLEAR: "true"}
+            return {contract.ENV_SUBJECT_IN_CLEAR: contract.SUBJECT_IN_CLEAR_ON}
         return {contract.ENV_PSEUDONYM_SECRET_ARN: self._pseudonym_secret.secret_arn}
 
     def _mark_resources(self) -> None:
@@ -542,43 +490,34 @@ class AuditPipeline(Construct):
 
     def metric_dead_letter_queue_depth(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Messages in the DLQ, visible or in flight (Maximum of each, summed)."""
-        return monitoring.queue_depth(self._dead_letter_queue, "DLQ messages", dict(props))
+        return self._metrics.metric_dead_letter_queue_depth(**props)
 
     def metric_subscription_dead_letter_queue_depth(
         self, **props: Unpack[MetricOptions]
     ) -> cloudwatch.IMetric:
         """Undeliverable notifications in the subscription's DLQ, visible or in flight."""
-        return monitoring.queue_depth(
-            self._subscription_dead_letter_queue, "Undelivered", dict(props)
-        )
+        return self._metrics.metric_subscription_dead_letter_queue_depth(**props)
 
     def metric_publisher_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed publisher invocations (Sum); the pipeline must have the deleteAccount
         function (``AccountDeleted`` in ``event_types``)."""
-        if self._publisher is None:
-            raise ValueError(
-                "metric_publisher_errors: this pipeline has no deleteAccount function "
-                "(AccountDeleted is not in its event_types)"
-            )
-        return self._publisher.metric_errors(**with_statistic("Sum", props))
+        return self._metrics.metric_publisher_errors(**props)
 
     def metric_sealer_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed sealer runs (Sum)."""
-        return self._chain.sealer.metric_errors(**with_statistic("Sum", props))
+        return self._metrics.metric_sealer_errors(**props)
 
     def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest record report waiting for the sealer (Maximum)."""
-        return self._chain.seal_queue.metric_approximate_age_of_oldest_message(
-            **with_statistic("Maximum", props)
-        )
+        return self._metrics.metric_oldest_seal_notice_age(**props)
 
     def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_TAMPERED_RECORDS, dict(props))
+        return self._metrics.metric_tampered_records(**props)
 
     def metric_control_changes(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """CloudTrail events that changed the log's controls (the rules' TriggeredRules, summed)."""
-        return self._control_watch.metric(dict(props))
+        return self._metrics.metric_control_changes(**props)
 
     @property
     def control_change_rules(self) -> tuple[events.IRule, ...]:
@@ -598,48 +537,44 @@ class AuditPipeline(Construct):
         self, **props: Unpack[MetricOptions]
     ) -> cloudwatch.Metric:
         """Published events no subscription's filter policy accepted (SNS, Sum)."""
-        return self._topic.metric_number_of_notifications_filtered_out(
-            **with_statistic("Sum", props)
-        )
+        return self._metrics.metric_notifications_filtered_out(**props)
 
     def metric_unaccounted_events(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:
         """Events published to the topic minus those accounted for: filtered out, failed
         delivery, recorded, skipped as duplicates or rejected as poison (docs/INTEGRITY.md)."""
-        return monitoring.unaccounted_events(self, self._topic, dict(props))
+        return self._metrics.metric_unaccounted_events(**props)
 
     def metric_digests_written(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Digests the sealer wrote, heartbeats included (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DIGESTS_WRITTEN, dict(props))
+        return self._metrics.metric_digests_written(**props)
 
     def metric_oldest_message_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Age in seconds of the oldest message in the queue (Maximum)."""
-        return self._queue.metric_approximate_age_of_oldest_message(
-            **with_statistic("Maximum", props)
-        )
+        return self._metrics.metric_oldest_message_age(**props)
 
     def metric_recorder_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Failed recorder invocations (Sum)."""
-        return self._recorder.metric_errors(**with_statistic("Sum", props))
+        return self._metrics.metric_recorder_errors(**props)
 
     def metric_recorder_throttles(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Throttled recorder invocations (Sum)."""
-        return self._recorder.metric_throttles(**with_statistic("Sum", props))
+        return self._metrics.metric_recorder_throttles(**props)
 
     def metric_events_recorded(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Audit events written to the table (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_EVENTS_RECORDED, dict(props))
+        return self._metrics.metric_events_recorded(**props)
 
     def metric_duplicates_skipped(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Redelivered events recognised as already recorded (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_DUPLICATES_SKIPPED, dict(props))
+        return self._metrics.metric_duplicates_skipped(**props)
 
     def metric_poison_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder rejected as malformed (custom metric, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_POISON_MESSAGES, dict(props))
+        return self._metrics.metric_poison_messages(**props)
 
     def metric_unverified_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Messages the recorder refused as not signed by SNS for its topic (custom, Sum)."""
-        return monitoring.custom_metric(contract.METRIC_UNVERIFIED_MESSAGES, dict(props))
+        return self._metrics.metric_unverified_messages(**props)
 
     # -- access (permissions.py) ----------------------------------------------------------
 
@@ -649,11 +584,13 @@ class AuditPipeline(Construct):
         The topic denies sns:Publish to every principal it does not name, so the grantee must
         be an IAM role or user (or have one, like a function).
         """
-        other_stacks_role = permissions.in_another_stack(grantee, self)
-        if other_stacks_role is not None:
-            self._tagged_publishers.add(other_stacks_role)
-        else:
-            self._publishers.add(permissions.principal_arn(grantee, purpose="grant_publish"))
+        permissions.add_principal(
+            grantee,
+            self,
+            readers=self._publishers,
+            tagged=self._tagged_publishers,
+            purpose="grant_publish",
+        )
         return permissions.grant_publish(grantee, self._topic, self._encryption_key)
 
     def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -732,7 +669,7 @@ class AuditPipeline(Construct):
         pseudonym secret's ARN, or subject-in-clear), and adds the client's Lambda layer
         (``publisher_layer.py``: ``from audit_stack import AuditPublisher`` works in the
         function with nothing bundled). A function of another stack depends on the pipeline's
-        stack, never the reverse (see ``permissions.TaggedReaders``).
+        stack, never the reverse (see ``permissions.TaggedPrincipals``).
         """
         wire_publisher(self, function, self._publisher_environment())
 

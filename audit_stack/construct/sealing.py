@@ -36,7 +36,6 @@ from audit_stack.lambda_code import contract
 __all__ = [
     "ANCHOR_READ_ACTIONS",
     "ANCHOR_WRITE_ACTIONS",
-    "DEFAULT_ANCHOR_RETENTION",
     "HEARTBEAT",
     "SEALER_TIMEOUT",
     "DigestChain",
@@ -44,8 +43,6 @@ __all__ = [
 
 SEALER_TIMEOUT = Duration.seconds(60)
 HEARTBEAT = Duration.hours(1)
-DEFAULT_ANCHOR_RETENTION = Duration.days(365)
-"""How long each anchored checkpoint stays locked unless ``anchor_retention`` says otherwise."""
 # The sealer writes new objects (with their retention) below its prefix; nothing else.
 ANCHOR_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectRetention")
 # What `audit verify` reads: every version of every checkpoint (an overwrite adds a version).
@@ -67,8 +64,8 @@ class DigestChain(Construct):
         interval: Duration,
         encryption_key: kms.IKey | None,
         removal_policy: RemovalPolicy,
-        anchor_bucket: s3.IBucket | None = None,
-        anchor_retention: Duration = DEFAULT_ANCHOR_RETENTION,
+        anchor_bucket: s3.IBucket | None,
+        anchor_retention: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
         recorder_role = _role(recorder)

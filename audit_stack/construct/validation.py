@@ -1,21 +1,24 @@
 """AuditPipeline's props checked in one place, before any child is created.
 
-Every problem is reported at once, one line each (``AuditPipeline <prop>: <rule> (got <value>)``;
-an ``event_types`` rule names its entry instead, from a table of catalogue rules), so a user
-fixes them in one round. Unresolved tokens (a CfnParameter's value) are skipped: they
-are only known at deployment, where CloudFormation and the services check them.
+The props are declared in ``props.py`` (type, default); their rules are the table ``RULES`` here,
+one row each (the prop, its rule, the condition that breaks it), like aws-cdk's
+``validate-props.ts``. Every problem is reported at once, one line each (``AuditPipeline
+<prop>: <rule> (got <value>)``; an ``event_types`` rule names its entry instead, from a table of
+catalogue rules), so a user fixes them in one round. Unresolved tokens (a CfnParameter's value)
+are skipped: they are only known at deployment, where CloudFormation and the services check them.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Duration, RemovalPolicy, Token
-from aws_cdk import aws_logs as logs
+from aws_cdk import Duration, Token
 
+from audit_stack.construct.props import MAX_EVENT_TYPE_INDEX_SHARDS, PROPS, with_defaults
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
@@ -24,14 +27,14 @@ else:
     _catalogue = audit_events_module("catalogue")
 
 __all__ = [
-    "MAX_EVENT_TYPE_INDEX_SHARDS",
+    "RULES",
     "PropsError",
+    "Rule",
     "event_type_problems",
     "validate_props",
     "validate_publishers",
 ]
 
-MAX_EVENT_TYPE_INDEX_SHARDS: Final = 256
 _EVENT_TYPE = re.compile(contract.EVENT_TYPE_PATTERN)
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
@@ -47,132 +50,139 @@ class PropsError(ValueError):
         super().__init__("\n".join(f"{subject} {prop}: {rule}" for prop, rule in self.problems))
 
 
+# The props a rule reads, each of its declared type and known at synthesis (no token).
+Known = Mapping[str, Any]
+
+
 @dataclass(frozen=True)
-class _Kind:
-    name: str
-    accepts: Callable[[Any], bool]
-    optional: bool = False
+class Rule:
+    """One rule on a prop's value: ``broken(props)`` is True when the value breaks it."""
+
+    prop: str
+    rule: str
+    """The message: ``AuditPipeline <prop>: <rule> (got <value>)``."""
+    broken: Callable[[Known], bool]
+    reads: tuple[str, ...] = ()
+    """Other props the condition reads; the rule is skipped while any of them is unknown."""
+
+    def __post_init__(self) -> None:
+        for name in (self.prop, *self.reads):
+            if name not in PROPS:
+                raise ValueError(f"Rule on {name!r}: no such prop in AuditPipelineProps")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _seconds(props: Known, name: str) -> float:
+    value: Duration | None = props[name]
+    return 0.0 if value is None else value.to_seconds()
 
 
-def _is_bool(value: object) -> bool:
-    return isinstance(value, bool)
+def _between(name: str, low: int, high: int) -> Callable[[Known], bool]:
+    return lambda props: not low <= props[name] <= high
 
 
-def _is_duration(value: object) -> bool:
-    return isinstance(value, Duration)
+def _whole(value: float, unit: int) -> bool:
+    return value % unit == 0
 
 
-_WHOLE_NUMBER = _Kind("a whole number", _is_int)
-_FLAG = _Kind("True or False", _is_bool)
-
-# The type each prop must have; a wrong type would otherwise fail deep inside aws-cdk-lib with
-# an AttributeError that names none of the props.
-_KINDS: Mapping[str, _Kind] = {
-    "max_receive_count": _WHOLE_NUMBER,
-    "batch_size": _WHOLE_NUMBER,
-    "max_batching_window": _Kind("a Duration (e.g. Duration.seconds(5))", _is_duration, True),
-    "max_concurrency": _WHOLE_NUMBER,
-    "recorder_timeout": _Kind("a Duration (e.g. Duration.seconds(30))", _is_duration, True),
-    # A str is a Sequence too: the rules below say it must be a list.
-    "event_types": _Kind(
-        "a list of event type names or EventType entries", lambda v: isinstance(v, Sequence)
+RULES: tuple[Rule, ...] = (
+    Rule("max_receive_count", "must be between 1 and 1000", _between("max_receive_count", 1, 1000)),
+    Rule(
+        "batch_size",
+        "must be between 1 and 10 without a max_batching_window",
+        lambda p: _seconds(p, "max_batching_window") == 0 and not 1 <= p["batch_size"] <= 10,
+        reads=("max_batching_window",),
     ),
-    "encryption_key": _Kind("a kms.IKey", lambda v: hasattr(v, "key_arn"), True),
-    "removal_policy": _Kind("a RemovalPolicy", lambda v: isinstance(v, RemovalPolicy)),
-    "log_retention": _Kind("a logs.RetentionDays", lambda v: isinstance(v, logs.RetentionDays)),
-    "oldest_message_age_alarm": _Kind("a Duration (e.g. Duration.minutes(15))", _is_duration, True),
-    "alarm_action": _Kind("a cloudwatch.IAlarmAction", lambda v: hasattr(v, "bind"), True),
-    "dashboard": _FLAG,
-    "seal_interval": _Kind("a Duration (e.g. Duration.minutes(5))", _is_duration, True),
-    "subject_in_clear": _FLAG,
-    "event_type_index": _FLAG,
-    "event_type_index_shards": _WHOLE_NUMBER,
-    "anchor_bucket": _Kind("an s3.IBucket", lambda v: hasattr(v, "bucket_arn"), True),
-    "anchor_retention": _Kind("a Duration (e.g. Duration.days(365))", _is_duration, True),
-}
+    Rule(
+        "batch_size",
+        "must be between 1 and 10000",
+        lambda p: _seconds(p, "max_batching_window") > 0 and not 1 <= p["batch_size"] <= 10_000,
+        reads=("max_batching_window",),
+    ),
+    Rule(
+        "max_batching_window",
+        "must be at most 5 minutes",
+        lambda p: not 0 <= _seconds(p, "max_batching_window") <= 300,
+    ),
+    Rule(
+        "max_concurrency",
+        "must be between 2 and 1000 (an SQS event source limit)",
+        _between("max_concurrency", 2, 1000),
+    ),
+    # 6x the timeout is the visibility timeout, capped by SQS at 12 hours; 150 s keeps a
+    # backlog's retries quick as well.
+    Rule(
+        "recorder_timeout",
+        "must be between 1 and 150 seconds",
+        lambda p: not 1 <= _seconds(p, "recorder_timeout") <= 150,
+    ),
+    Rule(
+        "oldest_message_age_alarm",
+        "must be at least 1 minute",
+        lambda p: _seconds(p, "oldest_message_age_alarm") < 60,
+    ),
+    Rule(
+        "seal_interval",
+        "must be whole minutes between 1 minute and 1 day",
+        lambda p: (
+            not 60 <= _seconds(p, "seal_interval") <= 86_400
+            or not _whole(_seconds(p, "seal_interval"), 60)
+        ),
+    ),
+    Rule(
+        "event_type_index_shards",
+        f"must be a whole number between 1 and {MAX_EVENT_TYPE_INDEX_SHARDS}",
+        _between("event_type_index_shards", 1, MAX_EVENT_TYPE_INDEX_SHARDS),
+    ),
+    Rule(
+        "anchor_retention",
+        "must be whole days between 1 day and 100 years",
+        lambda p: (
+            not 86_400 <= _seconds(p, "anchor_retention") <= 36_500 * 86_400
+            or not _whole(_seconds(p, "anchor_retention"), 86_400)
+        ),
+    ),
+)
+"""Every prop's rules, in the order their messages are reported within a prop (the props
+themselves in ``AuditPipelineProps``' order). ``event_types`` has a table of its own below."""
 
 
-def validate_props(props: Mapping[str, Any]) -> None:
-    """Raise PropsError naming every prop of ``props`` (AuditPipeline's keyword arguments, None
-    for a default) that has the wrong type or breaks its rule."""
-    problems: list[tuple[str, str]] = []
-    typed: dict[str, Any] = {}
-    for name, kind in _KINDS.items():
-        value = props[name]
-        if _is_token(value) or (value is None and kind.optional):
+def validate_props(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Every prop of ``props`` (AuditPipeline's keywords), defaults filled in; raise PropsError
+    naming every unknown name, every value of the wrong type and every broken rule at once."""
+    values = with_defaults(props)
+    problems: list[tuple[str, str]] = [
+        (name, f"is not an AuditPipeline prop{_did_you_mean(name)}")
+        for name in values
+        if name not in PROPS
+    ]
+    known: dict[str, Any] = {}
+    for name, prop in PROPS.items():
+        value = values[name]
+        if _is_token(value) or (isinstance(value, Duration) and value.is_unresolved()):
             continue
-        if kind.accepts(value):
-            typed[name] = value
+        if (value is None and prop.default is None) or prop.kind.accepts(value):
+            known[name] = value
         else:
-            problems.append((name, f"must be {kind.name}, not {type(value).__name__}{_got(value)}"))
-    wrong = {name for name, _ in problems}
-    for name, rule in _range_problems(typed, wrong):
-        problems.append((name, f"{rule}{_got(props[name])}"))
-    if "event_types" in typed:
-        # Each message names its own entry: a catalogue is too long to repeat whole.
-        problems.extend(("event_types", rule) for rule in event_type_problems(typed["event_types"]))
-    if problems:
-        # In the constructor's order, as the user reads their call.
-        order = list(_KINDS)
-        raise PropsError("AuditPipeline", sorted(problems, key=lambda p: order.index(p[0])))
-
-
-def _range_problems(props: Mapping[str, Any], wrong: set[str]) -> list[tuple[str, str]]:
-    """The rules of the props in ``props`` (each of the right type, none a token); ``wrong``:
-    the props of the wrong type, whose rules cannot be checked."""
-    problems: list[tuple[str, str]] = []
-
-    def seconds(name: str) -> float | None:
-        value: Duration | None = props.get(name)
-        return None if value is None or value.is_unresolved() else value.to_seconds()
-
-    receives = props.get("max_receive_count")
-    if receives is not None and not 1 <= receives <= 1000:
-        problems.append(("max_receive_count", "must be between 1 and 1000"))
-    # No window (the default) is 0 s; a window of the wrong type or unresolved is unknown.
-    window = 0.0 if "max_batching_window" not in props else seconds("max_batching_window")
-    if window is not None and not 0 <= window <= 300:
-        problems.append(("max_batching_window", "must be at most 5 minutes"))
-    batch_size = props.get("batch_size")
-    if batch_size is not None:
-        if window == 0 and "max_batching_window" not in wrong and not 1 <= batch_size <= 10:
             problems.append(
-                ("batch_size", "must be between 1 and 10 without a max_batching_window")
+                (name, f"must be {prop.kind.name}, not {type(value).__name__}{_got(value)}")
             )
-        elif not 1 <= batch_size <= 10_000:
-            problems.append(("batch_size", "must be between 1 and 10000"))
-    concurrency = props.get("max_concurrency")
-    if concurrency is not None and not 2 <= concurrency <= 1000:
-        problems.append(
-            ("max_concurrency", "must be between 2 and 1000 (an SQS event source limit)")
-        )
-    timeout = seconds("recorder_timeout")
-    if timeout is not None and not 1 <= timeout <= 150:
-        # 6x the timeout is the visibility timeout, capped by SQS at 12 hours; 150 s keeps a
-        # backlog's retries quick as well.
-        problems.append(("recorder_timeout", "must be between 1 and 150 seconds"))
-    age = seconds("oldest_message_age_alarm")
-    if age is not None and age < 60:
-        problems.append(("oldest_message_age_alarm", "must be at least 1 minute"))
-    seal = seconds("seal_interval")
-    if seal is not None and (not 60 <= seal <= 86_400 or seal % 60):
-        problems.append(("seal_interval", "must be whole minutes between 1 minute and 1 day"))
-    retention = seconds("anchor_retention")
-    if retention is not None and (not 86_400 <= retention <= 36_500 * 86_400 or retention % 86_400):
-        problems.append(("anchor_retention", "must be whole days between 1 day and 100 years"))
-    shards = props.get("event_type_index_shards")
-    if shards is not None and not 1 <= shards <= MAX_EVENT_TYPE_INDEX_SHARDS:
-        problems.append(
-            (
-                "event_type_index_shards",
-                f"must be a whole number between 1 and {MAX_EVENT_TYPE_INDEX_SHARDS}",
-            )
-        )
-    return problems
+    for rule in RULES:
+        if all(name in known for name in (rule.prop, *rule.reads)) and rule.broken(known):
+            problems.append((rule.prop, f"{rule.rule}{_got(values[rule.prop])}"))
+    if "event_types" in known:
+        # Each message names its own entry: a catalogue is too long to repeat whole.
+        problems.extend(("event_types", rule) for rule in event_type_problems(known["event_types"]))
+    if problems:
+        # In the props' declared order (the README's), as the user reads their call; a sort
+        # is stable, so each prop's rules keep the table's order.
+        order = [*PROPS, *(name for name in values if name not in PROPS)]
+        raise PropsError("AuditPipeline", sorted(problems, key=lambda p: order.index(p[0])))
+    return values
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, PROPS, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 # The catalogue's rules, in the order they are reported: each takes the list of entries and gives

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from functools import cache
 from typing import Any, NamedTuple
@@ -84,9 +85,18 @@ def retry_budget(remaining_seconds: float) -> RetryBudget:
     return RetryBudget(connect / 10, read / 10, 1)
 
 
+_clients_lock = threading.Lock()
+
+
 def client(service: str, remaining_seconds: float) -> Any:
-    """A client of ``service`` whose retries end within ``remaining_seconds``."""
-    return _client(service, retry_budget(remaining_seconds))
+    """A client of ``service`` whose retries end within ``remaining_seconds``.
+
+    Thread-safe: the recorder's writer threads ask for clients at once, and an unguarded cache
+    let each of them build its own (a new environment's first batch built 8 DynamoDB clients).
+    """
+    budget = retry_budget(remaining_seconds)
+    with _clients_lock:
+        return _client(service, budget)
 
 
 @cache
@@ -99,6 +109,9 @@ def _client(service: str, budget: RetryBudget) -> Any:
             connect_timeout=budget.connect_timeout,
             read_timeout=budget.read_timeout,
             retries={"mode": "standard", "total_max_attempts": budget.max_attempts},
+            # Every request is built by this code, and the service validates it anyway:
+            # botocore's own check of each request's shape is CPU spent per call for nothing.
+            parameter_validation=False,
         ),
     )
 
@@ -121,5 +134,6 @@ def pseudonym_secret(secret_arn: str, remaining_seconds: float) -> bytes:
 def forget_cached() -> None:
     """Drop every cached client and secret, as a new execution environment starts without them
     (tests create clients inside each test's AWS mock)."""
-    _client.cache_clear()
+    with _clients_lock:
+        _client.cache_clear()
     _secrets.clear()

@@ -15,6 +15,7 @@ __all__ = [
     "ACTOR_ATTRIBUTE",
     "ANCHOR_PREFIX",
     "CLOCK_MARGIN_SECONDS",
+    "DETAILS_ATTRIBUTE",
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
     "ENV_ANCHOR_BUCKET",
@@ -32,6 +33,7 @@ __all__ = [
     "ENV_SUBJECT_IN_CLEAR",
     "ENV_TABLE_NAME",
     "ENV_TOPIC_ARN",
+    "EVENT_ID_ATTRIBUTE",
     "EVENT_TYPE_ATTRIBUTE",
     "EVENT_TYPE_INDEX",
     "EVENT_TYPE_PATTERN",
@@ -39,6 +41,7 @@ __all__ = [
     "EXPIRES_AT_ATTRIBUTE",
     "IDEMPOTENCY_MARKER_PREFIX",
     "IDEMPOTENCY_MARKER_SORT_KEY",
+    "IDEMPOTENT_ATTRIBUTE",
     "MAX_CATALOGUE_BYTES",
     "MAX_DETAILS_BYTES",
     "METRICS_NAMESPACE",
@@ -49,15 +52,20 @@ __all__ = [
     "METRIC_RECORDS_SEALED",
     "METRIC_TAMPERED_RECORDS",
     "METRIC_UNVERIFIED_MESSAGES",
+    "OCCURRED_AT_ATTRIBUTE",
     "PARTITION_KEY",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
     "RECORD_HASH_ATTRIBUTE",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
+    "SCHEMA_VERSION_ATTRIBUTE",
     "SEALER_METRICS",
     "SERVICE_NAME",
+    "SNS_MESSAGE_ID_ATTRIBUTE",
     "SORT_KEY",
+    "SOURCE_ATTRIBUTE",
+    "SUBJECT_IN_CLEAR_ON",
     "SUBJECT_TYPE_ATTRIBUTE",
     "SUBJECT_TYPE_EMAIL",
     "SUBJECT_TYPE_IDENTIFIER",
@@ -172,3 +180,15 @@ MAX_CATALOGUE_BYTES: Final = 3072
 variables together, and the other variables (ARNs, names) need the rest."""
 ENV_SOURCE: Final = "AUDIT_EVENT_SOURCE"
 """The ``source`` an ``AuditPublisher.from_environment()`` client gives its events by default."""
+# --- Shared item attributes and values (construct structure; r2) ----------------------------
+# The recorder writes these attributes (items.py); `audit trail`, `audit events`, `audit dlq`,
+# `audit verify` and the emulator read them back.
+EVENT_ID_ATTRIBUTE: Final = "event_id"
+OCCURRED_AT_ATTRIBUTE: Final = "occurred_at"
+SCHEMA_VERSION_ATTRIBUTE: Final = "schema_version"
+IDEMPOTENT_ATTRIBUTE: Final = "idempotent"
+SOURCE_ATTRIBUTE: Final = "source"
+DETAILS_ATTRIBUTE: Final = "details"
+SNS_MESSAGE_ID_ATTRIBUTE: Final = "sns_message_id"
+SUBJECT_IN_CLEAR_ON: Final = "true"
+"""The value of ``SUBJECT_IN_CLEAR`` that records subjects in clear (any other: pseudonyms)."""

@@ -16,7 +16,12 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .clients import client, pseudonym_secret
-from .contract import ENV_PSEUDONYM_SECRET_ARN, ENV_SUBJECT_IN_CLEAR, ENV_TOPIC_ARN
+from .contract import (
+    ENV_PSEUDONYM_SECRET_ARN,
+    ENV_SUBJECT_IN_CLEAR,
+    ENV_TOPIC_ARN,
+    SUBJECT_IN_CLEAR_ON,
+)
 from .event import InvalidPayloadError, parse_delete_account_request
 from .publication import account_deleted_publication
 
@@ -39,7 +44,7 @@ def handler(event: object, context: LambdaContext) -> dict[str, str]:
         # The error names the field and the rule, never the value.
         logger.warning("Rejected deleteAccount payload", extra={"reason": str(error)})
         raise
-    in_clear = os.environ.get(ENV_SUBJECT_IN_CLEAR) == "true"
+    in_clear = os.environ.get(ENV_SUBJECT_IN_CLEAR) == SUBJECT_IN_CLEAR_ON
     # Fails closed: without the opt-in, a missing secret is an error, never a clear address.
     secret = (
         None

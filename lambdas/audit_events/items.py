@@ -41,13 +41,20 @@ from typing import Any
 
 from .contract import (
     ACTOR_ATTRIBUTE,
+    DETAILS_ATTRIBUTE,
+    EVENT_ID_ATTRIBUTE,
     EVENT_TYPE_ATTRIBUTE,
     EVENT_TYPE_SHARD_ATTRIBUTE,
     IDEMPOTENCY_MARKER_PREFIX,
     IDEMPOTENCY_MARKER_SORT_KEY,
+    IDEMPOTENT_ATTRIBUTE,
+    OCCURRED_AT_ATTRIBUTE,
     PARTITION_KEY,
     RECORDED_AT_ATTRIBUTE,
+    SCHEMA_VERSION_ATTRIBUTE,
+    SNS_MESSAGE_ID_ATTRIBUTE,
     SORT_KEY,
+    SOURCE_ATTRIBUTE,
     SUBJECT_TYPE_ATTRIBUTE,
     TOPIC_ARN_ATTRIBUTE,
 )
@@ -92,14 +99,14 @@ def to_item(
         SORT_KEY: {"S": event.event_key},
         SUBJECT_TYPE_ATTRIBUTE: {"S": event.subject_type},
         EVENT_TYPE_ATTRIBUTE: {"S": event.event_type},
-        "event_id": {"S": event.event_id},
-        "occurred_at": {"S": event.occurred_at},
-        "schema_version": {"N": str(event.schema_version)},
-        "idempotent": {"BOOL": event.idempotent},
-        "source": {"S": _text("source", event.source)},
-        "details": _attribute_value("details", event.details, depth=1),
+        EVENT_ID_ATTRIBUTE: {"S": event.event_id},
+        OCCURRED_AT_ATTRIBUTE: {"S": event.occurred_at},
+        SCHEMA_VERSION_ATTRIBUTE: {"N": str(event.schema_version)},
+        IDEMPOTENT_ATTRIBUTE: {"BOOL": event.idempotent},
+        SOURCE_ATTRIBUTE: {"S": _text("source", event.source)},
+        DETAILS_ATTRIBUTE: _attribute_value("details", event.details, depth=1),
         RECORDED_AT_ATTRIBUTE: {"S": recorded_at},
-        "sns_message_id": {"S": _text("sns_message_id", provenance.sns_message_id)},
+        SNS_MESSAGE_ID_ATTRIBUTE: {"S": _text("sns_message_id", provenance.sns_message_id)},
         TOPIC_ARN_ATTRIBUTE: {"S": _text("topic_arn", provenance.topic_arn)},
     }
     if event.actor is not None:
@@ -120,8 +127,8 @@ def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) 
     marker: dict[str, Any] = {
         PARTITION_KEY: {"S": f"{IDEMPOTENCY_MARKER_PREFIX}{event.event_id}"},
         SORT_KEY: {"S": IDEMPOTENCY_MARKER_SORT_KEY},
-        "event_id": {"S": event.event_id},
-        "occurred_at": {"S": event.occurred_at},
+        EVENT_ID_ATTRIBUTE: {"S": event.event_id},
+        OCCURRED_AT_ATTRIBUTE: {"S": event.occurred_at},
     }
     if recorded_at is not None:
         marker[RECORDED_AT_ATTRIBUTE] = {"S": recorded_at}

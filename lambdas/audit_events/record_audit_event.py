@@ -252,7 +252,7 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
         event_type_shards=settings.event_type_shards,
     )
     items = (
-        [to_idempotency_marker(event, recorded_at=item["recorded_at"]["S"]), item]
+        [to_idempotency_marker(event, recorded_at=item[RECORDED_AT_ATTRIBUTE]["S"]), item]
         if event.idempotent
         else [item]
     )

@@ -3,8 +3,7 @@ its bad value; unresolved tokens pass to deployment."""
 
 from __future__ import annotations
 
-import inspect
-import typing
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -12,7 +11,9 @@ import pytest
 from aws_cdk.assertions import Template
 
 from audit_stack import AuditPipeline
-from audit_stack.construct import AuditPipelineProps, PropsError
+from audit_stack.construct import PropsError
+from audit_stack.construct.props import PROPS, props_from_context, readme_table
+from audit_stack.construct.validation import RULES, Rule, validate_props
 from tests.cdk_app import new_app
 
 pytestmark = pytest.mark.synth  # in-process CDK apps: `make test`, not `make unit`
@@ -106,14 +107,67 @@ def test_allow_publishers_rejects_bad_arguments_and_adds_nothing(
     assert len(pipeline.node.find_all()) == before
 
 
-def test_audit_stack_pipeline_props_are_exactly_the_constructs_keyword_arguments() -> None:
-    hints = typing.get_type_hints(AuditPipeline.__init__)
-    keywords = {
-        name: hints[name]
-        for name, parameter in inspect.signature(AuditPipeline.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    assert typing.get_type_hints(AuditPipelineProps) == keywords
+def test_the_readme_props_table_is_the_one_the_declarations_print() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme_table()
+
+    assert table in readme, (
+        "README's props table differs from AuditPipelineProps: paste the output of "
+        "`python -m audit_stack.construct.props` over it"
+    )
+    assert readme.count("| prop | default | meaning |") == 1
+
+
+def test_omitted_props_get_their_declared_defaults_and_each_default_passes_the_rules() -> None:
+    values = validate_props({})
+
+    assert values == {name: prop.default for name, prop in PROPS.items()}
+    assert values["recorder_timeout"].to_seconds() == 30
+    assert values["event_type_index_shards"] == 16
+
+
+def test_a_none_prop_means_its_default() -> None:
+    values = validate_props({"recorder_timeout": None, "encryption_key": None})
+
+    assert values["recorder_timeout"].to_seconds() == 30
+    assert values["encryption_key"] is None
+
+
+def test_a_name_that_is_no_prop_is_refused_with_the_closest_prop_and_nothing_is_created() -> None:
+    stack = cdk.Stack(new_app(), "Bad")
+    with pytest.raises(PropsError) as raised:
+        AuditPipeline(stack, "Audit", max_recieve_count=3)  # type: ignore[call-arg]
+
+    assert str(raised.value) == (
+        "AuditPipeline max_recieve_count: is not an AuditPipeline prop "
+        "(did you mean max_receive_count?)"
+    )
+    assert [c.node.id for c in stack.node.children] == []
+
+
+def test_a_rule_on_an_undeclared_prop_fails_when_the_table_is_built() -> None:
+    with pytest.raises(ValueError, match="Rule on 'retention_days': no such prop"):
+        Rule("retention_days", "must be positive", lambda props: False)
+
+
+def test_every_prop_of_the_rules_table_is_declared_with_a_kind_and_a_meaning() -> None:
+    assert {rule.prop for rule in RULES} <= set(PROPS)
+    for name, prop in PROPS.items():
+        assert prop.meaning, name
+        assert prop.kind.accepts(prop.default) or prop.default is None, name
+
+
+def test_audit_stack_sets_a_prop_from_its_context_key_and_pipeline_props_win() -> None:
+    app = new_app(context={"anchor_bucket_name": "audit-anchors-elsewhere"})
+    stack = cdk.Stack(app, "Context")
+
+    props = props_from_context(stack)
+
+    assert list(props) == ["anchor_bucket"]
+    bucket = props["anchor_bucket"]
+    assert bucket is not None
+    assert stack.resolve(bucket.bucket_name) == "audit-anchors-elsewhere"
+    assert props_from_context(cdk.Stack(new_app(), "NoContext")) == {}
 
 
 def test_every_bad_prop_is_reported_at_once_with_its_value_and_nothing_is_created() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +15,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from botocore.validate import ParamValidationDecorator
 
 from audit_events.integrity import parse_notice
 
@@ -149,3 +152,62 @@ def test_duplicates_in_one_concurrent_batch_record_the_event_once(
 
     assert response == {"batchItemFailures": []}
     assert _recorded_ids(audit_table) == {repeated.event_id} | {e.event_id for e in others}
+
+
+def test_every_batch_of_an_execution_environment_writes_on_one_pool_of_threads(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+) -> None:
+    def writers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("audit-write")}
+
+    for batch in range(3):
+        events = [account_deleted(f"user{batch}-{number}@mail.com") for number in range(10)]
+        response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
+        assert response == {"batchItemFailures": []}
+        if batch == 0:
+            first = writers()
+
+    assert len(_recorded_ids(audit_table)) == 30
+    assert 1 < len(first) <= recorder.MAX_CONCURRENT_WRITES
+    assert writers() == first  # the later batches started no thread of their own
+
+
+def test_the_recorders_clients_skip_botocores_own_request_validation(
+    recorder: ModuleType,
+) -> None:
+    # Every request is built by the recorder's code: validating each one's shape in botocore
+    # was CPU per call for nothing (the service validates it anyway).
+    # botocore keeps the setting only in the client's serializer (not in meta.config).
+    for service in ("dynamodb", "sqs"):
+        serializer = recorder.client(service, 29.5)._serializer
+        assert not isinstance(serializer, ParamValidationDecorator), service
+
+
+def test_threads_asking_for_a_client_at_once_share_the_one_client_built(
+    recorder: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = importlib.import_module("audit_events.clients")
+    clients.forget_cached()
+    built: list[str] = []
+    real_client = clients.boto3.client
+
+    def slow_client(service: str, **kwargs: Any) -> Any:
+        built.append(service)
+        time.sleep(0.05)  # a client takes a while to build: every thread arrives meanwhile
+        return real_client(service, **kwargs)
+
+    monkeypatch.setattr(clients.boto3, "client", slow_client)
+    start = threading.Barrier(recorder.MAX_CONCURRENT_WRITES)
+
+    def ask() -> Any:
+        start.wait()
+        return clients.client("dynamodb", 29.5)
+
+    with ThreadPoolExecutor(recorder.MAX_CONCURRENT_WRITES) as pool:
+        got = list(pool.map(lambda _: ask(), range(recorder.MAX_CONCURRENT_WRITES)))
+
+    assert built == ["dynamodb"]
+    assert all(client is got[0] for client in got)
