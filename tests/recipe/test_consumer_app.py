@@ -118,7 +118,7 @@ class Shop:
     def logical_id(self, construct_path: str) -> str:
         """The logical id of the stack's resource at ``construct_path`` (``ShopStack/...``)."""
         (found,) = [
-            logical_id
+            str(logical_id)
             for logical_id, resource in self.template(STACK)["Resources"].items()
             if resource.get("Metadata", {}).get("aws:cdk:path") == f"{STACK}/{construct_path}"
         ]
