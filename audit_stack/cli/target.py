@@ -196,6 +196,8 @@ def _emulator_stacks(cloudformation: Any, stack: str | None) -> list[dict[str, A
             return list(cloudformation.describe_stacks().get("Stacks", []))
         return list(cloudformation.describe_stacks(StackName=stack).get("Stacks", []))
     except ClientError as error:
+        if error_code(error) == "ValidationError" and "does not exist" in str(error):
+            return []  # GetTemplate then says which stack to pick
         if error_code(error) != "AccessDenied":
             raise
         if stack is None:
