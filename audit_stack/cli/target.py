@@ -145,7 +145,7 @@ def resolve_target(options: TargetOptions) -> Target:
     if endpoint_url is not None:
         # An emulator runs one stack: that one, whatever its name, and by default the pipeline
         # it was started for (`up --pipeline`), which it names in a tag of the stack.
-        stacks = cloudformation.describe_stacks().get("Stacks", [])
+        stacks = _emulator_stacks(cloudformation, options.stack)
         if options.stack is None and len(stacks) == 1:
             target.stack = stacks[0]["StackName"]
         if wanted_pipeline is None:
@@ -185,6 +185,29 @@ def resolve_target(options: TargetOptions) -> Target:
     except ValueError:
         target.event_type_index_shards = 0
     return target
+
+
+def _emulator_stacks(cloudformation: Any, stack: str | None) -> list[dict[str, Any]]:
+    """The emulator's stack (``stack``, if named) as DescribeStacks gives it. Listing every stack
+    needs ``cloudformation:DescribeStacks`` on ``*``, which ``grant_read`` and ``grant_operate``
+    do not give; an operator acting as such a role (``up --as``) names the ``--stack``."""
+    try:
+        if stack is None:
+            return list(cloudformation.describe_stacks().get("Stacks", []))
+        return list(cloudformation.describe_stacks(StackName=stack).get("Stacks", []))
+    except ClientError as error:
+        if error_code(error) == "ValidationError" and "does not exist" in str(error):
+            return []  # GetTemplate then says which stack to pick
+        if error_code(error) != "AccessDenied":
+            raise
+        if stack is None:
+            raise OperatorError(
+                "DescribeStacks denied: name the emulator's stack with --stack (grant_read and "
+                "grant_operate let an operator read the pipeline's stack, not list every stack)"
+            ) from None
+        # Denied even its own stack: the selected pipeline (a stack tag) cannot be read, so
+        # a stack of several pipelines needs --pipeline (select_pipeline says so).
+        return []
 
 
 def _selected_pipeline(stacks: list[dict[str, Any]], stack_name: str) -> str | None:

@@ -29,12 +29,28 @@ from audit_stack.construct import compat
 from audit_stack.construct.functions import ARCHITECTURE
 from audit_stack.lambda_code import lambda_code_dir
 
-__all__ = ["CLIENT_MODULES", "LAYER_ID", "publisher_layer", "stage_client", "wire_publisher"]
+__all__ = [
+    "CLIENT_MODULES",
+    "CLIENT_RUNTIMES",
+    "LAYER_ID",
+    "publisher_layer",
+    "stage_client",
+    "wire_publisher",
+]
 
 # The client and what it imports from audit_stack (publisher.py -> lambda_code.py); the
 # package's __init__ only declares lazy exports.
 CLIENT_MODULES = ("__init__.py", "publisher.py", "lambda_code.py")
 LAYER_ID = "AuditPublisherLayer"
+# The Lambda runtimes a producer's function may have: every Python the client runs on (the
+# package's requires-python, >= 3.11), not only the pipeline's own functions' runtime, so that an
+# app's existing functions take the layer as they are.
+CLIENT_RUNTIMES = (
+    lambda_.Runtime.PYTHON_3_11,
+    lambda_.Runtime.PYTHON_3_12,
+    lambda_.Runtime.PYTHON_3_13,
+    compat.PYTHON_RUNTIME,
+)
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -86,7 +102,7 @@ def publisher_layer(scope: Construct) -> lambda_.ILayerVersion:
         stack,
         LAYER_ID,
         code=lambda_.Code.from_asset(str(_staged())),
-        compatible_runtimes=[compat.PYTHON_RUNTIME],
+        compatible_runtimes=list(CLIENT_RUNTIMES),
         compatible_architectures=[ARCHITECTURE, lambda_.Architecture.X86_64],
         description="audit-pipeline's AuditPublisher client (and fastjsonschema)",
     )

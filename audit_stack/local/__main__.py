@@ -334,8 +334,10 @@ def usage(pipeline: LocalAuditPipeline) -> str:
             f"raw-in-base64-out --payload {shlex.quote(payload)} /dev/stdout"
         )
     table = pipeline.table_name
+    # The emulator describes its own resources: the `--as` principal (an operator granted
+    # grant_read, say) need not be allowed DescribeTable or GetQueueAttributes.
     if table:
-        partition_key, _ = _key_names(pipeline.client("dynamodb"), table)
+        partition_key, _ = _key_names(pipeline.client("dynamodb", as_emulator=True), table)
         values = json.dumps({":pk": {"S": pipeline.subject_of(demo_subject)}})
         lines.append(
             f"  aws dynamodb query --table-name {table} --key-condition-expression "
@@ -344,7 +346,7 @@ def usage(pipeline: LocalAuditPipeline) -> str:
         )
     dead_letter_url = pipeline.dead_letter_queue_url
     if dead_letter_url:
-        arn = pipeline.client("sqs").get_queue_attributes(
+        arn = pipeline.client("sqs", as_emulator=True).get_queue_attributes(
             QueueUrl=dead_letter_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
         lines.append(

@@ -33,6 +33,7 @@ __all__ = [
 # Names in messages come from the schema or, below additionalProperties, from the sender.
 _MAX_NAME_LENGTH = 64
 _MAX_DEFINITION_SHOWN = 80
+_EMAIL_LIKE_NAME = "a name that looks like an e-mail address"
 
 
 class CatalogueError(ValueError):
@@ -145,8 +146,14 @@ def _refs(node: object) -> list[str]:
 
 def _message(error: fastjsonschema.JsonSchemaValueException) -> str:
     """``details.<path>: <rule>``, from the schema's side of the error only."""
-    names = [_shown_name(part) for part in (error.path or ["data"])[1:]]
-    where = "details" + "".join(f"[{name}]" if name.isdigit() else f".{name}" for name in names)
+    parts = [str(part) for part in (error.path or ["data"])[1:]]
+    if any("@" in part for part in parts):
+        # fastjsonschema splits names at dots, so "jane.doe@mail.com" arrives as three parts:
+        # the ones beside the part with "@" may be pieces of the address too. None is shown.
+        where = f"details (under {_EMAIL_LIKE_NAME})"
+    else:
+        names = [_shown_name(part) for part in parts]
+        where = "details" + "".join(f"[{n}]" if n.isdigit() else f".{n}" for n in names)
     rule, definition = error.rule, error.rule_definition
     if rule == "type":
         what = f"must be of type {_definition(definition)}"
@@ -165,11 +172,8 @@ def _message(error: fastjsonschema.JsonSchemaValueException) -> str:
     return f"{where}: {what}"
 
 
-def _shown_name(part: object) -> str:
-    text = str(part)
-    if "@" in text:
-        return "(a name that looks like an e-mail address)"
-    return text[:_MAX_NAME_LENGTH]
+def _shown_name(part: str) -> str:
+    return part[:_MAX_NAME_LENGTH]
 
 
 def _definition(definition: object) -> str:

@@ -3,12 +3,17 @@ account's administrator, as on AWS."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from audit_stack import synth
 from audit_stack.local import LocalAuditPipeline
+from audit_stack.local.__main__ import usage
+from tests.cdk_app import ROOT, context_environment
 from tests.cli.conftest import run_audit
+from tests.conftest import cached_assembly
 
 
 def test_trail_as_the_administrator_is_refused_the_pseudonym_secret_with_the_grant_to_ask_for(
@@ -27,3 +32,61 @@ def test_trail_as_the_administrator_is_refused_the_pseudonym_secret_with_the_gra
         assert "grant_lookup" in trail.stderr
         status = run_audit(capsys, "--endpoint-url", pipeline.endpoint_url, "status", "--json")
         assert status.exit_code in {0, 3}, status.stderr
+
+
+# An operator role granted grant_read on the second of two pipelines (the consumer app's shape).
+_READER_APP = """
+import sys
+import aws_cdk as cdk
+from audit_stack import AuditPipeline
+
+app = cdk.App(outdir=sys.argv[1])
+stack = cdk.Stack(app, "OpsStack")
+gone = cdk.RemovalPolicy.DESTROY
+AuditPipeline(stack, "Audit", removal_policy=gone)
+billing = AuditPipeline(stack, "Billing", event_types=["InvoicePaid"], removal_policy=gone)
+billing.grant_read(cdk.aws_iam.Role(stack, "Reader", assumed_by=cdk.aws_iam.AccountRootPrincipal()))
+app.synth()
+"""
+
+
+def _reader_assembly() -> Path:
+    def build(outdir: Path) -> object:
+        return synth.synthesize_python_app(
+            ["-c", _READER_APP, str(outdir)], outdir, cwd=ROOT, env=context_environment()
+        )
+
+    return cached_assembly("reader-role", build, _READER_APP)
+
+
+def test_an_operator_granted_grant_read_names_the_stack_and_reads_on_the_emulator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """grant_read gives GetTemplate and ListStackResources on the pipeline's stack, not
+    DescribeStacks on every stack: the emulator checks the stack's ARN (as AWS does), the CLI
+    asks the operator for --stack instead of failing on the listing, and `up --as` prints its
+    usage with the emulator's own view of the resources."""
+    assembly = _reader_assembly()
+    template = json.loads((assembly / "OpsStack.template.json").read_text())
+    (reader,) = [
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role" and logical_id.startswith("Reader")
+    ]
+    with LocalAuditPipeline(assembly, pipeline="Billing", principal=reader) as pipeline:
+        assert pipeline.table_name in usage(pipeline)
+        url = pipeline.endpoint_url
+
+        unnamed = run_audit(capsys, "--endpoint-url", url, "events", "--type", "InvoicePaid")
+        assert unnamed.exit_code == 1
+        assert "name the emulator's stack with --stack" in unnamed.stderr
+
+        target = ("--endpoint-url", url, "--stack", "OpsStack", "--pipeline", "Billing")
+        events = run_audit(capsys, *target, "events", "--type", "InvoicePaid", "--json")
+        assert events.exit_code == 0, events.stderr
+        assert json.loads(events.stdout)["events"] == []
+        # Only the pipeline granted: the other one's table is not the reader's to query.
+        other = ("--endpoint-url", url, "--stack", "OpsStack", "--pipeline", "Audit")
+        refused = run_audit(capsys, *other, "events", "--type", "AccountDeleted")
+        assert refused.exit_code != 0
+        assert "AccessDenied" in refused.stderr

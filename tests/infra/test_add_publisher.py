@@ -234,3 +234,47 @@ def test_the_topic_lets_the_same_stacks_producer_by_arn_and_the_other_by_its_tag
     assert {"Key": tag_key, "Value": tag_value} in billing["Resources"][role_id]["Properties"][
         "Tags"
     ]
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        lambda_.Runtime.PYTHON_3_11,
+        lambda_.Runtime.PYTHON_3_12,
+        lambda_.Runtime.PYTHON_3_13,
+        RUNTIME,
+    ],
+    ids=lambda runtime: str(runtime.name),
+)
+def test_a_function_on_any_python_the_client_runs_on_takes_the_layer(
+    runtime: lambda_.Runtime,
+) -> None:
+    # An app's existing function keeps its runtime (the consumer app's is python3.12).
+    app = new_app()
+    stack = cdk.Stack(app, "Shop")
+    producer = lambda_.Function(
+        stack,
+        "Producer",
+        runtime=runtime,
+        handler="index.handler",
+        code=lambda_.Code.from_inline(_PRODUCER_CODE),
+    )
+    AuditPipeline(stack, "Audit").add_publisher(producer)
+
+    function = _producer_function(_template(app.synth(), "Shop"))
+    assert function["Properties"]["Runtime"] == runtime.name
+    assert len(function["Properties"]["Layers"]) == 1
+
+
+def test_a_function_on_a_python_older_than_the_clients_is_refused_naming_its_runtime() -> None:
+    stack = cdk.Stack(new_app(), "Shop")
+    producer = lambda_.Function(
+        stack,
+        "Producer",
+        runtime=lambda_.Runtime.PYTHON_3_10,
+        handler="index.handler",
+        code=lambda_.Code.from_inline(_PRODUCER_CODE),
+    )
+
+    with pytest.raises(RuntimeError, match=r"python3\.10 is not in \[python3\.11, python3\.12"):
+        AuditPipeline(stack, "Audit").add_publisher(producer)

@@ -91,6 +91,14 @@ class Names:
         arn = name if name.startswith("arn:") else self.arn("dynamodb", f"table/{name}")
         return f"{arn}/index/{index}" if index else arn
 
+    def stack(self, name_or_id: str) -> str:
+        """A stack's ARN. A request may name the stack instead of giving its id, whose last part
+        is a unique id: any id stands for it, so policies that name the stack as grants do
+        (``stack/<name>/*``) match, as on AWS."""
+        if name_or_id.startswith("arn:"):
+            return name_or_id
+        return self.arn("cloudformation", f"stack/{name_or_id}/by-name")
+
     def function(self, name: str) -> str:
         if name.startswith("arn:"):
             return ":".join(name.split(":")[:7])
@@ -125,6 +133,9 @@ def targets(
         return [Target(action, names.function(operation.function_name))]
     if service == "s3":
         return _s3(operation, path, query)
+    if service == "cloudformation":
+        stack = params.get("StackName")
+        return [Target(action, names.stack(str(stack)) if stack else "*")]
     return [Target(action, "*")]
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from audit_stack.iam.matching import glob_matches
 from audit_stack.local.access.identities import (
     INTERNAL_ACCESS_KEY_ID,
     OUTSIDE_ACCESS_KEY_ID,
@@ -110,6 +111,35 @@ def test_kms_secrets_lambda_and_apis_without_a_resource() -> None:
         Target("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:recorder")
     ]
     assert json_request("dynamodb", "ListTables", {}) == [Target("dynamodb:ListTables", "*")]
+
+
+def test_a_cloudformation_request_naming_a_stack_is_checked_on_that_stacks_arn() -> None:
+    """CloudFormation: DescribeStacks, GetTemplate and ListStackResources on the stack's ARN
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html),
+    which the operator grants' ``stack/<name>/*`` matches; listing every stack is on ``*``."""
+    granted = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Shop/*"
+    for operation in ("DescribeStacks", "GetTemplate", "ListStackResources"):
+        (target,) = targets(
+            Operation("cloudformation", operation, "query", REGION),
+            f"Action={operation}&StackName=Shop".encode(),
+            NAMES,
+        )
+        assert target.action == f"cloudformation:{operation}"
+        assert glob_matches(granted, target.resource)
+        assert not glob_matches(
+            f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Sho/*", target.resource
+        )
+    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Shop/0f1e2d3c"
+    assert targets(
+        Operation("cloudformation", "GetTemplate", "query", REGION),
+        f"Action=GetTemplate&StackName={stack_id}".encode(),
+        NAMES,
+    ) == [Target("cloudformation:GetTemplate", stack_id)]
+    assert targets(
+        Operation("cloudformation", "DescribeStacks", "query", REGION),
+        b"Action=DescribeStacks",
+        NAMES,
+    ) == [Target("cloudformation:DescribeStacks", "*")]
 
 
 @pytest.mark.parametrize(
