@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Annotations, CfnOutput, Environment, IStackSynthesizer, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, Environment, IStackSynthesizer, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -26,8 +26,17 @@ ANCHOR_BUCKET_CONTEXT = "anchor_bucket_name"
 # `cdk deploy -c key_custodian_role_arn=arn:aws:iam::...:role/BreakGlass` names the one role that
 # may replace, rotate or delete the pseudonym key (grant_key_custody).
 KEY_CUSTODIAN_CONTEXT = "key_custodian_role_arn"
+# `cdk deploy -c retention_days=2557` keeps each record that many days (DynamoDB TTL), then
+# lets it go; without it records are kept for the life of the table (and synthesis warns).
+RETENTION_DAYS_CONTEXT = "retention_days"
 
-__all__ = ["ALARM_EMAIL_CONTEXT", "ANCHOR_BUCKET_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
+__all__ = [
+    "ALARM_EMAIL_CONTEXT",
+    "ANCHOR_BUCKET_CONTEXT",
+    "REDRIVE_ROLE_CONTEXT",
+    "RETENTION_DAYS_CONTEXT",
+    "AuditStack",
+]
 
 
 class AuditStack(Stack):
@@ -72,6 +81,9 @@ class AuditStack(Stack):
             props["anchor_bucket"] = s3.Bucket.from_bucket_name(
                 self, "AnchorBucket", str(anchor_bucket_name)
             )
+        retention_days = self.node.try_get_context(RETENTION_DAYS_CONTEXT)
+        if retention_days is not None and retention_days != "":
+            props["retention"] = Duration.days(_whole_days(retention_days))
         props.update(pipeline_props or {})
         self.pipeline = AuditPipeline(self, "Audit", **props)
         # Control changes reach the topic directly too, and the topic and its key are watched.
@@ -192,3 +204,14 @@ class AuditStack(Stack):
                 "the AlarmTopicArn output.",
             )
         return topic, key
+
+
+def _whole_days(value: object) -> int:
+    """``-c retention_days=N`` (text on the command line, a number in cdk.json) as days; the
+    construct checks the range."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
+        raise ValueError(
+            f"-c {RETENTION_DAYS_CONTEXT}: must be a whole number of days (got {value!r})"
+        )
+    return int(text)

@@ -38,7 +38,11 @@ from audit_stack.construct.functions import PUBLISHER_HANDLER, RECORDER_HANDLER,
 from audit_stack.construct.marking import PipelineMarker
 from audit_stack.construct.metric_options import MetricOptions, with_statistic
 from audit_stack.construct.publisher_layer import wire_publisher
-from audit_stack.construct.sealing import DEFAULT_ANCHOR_RETENTION, DigestChain
+from audit_stack.construct.sealing import (
+    DEFAULT_ANCHOR_RETENTION,
+    DEFAULT_SEAL_INTERVAL,
+    DigestChain,
+)
 from audit_stack.construct.validation import validate_props, validate_publishers
 from audit_stack.lambda_code import audit_events_module, contract
 
@@ -97,6 +101,13 @@ class AuditPipeline(Construct):
     :param anchor_retention: how long each anchored checkpoint is locked (COMPLIANCE mode: no
         one, root included, can delete or change it before then); whole days, 1 day to 100
         years, default 365 days.
+    :param retention: how long each record (and idempotency marker) is kept: the recorder
+        gives it an ``expires_at`` (``recorded_at`` + retention, epoch seconds), the table's
+        DynamoDB TTL deletes it after then, and ``audit verify`` reports it as expired under
+        the policy. Whole days, 1 day to 100 years, longer than ``seal_interval`` plus the
+        sealer's 1-hour heartbeat. None (the default): kept for the life of the table, with a
+        synthesis warning, since the lawful period is the owner's to decide (README). Digests
+        have no TTL; anchored checkpoints keep ``anchor_retention``.
     """
 
     def __init__(
@@ -122,6 +133,7 @@ class AuditPipeline(Construct):
         event_type_index_shards: int = DEFAULT_EVENT_TYPE_INDEX_SHARDS,
         anchor_bucket: s3.IBucket | None = None,
         anchor_retention: Duration | None = None,
+        retention: Duration | None = None,
     ) -> None:
         # Every prop is checked before any child is created, so bad input leaves nothing behind.
         validate_props(
@@ -144,11 +156,12 @@ class AuditPipeline(Construct):
                 "event_type_index_shards": event_type_index_shards,
                 "anchor_bucket": anchor_bucket,
                 "anchor_retention": anchor_retention,
+                "retention": retention,
             }
         )
         recorder_timeout = recorder_timeout or Duration.seconds(30)
         oldest_message_age_alarm = oldest_message_age_alarm or Duration.minutes(15)
-        seal_interval = seal_interval or Duration.minutes(5)
+        seal_interval = seal_interval or DEFAULT_SEAL_INTERVAL
         super().__init__(scope, construct_id)
         self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
@@ -226,6 +239,7 @@ class AuditPipeline(Construct):
             encryption_key=encryption_key,
             removal_policy=retain,
             event_type_index_shards=self._event_type_index_shards,
+            time_to_live_attribute=contract.EXPIRES_AT_ATTRIBUTE if retention else None,
         )
         self._pseudonym_secret: secretsmanager.Secret | None = None
         self._key_custodians = permissions.PrincipalArns()
@@ -275,6 +289,7 @@ class AuditPipeline(Construct):
                 contract.ENV_EVENT_TYPE_INDEX_SHARDS: str(self._event_type_index_shards),
                 **self._subject_environment(),
                 **self.catalogue_environment(),
+                **self._retention_environment(retention),
             },
         )
         # Records messages that still name an address (version 1) under its pseudonym.
@@ -311,6 +326,14 @@ class AuditPipeline(Construct):
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
         )
         self._deny_all_but_the_pipeline(recorder_role)
+        if retention is None:
+            Annotations.of(self).add_warning_v2(
+                "audit-pipeline:noRetention",
+                "AuditPipeline has no retention: records are kept for the life of the table. "
+                "Audit records are personal data kept for a legal obligation: set retention="
+                "Duration.days(N) (-c retention_days=N for AuditStack) to the period that "
+                "obligation names, so that records are deleted after it (README, Retention).",
+            )
         if alarm_action is None:
             Annotations.of(self).add_warning_v2(
                 "audit-pipeline:noAlarmAction",
@@ -401,6 +424,13 @@ class AuditPipeline(Construct):
                 self._chain.seal_queue.queue_arn,
             ],
         )
+
+    @staticmethod
+    def _retention_environment(retention: Duration | None) -> dict[str, str]:
+        """``RETENTION_DAYS`` for the recorder (whole days, validated); none without one."""
+        if retention is None:
+            return {}
+        return {contract.ENV_RETENTION_DAYS: str(int(retention.to_days()))}
 
     def _publisher_roles(self) -> list[iam.IRole]:
         """The deleteAccount function's role, when the catalogue has that function."""

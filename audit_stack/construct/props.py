@@ -41,3 +41,4 @@ class AuditPipelineProps(TypedDict, total=False):
     event_type_index_shards: int
     anchor_bucket: s3.IBucket | None
     anchor_retention: Duration | None
+    retention: Duration | None

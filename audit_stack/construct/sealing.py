@@ -37,6 +37,7 @@ __all__ = [
     "ANCHOR_READ_ACTIONS",
     "ANCHOR_WRITE_ACTIONS",
     "DEFAULT_ANCHOR_RETENTION",
+    "DEFAULT_SEAL_INTERVAL",
     "HEARTBEAT",
     "SEALER_TIMEOUT",
     "DigestChain",
@@ -44,6 +45,8 @@ __all__ = [
 
 SEALER_TIMEOUT = Duration.seconds(60)
 HEARTBEAT = Duration.hours(1)
+DEFAULT_SEAL_INTERVAL = Duration.minutes(5)
+"""How often the sealer runs unless ``seal_interval`` says otherwise."""
 DEFAULT_ANCHOR_RETENTION = Duration.days(365)
 """How long each anchored checkpoint stays locked unless ``anchor_retention`` says otherwise."""
 # The sealer writes new objects (with their retention) below its prefix; nothing else.

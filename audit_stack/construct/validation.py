@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_logs as logs
 
+from audit_stack.construct.sealing import DEFAULT_SEAL_INTERVAL, HEARTBEAT
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ _KINDS: Mapping[str, _Kind] = {
     "event_type_index_shards": _WHOLE_NUMBER,
     "anchor_bucket": _Kind("an s3.IBucket", lambda v: hasattr(v, "bucket_arn"), True),
     "anchor_retention": _Kind("a Duration (e.g. Duration.days(365))", _is_duration, True),
+    "retention": _Kind("a Duration (e.g. Duration.days(2557)), or None", _is_duration, True),
 }
 
 
@@ -164,6 +166,7 @@ def _range_problems(props: Mapping[str, Any], wrong: set[str]) -> list[tuple[str
     retention = seconds("anchor_retention")
     if retention is not None and (not 86_400 <= retention <= 36_500 * 86_400 or retention % 86_400):
         problems.append(("anchor_retention", "must be whole days between 1 day and 100 years"))
+    problems.extend(_retention_problems(seconds("retention"), seal))
     shards = props.get("event_type_index_shards")
     if shards is not None and not 1 <= shards <= MAX_EVENT_TYPE_INDEX_SHARDS:
         problems.append(
@@ -173,6 +176,28 @@ def _range_problems(props: Mapping[str, Any], wrong: set[str]) -> list[tuple[str
             )
         )
     return problems
+
+
+def _retention_problems(retention: float | None, seal: float | None) -> list[tuple[str, str]]:
+    """The records' retention (DynamoDB TTL): whole days, so that ``RETENTION_DAYS`` says it
+    exactly, and longer than a record can wait for its seal, so that no record expires before
+    the sealer has signed it (and its expiry)."""
+    if retention is None:
+        return []
+    if not 86_400 <= retention <= 36_500 * 86_400 or retention % 86_400:
+        return [("retention", "must be whole days between 1 day and 100 years")]
+    wait = (seal if seal is not None else DEFAULT_SEAL_INTERVAL.to_seconds()) + (
+        HEARTBEAT.to_seconds()
+    )
+    if retention <= wait:
+        return [
+            (
+                "retention",
+                "must be longer than seal_interval plus the sealer's 1-hour heartbeat, so "
+                "that every record is sealed before it can expire",
+            )
+        ]
+    return []
 
 
 # The catalogue's rules, in the order they are reported: each takes the list of entries and gives
