@@ -329,9 +329,10 @@ def _checked_record(
 
 def _gone(key: tuple[str, str], sequence: int, expires_at: int | None, now: datetime) -> Finding:
     """A sealed record no longer in the table: expired under the policy when the digest that
-    sealed it (signed, so not forgeable) says it expired before ``now``; missing otherwise."""
+    sealed it (signed, so not forgeable) says it expired before ``now`` (DynamoDB's TTL deletes
+    an item once its expiry is less than the current time, never sooner); missing otherwise."""
     subject, event_key = key
-    if expires_at is not None and expires_at <= now.timestamp():
+    if expires_at is not None and expires_at < now.timestamp():
         return Finding(
             EXPIRED,
             f"removed after its sealed expires_at {_epoch_text(expires_at)}",

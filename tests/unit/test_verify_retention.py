@@ -166,16 +166,17 @@ def test_since_leaves_out_expiries_of_records_sealed_before_the_period() -> None
     assert _kinds(report) == [(checks.EXPIRED, "second")]
 
 
-def test_an_expiry_near_the_checks_clock_decides_at_the_second() -> None:
+def test_an_expiry_is_passed_only_once_the_clock_is_beyond_it_as_dynamodbs_ttl_decides() -> None:
+    # TTL deletes an item when its expiry is less than the current time, never at it.
     record = _record("edge")
     digests = _digests([_ref(record)])
     at_expiry = datetime.fromtimestamp(EXPIRES, UTC)
     assert _kinds(verify_log([], digests, KEY.public_key(), now=at_expiry)) == [
-        (checks.EXPIRED, "edge")
-    ]
-    one_second_before = at_expiry - timedelta(seconds=1)
-    assert _kinds(verify_log([], digests, KEY.public_key(), now=one_second_before)) == [
         (checks.MISSING, "edge")
+    ]
+    one_second_after = at_expiry + timedelta(seconds=1)
+    assert _kinds(verify_log([], digests, KEY.public_key(), now=one_second_after)) == [
+        (checks.EXPIRED, "edge")
     ]
 
 
