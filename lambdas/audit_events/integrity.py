@@ -237,7 +237,12 @@ def parse_notice(body: str) -> list[RecordRef]:
         document = json.loads(body)
         if document.get("version") != NOTICE_VERSION:
             raise IntegrityFormatError("unknown notice version")
-        return [RecordRef(*map(str, entry)) for entry in document["records"] if len(entry) == 4]
+        # [subject, event_key, record_hash, recorded_at]: no expiry, the sealer reads its own.
+        entries = [entry for entry in document["records"] if len(entry) == 4]
+        return [
+            RecordRef(str(subject), str(key), str(hash_), str(recorded_at))
+            for subject, key, hash_, recorded_at in entries
+        ]
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise IntegrityFormatError(f"not a seal notice: {error}") from None
 

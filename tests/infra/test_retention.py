@@ -57,6 +57,10 @@ def _environment(template: dict[str, Any], handler_module: str) -> dict[str, Any
     return dict(variables)
 
 
+def _template(stack: cdk.Stack) -> dict[str, Any]:
+    return dict(Template.from_stack(stack).to_json())
+
+
 def _warnings(stack: cdk.Stack) -> list[str]:
     return [
         str(message.entry.data)
@@ -67,7 +71,7 @@ def _warnings(stack: cdk.Stack) -> list[str]:
 def test_retention_expires_records_by_ttl_and_tells_the_recorder_its_days() -> None:
     stack = cdk.Stack(new_app(), "Kept", env=ENV)
     AuditPipeline(stack, "Audit", retention=cdk.Duration.days(2557))
-    template = Template.from_stack(stack).to_json()
+    template = _template(stack)
 
     assert _audit_table(template)["TimeToLiveSpecification"] == {
         "AttributeName": contract.EXPIRES_AT_ATTRIBUTE,
@@ -89,7 +93,7 @@ def test_retention_expires_records_by_ttl_and_tells_the_recorder_its_days() -> N
 def test_without_retention_records_are_kept_with_no_ttl_and_synthesis_warns() -> None:
     stack = cdk.Stack(new_app(), "Forever", env=ENV)
     AuditPipeline(stack, "Audit")
-    template = Template.from_stack(stack).to_json()
+    template = _template(stack)
 
     assert "TimeToLiveSpecification" not in _audit_table(template)
     recorder = _environment(template, "audit_events.record_audit_event")
@@ -102,7 +106,7 @@ def test_without_retention_records_are_kept_with_no_ttl_and_synthesis_warns() ->
 
 def test_audit_stack_takes_retention_days_from_the_context() -> None:
     stack = AuditStack(new_app(context={"retention_days": "365"}), "Audit", env=ENV)
-    template = Template.from_stack(stack).to_json()
+    template = _template(stack)
 
     assert _audit_table(template)["TimeToLiveSpecification"]["Enabled"] is True
     assert _environment(template, "audit_events.record_audit_event")[
@@ -142,5 +146,5 @@ def test_a_retention_that_breaks_a_rule_is_refused_with_its_value_and_nothing_is
 def test_the_shortest_retention_is_one_day_with_the_default_seal_interval() -> None:
     stack = cdk.Stack(new_app(), "Short", env=ENV)
     AuditPipeline(stack, "Audit", retention=cdk.Duration.days(1))
-    recorder = _environment(Template.from_stack(stack).to_json(), "audit_events.record_audit_event")
+    recorder = _environment(_template(stack), "audit_events.record_audit_event")
     assert recorder[contract.ENV_RETENTION_DAYS] == "1"
