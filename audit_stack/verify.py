@@ -31,11 +31,13 @@ __all__ = [
     "ANCHOR",
     "ANCHOR_GAP_TOLERANCE",
     "CHAIN",
+    "EXPIRED",
     "FUTURE",
     "KINDS",
     "MALFORMED",
     "MISSING",
     "MODIFIED",
+    "NOT_FAILURES",
     "PENDING",
     "REJECTED_AT_SEAL",
     "SEALED_TWICE",
@@ -69,6 +71,12 @@ SEALED_TWICE = "sealed twice"
 REJECTED_AT_SEAL = "rejected by the sealer"
 CHAIN = "chain"
 ANCHOR = "anchor"
+# -- retention (issue 18 item 1): removals that the sealed expiry allowed --------------------
+EXPIRED = "expired under the policy"
+"""A sealed record gone after its sealed ``expires_at``: DynamoDB's TTL did what the pipeline's
+retention period asks. Reported and counted, never a failure."""
+NOT_FAILURES = frozenset({EXPIRED})
+"""Finding kinds that leave verification OK."""
 KINDS = (
     ANCHOR,
     CHAIN,
@@ -80,6 +88,7 @@ KINDS = (
     SEALED_TWICE,
     REJECTED_AT_SEAL,
     PENDING,
+    EXPIRED,
 )
 
 
@@ -108,7 +117,12 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return all(finding.kind in NOT_FAILURES for finding in self.findings)
+
+    @property
+    def expired(self) -> int:
+        """Sealed records removed after their sealed expiry (retention, not a failure)."""
+        return sum(finding.kind == EXPIRED for finding in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +130,7 @@ class VerifyReport:
             "digests": self.digests,
             "records": self.records,
             "sealed_records": self.sealed_records,
+            "expired_records": self.expired,
             "last_sealed_at": self.last_sealed_at,
             "anchored_checkpoints": self.anchored,
             "findings": [asdict(finding) for finding in self.findings],
@@ -176,6 +191,8 @@ def verify_log(
         numbered.append((sequence, item))
     numbered.sort(key=lambda entry: entry[0])
     sealed: dict[tuple[str, str], tuple[str, int, datetime]] = {}
+    # Each record's sealed expiry, for the records of digests that carry one (version 3).
+    sealed_expiry: dict[tuple[str, str], int | None] = {}
     previous: tuple[int, str] | None = None  # (sequence, signature) of the digest before
     expected = _Expected(table=table, signing_key=signing_key)
     tree: merkle.Frontier | None = merkle.Frontier()  # None once a digest cannot be read
@@ -202,6 +219,8 @@ def verify_log(
                     )
                 continue
             sealed[ref.key] = (ref.record_hash, sequence, sealed_at)
+            if digest.version >= integrity.EXPIRY_DIGEST_VERSION:
+                sealed_expiry[ref.key] = ref.expires_at
         if in_range:
             report.findings.extend(
                 Finding(
@@ -239,19 +258,13 @@ def verify_log(
             continue  # sealed by a digest before the period checked
         report.records += 1
         finding = _checked_record(item, key, sealed.get(key), last_sealed, latest_credible)
+        if finding is None and key in sealed:
+            finding = _expiry_not_sealed(item, key, sealed[key][1], sealed_expiry)
         if finding is not None:
             report.findings.append(finding)
     for key, (_, sequence, sealed_at) in sealed.items():
         if key not in seen and (since is None or sealed_at >= since):
-            report.findings.append(
-                Finding(
-                    MISSING,
-                    "sealed but no longer in the table",
-                    subject=key[0],
-                    event_key=key[1],
-                    digest=sequence,
-                )
-            )
+            report.findings.append(_gone(key, sequence, sealed_expiry.get(key), now))
     report.findings.sort(key=lambda finding: (KINDS.index(finding.kind), finding.subject))
     return report
 
@@ -309,6 +322,56 @@ def _checked_record(
         subject=subject,
         event_key=event_key,
     )
+
+
+# -- retention (issue 18 item 1) ----------------------------------------------------------------
+
+
+def _gone(key: tuple[str, str], sequence: int, expires_at: int | None, now: datetime) -> Finding:
+    """A sealed record no longer in the table: expired under the policy when the digest that
+    sealed it (signed, so not forgeable) says it expired before ``now`` (DynamoDB's TTL deletes
+    an item once its expiry is less than the current time, never sooner); missing otherwise."""
+    subject, event_key = key
+    if expires_at is not None and expires_at < now.timestamp():
+        return Finding(
+            EXPIRED,
+            f"removed after its sealed expires_at {_epoch_text(expires_at)}",
+            subject=subject,
+            event_key=event_key,
+            digest=sequence,
+        )
+    detail = "sealed but no longer in the table"
+    if expires_at is not None:
+        detail += f", before its sealed expires_at {_epoch_text(expires_at)}"
+    return Finding(MISSING, detail, subject=subject, event_key=event_key, digest=sequence)
+
+
+def _expiry_not_sealed(
+    item: dict[str, Any],
+    key: tuple[str, str],
+    sequence: int,
+    sealed_expiry: Mapping[tuple[str, str], int | None],
+) -> Finding | None:
+    """A record present and matching its hash must also have the expiry its digest signed
+    (version 3 digests; older ones carry none), so that every sealed expiry is the record's own
+    and a sealer cannot sign a shorter life than the record was written with."""
+    if key not in sealed_expiry or integrity.expires_at_of(item) == sealed_expiry[key]:
+        return None
+    return Finding(
+        MODIFIED,
+        f"its {contract.EXPIRES_AT_ATTRIBUTE} is not the one its digest sealed",
+        subject=key[0],
+        event_key=key[1],
+        digest=sequence,
+    )
+
+
+def _epoch_text(seconds: int) -> str:
+    """Epoch seconds as an ISO 8601 UTC time (or the raw number beyond datetime's range)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(seconds)
 
 
 @dataclass(frozen=True)

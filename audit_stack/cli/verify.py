@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from audit_stack.cli.errors import EXIT_ERROR, EXIT_OK, UsageError
 from audit_stack.cli.target import Target
 from audit_stack.lambda_code import contract
 
-__all__ = ["AnchorSettings", "anchor_settings", "public_key_for", "run"]
+__all__ = ["AnchorSettings", "anchor_settings", "public_key_for", "run", "utc_now"]
 
 _DEFAULT_HEARTBEAT_SECONDS = 3600
 _DEFAULT_SEAL_INTERVAL_SECONDS = 300
@@ -65,6 +65,12 @@ def anchor_settings(target: Target) -> AnchorSettings:
     return AnchorSettings(bucket or None, gap + checks.ANCHOR_GAP_TOLERANCE)
 
 
+def utc_now() -> datetime:
+    """The check's clock, which decides whether a sealed expiry has passed (a seam: tests
+    replace it to look at the log as it will be after DynamoDB's TTL ran)."""
+    return datetime.now(UTC)
+
+
 def public_key_for(target: Target | None, key_file: Path | None) -> Any:
     """The signing key's public key: from ``--public-key`` (offline), else kms:GetPublicKey."""
     from audit_stack import verify as checks
@@ -103,6 +109,7 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         since=arguments.since.value if arguments.since else None,
         table=target.resource(discovery.TABLE),
         signing_key=target.resources.get(discovery.SIGNING_KEY),
+        now=utc_now(),
     )
     anchors = anchor_settings(target)
     if anchors.bucket is not None:
@@ -125,17 +132,21 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     else:
         print(
             f"Checked {report.digests} digest(s) (last sealed {report.last_sealed_at}) and "
-            f"{report.records} record(s), {report.sealed_records} of them sealed."
+            f"{report.records} record(s), {report.sealed_records} of them sealed"
+            + (f"; {report.expired} expired under the retention policy." if report.expired else ".")
         )
     if report.anchored is not None:
         print(f"Checked the chain against {report.anchored} anchored checkpoint(s).")
     if saved is not None and not any(f.kind == checks.ANCHOR for f in report.findings):
         print(f"Today's log extends the checkpoint in {arguments.from_checkpoint}.")
+    _print_expired(report, checks.EXPIRED)
     if report.ok:
         print("OK: the chain is intact and every record matches its digest.")
         return EXIT_OK
     pending = [f for f in report.findings if f.kind == checks.PENDING]
-    problems = [f for f in report.findings if f.kind != checks.PENDING]
+    problems = [
+        f for f in report.findings if f.kind != checks.PENDING and f.kind not in checks.NOT_FAILURES
+    ]
     if problems:
         print(f"\nFAILED: {len(problems)} finding(s):")
         print(
@@ -158,3 +169,20 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         print(render.table(("SUBJECT", "EVENT KEY"), [(f.subject, f.event_key) for f in pending]))
         print(f"Seal them with: {target.again('seal')}")
     return EXIT_ERROR
+
+
+def _print_expired(report: Any, kind: str) -> None:
+    """The sealed records DynamoDB's TTL removed after their sealed expiry: listed, not failed."""
+    expired = [f for f in report.findings if f.kind == kind]
+    if not expired:
+        return
+    print(
+        f"{len(expired)} record(s) expired under the retention policy (removed after the "
+        "expiry their digest sealed; not a failure):"
+    )
+    print(
+        render.table(
+            ("SUBJECT", "EVENT KEY", "DIGEST", "DETAIL"),
+            [(f.subject, f.event_key, str(f.digest), f.detail) for f in expired],
+        )
+    )

@@ -72,9 +72,10 @@ def table(
     sort_key: dynamodb.Attribute,
     encryption_key: kms.IKey | None,
     removal_policy: RemovalPolicy,
+    time_to_live_attribute: str | None = None,
 ) -> dynamodb.Table:
     """An on-demand table with point-in-time recovery, encrypted, deletion-protected unless
-    ``removal_policy`` is DESTROY."""
+    ``removal_policy`` is DESTROY; DynamoDB's TTL on ``time_to_live_attribute`` when given."""
     return dynamodb.Table(
         scope,
         construct_id,
@@ -92,6 +93,7 @@ def table(
         ),
         encryption_key=encryption_key,
         removal_policy=removal_policy,
+        time_to_live_attribute=time_to_live_attribute,
     )
 
 
@@ -102,8 +104,10 @@ def audit_table(
     encryption_key: kms.IKey | None,
     removal_policy: RemovalPolicy,
     event_type_index_shards: int,
+    time_to_live_attribute: str | None = None,
 ) -> dynamodb.Table:
-    """The audit table, and its by-type index unless ``event_type_index_shards`` is 0."""
+    """The audit table, and its by-type index unless ``event_type_index_shards`` is 0; its
+    records expire (DynamoDB TTL) on ``time_to_live_attribute`` when given."""
     created = table(
         scope,
         construct_id,
@@ -113,6 +117,7 @@ def audit_table(
         sort_key=dynamodb.Attribute(name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING),
         encryption_key=encryption_key,
         removal_policy=removal_policy,
+        time_to_live_attribute=time_to_live_attribute,
     )
     if event_type_index_shards:
         created.add_global_secondary_index(

@@ -85,6 +85,7 @@ class AuditPipeline(Construct):
         event_type_index_shards: int = values["event_type_index_shards"]
         anchor_bucket: s3.IBucket | None = values["anchor_bucket"]
         anchor_retention: Duration = values["anchor_retention"]
+        retention: Duration | None = values["retention"]
         super().__init__(scope, construct_id)
         self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
@@ -161,6 +162,7 @@ class AuditPipeline(Construct):
             encryption_key=encryption_key,
             removal_policy=retain,
             event_type_index_shards=self._event_type_index_shards,
+            time_to_live_attribute=contract.EXPIRES_AT_ATTRIBUTE if retention else None,
         )
         self._pseudonym_secret: secretsmanager.Secret | None = None
         self._tagged_lookup_principals: permissions.TaggedPrincipals | None = None
@@ -211,6 +213,7 @@ class AuditPipeline(Construct):
                 contract.ENV_EVENT_TYPE_INDEX_SHARDS: str(self._event_type_index_shards),
                 **self._subject_environment(),
                 **self.catalogue_environment(),
+                **self._retention_environment(retention),
             },
         )
         # Records messages that still name an address (version 1) under its pseudonym.
@@ -247,6 +250,14 @@ class AuditPipeline(Construct):
             contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
         )
         self._deny_all_but_the_pipeline(recorder_role)
+        if retention is None:
+            Annotations.of(self).add_warning_v2(
+                "audit-pipeline:noRetention",
+                "AuditPipeline has no retention: records are kept for the life of the table. "
+                "Audit records are personal data kept for a legal obligation: set retention="
+                "Duration.days(N) (-c retention_days=N for AuditStack) to the period that "
+                "obligation names, so that records are deleted after it (README, Retention).",
+            )
         if alarm_action is None:
             Annotations.of(self).add_warning_v2(
                 "audit-pipeline:noAlarmAction",
@@ -376,6 +387,13 @@ class AuditPipeline(Construct):
             **self._subject_environment(),
             **self.catalogue_environment(),
         }
+
+    @staticmethod
+    def _retention_environment(retention: Duration | None) -> dict[str, str]:
+        """``RETENTION_DAYS`` for the recorder (whole days, validated); none without one."""
+        if retention is None:
+            return {}
+        return {contract.ENV_RETENTION_DAYS: str(int(retention.to_days()))}
 
     def _subject_environment(self) -> dict[str, str]:
         if self._pseudonym_secret is None:

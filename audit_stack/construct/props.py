@@ -265,6 +265,30 @@ class AuditPipelineProps(TypedDict, total=False):
             "1 day - 100 years)",
         ),
     ]
+    retention: Annotated[
+        Duration | None,
+        Prop(
+            None,
+            duration("Duration.days(2557)"),
+            "how long each record and idempotency marker is kept: the recorder writes "
+            "`expires_at` = `recorded_at` + retention (epoch seconds, inside the record hash), "
+            "the table's DynamoDB TTL deletes the item after then, and `audit verify` reports "
+            "it as *expired under the policy*, not missing. Whole days, 1 day - 100 years, "
+            "longer than `seal_interval` + the sealer's 1-hour heartbeat "
+            "([Retention](#retention-and-what-stays))",
+            shown_default="none (a synth warning): kept for the life of the table",
+            context=ContextKey("retention_days", lambda scope, days: _days(days), shown="N"),
+        ),
+    ]
+
+
+def _days(text: str) -> Duration:
+    """``-c retention_days=N`` (text on the command line, a number in cdk.json) as days; the
+    rules check the range."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"-c retention_days: must be a whole number of days (got {text!r})")
+    return Duration.days(int(text))
 
 
 def _declarations() -> dict[str, Prop]:

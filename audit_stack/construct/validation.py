@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import Duration, Token
 
 from audit_stack.construct.props import MAX_EVENT_TYPE_INDEX_SHARDS, PROPS, with_defaults
+from audit_stack.construct.sealing import HEARTBEAT
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
@@ -140,6 +141,32 @@ RULES: tuple[Rule, ...] = (
             not 86_400 <= _seconds(p, "anchor_retention") <= 36_500 * 86_400
             or not _whole(_seconds(p, "anchor_retention"), 86_400)
         ),
+    ),
+    # The records' retention (DynamoDB TTL): whole days, so that RETENTION_DAYS says it
+    # exactly, and longer than a record can wait for its seal, so that no record expires before
+    # the sealer has signed it (and its expiry).
+    Rule(
+        "retention",
+        "must be whole days between 1 day and 100 years",
+        lambda p: (
+            p["retention"] is not None
+            and (
+                not 86_400 <= _seconds(p, "retention") <= 36_500 * 86_400
+                or not _whole(_seconds(p, "retention"), 86_400)
+            )
+        ),
+    ),
+    Rule(
+        "retention",
+        "must be longer than seal_interval plus the sealer's 1-hour heartbeat, so that every "
+        "record is sealed before it can expire",
+        lambda p: (
+            p["retention"] is not None
+            and _whole(_seconds(p, "retention"), 86_400)
+            and 86_400 <= _seconds(p, "retention") <= 36_500 * 86_400
+            and _seconds(p, "retention") <= _seconds(p, "seal_interval") + HEARTBEAT.to_seconds()
+        ),
+        reads=("seal_interval",),
     ),
 )
 """Every prop's rules, in the order their messages are reported within a prop (the props

@@ -13,6 +13,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
@@ -622,6 +623,41 @@ class LocalAuditPipeline:
         """
         self._hooks.advance(seconds)
         self._activity.changed()
+
+    # -- retention (issue 18 item 1): DynamoDB's TTL, run when asked ---------------------------
+
+    def expire_records(self, now: datetime | None = None) -> int:
+        """Do what DynamoDB's TTL does by ``now`` (default: the real time): delete every item
+        of each table of the stack with a ``TimeToLiveSpecification`` whose TTL attribute is a
+        number of epoch seconds less than ``now``. Returns how many items were deleted.
+
+        moto deletes nothing by itself, and DynamoDB deletes expired items in the background,
+        typically within two days, so the emulator has no moment of its own to do it: tests and
+        rehearsals call this when the TTL process should have run. The deletes are the
+        service's (the emulator's credentials): TTL is no principal, and a table's resource
+        policy does not stop it.
+        """
+        moment = (now or datetime.now(UTC)).timestamp()
+        deployment = self._running_deployment()
+        dynamodb = self.client("dynamodb", as_emulator=True)
+        deleted = 0
+        for logical_id, resource in self.template.get("Resources", {}).items():
+            ttl = resource.get("Properties", {}).get("TimeToLiveSpecification") or {}
+            if resource.get("Type") != "AWS::DynamoDB::Table" or ttl.get("Enabled") is not True:
+                continue
+            table = deployment.resources[logical_id].ref
+            attribute = str(ttl["AttributeName"])
+            keys = [entry["AttributeName"] for entry in resource["Properties"].get("KeySchema", [])]
+            expired = [
+                {name: item[name] for name in keys}
+                for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+                for item in page["Items"]
+                if float(item.get(attribute, {}).get("N", "inf")) < moment
+            ]
+            for key in expired:  # after the scan: deletes do not move its pages
+                dynamodb.delete_item(TableName=table, Key=key)
+            deleted += len(expired)
+        return deleted
 
     def redrive_dlq(self, timeout: float = 60.0) -> int:
         """Move every dead-letter queue's messages back to their source queue; the number moved.

@@ -9,7 +9,9 @@ record and of a digest is defined here and nowhere else (docs/INTEGRITY.md descr
   DynamoDB's normalised form (no exponent, no trailing zeros) and sets sorted.
 - **Digest**: the canonical JSON of :class:`Digest`: the records one seal covers and, from
   version 2, the Merkle tree (RFC 9162, ``merkle.py``) over every record hash sealed so far, in
-  sealed order. Its hash is SHA-256 hex of that text.
+  sealed order; from version 3, each record's ``expires_at`` (its DynamoDB TTL, or null), so
+  that ``audit verify`` knows when a record it can no longer read was allowed to go. Its hash
+  is SHA-256 hex of that text.
 - **Checkpoint** (version 2): the canonical JSON of :class:`Checkpoint`, a signed tree head that
   commits to the digest's hash, the tree's size and root, the time, table, key and the previous
   checkpoint's signature (a chain). Version 2 signs the checkpoint; version 1 signed the digest.
@@ -34,6 +36,7 @@ from .contract import (
     ANCHOR_PREFIX,
     DIGEST_PARTITION_KEY,
     DIGEST_SORT_KEY,
+    EXPIRES_AT_ATTRIBUTE,
     RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
     TIMESTAMP_FORMAT,
@@ -47,6 +50,7 @@ __all__ = [
     "DIGEST_PARTITION_KEY",
     "DIGEST_SORT_KEY",
     "DIGEST_VERSION",
+    "EXPIRY_DIGEST_VERSION",
     "MAX_DIGEST_BODY_BYTES",
     "NOTICE_VERSION",
     "RECORDED_AT_ATTRIBUTE",
@@ -64,6 +68,7 @@ __all__ = [
     "digest_hash",
     "digest_item",
     "encode_signature",
+    "expires_at_of",
     "notice_body",
     "parse_checkpoint",
     "parse_digest",
@@ -78,9 +83,12 @@ __all__ = [
     "with_record_hash",
 ]
 
-DIGEST_VERSION = 2
-"""Version 2 adds the Merkle tree and the signed checkpoint; version 1 digests still verify."""
-DIGEST_VERSIONS = (1, 2)
+DIGEST_VERSION = 3
+"""Version 2 adds the Merkle tree and the signed checkpoint; version 3 each record's expiry.
+Version 1 and 2 digests still verify."""
+DIGEST_VERSIONS = (1, 2, 3)
+EXPIRY_DIGEST_VERSION = 3
+"""The first version whose records carry their ``expires_at``."""
 CHECKPOINT_VERSION = 1
 NOTICE_VERSION = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
@@ -202,6 +210,9 @@ class RecordRef:
     event_key: str
     record_hash: str
     recorded_at: str = ""
+    expires_at: int | None = None
+    """The record's DynamoDB TTL (epoch seconds) as the sealer read it from the stored item
+    (covered by its hash); None when it has none. Seal notices do not carry it."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -226,7 +237,12 @@ def parse_notice(body: str) -> list[RecordRef]:
         document = json.loads(body)
         if document.get("version") != NOTICE_VERSION:
             raise IntegrityFormatError("unknown notice version")
-        return [RecordRef(*map(str, entry)) for entry in document["records"] if len(entry) == 4]
+        # [subject, event_key, record_hash, recorded_at]: no expiry, the sealer reads its own.
+        entries = [entry for entry in document["records"] if len(entry) == 4]
+        return [
+            RecordRef(str(subject), str(key), str(hash_), str(recorded_at))
+            for subject, key, hash_, recorded_at in entries
+        ]
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise IntegrityFormatError(f"not a seal notice: {error}") from None
 
@@ -270,9 +286,7 @@ class Digest:
             "signing_key": self.signing_key,
             "signature_algorithm": self.signature_algorithm,
             "previous_signature": self.previous_signature,
-            "records": [
-                [ref.subject, ref.event_key, ref.record_hash] for ref in self.sealed_order()
-            ],
+            "records": [self._record_entry(ref) for ref in self.sealed_order()],
             "rejected": sorted(
                 self.rejected, key=lambda entry: (entry["subject"], entry["event_key"])
             ),
@@ -285,8 +299,14 @@ class Digest:
             }
         return _canonical_json(document).decode("utf-8")
 
+    def _record_entry(self, ref: RecordRef) -> list[Any]:
+        entry: list[Any] = [ref.subject, ref.event_key, ref.record_hash]
+        if self.version >= EXPIRY_DIGEST_VERSION:
+            entry.append(ref.expires_at)  # signed with the rest: an expiry cannot be forged
+        return entry
+
     def checkpoint(self) -> Checkpoint:
-        """The signed tree head of a version 2 digest."""
+        """The signed tree head of a version 2 (or later) digest."""
         return Checkpoint(
             sequence=self.sequence,
             sealed_at=self.sealed_at,
@@ -448,10 +468,7 @@ def parse_digest(body: str) -> Digest:
             signing_key=str(document["signing_key"]),
             signature_algorithm=str(document["signature_algorithm"]),
             previous_signature=document["previous_signature"],
-            records=tuple(
-                RecordRef(str(subject), str(key), str(hash_))
-                for subject, key, hash_ in document["records"]
-            ),
+            records=tuple(_parse_record_entry(entry, version) for entry in document["records"]),
             rejected=tuple(dict(entry) for entry in document["rejected"]),
             **tree,
         )
@@ -460,6 +477,27 @@ def parse_digest(body: str) -> Digest:
     if digest.version not in DIGEST_VERSIONS:
         raise IntegrityFormatError(f"unknown digest version {digest.version}")
     return digest
+
+
+def _parse_record_entry(entry: Any, version: int) -> RecordRef:
+    """One ``records`` entry of a digest body: ``[subject, event_key, record_hash]``, and from
+    version 3 the record's ``expires_at`` (a whole number of epoch seconds, or null)."""
+    if version >= EXPIRY_DIGEST_VERSION:
+        subject, key, hash_, expires_at = entry
+        expiry = None if expires_at is None else _whole(expires_at)
+        return RecordRef(str(subject), str(key), str(hash_), expires_at=expiry)
+    subject, key, hash_ = entry
+    return RecordRef(str(subject), str(key), str(hash_))
+
+
+def expires_at_of(item: Mapping[str, Any]) -> int | None:
+    """A table item's ``expires_at`` (DynamoDB TTL, epoch seconds); None when it has none or
+    it is not a whole number of type N (DynamoDB's TTL ignores such an item too)."""
+    value = item.get(EXPIRES_AT_ATTRIBUTE)
+    text = value.get("N") if isinstance(value, Mapping) and len(value) == 1 else None
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 def digest_item(digest: Digest, signature: bytes) -> dict[str, Any]:

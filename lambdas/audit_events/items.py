@@ -25,17 +25,20 @@ details           M     event-specific data (AccountDeleted: ``{}``, or ``{"emai
 recorded_at       S     when the recorder wrote the item, same format as occurred_at
 sns_message_id    S     MessageId of the SNS notification that delivered the event
 topic_arn         S     the topic whose signed notification delivered it (provenance)
+expires_at        N     when DynamoDB's TTL may delete it: ``recorded_at`` + RETENTION_DAYS, in
+                        epoch seconds (absent without a retention period); hashed and sealed
 record_hash       S     SHA-256 of the item's canonical content (``integrity.record_hash``)
 ================  ====  ========================================================================
 
 An idempotent event is written together with a marker item, ``subject`` =
 ``idempotency#<event_id>``, ``event_key`` = ``idempotency``, in one transaction that fails if
-the marker exists. Breaking one of DynamoDB's limits is a property of the message, so it raises
-PoisonMessageError rather than an error worth retrying.
+the marker exists; it expires with its event. Breaking one of DynamoDB's limits is a property
+of the message, so it raises PoisonMessageError rather than an error worth retrying.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +48,7 @@ from .contract import (
     EVENT_ID_ATTRIBUTE,
     EVENT_TYPE_ATTRIBUTE,
     EVENT_TYPE_SHARD_ATTRIBUTE,
+    EXPIRES_AT_ATTRIBUTE,
     IDEMPOTENCY_MARKER_PREFIX,
     IDEMPOTENCY_MARKER_SORT_KEY,
     IDEMPOTENT_ATTRIBUTE,
@@ -61,7 +65,7 @@ from .contract import (
 from .event import AuditEvent, PoisonMessageError, SnsProvenance
 from .integrity import with_record_hash
 
-__all__ = ["event_type_shard", "to_idempotency_marker", "to_item"]
+__all__ = ["event_type_shard", "expires_at", "to_idempotency_marker", "to_item"]
 
 # DynamoDB's documented limits.
 _MAX_PARTITION_KEY_BYTES = 2048
@@ -80,16 +84,30 @@ def event_type_shard(event_type: str, event_id: str, shards: int) -> str:
     return f"{event_type}#{int(event_id[:8], 16) % shards}"
 
 
+def expires_at(recorded_at: datetime, retention_days: int | None) -> int | None:
+    """A record's DynamoDB TTL: ``retention_days`` after the recorder wrote it, in whole epoch
+    seconds (None: kept for the life of the table).
+
+    From the recorder's own clock, not the producer's ``occurred_at``: a backdated event would
+    otherwise be deleted by TTL before the sealer could sign it.
+    """
+    if retention_days is None:
+        return None
+    return int((recorded_at + timedelta(days=retention_days)).timestamp())
+
+
 def to_item(
     event: AuditEvent,
     provenance: SnsProvenance,
     *,
     recorded_at: str,
     event_type_shards: int = 0,
+    expires_at: int | None = None,
 ) -> dict[str, Any]:
     """The DynamoDB item (low-level attribute values) that records ``event``, with its hash.
 
     ``event_type_shards``: the by-type index's shard count, 0 when the table has no such index.
+    ``expires_at``: its TTL in epoch seconds (None: none), inside the hash like every attribute.
     """
     subject = _text("subject", event.subject)
     if len(subject.encode("utf-8")) > _MAX_PARTITION_KEY_BYTES:
@@ -115,10 +133,14 @@ def to_item(
         item[EVENT_TYPE_SHARD_ATTRIBUTE] = {
             "S": event_type_shard(event.event_type, event.event_id, event_type_shards)
         }
+    if expires_at is not None:
+        item[EXPIRES_AT_ATTRIBUTE] = {"N": str(expires_at)}
     return with_record_hash(item)
 
 
-def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) -> dict[str, Any]:
+def to_idempotency_marker(
+    event: AuditEvent, *, recorded_at: str | None = None, expires_at: int | None = None
+) -> dict[str, Any]:
     """The item that makes an idempotent event's id unique in the table, whatever its time.
 
     Its own partition (not the subject's), so that it never shows in an account's trail and
@@ -132,6 +154,9 @@ def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) 
     }
     if recorded_at is not None:
         marker[RECORDED_AT_ATTRIBUTE] = {"S": recorded_at}
+    if expires_at is not None:
+        # With its event: a retry after the record is gone may be recorded again, as new.
+        marker[EXPIRES_AT_ATTRIBUTE] = {"N": str(expires_at)}
     return with_record_hash(marker)
 
 

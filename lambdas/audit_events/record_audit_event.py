@@ -1,7 +1,8 @@
 """The recordDeletedAccountInfo Lambda: writes audit events from the queue to the table, once each.
 
 Reads TABLE_NAME, TOPIC_ARN (the one topic whose SNS-signed notifications it accepts),
-SEAL_QUEUE_URL, EVENT_TYPE_INDEX_SHARDS (0: no by-type index),
+SEAL_QUEUE_URL, EVENT_TYPE_INDEX_SHARDS (0: no by-type index), RETENTION_DAYS (when set, each
+item gets ``expires_at`` = ``recorded_at`` + that many days, DynamoDB's TTL attribute),
 PSEUDONYM_SECRET_ARN (when set, events that name their subject by e-mail address, such as
 version 1 messages still in the queues, are recorded under the address's pseudonym),
 POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and POWERTOOLS_METRICS_NAMESPACE.
@@ -42,6 +43,7 @@ from .contract import (
     ENV_EVENT_CATALOGUE,
     ENV_EVENT_TYPE_INDEX_SHARDS,
     ENV_PSEUDONYM_SECRET_ARN,
+    ENV_RETENTION_DAYS,
     ENV_SEAL_QUEUE_URL,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
@@ -58,7 +60,7 @@ from .contract import (
 )
 from .event import PoisonMessageError, format_timestamp, parse_sns_envelope, pseudonymize
 from .integrity import RecordRef, notice_body
-from .items import to_idempotency_marker, to_item
+from .items import expires_at, to_idempotency_marker, to_item
 from .sns_signature import UnverifiedMessageError, verify_notification
 
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
@@ -84,6 +86,8 @@ class _Settings:
     secret_arn: str | None
     catalogue: EventCatalogue | None
     """The pipeline's event types; None (no EVENT_CATALOGUE) records every type delivered."""
+    retention_days: int | None = None
+    """Days each record is kept (DynamoDB TTL); None: for the life of the table."""
 
 
 _write_pool: ThreadPoolExecutor | None = None
@@ -139,6 +143,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         event_type_shards=int(os.environ.get(ENV_EVENT_TYPE_INDEX_SHARDS, "0")),
         secret_arn=os.environ.get(ENV_PSEUDONYM_SECRET_ARN) or None,
         catalogue=_catalogue(catalogue_text) if catalogue_text else None,
+        retention_days=_retention_days(os.environ.get(ENV_RETENTION_DAYS)),
     )
     records = [SQSRecord(raw) for raw in event.get("Records", [])]
     results = _write_batch(records, settings=settings, context=context)
@@ -171,6 +176,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         },
     )
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+def _retention_days(text: str | None) -> int | None:
+    # Set by the construct (whole days, validated there); a bad value fails every batch, loudly.
+    return int(text) if text else None
 
 
 def _remaining_seconds(context: LambdaContext) -> float:
@@ -245,14 +255,22 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
         # An address in clear (a version 1 message, a clear producer) is not recorded.
         secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
         event = pseudonymize(event, secret)
+    now = utc_now()
+    expiry = expires_at(now, settings.retention_days)
     item = to_item(
         event,
         provenance,
-        recorded_at=format_timestamp(utc_now()),
+        recorded_at=format_timestamp(now),
         event_type_shards=settings.event_type_shards,
+        expires_at=expiry,
     )
     items = (
-        [to_idempotency_marker(event, recorded_at=item[RECORDED_AT_ATTRIBUTE]["S"]), item]
+        [
+            to_idempotency_marker(
+                event, recorded_at=item[RECORDED_AT_ATTRIBUTE]["S"], expires_at=expiry
+            ),
+            item,
+        ]
         if event.idempotent
         else [item]
     )

@@ -59,6 +59,7 @@ from .integrity import (
     RecordRef,
     anchor_key,
     digest_item,
+    expires_at_of,
     parse_digest,
     parse_notice,
     record_hash,
@@ -110,10 +111,11 @@ class _Notice:
 @dataclass(frozen=True)
 class _Stored:
     """A reported record as read back: (its record_hash attribute, its content's hash), and
-    the ``recorded_at`` it was written with."""
+    the ``recorded_at`` and ``expires_at`` it was written with."""
 
     hashes: tuple[str, str]
     recorded_at: str
+    expires_at: int | None = None
 
 
 class Sealer:
@@ -185,9 +187,16 @@ class Sealer:
             elif found.hashes != (ref.record_hash, ref.record_hash):
                 rejected.append(_finding(ref, "altered before it was sealed"))
             else:
-                # The stored item's time, covered by the hash just checked, not the notice's.
+                # The stored item's times, covered by the hash just checked, not the notice's:
+                # the digest signs the expiry, so verify can tell expired from removed.
                 candidates.append(
-                    RecordRef(ref.subject, ref.event_key, ref.record_hash, found.recorded_at)
+                    RecordRef(
+                        ref.subject,
+                        ref.event_key,
+                        ref.record_hash,
+                        found.recorded_at,
+                        found.expires_at,
+                    )
                 )
         fresh = self._not_yet_sealed(candidates, head, report)
         if fresh or rejected:
@@ -446,6 +455,7 @@ class Sealer:
                     found[key] = _Stored(
                         (stated, record_hash(item)),
                         item.get(RECORDED_AT_ATTRIBUTE, {}).get("S", ""),
+                        expires_at_of(item),
                     )
                 request = page.get("UnprocessedKeys") or {}
                 if not request:
@@ -487,7 +497,8 @@ def _chunks(records: list[RecordRef]) -> Iterable[list[RecordRef]]:
     chunk: list[RecordRef] = []
     size = 0
     for ref in sorted(records, key=lambda ref: ref.key):
-        entry = len(ref.subject.encode()) + len(ref.event_key.encode()) + 80
+        # 80: the hash, quotes and commas; 12: an expires_at (10 digits) and its comma.
+        entry = len(ref.subject.encode()) + len(ref.event_key.encode()) + 92
         if chunk and size + entry > MAX_DIGEST_BODY_BYTES:
             yield chunk
             chunk, size = [], 0
