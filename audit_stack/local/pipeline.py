@@ -638,7 +638,7 @@ class LocalAuditPipeline:
         policy does not stop it.
         """
         moment = (now or datetime.now(UTC)).timestamp()
-        deployment = self._running_deployment()
+        deployment = _running(self._deployment)
         dynamodb = self.client("dynamodb", as_emulator=True)
         deleted = 0
         for logical_id, resource in self.template.get("Resources", {}).items():
