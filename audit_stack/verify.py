@@ -198,7 +198,7 @@ def verify_log(
     tree: merkle.Frontier | None = merkle.Frontier()  # None once a digest cannot be read
     for sequence, item in numbered:
         digest = _checked_digest(item, sequence, previous, public_key, expected, report.findings)
-        previous = (sequence, _text(item, "signature") or "")
+        previous = (sequence, _text(item, contract.DIGEST_SIGNATURE_ATTRIBUTE) or "")
         tree = _checked_tree(tree, digest, sequence, report.findings)
         if digest is None:
             continue
@@ -402,13 +402,18 @@ def _checked_digest(
     if sequence != expected_previous:
         fail(f"digests {expected_previous}..{sequence - 1} are missing (a gap in the chain)")
     stored: dict[str, str] = {}
-    for name in ("body", "digest_hash", "signature"):
+    names = (
+        contract.DIGEST_BODY_ATTRIBUTE,
+        contract.DIGEST_HASH_ATTRIBUTE,
+        contract.DIGEST_SIGNATURE_ATTRIBUTE,
+    )
+    for name in names:
         value = _text(item, name)
         if value is None:
             fail(f"its {name} is missing or not a string (S)", MALFORMED)
             return None
         stored[name] = value
-    body, stated_hash, signature_text = stored["body"], stored["digest_hash"], stored["signature"]
+    body, stated_hash, signature_text = (stored[name] for name in names)
     if integrity.digest_hash(body) != stated_hash:
         fail("its content does not match its hash")
         return None
@@ -431,7 +436,7 @@ def _checked_digest(
         return None
     if digest.sequence != sequence:
         fail(f"it is stored as digest {sequence} but signed as digest {digest.sequence}")
-    stored_sealed_at = _text(item, "sealed_at")
+    stored_sealed_at = _text(item, contract.DIGEST_SEALED_AT_ATTRIBUTE)
     if stored_sealed_at != digest.sealed_at:
         shown = _shown(stored_sealed_at)
         fail(f"its stored sealed_at {shown} is not the signed {digest.sealed_at}")
@@ -456,7 +461,11 @@ def signature_verifies(
 ) -> bool:
     """Whether the signature (an item's ``signature`` attribute, or base64 text) is the
     signing key's over ``text``'s SHA-256 hex."""
-    encoded = item if isinstance(item, str) else item.get("signature", {}).get("S", "")
+    encoded = (
+        item
+        if isinstance(item, str)
+        else item.get(contract.DIGEST_SIGNATURE_ATTRIBUTE, {}).get("S", "")
+    )
     try:
         signature = integrity.decode_signature(encoded)
         public_key.verify(
@@ -612,7 +621,7 @@ def _chain_tree(digest_items: Iterable[dict[str, Any]]) -> _ChainTree:
         if not tree.readable:
             continue
         try:
-            digest = integrity.parse_digest(_text(item, "body") or "")
+            digest = integrity.parse_digest(_text(item, contract.DIGEST_BODY_ATTRIBUTE) or "")
             leaves = [integrity.record_leaf(ref.record_hash) for ref in digest.sealed_order()]
         except integrity.IntegrityFormatError:
             tree.readable = False  # verify_log reports it; the tree stops here

@@ -347,8 +347,8 @@ def _seal(pipeline: LocalAuditPipeline) -> SealRun:
     return SealRun(
         requests=requests,
         function=function,
-        records_sealed=int(report["records_sealed"]),
-        digests_written=len(report["digests_written"]),
+        records_sealed=int(report[contract.SEAL_RECORDS_SEALED]),
+        digests_written=len(report[contract.SEAL_DIGESTS_WRITTEN]),
     )
 
 

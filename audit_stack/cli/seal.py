@@ -12,6 +12,7 @@ from audit_stack import discovery
 from audit_stack.cli import render
 from audit_stack.cli.errors import OperatorError
 from audit_stack.cli.target import Target
+from audit_stack.lambda_code import contract
 
 __all__ = ["run", "seal_now"]
 
@@ -41,15 +42,15 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     if arguments.output == "json":
         render.print_json(result)
         return 0
-    written = result.get("digests_written", [])
+    written = result.get(contract.SEAL_DIGESTS_WRITTEN, [])
     print(
-        f"Sealed {result.get('records_sealed', 0)} record(s) in "
+        f"Sealed {result.get(contract.SEAL_RECORDS_SEALED, 0)} record(s) in "
         + (f"digest(s) {', '.join(map(str, written))}" if written else "no new digest")
-        + f"; chain head is digest {result.get('chain_head', 0)}."
+        + f"; chain head is digest {result.get(contract.SEAL_CHAIN_HEAD, 0)}."
     )
-    if result.get("notices_already_sealed"):
+    if result.get(contract.SEAL_NOTICES_ALREADY_SEALED):
         print(f"{result['notices_already_sealed']} repeated report(s) were already sealed.")
-    rejected = result.get("rejected", [])
+    rejected = result.get(contract.SEAL_REJECTED, [])
     if rejected:
         print(f"\n{len(rejected)} record(s) failed their check before sealing:")
         print(

@@ -175,8 +175,9 @@ def demo(
         with steps.step("Seal the new records into the signed digest chain (audit seal)") as result:
             sealed = pipeline.invoke("sealer", {"trigger": "demo"})
             result(
-                f"{sealed['records_sealed']} record(s) in digest(s) "
-                f"{sealed['digests_written']}; chain head {sealed['chain_head']}"
+                f"{sealed[contract.SEAL_RECORDS_SEALED]} record(s) in digest(s) "
+                f"{sealed[contract.SEAL_DIGESTS_WRITTEN]}; "
+                f"chain head {sealed[contract.SEAL_CHAIN_HEAD]}"
             )
         with steps.step("Verify signatures, chain and every record (audit verify)") as result:
             from audit_stack import verify  # cryptography: loaded only here

@@ -16,7 +16,13 @@ __all__ = [
     "ANCHOR_PREFIX",
     "CLOCK_MARGIN_SECONDS",
     "DETAILS_ATTRIBUTE",
+    "DIGEST_BODY_ATTRIBUTE",
+    "DIGEST_CHECKPOINT_ATTRIBUTE",
+    "DIGEST_HASH_ATTRIBUTE",
     "DIGEST_PARTITION_KEY",
+    "DIGEST_RECORD_COUNT_ATTRIBUTE",
+    "DIGEST_SEALED_AT_ATTRIBUTE",
+    "DIGEST_SIGNATURE_ATTRIBUTE",
     "DIGEST_SORT_KEY",
     "ENV_ANCHOR_BUCKET",
     "ENV_ANCHOR_RETENTION_DAYS",
@@ -61,6 +67,11 @@ __all__ = [
     "SCHEMA_VERSIONS",
     "SCHEMA_VERSION_ATTRIBUTE",
     "SEALER_METRICS",
+    "SEAL_CHAIN_HEAD",
+    "SEAL_DIGESTS_WRITTEN",
+    "SEAL_NOTICES_ALREADY_SEALED",
+    "SEAL_RECORDS_SEALED",
+    "SEAL_REJECTED",
     "SERVICE_NAME",
     "SNS_MESSAGE_ID_ATTRIBUTE",
     "SORT_KEY",
@@ -100,6 +111,23 @@ IDEMPOTENCY_MARKER_SORT_KEY: Final = "idempotency"
 # --- The digest table ----------------------------------------------------------------------
 DIGEST_PARTITION_KEY: Final = "chain"
 DIGEST_SORT_KEY: Final = "sequence"
+# A digest item's attributes: written by the sealer (integrity.digest_item), read by the sealer
+# (the chain's head), `audit verify`, `prove` and `checkpoint`.
+DIGEST_SEALED_AT_ATTRIBUTE: Final = "sealed_at"
+DIGEST_BODY_ATTRIBUTE: Final = "body"
+"""The signed digest body (canonical JSON, integrity.Digest.body)."""
+DIGEST_HASH_ATTRIBUTE: Final = "digest_hash"
+DIGEST_SIGNATURE_ATTRIBUTE: Final = "signature"
+DIGEST_RECORD_COUNT_ATTRIBUTE: Final = "record_count"
+DIGEST_CHECKPOINT_ATTRIBUTE: Final = "checkpoint"
+"""Version 2 and later: the signed RFC 9162 checkpoint's body."""
+
+# --- The sealer's run report (its response; `audit seal` and the bench read it) -----------
+SEAL_DIGESTS_WRITTEN: Final = "digests_written"
+SEAL_RECORDS_SEALED: Final = "records_sealed"
+SEAL_NOTICES_ALREADY_SEALED: Final = "notices_already_sealed"
+SEAL_REJECTED: Final = "rejected"
+SEAL_CHAIN_HEAD: Final = "chain_head"
 
 # --- Function environment (set by the construct, read by the handlers and local tooling) ---
 ENV_TABLE_NAME: Final = "TABLE_NAME"

@@ -34,7 +34,13 @@ from typing import Any
 from . import merkle
 from .contract import (
     ANCHOR_PREFIX,
+    DIGEST_BODY_ATTRIBUTE,
+    DIGEST_CHECKPOINT_ATTRIBUTE,
+    DIGEST_HASH_ATTRIBUTE,
     DIGEST_PARTITION_KEY,
+    DIGEST_RECORD_COUNT_ATTRIBUTE,
+    DIGEST_SEALED_AT_ATTRIBUTE,
+    DIGEST_SIGNATURE_ATTRIBUTE,
     DIGEST_SORT_KEY,
     EXPIRES_AT_ATTRIBUTE,
     RECORD_HASH_ATTRIBUTE,
@@ -507,20 +513,21 @@ def digest_item(digest: Digest, signature: bytes) -> dict[str, Any]:
     item = {
         DIGEST_PARTITION_KEY: {"S": DIGEST_CHAIN},
         DIGEST_SORT_KEY: {"N": str(digest.sequence)},
-        "sealed_at": {"S": digest.sealed_at},
-        "body": {"S": body},
-        "digest_hash": {"S": digest_hash(body)},
-        "signature": {"S": encode_signature(signature)},
-        "record_count": {"N": str(len(digest.records))},
+        DIGEST_SEALED_AT_ATTRIBUTE: {"S": digest.sealed_at},
+        DIGEST_BODY_ATTRIBUTE: {"S": body},
+        DIGEST_HASH_ATTRIBUTE: {"S": digest_hash(body)},
+        DIGEST_SIGNATURE_ATTRIBUTE: {"S": encode_signature(signature)},
+        DIGEST_RECORD_COUNT_ATTRIBUTE: {"N": str(len(digest.records))},
     }
     if digest.version >= 2:
-        item["checkpoint"] = {"S": digest.checkpoint().body()}
+        item[DIGEST_CHECKPOINT_ATTRIBUTE] = {"S": digest.checkpoint().body()}
     return item
 
 
 def signed_checkpoint_of(item: Mapping[str, Any]) -> SignedCheckpoint | None:
     """The signed checkpoint a version 2 digest item stores; None for a version 1 item."""
-    stored, signature = item.get("checkpoint"), item.get("signature")
+    stored = item.get(DIGEST_CHECKPOINT_ATTRIBUTE)
+    signature = item.get(DIGEST_SIGNATURE_ATTRIBUTE)
     text = stored.get("S") if isinstance(stored, Mapping) else None
     if not isinstance(text, str):
         return None

@@ -32,7 +32,9 @@ from . import merkle
 from .clients import client
 from .contract import (
     CLOCK_MARGIN_SECONDS,
+    DIGEST_BODY_ATTRIBUTE,
     DIGEST_PARTITION_KEY,
+    DIGEST_SIGNATURE_ATTRIBUTE,
     DIGEST_SORT_KEY,
     ENV_ANCHOR_BUCKET,
     ENV_ANCHOR_RETENTION_DAYS,
@@ -47,6 +49,11 @@ from .contract import (
     PARTITION_KEY,
     RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
+    SEAL_CHAIN_HEAD,
+    SEAL_DIGESTS_WRITTEN,
+    SEAL_NOTICES_ALREADY_SEALED,
+    SEAL_RECORDS_SEALED,
+    SEAL_REJECTED,
     SORT_KEY,
 )
 from .event import format_timestamp
@@ -94,11 +101,11 @@ class SealReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "digests_written": self.digests,
-            "records_sealed": self.sealed,
-            "notices_already_sealed": self.duplicates,
-            "rejected": self.rejected,
-            "chain_head": self.head,
+            SEAL_DIGESTS_WRITTEN: self.digests,
+            SEAL_RECORDS_SEALED: self.sealed,
+            SEAL_NOTICES_ALREADY_SEALED: self.duplicates,
+            SEAL_REJECTED: self.rejected,
+            SEAL_CHAIN_HEAD: self.head,
         }
 
 
@@ -265,7 +272,7 @@ class Sealer:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
-        self._head_signature = item["signature"]["S"]
+        self._head_signature = item[DIGEST_SIGNATURE_ATTRIBUTE]["S"]
         self._sealed_keys[digest.sequence] = (
             record_time(digest.sealed_at),
             frozenset(ref.key for ref in digest.records),
@@ -324,7 +331,7 @@ class Sealer:
         while True:
             page = self._client("dynamodb").query(**request)
             for item in page["Items"]:
-                for ref in parse_digest(item["body"]["S"]).sealed_order():
+                for ref in parse_digest(item[DIGEST_BODY_ATTRIBUTE]["S"]).sealed_order():
                     tree.append(record_leaf(ref.record_hash))
             if "LastEvaluatedKey" not in page:
                 return tree
@@ -367,8 +374,8 @@ class Sealer:
         )["Items"]
         if not items:
             return None
-        self._head_signature = items[0]["signature"]["S"]
-        return parse_digest(items[0]["body"]["S"])
+        self._head_signature = items[0][DIGEST_SIGNATURE_ATTRIBUTE]["S"]
+        return parse_digest(items[0][DIGEST_BODY_ATTRIBUTE]["S"])
 
     def _keys_sealed_since(self, since: datetime, head: Digest) -> set[tuple[str, str]]:
         keys: set[tuple[str, str]] = set()
@@ -390,7 +397,7 @@ class Sealer:
                 if sequence not in self._sealed_keys:
                     # The signed body's time: the stored sealed_at attribute is not signed, and
                     # an edited one would end the search early (and seal a record twice).
-                    digest = parse_digest(item["body"]["S"])
+                    digest = parse_digest(item[DIGEST_BODY_ATTRIBUTE]["S"])
                     self._sealed_keys[sequence] = (
                         record_time(digest.sealed_at),
                         frozenset(ref.key for ref in digest.records),
