@@ -11,6 +11,8 @@ import hmac
 import unicodedata
 import uuid
 
+import idna
+
 from .contract import SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM
 
 SUBJECT_TYPES = (SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM)
@@ -18,6 +20,8 @@ SUBJECT_TYPES = (SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM)
 # Domain separation: the same secret keys two different functions, which must never collide.
 _PSEUDONYM_CONTEXT = b"audit-pipeline/subject/v1\x00"
 _IDEMPOTENCY_CONTEXT = b"audit-pipeline/idempotency/v1\x00"
+# Full stops that UTS #46 maps to U+002E without a compatibility decomposition to it.
+_DOT_LIKE = frozenset("\u3002\uff61")
 
 
 class InvalidDomainError(ValueError):
@@ -39,20 +43,44 @@ def normalize_email(email: str) -> str:
 
 
 def ascii_domain(domain: str) -> str:
-    """``domain`` in lower-case ASCII; IDN labels become punycode (IDNA 2003, Python's codec)."""
+    """``domain`` in lower-case ASCII; IDN labels become punycode under IDNA 2008 with UTS #46
+    mapping, non-transitional (the maintained ``idna`` package, as browsers and registries do):
+    ``faß.de`` stays ``xn--fa-hia.de``, a mailbox apart from ``fass.de``, where Python's IDNA
+    2003 codec would have merged them.
+
+    Labels are separated by U+002E only: a domain with an ideographic or full-width full stop,
+    a one dot leader or any other character that maps to a dot is refused (InvalidDomainError),
+    rather than silently read as several labels. All-ASCII labels are only lower-cased, as
+    before (LDH names are checked by the caller); ``xn--`` labels must be valid IDNA 2008.
+    """
+    if any(_is_label_separator(char) for char in domain if not char.isascii()):
+        raise InvalidDomainError(
+            "email: the domain must separate its labels with . (U+002E) only, not another dot"
+        )
     labels = []
     for label in domain.split("."):
         try:
             if not label.isascii():
-                label = label.encode("idna").decode("ascii")
+                mapped = idna.uts46_remap(label, std3_rules=False, transitional=False)
+                if "." in mapped:
+                    raise InvalidDomainError(
+                        "email: the domain must separate its labels with . (U+002E) only, "
+                        "not another dot"
+                    )
+                label = idna.alabel(mapped).decode("ascii")
             elif label[:4].lower() == "xn--":
-                label.encode("ascii").decode("idna")  # a punycode label must decode
-        except UnicodeError:
+                idna.ulabel(label)  # a punycode label must decode to a valid IDNA 2008 label
+        except (idna.IDNAError, UnicodeError):
             raise InvalidDomainError(
-                "email: the domain is not a valid internationalised domain name (IDNA)"
+                "email: the domain is not a valid internationalised domain name (IDNA 2008)"
             ) from None
         labels.append(label.lower())
     return ".".join(labels)
+
+
+def _is_label_separator(char: str) -> bool:
+    # U+3002 and U+FF61 have no compatibility decomposition to "." but UTS #46 maps them to it.
+    return char in _DOT_LIKE or "." in unicodedata.normalize("NFKC", char)
 
 
 def pseudonymous_subject(normalized_email: str, secret: bytes) -> str:

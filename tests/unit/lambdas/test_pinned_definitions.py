@@ -71,6 +71,13 @@ VECTORS = {
         "a766afa9-94b8-8c51-9992-1c9442f8cec2",
         "de92e3a2-ac34-8c40-9628-8cc0cc498b61",
     ),
+    "sharp s under IDNA 2008, not 2003's fass.de": Vector(
+        "Strauß@Faß.DE",
+        "strauß@xn--fa-hia.de",
+        "f97ef2165826b6995e7a05c04bf2c508b308c98dddbd2f0286fb2d928da0daeb",
+        "0f188eab-6e4c-8279-b098-cd9cb9ba0a09",
+        "7883c3ea-6b39-89ac-adee-cc96c30d4e2b",
+    ),
     "decomposed (NFD) capitals": Vector(
         "E\u0301lodie.Martin@CAFE\u0301.fr",
         "élodie.martin@xn--caf-dma.fr",
