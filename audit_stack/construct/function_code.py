@@ -17,7 +17,12 @@ from typing import Final
 
 from audit_stack.lambda_code import lambda_code_dir
 
-__all__ = ["VENDORED_DISTRIBUTIONS", "copy_distribution", "function_code_dir", "stage_function_code"]
+__all__ = [
+    "VENDORED_DISTRIBUTIONS",
+    "copy_distribution",
+    "function_code_dir",
+    "stage_function_code",
+]
 
 VENDORED_DISTRIBUTIONS: Final = ("idna",)
 """What the Lambda code imports that neither the runtime nor the Powertools layer ships:

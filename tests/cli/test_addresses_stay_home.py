@@ -1,19 +1,26 @@
 """Addresses stay home: `audit dlq show` redacts message bodies unless asked, and `audit trail`
-takes the address on standard input or from a file (out of shell history and the process list)."""
+takes the address on standard input or from a file (out of shell history and the process list),
+finds records under every version of the key and says so when it cannot; the functions normalise
+domains under IDNA 2008 with the idna copy their asset vendors."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from audit_stack.cli import dlq
+from audit_stack import lambda_code
+from audit_stack.cli import dlq, trail
 from audit_stack.cli.errors import EXIT_USAGE
+from audit_stack.construct.functions import PUBLISHER_HANDLER
+from audit_stack.lambda_code import contract
 from audit_stack.local import LocalAuditPipeline
+from audit_stack.local.runtime.python_path import LambdaLibraries
 from tests.cli.conftest import Audit
-from tests.cli.helpers import depth, empty_dead_letter_queue, event_ids
+from tests.cli.helpers import depth, empty_dead_letter_queue, event_ids, publish_event
 
 ADDRESS = "Dead.Letter.Owner@mail.example"
 BODY = f'{{"Type": "Notification", "Message": "subject {ADDRESS}"}}'
@@ -139,3 +146,69 @@ def test_a_missing_doubled_or_unreadable_address_is_a_usage_error_that_never_rep
     assert run.stderr.startswith("audit: error: ")
     assert message in run.stderr
     assert "@mail.example" not in run.stderr and run.stdout == ""
+
+
+def test_the_publisher_imports_the_vendored_idna_in_the_emulators_strict_path(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    """Neither the Lambda runtime nor the Powertools layer ships ``idna``: the functions run it
+    from their own asset (else the invocation fails with Runtime.ImportModuleError), so
+    ``faß.de`` is recorded under IDNA 2008's ``xn--fa-hia.de``, apart from ``fass.de``."""
+    libraries = LambdaLibraries()
+    try:
+        provided = {path.name for path in libraries.runtime_dir.iterdir()}
+        provided |= {path.name for path in libraries.powertools_dir.iterdir()}
+    finally:
+        libraries.close()
+    publisher = next(spec for spec in pipeline.functions if spec.handler == PUBLISHER_HANDLER)
+
+    published = pipeline.invoke("publisher", {"email": "Ursula@Faß.de"})
+    pipeline.run_until_idle()
+
+    assert "idna" not in provided
+    assert (publisher.code_dir / "idna" / "uts46data.py").is_file()
+    assert _trail_ids(audit, "ursula@xn--fa-hia.de") == [published["event_id"]]
+    assert _trail_ids(audit, "ursula@fass.de") == []
+
+
+def test_trail_without_the_key_versions_list_shows_the_current_ones_and_warns_plainly(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
+    address = "rotated.warning@mail.example"
+    secrets = pipeline.client("secretsmanager")
+    secret_arn = pipeline.outputs["PseudonymSecretArn"]
+    old = secrets.get_secret_value(SecretId=secret_arn)["SecretString"].encode()
+    now = datetime.now(UTC)
+    before = publish_event(
+        pipeline,
+        lambda_code.pseudonymous_subject(address, old),
+        now - timedelta(minutes=1),
+        contract.ACCOUNT_DELETED,
+        subject_type=contract.SUBJECT_TYPE_PSEUDONYM,
+    )
+    # Rotated by hand (the custodian's put-secret-value); a producer with the new key publishes.
+    secrets.put_secret_value(SecretId=secret_arn, SecretString="w" * 64)
+    after = publish_event(
+        pipeline,
+        lambda_code.pseudonymous_subject(address, b"w" * 64),
+        now,
+        contract.ACCOUNT_DELETED,
+        subject_type=contract.SUBJECT_TYPE_PSEUDONYM,
+    )
+    pipeline.run_until_idle()
+
+    complete = audit("trail", address, "--json")
+    with pipeline.inject_fault(
+        "secretsmanager:ListSecretVersionIds", error_code="AccessDeniedException"
+    ):
+        partial = audit("trail", address, "--json")
+        as_text = audit("trail", address)
+
+    assert event_ids(complete.json()) == [after, before]
+    assert complete.json()["warnings"] == [] and "warning" not in complete.stderr
+    assert partial.exit_code == as_text.exit_code == 0
+    assert event_ids(partial.json()) == [after]
+    assert partial.json()["warnings"] == [trail.ROTATION_UNLISTED]
+    for run in (partial, as_text):
+        assert run.stderr.count("audit: warning: ") == 1
+        assert trail.ROTATION_UNLISTED in run.stderr
