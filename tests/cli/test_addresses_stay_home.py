@@ -9,12 +9,16 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
-from audit_stack import lambda_code
+from audit_stack import discovery, lambda_code
 from audit_stack.cli import dlq, trail
 from audit_stack.cli.errors import EXIT_USAGE
+from audit_stack.cli.target import Target
 from audit_stack.construct.functions import PUBLISHER_HANDLER
 from audit_stack.lambda_code import contract
 from audit_stack.local import LocalAuditPipeline
@@ -212,3 +216,70 @@ def test_trail_without_the_key_versions_list_shows_the_current_ones_and_warns_pl
     for run in (partial, as_text):
         assert run.stderr.count("audit: warning: ") == 1
         assert trail.ROTATION_UNLISTED in run.stderr
+
+
+class _SecretsOnly:
+    """A target whose only resource is the pseudonym secret, read through ``client``."""
+
+    def __init__(self, secrets: Any) -> None:
+        self.resources = {discovery.PSEUDONYM_SECRET: SECRET_ARN}
+        self._secrets = secrets
+
+    def client(self, service: str) -> Any:
+        assert service == "secretsmanager"
+        return self._secrets
+
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:audit-AbCdEf"
+
+
+def test_an_older_key_version_that_cannot_be_read_is_counted_in_a_warning() -> None:
+    secrets = boto3.client("secretsmanager", region_name="eu-west-1")
+    versions = [{"VersionId": f"v{n}" + "0" * 30} for n in range(4)]
+    with Stubber(secrets) as stub:
+        stub.add_response(
+            "get_secret_value",
+            {"SecretString": "current", "VersionId": versions[0]["VersionId"]},
+            {"SecretId": SECRET_ARN},
+        )
+        stub.add_response(
+            "list_secret_version_ids",
+            {"Versions": versions[:2], "NextToken": "page-2"},
+            {"SecretId": SECRET_ARN, "IncludeDeprecated": True},
+        )
+        stub.add_response(
+            "list_secret_version_ids",
+            {"Versions": versions[2:]},
+            {"SecretId": SECRET_ARN, "IncludeDeprecated": True, "NextToken": "page-2"},
+        )
+        stub.add_client_error("get_secret_value", "AccessDeniedException")
+        stub.add_response("get_secret_value", {"SecretString": "older", "VersionId": versions[2]["VersionId"]})
+        stub.add_client_error("get_secret_value", "ResourceNotFoundException")
+
+        found = trail.lookup(cast(Target, _SecretsOnly(secrets)), "Someone@Mail.Example")
+
+    assert found.partitions == [
+        lambda_code.pseudonymous_subject("someone@mail.example", b"current"),
+        lambda_code.pseudonymous_subject("someone@mail.example", b"older"),
+    ]
+    assert found.warnings == [trail.ROTATION_UNREADABLE.format(count=1)]
+    assert "1 older version(s) of the pseudonym secret could not be read" in found.warnings[0]
+
+
+def test_the_clear_partition_is_queried_in_both_pre_v2_spellings_only_when_asked() -> None:
+    secrets = boto3.client("secretsmanager", region_name="eu-west-1")
+    with Stubber(secrets) as stub:
+        for _ in range(2):
+            stub.add_response("get_secret_value", {"SecretString": "k", "VersionId": "v" * 32})
+            stub.add_response("list_secret_version_ids", {"Versions": []})
+        target = cast(Target, _SecretsOnly(secrets))
+        default = trail.lookup(target, "E\u0301lodie@Cafe\u0301.fr")
+        with_clear = trail.lookup(target, "E\u0301lodie@Cafe\u0301.fr", include_clear=True)
+
+    pseudonym = lambda_code.pseudonymous_subject("élodie@xn--caf-dma.fr", b"k")
+    assert default.partitions == [pseudonym]
+    assert with_clear.partitions == [
+        pseudonym,
+        "\u00e9lodie@xn--caf-dma.fr",  # NFC: what version 2 writes in clear
+        "e\u0301lodie@xn--caf-dma.fr",  # NFD: what a version 1 producer may have sent
+    ]

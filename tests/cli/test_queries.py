@@ -20,7 +20,8 @@ from tests.cli.conftest import Audit
 from tests.cli.helpers import depth, event_ids, publish_event
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_EVENTS = {"events": [], "more": False, "next_cursor": None}
+# What `audit trail --json` says of a subject with no events (and every key version read).
+NO_EVENTS = {"events": [], "more": False, "next_cursor": None, "warnings": []}
 
 
 def test_delete_account_then_trail_shows_the_event_newest_first(
@@ -86,11 +87,7 @@ def test_trail_of_an_unknown_account_is_empty_not_an_error(audit: Audit) -> None
 
     assert run.exit_code == 0
     assert run.stdout == "No events for the given address.\n"
-    assert audit("trail", "nobody@mail.com", "--json").json() == {
-        "events": [],
-        "more": False,
-        "next_cursor": None,
-    }
+    assert audit("trail", "nobody@mail.com", "--json").json() == NO_EVENTS
 
 
 def test_trail_filters_by_type_and_stops_at_the_limit(
