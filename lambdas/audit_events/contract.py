@@ -50,6 +50,7 @@ __all__ = [
     "METRIC_TAMPERED_RECORDS",
     "METRIC_UNVERIFIED_MESSAGES",
     "PARTITION_KEY",
+    "PERSONAL_FIELDS_KEYWORD",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
     "RECORD_HASH_ATTRIBUTE",
@@ -172,3 +173,8 @@ MAX_CATALOGUE_BYTES: Final = 3072
 variables together, and the other variables (ARNs, names) need the rest."""
 ENV_SOURCE: Final = "AUDIT_EVENT_SOURCE"
 """The ``source`` an ``AuditPublisher.from_environment()`` client gives its events by default."""
+# --- Addresses stay home (issue 18 items 4-5; r6) ---------------------------------------------
+PERSONAL_FIELDS_KEYWORD: Final = "x-audit-personal-fields"
+"""The annotation of a details schema (in ``EVENT_CATALOGUE``) that lists the top-level
+``details`` fields holding personal data (``EventType(..., personal_fields=[...])``): the
+publisher records them by their keyed pseudonym, and only they may hold an e-mail address."""

@@ -425,6 +425,26 @@ def _checked_text(value: object, field: str, limit: int, *, optional: bool) -> s
     return value
 
 
+def personal_details(
+    details: dict[str, Any], fields: Iterable[str], secret: bytes | None
+) -> dict[str, Any]:
+    """``details`` with each personal field that it has recorded as a subject is: its keyed
+    pseudonym under ``secret``, or its normal form in clear (``None``). A personal field must
+    be a string that is a valid subject (an e-mail address or an identifier); InvalidPayloadError
+    names it, never its value."""
+    recorded = dict(details)
+    for name in fields:
+        if name not in recorded:
+            continue
+        field = f"details.{name}"
+        try:
+            normalized, _ = normalize_subject(recorded[name])
+        except InvalidPayloadError as error:
+            raise InvalidPayloadError(field + str(error).removeprefix("subject")) from None
+        recorded[name] = normalized if secret is None else pseudonymous_subject(normalized, secret)
+    return recorded
+
+
 def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
     """``event`` with its address replaced by the address's pseudonym (e.g. a version 1 event).
 
