@@ -253,7 +253,8 @@ def test_an_older_key_version_that_cannot_be_read_is_counted_in_a_warning() -> N
             {"SecretId": SECRET_ARN, "IncludeDeprecated": True, "NextToken": "page-2"},
         )
         stub.add_client_error("get_secret_value", "AccessDeniedException")
-        stub.add_response("get_secret_value", {"SecretString": "older", "VersionId": versions[2]["VersionId"]})
+        older = {"SecretString": "older", "VersionId": versions[2]["VersionId"]}
+        stub.add_response("get_secret_value", older)
         stub.add_client_error("get_secret_value", "ResourceNotFoundException")
 
         found = trail.lookup(cast(Target, _SecretsOnly(secrets)), "Someone@Mail.Example")
