@@ -162,3 +162,27 @@ def test_account_deleted_in_clear_keeps_its_own_email_detail() -> None:
     catalogue = EventCatalogue({"AccountDeleted": None})
 
     catalogue.check("AccountDeleted", {"email": "john.doe@mail.com"})
+
+
+def test_the_construct_refuses_bad_personal_field_declarations_before_synthesis() -> None:
+    # The construct's own EventType: the installed package's copy of the Lambda module.
+    from audit_stack.construct.validation import event_type_problems
+    from audit_stack.publisher import EventType as ConstructEventType
+
+    problems = event_type_problems(
+        [
+            ConstructEventType("AccountDeleted", personal_fields=["email"]),
+            ConstructEventType("NoteAdded", personal_fields="author"),
+            ConstructEventType("TicketOpened", personal_fields=["reporter", "reporter"]),
+            ConstructEventType("Fine", personal_fields=["reporter"]),
+        ]
+    )
+
+    assert problems == [
+        "'AccountDeleted' takes no personal_fields: its details are the pipeline's own "
+        "(deleteAccount's)",
+        "'NoteAdded': personal_fields must be a list of distinct non-empty field names "
+        "(top-level details fields)",
+        "'TicketOpened': personal_fields must be a list of distinct non-empty field names "
+        "(top-level details fields)",
+    ]
