@@ -7,10 +7,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_events.catalogue import (
     CatalogueError,
@@ -21,9 +26,11 @@ from audit_events.catalogue import (
     catalogue_schemas,
     parse_catalogue,
 )
-from audit_events.contract import PERSONAL_FIELDS_KEYWORD
+from audit_events.contract import ENV_EVENT_CATALOGUE, PERSONAL_FIELDS_KEYWORD
 from audit_events.event import InvalidPayloadError
 from audit_events.publication import event_publication
+
+from .builders import record_for, sqs_event
 
 NOW = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 SECRET = b"personal fields secret"
@@ -186,3 +193,32 @@ def test_the_construct_refuses_bad_personal_field_declarations_before_synthesis(
         "'TicketOpened': personal_fields must be a list of distinct non-empty field names "
         "(top-level details fields)",
     ]
+
+
+def test_an_undeclared_address_reaching_the_recorder_is_poison_and_never_stored_or_logged(
+    audit_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    captured_logs: Any,
+) -> None:
+    monkeypatch.setenv(ENV_EVENT_CATALOGUE, CATALOGUE.to_json())
+    declared = _publish("TicketOpened", {"ticket_id": "T-1", "reporter": "ada@mail.example"})
+    # Straight to the topic, past the client's checks (a producer without the client).
+    undeclared = replace(
+        declared,
+        event_id=str(uuid.uuid4()),
+        details={"ticket_id": "T-2", "notes": "from grace.hopper@navy.example"},
+    )
+
+    response = recorder.handler(
+        sqs_event(record_for(declared), record_for(undeclared, message_id="undeclared")),
+        lambda_context,
+    )
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "undeclared"}]}
+    items = boto3.client("dynamodb").scan(TableName=audit_table)["Items"]
+    assert [item["event_id"]["S"] for item in items] == [declared.event_id]
+    reasons = [e["reason"] for e in captured_logs.entries() if e["message"] == "Poison message"]
+    assert [reason.split(":")[0] for reason in reasons] == ["details.notes"]
+    assert "grace" not in captured_logs.text and "ada@" not in json.dumps(items)
