@@ -35,6 +35,7 @@ from .subject import (
     idempotent_event_id,
     normalize_email,
     pseudonymous_subject,
+    rekeyed_event_id,
 )
 
 DELETE_ACCOUNT_SOURCE = "deleteAccount"
@@ -449,8 +450,10 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
     """``event`` with its address replaced by the address's pseudonym (e.g. a version 1 event).
 
     The address also leaves the details (``details.email``, the only place where this
-    pipeline's publishers ever put it). An event that already names a pseudonym, or a version 1
-    event whose subject is no address at all, is returned as is.
+    pipeline's publishers ever put it), and an idempotent event's id, which its producer could
+    only derive without a key, is re-keyed (``subject.rekeyed_event_id``). An event that already
+    names a pseudonym, or a version 1 event whose subject is no address at all, is returned as
+    is.
     """
     if event.subject_type == SUBJECT_TYPE_IDENTIFIER:
         # An identifier in clear from a producer that had no secret; its details are its own.
@@ -458,6 +461,7 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
             event,
             subject=pseudonymous_subject(event.subject, secret),
             subject_type=SUBJECT_TYPE_PSEUDONYM,
+            event_id=_recorded_id(event, secret),
         )
     if event.subject_type != SUBJECT_TYPE_EMAIL or "@" not in event.subject:
         return event
@@ -471,7 +475,13 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
         subject=pseudonymous_subject(normalized, secret),
         subject_type=SUBJECT_TYPE_PSEUDONYM,
         details=details,
+        event_id=_recorded_id(event, secret),
     )
+
+
+def _recorded_id(event: AuditEvent, secret: bytes) -> str:
+    # A random id tells nothing; an idempotent one from a clear producer is unkeyed.
+    return rekeyed_event_id(event.event_id, secret) if event.idempotent else event.event_id
 
 
 def parse_audit_event(message: str) -> AuditEvent:

@@ -54,7 +54,7 @@ from .contract import (
 from .event import AuditEvent, PoisonMessageError, SnsProvenance
 from .integrity import with_record_hash
 
-__all__ = ["event_type_shard", "to_idempotency_marker", "to_item"]
+__all__ = ["event_type_shard", "idempotency_marker_key", "to_idempotency_marker", "to_item"]
 
 # DynamoDB's documented limits.
 _MAX_PARTITION_KEY_BYTES = 2048
@@ -109,6 +109,14 @@ def to_item(
             "S": event_type_shard(event.event_type, event.event_id, event_type_shards)
         }
     return with_record_hash(item)
+
+
+def idempotency_marker_key(event_id: str) -> dict[str, Any]:
+    """The key of the marker of an idempotent event with id ``event_id``."""
+    return {
+        PARTITION_KEY: {"S": f"{IDEMPOTENCY_MARKER_PREFIX}{event_id}"},
+        SORT_KEY: {"S": IDEMPOTENCY_MARKER_SORT_KEY},
+    }
 
 
 def to_idempotency_marker(event: AuditEvent, *, recorded_at: str | None = None) -> dict[str, Any]:

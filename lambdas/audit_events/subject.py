@@ -20,6 +20,7 @@ SUBJECT_TYPES = (SUBJECT_TYPE_EMAIL, SUBJECT_TYPE_PSEUDONYM)
 # Domain separation: the same secret keys two different functions, which must never collide.
 _PSEUDONYM_CONTEXT = b"audit-pipeline/subject/v1\x00"
 _IDEMPOTENCY_CONTEXT = b"audit-pipeline/idempotency/v1\x00"
+_REKEY_CONTEXT = b"audit-pipeline/idempotency-rekey/v1\x00"
 # Full stops that UTS #46 maps to U+002E without a compatibility decomposition to it.
 _DOT_LIKE = frozenset("\u3002\uff61")
 
@@ -110,7 +111,28 @@ def idempotent_event_id(normalized_email: str, idempotency_key: str, secret: byt
         digest = hmac.new(secret, message, hashlib.sha256).digest()
     else:
         digest = hashlib.sha256(message).digest()
+    return _uuid8(digest)
+
+
+def _uuid8(digest: bytes) -> str:
+    """The first 16 bytes of ``digest`` as a UUID version 8 (RFC 9562, vendor-defined)."""
     value = bytearray(digest[:16])
     value[6] = (value[6] & 0x0F) | 0x80  # version 8
     value[8] = (value[8] & 0x3F) | 0x80  # RFC 9562 variant
     return str(uuid.UUID(bytes=bytes(value)))
+
+
+def rekeyed_event_id(clear_event_id: str, secret: bytes) -> str:
+    """The id under which a pipeline with the secret records a clear producer's idempotent
+    event: a UUID version 8 from HMAC-SHA-256 of the producer's id under the pseudonym secret.
+
+    A producer without the secret (``subject_in_clear``, another account) can only derive its
+    id from an unkeyed SHA-256 of address and key, which anyone who reads the table and guesses
+    both could recompute; keyed here, it confirms nothing. The same producer id always gives the
+    same recorded id, so every retry is still one event.
+    """
+    if not secret:
+        raise ValueError("secret: must not be empty")
+    return _uuid8(
+        hmac.new(secret, _REKEY_CONTEXT + clear_event_id.encode("ascii"), hashlib.sha256).digest()
+    )
