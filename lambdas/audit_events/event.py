@@ -446,22 +446,24 @@ def personal_details(
     return recorded
 
 
-def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
+def pseudonymize(event: AuditEvent, secret: bytes, personal: Iterable[str] = ()) -> AuditEvent:
     """``event`` with its address replaced by the address's pseudonym (e.g. a version 1 event).
 
     The address also leaves the details (``details.email``, the only place where this
-    pipeline's publishers ever put it), and an idempotent event's id, which its producer could
-    only derive without a key, is re-keyed (``subject.rekeyed_event_id``). An event that already
-    names a pseudonym, or a version 1 event whose subject is no address at all, is returned as
-    is.
+    pipeline's publishers ever put it), the ``personal`` details fields of its type are
+    pseudonymised as its publisher would have with the secret (PoisonMessageError if one is no
+    valid subject), and an idempotent event's id, which its producer could only derive without a
+    key, is re-keyed (``subject.rekeyed_event_id``). An event that already names a pseudonym,
+    or a version 1 event whose subject is no address at all, is returned as is.
     """
     if event.subject_type == SUBJECT_TYPE_IDENTIFIER:
-        # An identifier in clear from a producer that had no secret; its details are its own.
+        # An identifier in clear from a producer that had no secret.
         return replace(
             event,
             subject=pseudonymous_subject(event.subject, secret),
             subject_type=SUBJECT_TYPE_PSEUDONYM,
             event_id=_recorded_id(event, secret),
+            details=_recorded_details(event.details, personal, secret),
         )
     if event.subject_type != SUBJECT_TYPE_EMAIL or "@" not in event.subject:
         return event
@@ -474,9 +476,18 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
         event,
         subject=pseudonymous_subject(normalized, secret),
         subject_type=SUBJECT_TYPE_PSEUDONYM,
-        details=details,
+        details=_recorded_details(details, personal, secret),
         event_id=_recorded_id(event, secret),
     )
+
+
+def _recorded_details(
+    details: dict[str, Any], personal: Iterable[str], secret: bytes
+) -> dict[str, Any]:
+    try:
+        return personal_details(details, personal, secret)
+    except InvalidPayloadError as error:
+        raise PoisonMessageError(str(error)) from None
 
 
 def _recorded_id(event: AuditEvent, secret: bytes) -> str:

@@ -248,7 +248,10 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
     if settings.secret_arn is not None and event.subject_type in _IN_CLEAR:
         # An address in clear (a version 1 message, a clear producer) is not recorded.
         secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
-        event = pseudonymize(event, secret)
+        personal = (
+            settings.catalogue.personal_fields(event.event_type) if settings.catalogue else ()
+        )
+        event = pseudonymize(event, secret, personal)
     item = to_item(
         event,
         provenance,

@@ -222,3 +222,33 @@ def test_an_undeclared_address_reaching_the_recorder_is_poison_and_never_stored_
     reasons = [e["reason"] for e in captured_logs.entries() if e["message"] == "Poison message"]
     assert [reason.split(":")[0] for reason in reasons] == ["details.notes"]
     assert "grace" not in captured_logs.text and "ada@" not in json.dumps(items)
+
+
+def test_a_clear_producers_personal_fields_are_pseudonymised_by_the_recorder(
+    audit_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    pseudonym_secret: bytes,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    captured_logs: Any,
+) -> None:
+    monkeypatch.setenv(ENV_EVENT_CATALOGUE, CATALOGUE.to_json())
+    # A producer without the secret (another account) normalises but cannot pseudonymise.
+    clear = _publish("TicketOpened", {"ticket_id": "T-1", "reporter": "Ada@Mail.Example"}, None)
+    bad = replace(
+        clear, event_id=str(uuid.uuid4()), details={"ticket_id": "T-2", "reporter": "a@b\u3002cd"}
+    )
+
+    response = recorder.handler(
+        sqs_event(record_for(clear), record_for(bad, message_id="bad")), lambda_context
+    )
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    (item,) = boto3.client("dynamodb").scan(TableName=audit_table)["Items"]
+    expected = hmac.new(
+        pseudonym_secret, b"audit-pipeline/subject/v1\x00ada@mail.example", hashlib.sha256
+    ).hexdigest()
+    assert item["details"]["M"]["reporter"] == {"S": expected}
+    assert "ada@" not in json.dumps(item)
+    reasons = [e["reason"] for e in captured_logs.entries() if e["message"] == "Poison message"]
+    assert [reason.split(":")[0] for reason in reasons] == ["details.reporter"]
