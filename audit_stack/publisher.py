@@ -118,7 +118,8 @@ class AuditPublisher:
         events name the account by its keyed pseudonym, as the publisher function's do.
     :param subject_in_clear: instead, for a pipeline built with ``subject_in_clear=True``:
         events carry the address. One of the two is required, so no address is ever published
-        by mistake.
+        by mistake; refused in a function whose environment names a pseudonym secret (one that
+        ``add_publisher`` wired to a pseudonymous pipeline).
     :param event_types: the pipeline's catalogue (its ``event_types``: names or ``EventType``
         entries, or an ``EventCatalogue``): events outside it, or whose details break their
         type's schema, are refused before publishing. ``None``: not checked here (the topic's
@@ -150,6 +151,15 @@ class AuditPublisher:
                 "pseudonym_secret_arn: give the pipeline's pseudonym secret "
                 "(pipeline.pseudonym_secret.secret_arn, with pipeline.grant_lookup), or "
                 "subject_in_clear=True for a pipeline that records addresses in clear; not both"
+            )
+        if subject_in_clear and os.environ.get(contract.ENV_PSEUDONYM_SECRET_ARN):
+            # A function that add_publisher wired to a pseudonymous pipeline: in clear, the
+            # address would sit in the queue and the dead-letter queue for up to 14 days.
+            raise ValueError(
+                f"subject_in_clear: refused, this function's pipeline keys subjects with a "
+                f"pseudonym secret ({contract.ENV_PSEUDONYM_SECRET_ARN} is set): use "
+                "AuditPublisher.from_environment() or pseudonym_secret_arn=, so that no address "
+                "is published"
             )
         self._secret_arn = pseudonym_secret_arn
         self._secrets = secrets_client

@@ -210,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="read the subject from FILE (one line) instead of SUBJECT",
     )
+    trail_parser.add_argument(
+        "--include-clear",
+        action="store_true",
+        help="also look for records written in clear before version 2 (the address itself as "
+        "their key, in its NFC and NFD spellings); sends the address to DynamoDB as a query "
+        "key, so only for pipelines that ever recorded in clear. Always on for a pipeline "
+        "without a pseudonym secret (subject_in_clear)",
+    )
     trail_parser.add_argument("--type", help="only events of this type, e.g. AccountDeleted")
     _time_range(trail_parser, paged=True)
     events_parser = command(

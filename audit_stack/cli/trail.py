@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,13 +20,67 @@ from audit_stack.cli.queries import Page, print_page, query_events, range_option
 from audit_stack.cli.target import Target
 from audit_stack.lambda_code import audit_events_module, contract
 
-__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "run", "subject_argument"]
+__all__ = [
+    "DETAILS_NOT_STORED",
+    "ROTATION_UNLISTED",
+    "ROTATION_UNREADABLE",
+    "SCOPE",
+    "Lookup",
+    "account_trail",
+    "lookup",
+    "run",
+    "subject_argument",
+]
 
 SCOPE: Final = "a subject's trail"
 """What a ``trail`` cursor continues."""
 DETAILS_NOT_STORED: Final = "(no personal details stored)"
 """How a record whose subject is a pseudonym shows its details: none are stored."""
+ROTATION_UNLISTED: Final = (
+    "not allowed to list the pseudonym secret's versions (secretsmanager:ListSecretVersionIds): "
+    "only records under its current version are shown; records written before a rotation are "
+    "missing. Have your role granted with AuditPipeline.grant_lookup"
+)
+"""Said on standard error (and in ``--json``'s ``warnings``) when older key versions are unknown."""
+ROTATION_UNREADABLE: Final = (
+    "{count} older version(s) of the pseudonym secret could not be read (access denied): "
+    "records written under them are not shown"
+)
 _COLUMNS: Final = ("occurred_at", "event_type", "event_id", "source", "details")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Where a subject's records are: the partition keys to query, and what could not be
+    searched (said to the operator, never left out silently)."""
+
+    partitions: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def lookup(target: Target, subject: str, *, include_clear: bool = False) -> Lookup:
+    """The partitions of ``subject``'s records, normalised as producers normalise it
+    (``audit_events.event.normalize_subject``).
+
+    With a pseudonym secret: its pseudonym under each readable version of the secret (rotation
+    gives a subject a new one), and, only with ``include_clear``, the subject in clear as
+    written before version 2 (its NFC and NFD spellings: version 1 did not normalise), so the
+    address is not sent to DynamoDB as a key on every lookup. Without a secret
+    (``subject_in_clear``), the subject in clear always.
+    """
+    normalized = _normalized(subject)
+    secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
+    partitions: list[str] = []
+    warnings: list[str] = []
+    if secret_arn:
+        secrets, warnings = _secret_versions(target, secret_arn)
+        for secret in secrets:
+            pseudonym = lambda_code.pseudonymous_subject(normalized, secret)
+            if pseudonym not in partitions:
+                partitions.append(pseudonym)
+    if include_clear or not secret_arn:
+        partitions.extend(dict.fromkeys([normalized, unicodedata.normalize("NFD", normalized)]))
+    return Lookup(partitions, warnings)
 
 
 def account_trail(
@@ -36,30 +92,17 @@ def account_trail(
     until: Moment | None = None,
     event_type: str | None = None,
     cursor: str | None = None,
+    include_clear: bool = False,
+    found: Lookup | None = None,
 ) -> Page:
-    """The subject's events of every type, newest first.
-
-    ``subject`` is normalised as producers normalise it (``audit_events.event.normalize_subject``:
-    an address as deleteAccount's, any other identifier as given, in NFC). Its records are under
-    its pseudonym for each version of the pseudonym secret (rotation gives a subject a new one),
-    and under the normal form itself for records written in clear (version 1, or
-    ``subject_in_clear``).
-    """
-    normalized = _normalized(subject)
-    secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
-    pseudonyms = (
-        [
-            lambda_code.pseudonymous_subject(normalized, secret)
-            for secret in _secret_versions(target, secret_arn)
-        ]
-        if secret_arn
-        else []
-    )
+    """The subject's events of every type, newest first, in the partitions of ``lookup``
+    (``found``, when already looked up)."""
+    found = found or lookup(target, subject, include_clear=include_clear)
     return query_events(
         target.client("dynamodb"),
         target.resource(discovery.TABLE),
         partition_attribute=contract.PARTITION_KEY,
-        partitions=[*pseudonyms, normalized],
+        partitions=found.partitions,
         scope=SCOPE,
         limit=limit,
         since=since,
@@ -71,6 +114,10 @@ def account_trail(
 
 def run(target: Target, arguments: argparse.Namespace) -> int:
     subject = subject_argument(arguments)
+    include_clear: bool = getattr(arguments, "include_clear", False)
+    found = lookup(target, subject, include_clear=include_clear)
+    for warning in found.warnings:
+        print(f"audit: warning: {warning}", file=sys.stderr)
     page = account_trail(
         target,
         subject,
@@ -79,9 +126,10 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         until=arguments.until,
         event_type=arguments.type,
         cursor=arguments.cursor,
+        found=found,
     )
     if arguments.output == "json":
-        render.print_json(page.to_dict())
+        render.print_json({**page.to_dict(), "warnings": found.warnings})
         return 0
     # The address is never printed when the stack keeps it out of its records.
     secret = discovery.PSEUDONYM_SECRET in target.resources
@@ -99,6 +147,7 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         limit=arguments.limit,
         again=target.again(
             *words,
+            *(["--include-clear"] if include_clear else []),
             *(["--type", arguments.type] if arguments.type else []),
             *range_options(arguments.since, arguments.until, arguments.limit),
         ),
@@ -154,8 +203,9 @@ def _shown(event: dict[str, Any], column: str) -> Any:
     return event.get(column, "")
 
 
-def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
-    """Every readable version of the pseudonym secret, current first."""
+def _secret_versions(target: Target, secret_arn: str) -> tuple[list[bytes], list[str]]:
+    """Every readable version of the pseudonym secret, current first, and a warning for each
+    kind of version that could not be read (its records are then not found)."""
     secrets = target.client("secretsmanager")
     try:
         current = secrets.get_secret_value(SecretId=secret_arn)
@@ -168,20 +218,39 @@ def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
         ) from None
     values = [current["SecretString"].encode()]
     try:
-        listed = secrets.list_secret_version_ids(SecretId=secret_arn, IncludeDeprecated=True)
+        versions = _version_ids(secrets, secret_arn)
     except ClientError as error:
         if error_code(error) != "AccessDeniedException":
             raise
-        return values  # the current version only: older records may be missed
-    for version in listed.get("Versions", []):
-        if version["VersionId"] == current["VersionId"]:
+        return values, [ROTATION_UNLISTED]
+    unreadable = 0
+    for version_id in versions:
+        if version_id == current["VersionId"]:
             continue
         try:
-            older = secrets.get_secret_value(SecretId=secret_arn, VersionId=version["VersionId"])
+            older = secrets.get_secret_value(SecretId=secret_arn, VersionId=version_id)
         except ClientError as error:
-            # A version removed meanwhile, or one this principal may not read: skip it.
-            if error_code(error) not in {"ResourceNotFoundException", "AccessDeniedException"}:
+            code = error_code(error)
+            if code == "ResourceNotFoundException":
+                continue  # removed since it was listed: nothing under it can be found anyway
+            if code not in {"AccessDeniedException", "DecryptionFailure"}:
                 raise
+            unreadable += 1
             continue
-        values.append(older["SecretString"].encode())
-    return values
+        if "SecretString" in older:
+            values.append(older["SecretString"].encode())
+    if unreadable:
+        return values, [ROTATION_UNREADABLE.format(count=unreadable)]
+    return values, []
+
+
+def _version_ids(secrets: Any, secret_arn: str) -> list[str]:
+    """Every version id of the secret, deprecated ones included, across pages."""
+    ids: list[str] = []
+    request: dict[str, Any] = {"SecretId": secret_arn, "IncludeDeprecated": True}
+    while True:
+        listed = secrets.list_secret_version_ids(**request)
+        ids.extend(version["VersionId"] for version in listed.get("Versions", []))
+        if not listed.get("NextToken"):
+            return ids
+        request["NextToken"] = listed["NextToken"]

@@ -14,7 +14,8 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from audit_stack.construct import compat
-from audit_stack.lambda_code import contract, lambda_code_dir
+from audit_stack.construct.function_code import function_code_dir
+from audit_stack.lambda_code import contract
 
 __all__ = [
     "ARCHITECTURE",
@@ -49,10 +50,8 @@ def function_factory(
     scope: Construct, *, log_retention: logs.RetentionDays, removal_policy: RemovalPolicy
 ) -> FunctionFactory:
     """Builds the functions of ``scope``: one code asset and one Powertools layer for all."""
-    code = lambda_.Code.from_asset(
-        str(lambda_code_dir()),
-        exclude=["**/__pycache__", "**/*.pyc", "*.egg-info"],
-    )
+    # The Lambda code and the libraries it vendors (function_code.py).
+    code = lambda_.Code.from_asset(str(function_code_dir()))
     layer = lambda_.LayerVersion.from_layer_version_arn(
         scope,
         "PowertoolsLayer",

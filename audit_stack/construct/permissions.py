@@ -88,8 +88,9 @@ TABLE_WRITE_ACTIONS_DENIED_TO_ALL = (
     "dynamodb:PartiQLDelete",
 )
 # PutItem on the table only (no indexes, no other writes): the recorder can add audit events,
-# never change or remove them.
-RECORDER_TABLE_ACTIONS = APPEND_ACTIONS
+# never change or remove them. ConditionCheckItem writes nothing: it lets a re-keyed clear
+# producer's event check, in its write's transaction, the marker of the id it was published with.
+RECORDER_TABLE_ACTIONS = (*APPEND_ACTIONS, "dynamodb:ConditionCheckItem")
 # A function's use of the customer key for the queues and tables it reads and writes: exact
 # actions rather than grant_encrypt_decrypt's ReEncrypt*/GenerateDataKey*.
 FUNCTION_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")

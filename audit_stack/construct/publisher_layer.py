@@ -5,15 +5,15 @@ Staged at synthesis from the installed package, with no Docker and no network: t
 lazy ``__init__``, ``publisher.py`` and ``lambda_code.py`` (through which the client loads the
 Lambda modules), and the Lambda code package ``audit_stack/lambdas/audit_events`` that
 ``lambda_code.audit_events_module`` imports. Those need only the standard library and boto3,
-which the Lambda Python runtime provides, and ``fastjsonschema`` (pure Python), with which the
-client checks an event's details against its type's schema; a producer's function need not have
-the Powertools layer that ships it to the pipeline's own functions. Nothing of aws_cdk, rich or
-cryptography goes in.
+which the Lambda Python runtime provides, ``fastjsonschema`` (pure Python), with which the
+client checks an event's details against its type's schema, and the libraries the Lambda code
+vendors (``function_code.VENDORED_DISTRIBUTIONS``: ``idna``, for e-mail domains); a producer's
+function need not have the Powertools layer that ships fastjsonschema to the pipeline's own
+functions. Nothing of aws_cdk, rich or cryptography goes in.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 import tempfile
 from functools import cache
@@ -26,6 +26,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from audit_stack.construct import compat
+from audit_stack.construct.function_code import VENDORED_DISTRIBUTIONS, copy_distribution
 from audit_stack.construct.functions import ARCHITECTURE
 from audit_stack.lambda_code import lambda_code_dir
 
@@ -68,20 +69,9 @@ def stage_client(destination: Path) -> Path:
         lambdas / "audit_events",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
-    _copy_distribution("fastjsonschema", destination / "python")
+    for name in ("fastjsonschema", *VENDORED_DISTRIBUTIONS):
+        copy_distribution(name, destination / "python")
     return destination
-
-
-def _copy_distribution(name: str, destination: Path) -> None:
-    """An installed pure-Python distribution's package folders, as pip would install them."""
-    distribution = importlib.metadata.distribution(name)
-    tops = (distribution.read_text("top_level.txt") or name).split()
-    for top in tops:
-        source = Path(str(distribution.locate_file(top)))
-        if source.is_dir():
-            shutil.copytree(
-                source, destination / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
 
 
 @cache
@@ -104,7 +94,7 @@ def publisher_layer(scope: Construct) -> lambda_.ILayerVersion:
         code=lambda_.Code.from_asset(str(_staged())),
         compatible_runtimes=list(CLIENT_RUNTIMES),
         compatible_architectures=[ARCHITECTURE, lambda_.Architecture.X86_64],
-        description="audit-pipeline's AuditPublisher client (and fastjsonschema)",
+        description="audit-pipeline's AuditPublisher client (and fastjsonschema, idna)",
     )
 
 

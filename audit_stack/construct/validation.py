@@ -275,6 +275,29 @@ def _bad_schema(entries: Sequence[Any]) -> list[str]:
     ]
 
 
+def _bad_personal_fields(entries: Sequence[Any]) -> list[str]:
+    problems = []
+    for entry in entries:
+        if not isinstance(entry, _catalogue.EventType) or not entry.personal_fields:
+            continue
+        fields = entry.personal_fields
+        if entry.name == contract.ACCOUNT_DELETED:
+            problems.append(
+                f"{contract.ACCOUNT_DELETED!r} takes no personal_fields: its details are the "
+                "pipeline's own (deleteAccount's)"
+            )
+        elif (
+            isinstance(fields, str)
+            or not all(isinstance(name, str) and name for name in fields)
+            or len(set(fields)) != len(fields)
+        ):
+            problems.append(
+                f"{entry.name!r}: personal_fields must be a list of distinct non-empty field "
+                "names (top-level details fields)"
+            )
+    return problems
+
+
 def _too_large(entries: Sequence[Any]) -> list[str]:
     try:
         text = _catalogue.catalogue_json(_catalogue.catalogue_schemas(entries))
@@ -296,6 +319,7 @@ _CATALOGUE_RULES: tuple[_CatalogueRule, ...] = (
     _duplicate,
     _own_details,
     _bad_schema,
+    _bad_personal_fields,
     _too_large,
 )
 

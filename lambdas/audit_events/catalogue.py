@@ -19,6 +19,8 @@ from typing import Any
 
 import fastjsonschema
 
+from .contract import ACCOUNT_DELETED, PERSONAL_FIELDS_KEYWORD
+
 __all__ = [
     "CatalogueError",
     "EventCatalogue",
@@ -27,9 +29,14 @@ __all__ = [
     "catalogue_json",
     "catalogue_schemas",
     "parse_catalogue",
+    "refuse_addresses",
     "schema_problems",
 ]
 
+# Something that looks like an e-mail address anywhere in a text: local part, @, dotted domain.
+_LOOKS_LIKE_EMAIL = re.compile(
+    r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\s@<>()\[\],;:\".]{2,}"
+)
 # Names in messages come from the schema or, below additionalProperties, from the sender.
 _MAX_NAME_LENGTH = 64
 _MAX_DEFINITION_SHOWN = 80
@@ -55,24 +62,39 @@ class EventCatalogue:
     def event_types(self) -> tuple[str, ...]:
         return tuple(self.schemas)
 
+    def personal_fields(self, event_type: str) -> tuple[str, ...]:
+        """The top-level ``details`` fields of ``event_type`` declared personal (pseudonymised
+        at publish; the only ones that may hold an e-mail address)."""
+        schema = self.schemas.get(event_type)
+        return tuple(schema.get(PERSONAL_FIELDS_KEYWORD, ())) if schema else ()
+
     def check(self, event_type: str, details: Mapping[str, Any]) -> None:
-        """Raise EventRuleError if the catalogue has no ``event_type`` or ``details`` breaks its
-        schema."""
+        """Raise EventRuleError if the catalogue has no ``event_type``, ``details`` breaks its
+        schema, or a field not declared personal holds something that looks like an e-mail
+        address (anywhere, names included: details are kept for good).
+
+        A personal field is checked in its stored form, a string (its pseudonym, or its normal
+        form in clear): the publisher checks the value itself as it checks a subject.
+        """
         if event_type not in self.schemas:
             raise EventRuleError(
                 f"event_type: must be one of this pipeline's event types "
                 f"({', '.join(sorted(self.schemas))})"
             )
         schema = self.schemas[event_type]
-        if schema is None:
-            return
-        validate = self._validators.get(event_type)
-        if validate is None:
-            validate = self._validators[event_type] = _compiled(_schema_text(schema))
-        try:
-            validate(details)
-        except fastjsonschema.JsonSchemaValueException as error:
-            raise EventRuleError(_message(error)) from None
+        if schema is not None:
+            validate = self._validators.get(event_type)
+            if validate is None:
+                validate = self._validators[event_type] = _compiled(
+                    _schema_text(_stored_form(schema))
+                )
+            try:
+                validate(details)
+            except fastjsonschema.JsonSchemaValueException as error:
+                raise EventRuleError(_message(error)) from None
+        if event_type != ACCOUNT_DELETED:
+            # AccountDeleted's details are the pipeline's own ({"email": ...} only in clear).
+            refuse_addresses(details, self.personal_fields(event_type))
 
     def to_json(self) -> str:
         return catalogue_json(self.schemas)
@@ -111,6 +133,13 @@ def schema_problems(schema: object) -> list[str]:
     problems = []
     if schema.get("type") != "object":
         problems.append('details_schema must have "type": "object" (details are a JSON object)')
+    personal = schema.get(PERSONAL_FIELDS_KEYWORD)
+    if personal is not None and (
+        not isinstance(personal, list)
+        or not all(isinstance(name, str) and name for name in personal)
+        or len(set(personal)) != len(personal)
+    ):
+        problems.append("personal_fields must be distinct non-empty field names")
     if any(not ref.startswith("#") for ref in _refs(schema)):
         # fastjsonschema would fetch a remote $ref over the network while validating.
         problems.append("details_schema may only use local $ref (starting with #)")
@@ -121,6 +150,53 @@ def schema_problems(schema: object) -> list[str]:
         # re.error: a pattern that is not a regular expression.
         problems.append(f"details_schema is not a valid JSON Schema ({_bounded(str(error))})")
     return problems
+
+
+def refuse_addresses(details: Mapping[str, Any], personal: Sequence[str] = ()) -> None:
+    """EventRuleError naming the first place in ``details`` (outside the ``personal`` fields)
+    that looks like an e-mail address: an undeclared address would be stored for good."""
+    for name, value in details.items():
+        if name in personal:
+            continue
+        where = _address_in(value, f"details.{_shown_name(name)}")
+        if where is None and _LOOKS_LIKE_EMAIL.search(str(name)):
+            where = "details"
+        if where is not None:
+            raise EventRuleError(
+                f"{where}: must not hold an e-mail address unless the field is declared personal "
+                "(EventType(..., personal_fields=[...]): then it is pseudonymised at publish)"
+            )
+
+
+def _address_in(value: object, where: str) -> str | None:
+    if isinstance(value, str):
+        return where if _LOOKS_LIKE_EMAIL.search(value) else None
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            if _LOOKS_LIKE_EMAIL.search(str(name)):
+                return where
+            found = _address_in(item, f"{where}.{_shown_name(name)}")
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _address_in(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _stored_form(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with each personal field's own schema replaced by what is stored: a string."""
+    personal = schema.get(PERSONAL_FIELDS_KEYWORD) or ()
+    properties = schema.get("properties")
+    if not personal or not isinstance(properties, Mapping):
+        return schema
+    stored = {
+        name: ({"type": "string"} if name in personal else definition)
+        for name, definition in properties.items()
+    }
+    return {**schema, "properties": stored}
 
 
 def _schema_text(schema: Mapping[str, Any]) -> str:
@@ -201,15 +277,31 @@ class EventType:
 
     name: str
     details_schema: Mapping[str, Any] | None = None
+    personal_fields: Sequence[str] = ()
+    """Top-level ``details`` fields that hold personal data (an e-mail address, a customer
+    id): each must be a string, normalised as a subject is and recorded by its keyed
+    pseudonym (its normal form in a ``subject_in_clear`` pipeline). Only these fields may hold
+    something that looks like an e-mail address; elsewhere it is refused at publish."""
 
 
 def catalogue_schemas(
     event_types: Sequence[str | EventType],
 ) -> dict[str, Mapping[str, Any] | None]:
-    """``{name: details schema or None}`` of a catalogue's declarations (names or EventTypes)."""
+    """``{name: details schema or None}`` of a catalogue's declarations (names or EventTypes);
+    personal fields are an annotation of the schema (PERSONAL_FIELDS_KEYWORD)."""
     return {
         entry.name if isinstance(entry, EventType) else entry: (
-            entry.details_schema if isinstance(entry, EventType) else None
+            _with_personal_fields(entry) if isinstance(entry, EventType) else None
         )
         for entry in event_types
     }
+
+
+def _with_personal_fields(entry: EventType) -> Mapping[str, Any] | None:
+    if isinstance(entry.personal_fields, str):
+        # A lone string would be read as its letters.
+        return {**(entry.details_schema or {}), PERSONAL_FIELDS_KEYWORD: entry.personal_fields}
+    if not entry.personal_fields:
+        return entry.details_schema
+    schema = entry.details_schema or {"type": "object"}
+    return {**schema, PERSONAL_FIELDS_KEYWORD: list(entry.personal_fields)}

@@ -60,6 +60,7 @@ __all__ = [
     "METRIC_UNVERIFIED_MESSAGES",
     "OCCURRED_AT_ATTRIBUTE",
     "PARTITION_KEY",
+    "PERSONAL_FIELDS_KEYWORD",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
     "RECORD_HASH_ATTRIBUTE",
@@ -220,3 +221,8 @@ DETAILS_ATTRIBUTE: Final = "details"
 SNS_MESSAGE_ID_ATTRIBUTE: Final = "sns_message_id"
 SUBJECT_IN_CLEAR_ON: Final = "true"
 """The value of ``SUBJECT_IN_CLEAR`` that records subjects in clear (any other: pseudonyms)."""
+# --- Addresses stay home (issue 18 items 4-5; r6) ---------------------------------------------
+PERSONAL_FIELDS_KEYWORD: Final = "x-audit-personal-fields"
+"""The annotation of a details schema (in ``EVENT_CATALOGUE``) that lists the top-level
+``details`` fields holding personal data (``EventType(..., personal_fields=[...])``): the
+publisher records them by their keyed pseudonym, and only they may hold an e-mail address."""

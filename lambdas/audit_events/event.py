@@ -35,6 +35,7 @@ from .subject import (
     idempotent_event_id,
     normalize_email,
     pseudonymous_subject,
+    rekeyed_event_id,
 )
 
 DELETE_ACCOUNT_SOURCE = "deleteAccount"
@@ -425,19 +426,44 @@ def _checked_text(value: object, field: str, limit: int, *, optional: bool) -> s
     return value
 
 
-def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
+def personal_details(
+    details: dict[str, Any], fields: Iterable[str], secret: bytes | None
+) -> dict[str, Any]:
+    """``details`` with each personal field that it has recorded as a subject is: its keyed
+    pseudonym under ``secret``, or its normal form in clear (``None``). A personal field must
+    be a string that is a valid subject (an e-mail address or an identifier); InvalidPayloadError
+    names it, never its value."""
+    recorded = dict(details)
+    for name in fields:
+        if name not in recorded:
+            continue
+        field = f"details.{name}"
+        try:
+            normalized, _ = normalize_subject(recorded[name])
+        except InvalidPayloadError as error:
+            raise InvalidPayloadError(field + str(error).removeprefix("subject")) from None
+        recorded[name] = normalized if secret is None else pseudonymous_subject(normalized, secret)
+    return recorded
+
+
+def pseudonymize(event: AuditEvent, secret: bytes, personal: Iterable[str] = ()) -> AuditEvent:
     """``event`` with its address replaced by the address's pseudonym (e.g. a version 1 event).
 
     The address also leaves the details (``details.email``, the only place where this
-    pipeline's publishers ever put it). An event that already names a pseudonym, or a version 1
-    event whose subject is no address at all, is returned as is.
+    pipeline's publishers ever put it), the ``personal`` details fields of its type are
+    pseudonymised as its publisher would have with the secret (PoisonMessageError if one is no
+    valid subject), and an idempotent event's id, which its producer could only derive without a
+    key, is re-keyed (``subject.rekeyed_event_id``). An event that already names a pseudonym,
+    or a version 1 event whose subject is no address at all, is returned as is.
     """
     if event.subject_type == SUBJECT_TYPE_IDENTIFIER:
-        # An identifier in clear from a producer that had no secret; its details are its own.
+        # An identifier in clear from a producer that had no secret.
         return replace(
             event,
             subject=pseudonymous_subject(event.subject, secret),
             subject_type=SUBJECT_TYPE_PSEUDONYM,
+            event_id=_recorded_id(event, secret),
+            details=_recorded_details(event.details, personal, secret),
         )
     if event.subject_type != SUBJECT_TYPE_EMAIL or "@" not in event.subject:
         return event
@@ -450,8 +476,23 @@ def pseudonymize(event: AuditEvent, secret: bytes) -> AuditEvent:
         event,
         subject=pseudonymous_subject(normalized, secret),
         subject_type=SUBJECT_TYPE_PSEUDONYM,
-        details=details,
+        details=_recorded_details(details, personal, secret),
+        event_id=_recorded_id(event, secret),
     )
+
+
+def _recorded_details(
+    details: dict[str, Any], personal: Iterable[str], secret: bytes
+) -> dict[str, Any]:
+    try:
+        return personal_details(details, personal, secret)
+    except InvalidPayloadError as error:
+        raise PoisonMessageError(str(error)) from None
+
+
+def _recorded_id(event: AuditEvent, secret: bytes) -> str:
+    # A random id tells nothing; an idempotent one from a clear producer is unkeyed.
+    return rekeyed_event_id(event.event_id, secret) if event.idempotent else event.event_id
 
 
 def parse_audit_event(message: str) -> AuditEvent:

@@ -65,7 +65,13 @@ from .contract import (
 from .event import AuditEvent, PoisonMessageError, SnsProvenance
 from .integrity import with_record_hash
 
-__all__ = ["event_type_shard", "expires_at", "to_idempotency_marker", "to_item"]
+__all__ = [
+    "event_type_shard",
+    "expires_at",
+    "idempotency_marker_key",
+    "to_idempotency_marker",
+    "to_item",
+]
 
 # DynamoDB's documented limits.
 _MAX_PARTITION_KEY_BYTES = 2048
@@ -138,6 +144,14 @@ def to_item(
     return with_record_hash(item)
 
 
+def idempotency_marker_key(event_id: str) -> dict[str, Any]:
+    """The key of the marker of an idempotent event with id ``event_id``."""
+    return {
+        PARTITION_KEY: {"S": f"{IDEMPOTENCY_MARKER_PREFIX}{event_id}"},
+        SORT_KEY: {"S": IDEMPOTENCY_MARKER_SORT_KEY},
+    }
+
+
 def to_idempotency_marker(
     event: AuditEvent, *, recorded_at: str | None = None, expires_at: int | None = None
 ) -> dict[str, Any]:
@@ -147,8 +161,7 @@ def to_idempotency_marker(
     markers spread over the key space; it carries no personal data.
     """
     marker: dict[str, Any] = {
-        PARTITION_KEY: {"S": f"{IDEMPOTENCY_MARKER_PREFIX}{event.event_id}"},
-        SORT_KEY: {"S": IDEMPOTENCY_MARKER_SORT_KEY},
+        **idempotency_marker_key(event.event_id),
         EVENT_ID_ATTRIBUTE: {"S": event.event_id},
         OCCURRED_AT_ATTRIBUTE: {"S": event.occurred_at},
     }

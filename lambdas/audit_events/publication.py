@@ -7,12 +7,18 @@ validate, pseudonymise and envelope events identically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from .catalogue import EventCatalogue, EventRuleError
-from .contract import EVENT_TYPE_ATTRIBUTE
-from .event import AuditEvent, InvalidPayloadError, build_account_deleted_event, build_event
+from .catalogue import EventCatalogue, EventRuleError, refuse_addresses
+from .contract import ACCOUNT_DELETED, EVENT_TYPE_ATTRIBUTE
+from .event import (
+    AuditEvent,
+    InvalidPayloadError,
+    build_account_deleted_event,
+    build_event,
+    personal_details,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,11 @@ def event_publication(
     """The publication of an event of any type (``event.build_event``), checked against the
     pipeline's ``catalogue`` when known: a type outside it, or details that break its type's
     schema, raise InvalidPayloadError (the field and the rule, never the value) and nothing is
-    published, rather than being dropped silently by the subscription's filter."""
+    published, rather than being dropped silently by the subscription's filter.
+
+    The type's personal fields (``EventType.personal_fields``) are recorded by their keyed
+    pseudonym under ``secret``; anything else in the details that looks like an e-mail address
+    is refused (with no catalogue, nothing is declared personal)."""
     if catalogue is not None and event_type not in catalogue.schemas:
         # Before the other fields: the first thing wrong is the pipeline, not the event.
         catalogue_check(catalogue, event_type, {})
@@ -81,6 +91,14 @@ def event_publication(
     )
     if catalogue is not None:
         catalogue_check(catalogue, event.event_type, event.details)
+        personal = catalogue.personal_fields(event.event_type)
+        if personal:
+            event = replace(event, details=personal_details(event.details, personal, secret))
+    elif event.event_type != ACCOUNT_DELETED:
+        try:
+            refuse_addresses(event.details)
+        except EventRuleError as error:
+            raise InvalidPayloadError(str(error)) from None
     return Publication(event)
 
 

@@ -60,7 +60,7 @@ from .contract import (
 )
 from .event import PoisonMessageError, format_timestamp, parse_sns_envelope, pseudonymize
 from .integrity import RecordRef, notice_body
-from .items import expires_at, to_idempotency_marker, to_item
+from .items import expires_at, idempotency_marker_key, to_idempotency_marker, to_item
 from .sns_signature import UnverifiedMessageError, verify_notification
 
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
@@ -215,6 +215,9 @@ class _Write:
     idempotent: bool
     items: list[dict[str, Any]]
     log_keys: dict[str, str]
+    legacy_marker: dict[str, Any] | None = None
+    """The marker key of the id a clear producer gave an event that is recorded re-keyed:
+    a retry of it recorded before the re-keying is still a duplicate."""
 
     @property
     def contended_key(self) -> tuple[str, str]:
@@ -251,10 +254,14 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
             settings.catalogue.check(event.event_type, event.details)
         except EventRuleError as error:
             raise PoisonMessageError(str(error)) from None
+    published_id = event.event_id
     if settings.secret_arn is not None and event.subject_type in _IN_CLEAR:
         # An address in clear (a version 1 message, a clear producer) is not recorded.
         secret = pseudonym_secret(settings.secret_arn, _remaining_seconds(context))
-        event = pseudonymize(event, secret)
+        personal = (
+            settings.catalogue.personal_fields(event.event_type) if settings.catalogue else ()
+        )
+        event = pseudonymize(event, secret, personal)
     now = utc_now()
     expiry = expires_at(now, settings.retention_days)
     item = to_item(
@@ -278,6 +285,9 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
         message_id=record.message_id,
         idempotent=event.idempotent,
         items=items,
+        legacy_marker=(
+            idempotency_marker_key(published_id) if event.event_id != published_id else None
+        ),
         log_keys={
             "event_id": event.event_id,
             "event_type": event.event_type,
@@ -301,19 +311,29 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
         if write.idempotent:
             # One transaction: the event and its marker, or neither. A retry of the caller has
             # the same event id but another time (another key): the marker catches it.
-            dynamodb.transact_write_items(
-                TransactItems=[
+            transaction: list[dict[str, Any]] = [
+                {
+                    "Put": {
+                        "TableName": table_name,
+                        "Item": written_item,
+                        "ConditionExpression": only_once,
+                        "ReturnValuesOnConditionCheckFailure": stored,
+                    }
+                }
+                for written_item in write.items
+            ]
+            if write.legacy_marker is not None:
+                # The id its producer published it with, recorded before ids were re-keyed.
+                transaction.append(
                     {
-                        "Put": {
+                        "ConditionCheck": {
                             "TableName": table_name,
-                            "Item": written_item,
+                            "Key": write.legacy_marker,
                             "ConditionExpression": only_once,
-                            "ReturnValuesOnConditionCheckFailure": stored,
                         }
                     }
-                    for written_item in write.items
-                ]
-            )
+                )
+            dynamodb.transact_write_items(TransactItems=transaction)
         else:
             dynamodb.put_item(
                 TableName=table_name,

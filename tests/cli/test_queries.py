@@ -20,7 +20,8 @@ from tests.cli.conftest import Audit
 from tests.cli.helpers import depth, event_ids, publish_event
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_EVENTS = {"events": [], "more": False, "next_cursor": None}
+# What `audit trail --json` says of a subject with no events (and every key version read).
+NO_EVENTS = {"events": [], "more": False, "next_cursor": None, "warnings": []}
 
 
 def test_delete_account_then_trail_shows_the_event_newest_first(
@@ -86,11 +87,7 @@ def test_trail_of_an_unknown_account_is_empty_not_an_error(audit: Audit) -> None
 
     assert run.exit_code == 0
     assert run.stdout == "No events for the given address.\n"
-    assert audit("trail", "nobody@mail.com", "--json").json() == {
-        "events": [],
-        "more": False,
-        "next_cursor": None,
-    }
+    assert audit("trail", "nobody@mail.com", "--json").json() == NO_EVENTS
 
 
 def test_trail_filters_by_type_and_stops_at_the_limit(
@@ -309,7 +306,7 @@ def test_a_cursor_of_another_type_or_garbage_is_a_usage_error(audit: Audit) -> N
     assert "not a cursor printed by `audit trail` or `audit events`" in garbage.stderr
 
 
-def test_trail_finds_records_in_clear_and_under_every_version_of_the_secret(
+def test_trail_finds_records_under_every_version_of_the_secret_and_in_clear_when_asked(
     audit: Audit, pipeline: LocalAuditPipeline
 ) -> None:
     address = "Rotated.Account@mail.com"
@@ -345,7 +342,8 @@ def test_trail_finds_records_in_clear_and_under_every_version_of_the_secret(
     )
     pipeline.run_until_idle()
 
-    run = audit("trail", address, "--json")
+    run = audit("trail", address, "--include-clear", "--json")
+    without_clear = audit("trail", address, "--json")
 
     assert run.exit_code == 0, run.stderr
     assert event_ids(run.json()) == [
@@ -353,6 +351,9 @@ def test_trail_finds_records_in_clear_and_under_every_version_of_the_secret(
         before_rotation,
         "00000000-0000-4000-8000-000000000000",
     ]
+    # The address is a query key only when asked: pseudonyms alone otherwise.
+    assert event_ids(without_clear.json()) == [after_rotation, before_rotation]
+    assert run.json()["warnings"] == without_clear.json()["warnings"] == []
 
 
 def test_delete_account_with_an_idempotency_key_records_retries_once(

@@ -292,7 +292,8 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_repor
             "Resource": {"Fn::GetAtt": [source_id, "Arn"]},
         },
         {
-            "Action": "dynamodb:PutItem",
+            # ConditionCheckItem writes nothing: a re-keyed event checks its producer's id.
+            "Action": ["dynamodb:ConditionCheckItem", "dynamodb:PutItem"],
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from audit_stack.lambda_code import audit_events_module
+from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.publisher import AuditPublisher, InvalidPayloadError, PublishBatchError
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:AuditTopic"
@@ -224,3 +224,22 @@ def test_a_failed_request_is_retried_then_reported_for_each_of_its_entries() -> 
 def test_a_topic_arn_is_required() -> None:
     with pytest.raises(ValueError, match="topic_arn: must be a topic ARN"):
         AuditPublisher("AuditTopic")
+
+
+def test_clear_mode_is_refused_in_a_function_wired_to_a_pseudonymous_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(contract.ENV_PSEUDONYM_SECRET_ARN, SECRET_ARN)
+    sns = FakeSns()
+
+    with pytest.raises(ValueError) as raised:
+        AuditPublisher(TOPIC, subject_in_clear=True, sns_client=sns)
+    keyed = AuditPublisher.from_environment(
+        {contract.ENV_TOPIC_ARN: TOPIC, contract.ENV_PSEUDONYM_SECRET_ARN: SECRET_ARN},
+        sns_client=sns,
+        secrets_client=FakeSecrets(),
+    )
+    keyed.account_deleted("John.Doe@mail.com")
+
+    assert str(raised.value).startswith("subject_in_clear: refused, this function's pipeline")
+    assert sns.published and "john.doe" not in sns.published[0]["Message"].lower()

@@ -109,12 +109,12 @@ def test_longest_allowed_email_is_accepted() -> None:
         ),
         pytest.param(
             {"email": "john.doe@xn--a.com"},
-            "email: the domain is not a valid internationalised domain name (IDNA)",
+            "email: the domain is not a valid internationalised domain name (IDNA 2008)",
             id="invalid punycode label",
         ),
         pytest.param(
             {"email": "john.doe@m\u00e4il\u2ff0.com"},
-            "email: the domain is not a valid internationalised domain name (IDNA)",
+            "email: the domain is not a valid internationalised domain name (IDNA 2008)",
             id="unassigned code point in an IDN label",
         ),
     ],

@@ -19,7 +19,12 @@ from typing import NamedTuple
 import pytest
 
 from audit_events.event import build_account_deleted_event
-from audit_events.subject import idempotent_event_id, normalize_email, pseudonymous_subject
+from audit_events.subject import (
+    idempotent_event_id,
+    normalize_email,
+    pseudonymous_subject,
+    rekeyed_event_id,
+)
 
 SECRET = b"known-answer secret: not a real key"
 KEY = "order-42"
@@ -70,6 +75,13 @@ VECTORS = {
         "4aaea28b0ac6b3094b6ef4ad337bc113a67cc9d29446aed5bdda451fda1d7c5f",
         "a766afa9-94b8-8c51-9992-1c9442f8cec2",
         "de92e3a2-ac34-8c40-9628-8cc0cc498b61",
+    ),
+    "sharp s under IDNA 2008, not 2003's fass.de": Vector(
+        "Strauß@Faß.DE",
+        "strauß@xn--fa-hia.de",
+        "f97ef2165826b6995e7a05c04bf2c508b308c98dddbd2f0286fb2d928da0daeb",
+        "0f188eab-6e4c-8279-b098-cd9cb9ba0a09",
+        "7883c3ea-6b39-89ac-adee-cc96c30d4e2b",
     ),
     "decomposed (NFD) capitals": Vector(
         "E\u0301lodie.Martin@CAFE\u0301.fr",
@@ -159,3 +171,29 @@ def test_the_publishers_event_carries_the_pinned_subject_and_id(vector: Vector) 
         {"email": vector.sent}, secret=SECRET, now=now, random_id=str(uuid.uuid4())
     )
     assert without_key.subject == vector.pseudonym
+
+
+def documented_rekeyed_id(clear_event_id: str, secret: bytes) -> str:
+    """README: the first 16 bytes of ``HMAC-SHA-256(secret,
+    b"audit-pipeline/idempotency-rekey/v1\\x00" + ASCII(clear event id))`` as a UUID with
+    version 8 and the RFC 9562 variant."""
+    message = b"audit-pipeline/idempotency-rekey/v1\x00" + clear_event_id.encode("ascii")
+    value = bytearray(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+    value[6] = (value[6] & 0x0F) | 0x80
+    value[8] = (value[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(value)))
+
+
+@pytest.mark.parametrize(
+    ("clear_event_id", "recorded"),
+    [
+        # "ascii" and "idn" vectors' clear ids, as a clear producer publishes them.
+        ("ee7f9293-6e52-829d-960b-b0df4badeb30", "53bd8f2f-cf00-8e68-88d7-f90198410fec"),
+        ("80f50c36-1d91-87d1-944a-db1e99b792d6", "56ca6c82-26c8-8420-8af9-dc1643df5469"),
+    ],
+)
+def test_a_clear_producers_idempotent_id_is_recorded_under_its_pinned_keyed_answer(
+    clear_event_id: str, recorded: str
+) -> None:
+    assert documented_rekeyed_id(clear_event_id, SECRET) == recorded
+    assert rekeyed_event_id(clear_event_id, SECRET) == recorded
