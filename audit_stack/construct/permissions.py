@@ -30,6 +30,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from audit_stack.construct.encryption import PUBLISHER_KEY_ACTIONS, require_key_statement
+from audit_stack.lambda_code import contract
 
 __all__ = [
     "APPEND_ACTIONS",
@@ -39,6 +40,9 @@ __all__ = [
     "QUEUE_CONSUME_ACTIONS",
     "RECORDER_KEY_ACTIONS",
     "RECORDER_TABLE_ACTIONS",
+    "REDACTION_ATTRIBUTES",
+    "REDACT_TABLE_ACTIONS",
+    "REDACT_UPDATE_ACTIONS",
     "REDRIVE_DLQ_ACTIONS",
     "REDRIVE_KEY_ACTIONS",
     "REDRIVE_QUEUE_ACTIONS",
@@ -62,6 +66,7 @@ __all__ = [
     "grant_lookup",
     "grant_publish",
     "grant_record",
+    "grant_redact",
     "grant_redrive",
     "in_another_stack",
     "only_consumer_receives",
@@ -71,6 +76,7 @@ __all__ = [
     "only_the_deployment_changes_the_topic",
     "only_topic_or_redrive_sends",
     "principal_arn",
+    "redaction_statements",
 ]
 
 PUBLISH_ACTIONS = ("sns:Publish",)
@@ -173,22 +179,36 @@ class PrincipalArns:
     def __len__(self) -> int:
         return len(self._arns)
 
+    def arns(self) -> list[str]:
+        """The ARNs granted so far (call it at synthesis, from a Lazy producer)."""
+        return list(self._arns)
+
     def at_synthesis(self, *, omit_when_empty: bool = False) -> Any:
         """A token for the list, resolved after every grant (None when empty, if asked)."""
         return Lazy.any(_Produce(lambda: list(self._arns) or (None if omit_when_empty else [])))
 
 
-def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
-    """A table resource policy: no principal may change or remove items; only ``writer`` adds."""
+def append_only_statements(
+    writer: iam.IRole, *, redactors: PrincipalArns | None = None
+) -> list[iam.PolicyStatement]:
+    """A table resource policy: no principal may change or remove items; only ``writer`` adds.
+
+    With ``redactors`` (the audit table), ``UpdateItem`` is left, in the shape of a redaction
+    only, to the principals given ``grant_redact`` (``redaction_statements``).
+    """
+    denied = TABLE_WRITE_ACTIONS_DENIED_TO_ALL
+    if redactors is not None:
+        denied = tuple(action for action in denied if action not in REDACT_UPDATE_ACTIONS)
     return [
         iam.PolicyStatement(
             sid="AppendOnlyNoChanges",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
-            actions=list(TABLE_WRITE_ACTIONS_DENIED_TO_ALL),
+            actions=list(denied),
             # "*" is this table: a resource policy cannot name its own generated ARN.
             resources=["*"],
         ),
+        *(redaction_statements(redactors) if redactors is not None else []),
         iam.PolicyStatement(
             sid="AppendOnlyOneWriter",
             effect=iam.Effect.DENY,
@@ -198,6 +218,91 @@ def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
             conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
         ),
     ]
+
+
+# -- lawful erasure: redaction (issue 18 item 2; README "Erasure", docs/INTEGRITY.md) ----------
+
+# The one change to a record anybody may make: a break-glass role's redaction (`audit redact`).
+REDACT_UPDATE_ACTIONS = ("dynamodb:UpdateItem",)
+# What `audit redact` reads: a subject's records (Query), one record (GetItem), an event by id
+# (Scan); and UpdateItem for the redaction itself.
+REDACT_TABLE_ACTIONS = (
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+)
+REDACT_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+# Every attribute a redaction's UpdateItem may name (``dynamodb:Attributes``: the key, the
+# personal attributes it REMOVEs, the three it SETs). Not record_hash: nobody may change it,
+# which is what keeps a stub's Merkle leaf the sealed one.
+REDACTION_ATTRIBUTES = (
+    contract.PARTITION_KEY,
+    contract.SORT_KEY,
+    *contract.PERSONAL_ATTRIBUTES,
+    contract.REDACTED_AT_ATTRIBUTE,
+    contract.REDACTION_REASON_ATTRIBUTE,
+    contract.REDACTED_BY_ATTRIBUTE,
+)
+# ReturnValues that would send record content back (the erased content, with the *_OLD ones).
+REDACTION_RETURN_VALUES_DENIED = ("ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
+
+
+def redaction_statements(redactors: PrincipalArns) -> list[iam.PolicyStatement]:
+    """The audit table's UpdateItem rules: only the ``grant_redact`` principals may update an
+    item (everyone, while none is named), and an update may only name the redaction's
+    attributes (``dynamodb:Attributes``) and return nothing (``dynamodb:ReturnValues``).
+
+    DynamoDB evaluates these condition keys in resource-based policies as in identity policies
+    (the Developer Guide's "Using IAM policy conditions for fine-grained access control").
+    """
+
+    def exemption() -> dict[str, Any] | None:
+        # No redactor: the operator is omitted, so the statement denies every principal.
+        return {"aws:PrincipalArn": redactors.arns()} if len(redactors) else None
+
+    return [
+        iam.PolicyStatement(
+            sid="OnlyRedactorsUpdate",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(REDACT_UPDATE_ACTIONS),
+            resources=["*"],
+            conditions={"ArnNotEquals": Lazy.any(_Produce(exemption))},
+        ),
+        iam.PolicyStatement(
+            sid="UpdatesOnlyRedact",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(REDACT_UPDATE_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ForAnyValue:StringNotEquals": {"dynamodb:Attributes": list(REDACTION_ATTRIBUTES)}
+            },
+        ),
+        iam.PolicyStatement(
+            sid="RedactionsReturnNothing",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(REDACT_UPDATE_ACTIONS),
+            resources=["*"],
+            conditions={
+                "StringEquals": {"dynamodb:ReturnValues": list(REDACTION_RETURN_VALUES_DENIED)}
+            },
+        ),
+    ]
+
+
+def grant_redact(
+    grantee: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """What ``audit redact`` needs of the table (the resource policy names the grantee too)."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(REDACT_TABLE_ACTIONS), resource_arns=[table_arn]
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *REDACT_KEY_ACTIONS)
+    return grant
 
 
 def only_lookup_principals_read(

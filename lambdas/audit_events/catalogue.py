@@ -19,6 +19,8 @@ from typing import Any
 
 import fastjsonschema
 
+from .redaction import BUILT_IN_EVENT_TYPES
+
 __all__ = [
     "CatalogueError",
     "EventCatalogue",
@@ -96,7 +98,8 @@ def parse_catalogue(text: str) -> EventCatalogue:
         problems = schema_problems(schema)
         if problems:
             raise CatalogueError(f"EVENT_CATALOGUE: {event_type}: {problems[0]}")
-    return EventCatalogue(document)
+    # The built-in types (a redaction entry) are recorded by every pipeline, whatever it lists.
+    return EventCatalogue({**document, **BUILT_IN_EVENT_TYPES})
 
 
 def schema_problems(schema: object) -> list[str]:

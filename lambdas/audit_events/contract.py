@@ -50,9 +50,15 @@ __all__ = [
     "METRIC_TAMPERED_RECORDS",
     "METRIC_UNVERIFIED_MESSAGES",
     "PARTITION_KEY",
+    "PERSONAL_ATTRIBUTES",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
     "RECORD_HASH_ATTRIBUTE",
+    "REDACTED_AT_ATTRIBUTE",
+    "REDACTED_BY_ATTRIBUTE",
+    "REDACTION_EVENT_TYPE",
+    "REDACTION_REASON_ATTRIBUTE",
+    "REDACTION_SUBJECT",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
     "SEALER_METRICS",
@@ -172,3 +178,17 @@ MAX_CATALOGUE_BYTES: Final = 3072
 variables together, and the other variables (ARNs, names) need the rest."""
 ENV_SOURCE: Final = "AUDIT_EVENT_SOURCE"
 """The ``source`` an ``AuditPublisher.from_environment()`` client gives its events by default."""
+# --- Lawful erasure: redaction (issue 18 item 2, r5) -----------------------------------------
+REDACTION_EVENT_TYPE: Final = "AuditRecordRedacted"
+"""The built-in event type every pipeline records: a redaction, sealed into the chain like any
+record. Its details name the redacted record by sort key and hashes only (no personal data)."""
+REDACTION_SUBJECT: Final = "audit-log"
+"""The subject (an identifier, pseudonymised like any) that redaction entries are recorded
+about: the log itself, never the person whose record was redacted."""
+REDACTED_AT_ATTRIBUTE: Final = "redacted_at"
+REDACTION_REASON_ATTRIBUTE: Final = "redaction_reason"
+REDACTED_BY_ATTRIBUTE: Final = "redacted_by"
+PERSONAL_ATTRIBUTES: Final = (ACTOR_ATTRIBUTE, "details")
+"""What a redaction removes from a record: everything that can be about a person besides its
+key (the pseudonym). What stays: the key, the event's type, time, id, source and provenance,
+and ``record_hash``: the fact that an event happened, and the proof of it."""
