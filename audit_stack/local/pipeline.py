@@ -61,6 +61,7 @@ from audit_stack.local.http.operations import Operation
 from audit_stack.local.http.server import EmulatorServer, Endpoint, PortUnavailableError
 from audit_stack.local.http.skipped_services import SkippedServiceApi, skipped_services
 from audit_stack.local.http.stack_api import StackApi
+from audit_stack.local.http.sts_api import CallerIdentityApi
 from audit_stack.local.runtime.functions import (
     FunctionRegistry,
     FunctionRuntime,
@@ -290,6 +291,8 @@ class LocalAuditPipeline:
             "cloudformation",
             StackApi(deployment, self._assembly.template, selected_pipeline=self.pipeline),
         )
+        # Who the caller is, as IAM sees it here (`audit redact` records it).
+        self._endpoint.serve("sts", CallerIdentityApi(self._identities, self.account_id))
         skipped_ids = {logical_id for logical_id, _, _ in deployment.skipped}
         for service in skipped_services(
             (

@@ -19,6 +19,8 @@ from audit_stack.local.http.operations import Environ, Operation
 
 SNS_PRINCIPAL = "sns.amazonaws.com"
 # (code, HTTP status) of each service's access-denied error.
+_WHO_AM_I = "sts:GetCallerIdentity"
+
 _DENIED: Mapping[str, tuple[str, str]] = {
     "sqs": ("AccessDenied", "403 Forbidden"),
     "sns": ("AuthorizationError", "403 Forbidden"),
@@ -88,7 +90,8 @@ class Enforcer:
 
     def authorize(self, operation: Operation, environ: Environ, body: bytes) -> ApiError | None:
         """None if IAM allows the request, else the service's AccessDenied error."""
-        if not self.enabled or operation.service == "emulator":
+        # GetCallerIdentity needs no permission: IAM never denies it (STS API reference).
+        if not self.enabled or operation.service == "emulator" or operation.action == _WHO_AM_I:
             return None
         caller = self.identities.of_authorization(environ.get("HTTP_AUTHORIZATION", ""))
         if caller.internal:
