@@ -18,9 +18,10 @@ from audit_stack.local.http.errors import ApiError
 from audit_stack.local.http.operations import Environ, Operation
 
 SNS_PRINCIPAL = "sns.amazonaws.com"
-# (code, HTTP status) of each service's access-denied error.
+# The one action that needs no permission: "No permissions are required to perform this
+# operation" (STS API reference, GetCallerIdentity); even an explicit deny does not stop it.
 _WHO_AM_I = "sts:GetCallerIdentity"
-
+# (code, HTTP status) of each service's access-denied error.
 _DENIED: Mapping[str, tuple[str, str]] = {
     "sqs": ("AccessDenied", "403 Forbidden"),
     "sns": ("AuthorizationError", "403 Forbidden"),
