@@ -247,6 +247,7 @@ def verify_log(
         if key in sealed and since is not None and sealed[key][2] < since:
             continue  # sealed by a digest before the period checked
         report.records += 1
+        finding: Finding | None
         if redaction.is_stub(item):
             finding = _checked_stub(item, key, sealed.get(key), redactions)
         else:

@@ -196,7 +196,7 @@ def append_only_statements(
     With ``redactors`` (the audit table), ``UpdateItem`` is left, in the shape of a redaction
     only, to the principals given ``grant_redact`` (``redaction_statements``).
     """
-    denied = TABLE_WRITE_ACTIONS_DENIED_TO_ALL
+    denied: tuple[str, ...] = TABLE_WRITE_ACTIONS_DENIED_TO_ALL
     if redactors is not None:
         denied = tuple(action for action in denied if action not in REDACT_UPDATE_ACTIONS)
     return [
