@@ -57,6 +57,7 @@ __all__ = [
     "VERIFY_KEY_ACTIONS",
     "VERIFY_TABLE_ACTIONS",
     "PrincipalArns",
+    "Redactors",
     "TaggedPublishers",
     "allow_cross_account_publishers",
     "append_only_statements",
@@ -179,17 +180,13 @@ class PrincipalArns:
     def __len__(self) -> int:
         return len(self._arns)
 
-    def arns(self) -> list[str]:
-        """The ARNs granted so far (call it at synthesis, from a Lazy producer)."""
-        return list(self._arns)
-
     def at_synthesis(self, *, omit_when_empty: bool = False) -> Any:
         """A token for the list, resolved after every grant (None when empty, if asked)."""
         return Lazy.any(_Produce(lambda: list(self._arns) or (None if omit_when_empty else [])))
 
 
 def append_only_statements(
-    writer: iam.IRole, *, redactors: PrincipalArns | None = None
+    writer: iam.IRole, *, redactors: Redactors | None = None
 ) -> list[iam.PolicyStatement]:
     """A table resource policy: no principal may change or remove items; only ``writer`` adds.
 
@@ -248,28 +245,39 @@ REDACTION_ATTRIBUTES = (
 REDACTION_RETURN_VALUES_DENIED = ("ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 
 
-def redaction_statements(redactors: PrincipalArns) -> list[iam.PolicyStatement]:
-    """The audit table's UpdateItem rules: only the ``grant_redact`` principals may update an
-    item (everyone, while none is named), and an update may only name the redaction's
-    attributes (``dynamodb:Attributes``) and return nothing (``dynamodb:ReturnValues``).
+class Redactors:
+    """The principals given ``grant_redact``, and the table's statement that denies UpdateItem
+    to everyone else: it names nobody (denies all) until the first grant, which adds the
+    condition exempting them (read at synthesis, so later grants count)."""
 
-    DynamoDB evaluates these condition keys in resource-based policies as in identity policies
-    (the Developer Guide's "Using IAM policy conditions for fine-grained access control").
-    """
-
-    def exemption() -> dict[str, Any] | None:
-        # No redactor: the operator is omitted, so the statement denies every principal.
-        return {"aws:PrincipalArn": redactors.arns()} if len(redactors) else None
-
-    return [
-        iam.PolicyStatement(
+    def __init__(self) -> None:
+        self.arns = PrincipalArns()
+        self.only_redactors_update = iam.PolicyStatement(
             sid="OnlyRedactorsUpdate",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
             actions=list(REDACT_UPDATE_ACTIONS),
             resources=["*"],
-            conditions={"ArnNotEquals": Lazy.any(_Produce(exemption))},
-        ),
+        )
+
+    def add(self, arn: str) -> None:
+        if not len(self.arns):
+            self.only_redactors_update.add_condition(
+                "ArnNotEquals", {"aws:PrincipalArn": self.arns.at_synthesis()}
+            )
+        self.arns.add(arn)
+
+
+def redaction_statements(redactors: Redactors) -> list[iam.PolicyStatement]:
+    """The audit table's UpdateItem rules: only the ``grant_redact`` principals may update an
+    item (nobody, while none is named), and an update may only name the redaction's attributes
+    (``dynamodb:Attributes``) and return nothing (``dynamodb:ReturnValues``).
+
+    DynamoDB evaluates these condition keys in resource-based policies as in identity policies
+    (the Developer Guide's "Using IAM policy conditions for fine-grained access control").
+    """
+    return [
+        redactors.only_redactors_update,
         iam.PolicyStatement(
             sid="UpdatesOnlyRedact",
             effect=iam.Effect.DENY,

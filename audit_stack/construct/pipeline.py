@@ -155,7 +155,7 @@ class AuditPipeline(Construct):
         self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
         # Break-glass principals that may redact records (grant_redact); nobody by default.
-        self._redactors = permissions.PrincipalArns()
+        self._redactors = permissions.Redactors()
         self._lookup_principals = permissions.PrincipalArns()
         # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
         self._publishers = permissions.PrincipalArns()
