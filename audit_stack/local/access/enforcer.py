@@ -118,7 +118,10 @@ class Enforcer:
 
     def check(self, caller: Caller, target: Target) -> Denial | None:
         """The denial of one action by a caller, or None when IAM allows it."""
-        context = self._context(caller)
+        context: dict[str, str | tuple[str, ...]] = {
+            **self._context(caller),
+            **dict(target.context),
+        }
         request = Request(caller.principal_arn, target.action, target.resource, context)
         identity = self.store.identity_policies(caller.principal_arn)
         key_policy = self.store.key_policies.get(target.resource)
