@@ -18,7 +18,14 @@ from audit_stack.cli.queries import Page, print_page, query_events, range_option
 from audit_stack.cli.target import Target
 from audit_stack.lambda_code import audit_events_module, contract
 
-__all__ = ["DETAILS_NOT_STORED", "SCOPE", "account_trail", "run", "subject_argument"]
+__all__ = [
+    "DETAILS_NOT_STORED",
+    "SCOPE",
+    "account_trail",
+    "redacted_text",
+    "run",
+    "subject_argument",
+]
 
 SCOPE: Final = "a subject's trail"
 """What a ``trail`` cursor continues."""
@@ -145,6 +152,9 @@ def _normalized(subject: str) -> str:
 
 
 def _shown(event: dict[str, Any], column: str) -> Any:
+    if column == "details" and contract.REDACTED_AT_ATTRIBUTE in event:
+        # A redacted record (audit redact): what happened stays, whose details are gone.
+        return redacted_text(event)
     if (
         column == "details"
         and not event.get("details")
@@ -185,3 +195,12 @@ def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
             continue
         values.append(older["SecretString"].encode())
     return values
+
+
+def redacted_text(event: dict[str, Any]) -> str:
+    """How a redacted record shows in place of its details: when, by whom, why."""
+    return (
+        f"(redacted {event.get(contract.REDACTED_AT_ATTRIBUTE, '')} by "
+        f"{event.get(contract.REDACTED_BY_ATTRIBUTE, '')}: "
+        f"{event.get(contract.REDACTION_REASON_ATTRIBUTE, '')})"
+    )
