@@ -198,9 +198,9 @@ def _secret_versions(target: Target, secret_arn: str) -> list[bytes]:
 
 
 def redacted_text(event: dict[str, Any]) -> str:
-    """How a redacted record shows in place of its details: when, by whom, why."""
+    """How a redacted record shows in place of its details: when and why (``--json`` adds by
+    whom: ``redacted_by``)."""
     return (
-        f"(redacted {event.get(contract.REDACTED_AT_ATTRIBUTE, '')} by "
-        f"{event.get(contract.REDACTED_BY_ATTRIBUTE, '')}: "
+        f"(redacted {str(event.get(contract.REDACTED_AT_ATTRIBUTE, ''))[:10]}: "
         f"{event.get(contract.REDACTION_REASON_ATTRIBUTE, '')})"
     )

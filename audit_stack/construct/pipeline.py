@@ -717,13 +717,16 @@ class AuditPipeline(Construct):
         redaction's shape (the attributes it names, nothing returned); every other change stays
         denied to everyone. ``audit verify`` reports each redaction, and any stub without a
         sealed entry as tampering. Grants the stack's discovery, the table's reads and
-        UpdateItem, ``grant_lookup`` and ``grant_publish``; the grantee must be a role or user.
+        UpdateItem, ``grant_lookup``, ``grant_publish`` and ``grant_verify`` (a record is
+        redacted only once sealed, and the redactor can check the result); the grantee must be a
+        role or user.
         """
         self._redactors.add(permissions.principal_arn(grantee, purpose="grant_redact"))
         grant = permissions.grant_stack_discovery(grantee, Stack.of(self))
         permissions.grant_redact(grantee, self._table.table_arn, self._encryption_key)
         self.grant_lookup(grantee)
         self.grant_publish(grantee)
+        self.grant_verify(grantee)
         return grant
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
