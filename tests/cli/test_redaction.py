@@ -71,7 +71,7 @@ def _break_glass_role(assembly: Path) -> str:
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role" and logical_id.startswith("BreakGlass")
     ]
-    return logical_id
+    return str(logical_id)
 
 
 @pytest.fixture(scope="module")
