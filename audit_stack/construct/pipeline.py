@@ -211,7 +211,9 @@ class AuditPipeline(Construct):
                 filter_policy={
                     contract.EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
                         # The built-in types (redaction entries) reach the recorder too.
-                        allowlist=[*self._catalogue, *_redaction.BUILT_IN_EVENT_TYPES]
+                        allowlist=list(
+                            dict.fromkeys([*self._catalogue, *_redaction.BUILT_IN_EVENT_TYPES])
+                        )
                     )
                 },
             )

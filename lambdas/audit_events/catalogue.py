@@ -57,14 +57,19 @@ class EventCatalogue:
         return tuple(self.schemas)
 
     def check(self, event_type: str, details: Mapping[str, Any]) -> None:
-        """Raise EventRuleError if the catalogue has no ``event_type`` or ``details`` breaks its
-        schema."""
-        if event_type not in self.schemas:
+        """Raise EventRuleError if the catalogue has no ``event_type`` (nor is it built in:
+        ``redaction.BUILT_IN_EVENT_TYPES``) or ``details`` breaks its schema."""
+        if event_type in BUILT_IN_EVENT_TYPES:
+            # Recorded by every pipeline with its own schema, whatever it declares (a redaction
+            # entry): a catalogue cannot loosen it.
+            schema: Mapping[str, Any] | None = BUILT_IN_EVENT_TYPES[event_type]
+        elif event_type in self.schemas:
+            schema = self.schemas[event_type]
+        else:
             raise EventRuleError(
                 f"event_type: must be one of this pipeline's event types "
                 f"({', '.join(sorted(self.schemas))})"
             )
-        schema = self.schemas[event_type]
         if schema is None:
             return
         validate = self._validators.get(event_type)
@@ -98,8 +103,7 @@ def parse_catalogue(text: str) -> EventCatalogue:
         problems = schema_problems(schema)
         if problems:
             raise CatalogueError(f"EVENT_CATALOGUE: {event_type}: {problems[0]}")
-    # The built-in types (a redaction entry) are recorded by every pipeline, whatever it lists.
-    return EventCatalogue({**document, **BUILT_IN_EVENT_TYPES})
+    return EventCatalogue(document)
 
 
 def schema_problems(schema: object) -> list[str]:
