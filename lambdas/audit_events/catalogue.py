@@ -56,6 +56,10 @@ class EventCatalogue:
     def event_types(self) -> tuple[str, ...]:
         return tuple(self.schemas)
 
+    def knows(self, event_type: object) -> bool:
+        """Whether the pipeline records ``event_type``: declared, or built in."""
+        return event_type in self.schemas or event_type in BUILT_IN_EVENT_TYPES
+
     def check(self, event_type: str, details: Mapping[str, Any]) -> None:
         """Raise EventRuleError if the catalogue has no ``event_type`` (nor is it built in:
         ``redaction.BUILT_IN_EVENT_TYPES``) or ``details`` breaks its schema."""

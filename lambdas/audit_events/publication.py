@@ -64,7 +64,7 @@ def event_publication(
     pipeline's ``catalogue`` when known: a type outside it, or details that break its type's
     schema, raise InvalidPayloadError (the field and the rule, never the value) and nothing is
     published, rather than being dropped silently by the subscription's filter."""
-    if catalogue is not None and event_type not in catalogue.schemas:
+    if catalogue is not None and not catalogue.knows(event_type):
         # Before the other fields: the first thing wrong is the pipeline, not the event.
         catalogue_check(catalogue, event_type, {})
     event = build_event(

@@ -196,14 +196,16 @@ def test_verify_reports_the_redacted_records_and_passes(
     assert report.exit_code == 0, report.stdout
     document = report.json()
     assert document["ok"] is True
-    kinds = [finding["kind"] for finding in document["findings"]]
-    assert kinds == ["redacted", "redacted"]
+    alice = pipeline.subject_of(ALICE)
+    assert {finding["kind"] for finding in document["findings"]} == {"redacted"}
+    of_alice = [finding for finding in document["findings"] if finding["subject"] == alice]
+    assert len(of_alice) == 2
     for finding in document["findings"]:
         assert REASON in finding["detail"]
         assert pipeline.principal in finding["detail"]
     table = audit("verify")
     assert table.exit_code == 0
-    assert "2 record(s) are redacted" in table.stdout
+    assert f"{len(document['findings'])} record(s) are redacted" in table.stdout
     assert "OK: the chain is intact" in table.stdout
 
 
@@ -263,7 +265,23 @@ def test_a_stub_without_a_sealed_redaction_entry_is_tampering(
     makes Bob's record look redacted, without publishing an entry."""
     (bob,) = _records_of(pipeline, BOB)
     key = {name: bob[name] for name in (contract.PARTITION_KEY, contract.SORT_KEY)}
-    pipeline.client("dynamodb", as_emulator=True).update_item(
+    emulator = pipeline.client("dynamodb", as_emulator=True)
+    try:
+        _forge_stub(pipeline, emulator, key)
+        report = audit("verify", "--json")
+    finally:
+        emulator.put_item(TableName=pipeline.table_name, Item=bob)  # for the other tests
+    assert report.exit_code == 1
+    findings = report.json()["findings"]
+    tampered = [f for f in findings if f["kind"] == "modified"]
+    assert [f["subject"] for f in tampered] == [key[contract.PARTITION_KEY]["S"]]
+    assert "no sealed redaction entry" in tampered[0]["detail"]
+    assert {f["kind"] for f in findings if f["kind"] != "modified"} == {"redacted"}
+    assert audit("verify").exit_code == 0  # restored
+
+
+def _forge_stub(pipeline: LocalAuditPipeline, emulator: Any, key: dict[str, Any]) -> None:
+    emulator.update_item(
         TableName=pipeline.table_name,
         Key=key,
         UpdateExpression="SET #at = :at, #why = :why, #by = :by REMOVE details, actor",
@@ -278,13 +296,48 @@ def test_a_stub_without_a_sealed_redaction_entry_is_tampering(
             ":by": {"S": pipeline.principal},
         },
     )
-    report = audit("verify", "--json")
-    assert report.exit_code == 1
-    findings = report.json()["findings"]
-    tampered = [f for f in findings if f["kind"] == "modified"]
-    assert [f["subject"] for f in tampered] == [key[contract.PARTITION_KEY]["S"]]
-    assert "no sealed redaction entry" in tampered[0]["detail"]
-    assert sorted(f["kind"] for f in findings if f["kind"] != "modified") == [
-        "redacted",
-        "redacted",
-    ]
+
+
+def test_redact_one_event_by_its_id_leaves_the_subjects_other_records(
+    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
+) -> None:
+    carol = "carol@example.com"
+    for _ in range(2):
+        _publish(audit, carol)
+    pipeline.run_until_idle(timeout=60)
+    assert audit("seal").exit_code == 0
+    first, second = _records_of(pipeline, carol)
+    run = audit("redact", "--event-id", first["event_id"]["S"], "--reason", REASON)
+    assert run.exit_code == 0, run.stderr
+    assert "Redacted 1 record(s)" in run.stdout
+    pipeline.run_until_idle(timeout=60)
+    assert audit("seal").exit_code == 0
+    after = {item["event_id"]["S"]: item for item in _records_of(pipeline, carol)}
+    assert "details" not in after[first["event_id"]["S"]]
+    assert after[second["event_id"]["S"]] == second
+    assert audit("verify").exit_code == 0
+
+
+def test_an_unsealed_record_is_not_redacted_and_nothing_is_written(
+    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
+) -> None:
+    dave = "dave@example.com"
+    _publish(audit, dave)
+    pipeline.run_until_idle(timeout=60)
+    before = _items(pipeline)
+    run = audit("redact", "-", "--reason", REASON, stdin=f"{dave}\n")
+    assert run.exit_code == 1
+    assert "not sealed yet" in run.stderr
+    assert dave not in run.stdout + run.stderr
+    pipeline.run_until_idle(timeout=60)
+    assert _items(pipeline) == before
+    assert audit("seal").exit_code == 0  # for the other tests: everything sealed again
+
+
+def test_a_reason_with_an_address_is_refused_before_any_call(
+    audit: Any, redacted: dict[str, Any]
+) -> None:
+    run = audit("redact", "-", "--reason", f"asked by {ALICE}", stdin=f"{ALICE}\n")
+    assert run.exit_code == 2
+    assert "no '@'" in run.stderr
+    assert ALICE not in run.stderr

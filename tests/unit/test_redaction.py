@@ -141,6 +141,8 @@ def test_the_entry_names_the_record_by_key_and_hashes_only() -> None:
 
 def test_every_catalogue_accepts_redaction_entries_and_checks_their_details() -> None:
     parsed = catalogue.parse_catalogue('{"InvoiceVoided": null}')
+    assert parsed.knows(contract.REDACTION_EVENT_TYPE)
+    assert parsed.event_types == ("InvoiceVoided",)  # what the pipeline declared
     details = redaction.redaction_details(_stub(_record("p1")))
     parsed.check(contract.REDACTION_EVENT_TYPE, details)
     with pytest.raises(catalogue.EventRuleError, match="no properties other than"):
@@ -241,3 +243,9 @@ def test_a_proof_of_a_stub_whose_hash_was_changed_does_not_verify() -> None:
     proof["record"]["record_hash"] = b[contract.RECORD_HASH_ATTRIBUTE]["S"][::-1]
     with pytest.raises(checks.ProofError):
         checks.check_inclusion_proof(proof, KEY.public_key())
+
+
+def test_a_catalogue_that_declares_the_built_in_type_cannot_loosen_its_schema() -> None:
+    parsed = catalogue.parse_catalogue(f'{{"{contract.REDACTION_EVENT_TYPE}": null}}')
+    with pytest.raises(catalogue.EventRuleError, match="must have the properties"):
+        parsed.check(contract.REDACTION_EVENT_TYPE, {"anything": "goes"})
