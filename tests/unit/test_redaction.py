@@ -3,6 +3,7 @@ inclusion proofs treat a redacted record (digests signed here with a local P-256
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from audit_stack import verify as checks
 from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.verify import verify_log
+from tests.unit.test_auditor_script import _run as run_auditor_script
 from tests.unit.test_verify import KEY, _chain, _kinds
 
 if TYPE_CHECKING:
@@ -249,3 +251,14 @@ def test_a_catalogue_that_declares_the_built_in_type_cannot_loosen_its_schema() 
     parsed = catalogue.parse_catalogue(f'{{"{contract.REDACTION_EVENT_TYPE}": null}}')
     with pytest.raises(catalogue.EventRuleError, match="must have the properties"):
         parsed.check(contract.REDACTION_EVENT_TYPE, {"anything": "goes"})
+
+
+def test_the_documented_auditor_script_accepts_a_redacted_records_proof(tmp_path: Path) -> None:
+    a, b = _record("a"), _record("b")
+    proof = checks.inclusion_proof(_stub(a), _chain([a, b]))
+    accepted = run_auditor_script(tmp_path, proof)
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.strip().endswith("(redacted)")
+    proof["record"]["record_hash"] = b[contract.RECORD_HASH_ATTRIBUTE]["S"]
+    rejected = run_auditor_script(tmp_path, proof)
+    assert rejected.returncode == 1
