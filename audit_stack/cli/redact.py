@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="redact only this record (its event id); alone, or with the subject",
     )
     parser.add_argument(
+        "--include-clear",
+        action="store_true",
+        help="also look the subject up in clear (records written before pseudonymous subjects), "
+        "which sends it to DynamoDB as a query key: such records are reported, not redacted",
+    )
+    parser.add_argument(
         "--reason",
         required=True,
         help="why (sealed for good): cite the request, e.g. 'GDPR Art. 17 request #4711'; "
@@ -88,12 +94,23 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         subject = trail.subject_argument(arguments)
     elif arguments.event_id is None:
         raise UsageError("give the subject (SUBJECT, - or --subject-file), --event-id, or both")
-    done = redact_records(target, subject=subject, event_id=arguments.event_id, reason=reason)
+    done = redact_records(
+        target,
+        subject=subject,
+        event_id=arguments.event_id,
+        reason=reason,
+        include_clear=arguments.include_clear,
+    )
     if arguments.output == "json":
         render.print_json({"redacted": [vars(entry) for entry in done]})
         return 0
     if not done:
         print("Nothing to redact: no record matched that was not redacted already.")
+        if not arguments.include_clear and arguments.event_id is None:
+            print(
+                "Records written in clear (before pseudonymous subjects) were not looked up; "
+                "--include-clear reports them."
+            )
         return 0
     print(
         f"Redacted {len(done)} record(s); each redaction is recorded as "
@@ -110,12 +127,22 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
 
 
 def redact_records(
-    target: Target, *, subject: str | None, event_id: str | None, reason: str
+    target: Target,
+    *,
+    subject: str | None,
+    event_id: str | None,
+    reason: str,
+    include_clear: bool = False,
 ) -> list[Redacted]:
-    """Redact the matching records; every check is made before the first write."""
+    """Redact the matching records; every check is made before the first write.
+
+    A subject is looked up under its pseudonym (every version of the secret); in clear too only
+    with ``include_clear``: the query would carry the address to DynamoDB, and a record in clear
+    cannot be redacted (its key is the address), only reported.
+    """
     dynamodb = target.client("dynamodb")
     table = target.resource(discovery.TABLE)
-    records = _matching(target, dynamodb, table, subject, event_id)
+    records = _matching(target, dynamodb, table, subject, event_id, include_clear)
     records = [item for item in records if not redaction.is_stub(item)]
     if not records:
         return []
@@ -152,7 +179,12 @@ def redact_records(
 
 
 def _matching(
-    target: Target, dynamodb: Any, table: str, subject: str | None, event_id: str | None
+    target: Target,
+    dynamodb: Any,
+    table: str,
+    subject: str | None,
+    event_id: str | None,
+    include_clear: bool,
 ) -> list[dict[str, Any]]:
     if subject is None:
         assert event_id is not None
@@ -169,7 +201,7 @@ def _matching(
         for secret in trail._secret_versions(target, secret_arn)
     ]
     found = []
-    for partition in [*pseudonyms, normalized]:
+    for partition in [*pseudonyms, *([normalized] if include_clear else [])]:
         found.extend(_partition(dynamodb, table, partition))
     if event_id is not None:
         found = [item for item in found if _event_id(item) == event_id]

@@ -10,16 +10,21 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from audit_stack.cli.main import main
-from audit_stack.lambda_code import contract
+from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.local import LocalAuditPipeline
 from tests.cli.conftest import Run, run_audit
 from tests.conftest import _synthesize_app, cached_assembly
+
+if TYPE_CHECKING:
+    from audit_events import integrity
+else:
+    integrity = audit_events_module("integrity")
 
 _APP = """
 import sys
@@ -341,3 +346,36 @@ def test_a_reason_with_an_address_is_refused_before_any_call(
     assert run.exit_code == 2
     assert "no '@'" in run.stderr
     assert ALICE not in run.stderr
+
+
+def test_records_in_clear_are_looked_up_only_on_request_and_then_refused(
+    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
+) -> None:
+    """A record written before pseudonymous subjects (schema 1): its key is the address."""
+    erin = "erin@example.com"
+    clear = integrity.with_record_hash(
+        {
+            contract.PARTITION_KEY: {"S": erin},
+            contract.SORT_KEY: {"S": "2020-01-01T00:00:00.000000Z#0b5e0f6c-0000-4000-8000-0"},
+            contract.SUBJECT_TYPE_ATTRIBUTE: {"S": contract.SUBJECT_TYPE_EMAIL},
+            contract.EVENT_TYPE_ATTRIBUTE: {"S": contract.ACCOUNT_DELETED},
+            "schema_version": {"N": "1"},
+            "details": {"M": {"email": {"S": erin}}},
+        }
+    )
+    emulator = pipeline.client("dynamodb", as_emulator=True)
+    emulator.put_item(TableName=pipeline.table_name, Item=clear)
+    try:
+        quiet = audit("redact", "-", "--reason", REASON, stdin=f"{erin}\n")
+        asked = audit("redact", "-", "--include-clear", "--reason", REASON, stdin=f"{erin}\n")
+        stored = _items(pipeline)
+    finally:
+        key = {name: clear[name] for name in (contract.PARTITION_KEY, contract.SORT_KEY)}
+        emulator.delete_item(TableName=pipeline.table_name, Key=key)
+    assert quiet.exit_code == 0
+    assert "--include-clear reports them" in quiet.stdout
+    assert asked.exit_code == 1
+    assert "in clear" in asked.stderr
+    assert "nothing was redacted" in asked.stderr
+    assert erin not in quiet.stdout + quiet.stderr + asked.stdout + asked.stderr
+    assert clear in stored  # untouched
