@@ -180,6 +180,10 @@ class PrincipalArns:
     def __len__(self) -> int:
         return len(self._arns)
 
+    def values(self) -> list[str]:
+        """The ARNs granted so far (call it at synthesis, from a Lazy producer)."""
+        return list(self._arns)
+
     def at_synthesis(self, *, omit_when_empty: bool = False) -> Any:
         """A token for the list, resolved after every grant (None when empty, if asked)."""
         return Lazy.any(_Produce(lambda: list(self._arns) or (None if omit_when_empty else [])))
@@ -190,12 +194,16 @@ def append_only_statements(
 ) -> list[iam.PolicyStatement]:
     """A table resource policy: no principal may change or remove items; only ``writer`` adds.
 
-    With ``redactors`` (the audit table), ``UpdateItem`` is left, in the shape of a redaction
-    only, to the principals given ``grant_redact`` (``redaction_statements``).
+    With ``redactors`` (the audit table), ``UpdateItem`` in the shape of a redaction, and
+    ``DeleteItem`` and a stub's ``PutItem`` (moving a record in clear to its pseudonym), are
+    left to the principals given ``grant_redact`` (``redaction_statements``, ``Redactors``).
     """
     denied: tuple[str, ...] = TABLE_WRITE_ACTIONS_DENIED_TO_ALL
+    writers: Any = writer.role_arn
     if redactors is not None:
-        denied = tuple(action for action in denied if action not in REDACT_UPDATE_ACTIONS)
+        changes = (*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS)
+        denied = tuple(action for action in denied if action not in changes)
+        writers = redactors.and_writer(writer.role_arn)
     return [
         iam.PolicyStatement(
             sid="AppendOnlyNoChanges",
@@ -212,7 +220,7 @@ def append_only_statements(
             principals=[iam.AnyPrincipal()],
             actions=list(APPEND_ACTIONS),
             resources=["*"],
-            conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": writers}},
         ),
     ]
 
@@ -221,6 +229,9 @@ def append_only_statements(
 
 # The one change to a record anybody may make: a break-glass role's redaction (`audit redact`).
 REDACT_UPDATE_ACTIONS = ("dynamodb:UpdateItem",)
+# `audit redact --pseudonymise` moves a record written in clear (its key is the address) to a
+# stub under the pseudonym: one transaction that puts the stub and deletes the clear item.
+PSEUDONYMISE_MOVE_ACTIONS = ("dynamodb:DeleteItem",)
 # What `audit redact` reads: a subject's records (Query), one record (GetItem), an event by id
 # (Scan); and UpdateItem for the redaction itself.
 REDACT_TABLE_ACTIONS = (
@@ -228,6 +239,8 @@ REDACT_TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:Scan",
     "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
 )
 REDACT_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 # Every attribute a redaction's UpdateItem may name (``dynamodb:Attributes``: the key, the
@@ -246,38 +259,92 @@ REDACTION_RETURN_VALUES_DENIED = ("ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_
 
 
 class Redactors:
-    """The principals given ``grant_redact``, and the table's statement that denies UpdateItem
-    to everyone else: it names nobody (denies all) until the first grant, which adds the
-    condition exempting them (read at synthesis, so later grants count)."""
+    """The principals given ``grant_redact``, and the audit table's statements about them.
+
+    Until the first grant, ``OnlyRedactorsChange`` denies UpdateItem and DeleteItem to everyone
+    and no statement bounds a redactor's puts (there is no redactor); the first grant exempts
+    the redactors from the first and adds the bounds (``redactor_put_bounds``), each naming the
+    list as read at synthesis, so later grants count.
+    """
 
     def __init__(self) -> None:
         self.arns = PrincipalArns()
-        self.only_redactors_update = iam.PolicyStatement(
-            sid="OnlyRedactorsUpdate",
+        self.only_redactors_change = iam.PolicyStatement(
+            sid="OnlyRedactorsChange",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
-            actions=list(REDACT_UPDATE_ACTIONS),
+            actions=[*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS],
             resources=["*"],
         )
+        self._add_to_policy: Callable[[iam.PolicyStatement], None] | None = None
+
+    def attach(self, add_to_policy: Callable[[iam.PolicyStatement], None]) -> None:
+        """How to add a statement to the audit table's policy (at the first grant)."""
+        self._add_to_policy = add_to_policy
+
+    def and_writer(self, writer_arn: str) -> Any:
+        """The principals PutItem is left to: the writer, and the redactors (stubs only)."""
+        return Lazy.any(_Produce(lambda: [writer_arn, *self.arns.values()]))
 
     def add(self, arn: str) -> None:
         if not len(self.arns):
-            self.only_redactors_update.add_condition(
+            self.only_redactors_change.add_condition(
                 "ArnNotEquals", {"aws:PrincipalArn": self.arns.at_synthesis()}
             )
+            if self._add_to_policy is None:
+                raise RuntimeError("Redactors.attach was not called")
+            for statement in redactor_put_bounds(self.arns):
+                self._add_to_policy(statement)
         self.arns.add(arn)
 
 
+def redactor_put_bounds(redactors: PrincipalArns) -> list[iam.PolicyStatement]:
+    """A redactor's PutItem (``--pseudonymise``) may only write a stub: with ``redacted_at``,
+    without the personal attributes. Its content is vouched for by its sealed redaction entry,
+    or ``audit verify`` calls it tampering; a delete without one is reported missing."""
+    names = {"aws:PrincipalArn": redactors.at_synthesis()}
+    return [
+        iam.PolicyStatement(
+            sid="RedactorsPutOnlyStubs",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(APPEND_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ArnEquals": names,
+                # True when no attribute of the item is redacted_at (and when none is named).
+                "ForAllValues:StringNotEquals": {
+                    "dynamodb:Attributes": [contract.REDACTED_AT_ATTRIBUTE]
+                },
+            },
+        ),
+        iam.PolicyStatement(
+            sid="RedactorsPutNothingPersonal",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(APPEND_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ArnEquals": names,
+                "ForAnyValue:StringEquals": {
+                    "dynamodb:Attributes": list(contract.PERSONAL_ATTRIBUTES)
+                },
+            },
+        ),
+    ]
+
+
 def redaction_statements(redactors: Redactors) -> list[iam.PolicyStatement]:
-    """The audit table's UpdateItem rules: only the ``grant_redact`` principals may update an
-    item (nobody, while none is named), and an update may only name the redaction's attributes
-    (``dynamodb:Attributes``) and return nothing (``dynamodb:ReturnValues``).
+    """The audit table's UpdateItem and DeleteItem rules: only the ``grant_redact`` principals
+    may update or delete an item (nobody, while none is named), and an update may only name the
+    redaction's attributes (``dynamodb:Attributes``) and return nothing
+    (``dynamodb:ReturnValues``).
 
     DynamoDB evaluates these condition keys in resource-based policies as in identity policies
     (the Developer Guide's "Using IAM policy conditions for fine-grained access control").
     """
     return [
-        redactors.only_redactors_update,
+        redactors.only_redactors_change,
         iam.PolicyStatement(
             sid="UpdatesOnlyRedact",
             effect=iam.Effect.DENY,

@@ -298,7 +298,11 @@ class AuditPipeline(Construct):
         recorder_role = self._recorder.role
         assert recorder_role is not None  # functions.function always gives an explicit role
         # Only the recorder appends; nobody, the recorder included, changes or removes a record.
-        # ...but a redaction (grant_redact): one UpdateItem of a fixed shape.
+        # ...but a redaction (grant_redact): one UpdateItem of a fixed shape, or moving a
+        # record in clear to a stub under its pseudonym.
+        self._redactors.attach(
+            lambda statement: compat.add_to_table_resource_policy(self._table, statement)
+        )
         for statement in permissions.append_only_statements(
             recorder_role, redactors=self._redactors
         ):

@@ -38,7 +38,7 @@ def test_the_administrator_may_not_redact(
                 ExpressionAttributeValues={":at": {"S": "2026-01-01T00:00:00.000000Z"}},
             )
         assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
-        assert "OnlyRedactorsUpdate" in str(denied.value)
+        assert "OnlyRedactorsChange" in str(denied.value)
         subject_file = tmp_path / "subject"
         subject_file.write_text(f"{ALICE}\n")
         run = run_audit(

@@ -115,29 +115,78 @@ def test_the_administrator_and_the_recorder_may_not_redact(granted: dict[str, An
         assert _as(granted, principal, attributes=REDACTION_REQUEST) == "denied"
 
 
+# The stub `audit redact --pseudonymise` puts under the pseudonym (cli/redact.py): the record's
+# attributes without the personal ones, plus the redaction's three.
+STUB_PUT = [
+    contract.PARTITION_KEY,
+    contract.SORT_KEY,
+    contract.SUBJECT_TYPE_ATTRIBUTE,
+    contract.EVENT_TYPE_ATTRIBUTE,
+    contract.RECORDED_AT_ATTRIBUTE,
+    contract.RECORD_HASH_ATTRIBUTE,
+    contract.REDACTED_AT_ATTRIBUTE,
+    contract.REDACTION_REASON_ATTRIBUTE,
+    contract.REDACTED_BY_ATTRIBUTE,
+]
+
+
+def test_the_break_glass_role_may_move_a_record_in_clear_to_a_stub(
+    granted: dict[str, Any],
+) -> None:
+    role = _break_glass(granted)
+    assert _as(granted, role, "dynamodb:PutItem", attributes=STUB_PUT) == "allowed"
+    assert _as(granted, role, "dynamodb:DeleteItem") == "allowed"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "why"),
+    [
+        ([a for a in STUB_PUT if a != contract.REDACTED_AT_ATTRIBUTE], "not a stub"),
+        ([*STUB_PUT, "details"], "personal content"),
+        ([*STUB_PUT, contract.ACTOR_ATTRIBUTE], "personal content"),
+        (None, "attributes unknown"),
+    ],
+)
+def test_the_break_glass_role_may_put_only_stubs(
+    granted: dict[str, Any], attributes: list[str] | None, why: str
+) -> None:
+    role = _break_glass(granted)
+    assert _as(granted, role, "dynamodb:PutItem", attributes=attributes) == "denied", why
+
+
+def test_the_recorder_still_appends_any_record_and_may_not_delete(granted: dict[str, Any]) -> None:
+    recorder = _role_arn(granted, "RecordAuditEventFunction")
+    record = [*STUB_PUT[:6], "details", contract.ACTOR_ATTRIBUTE]
+    assert _as(granted, recorder, "dynamodb:PutItem", attributes=record) == "allowed"
+    assert _as(granted, recorder, "dynamodb:DeleteItem") == "denied"
+    assert _as(granted, ADMINISTRATOR, "dynamodb:PutItem", attributes=STUB_PUT) == "denied"
+    assert _as(granted, ADMINISTRATOR, "dynamodb:DeleteItem") == "denied"
+
+
 @pytest.mark.parametrize(
     "action",
     [
-        "dynamodb:DeleteItem",
-        "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PartiQLUpdate",
         "dynamodb:PartiQLDelete",
         "dynamodb:PartiQLInsert",
     ],
 )
-def test_the_break_glass_role_may_not_delete_put_or_write_otherwise(
-    granted: dict[str, Any], action: str
-) -> None:
+def test_the_break_glass_role_may_not_write_otherwise(granted: dict[str, Any], action: str) -> None:
     assert _as(granted, _break_glass(granted), action, attributes=REDACTION_REQUEST) == "denied"
 
 
 def test_without_grant_redact_nobody_may_update_a_record() -> None:
     template = _template(grant=False)
-    (statement,) = [s for s in _table_statements(template) if s.get("Sid") == "OnlyRedactorsUpdate"]
+    statements = _table_statements(template)
+    (statement,) = [s for s in statements if s.get("Sid") == "OnlyRedactorsChange"]
     assert "Condition" not in statement  # denies every principal
-    for principal in (ADMINISTRATOR, _role_arn(template, "RecordAuditEventFunction")):
+    assert not [s for s in statements if str(s.get("Sid")).startswith("RedactorsPut")]
+    recorder = _role_arn(template, "RecordAuditEventFunction")
+    for principal in (ADMINISTRATOR, recorder):
         assert _as(template, principal, attributes=REDACTION_REQUEST) == "denied"
+        assert _as(template, principal, "dynamodb:DeleteItem") == "denied"
+    assert _as(template, recorder, "dynamodb:PutItem", attributes=STUB_PUT) == "allowed"
 
 
 def test_grant_redact_allows_the_role_the_reads_the_update_the_entry_and_the_lookup(
@@ -155,5 +204,4 @@ def test_grant_redact_allows_the_role_the_reads_the_update_the_entry_and_the_loo
             actions.update([listed] if isinstance(listed, str) else listed)
     assert set(permissions.REDACT_TABLE_ACTIONS) <= actions
     assert {"sns:Publish", "secretsmanager:GetSecretValue", "dynamodb:Query"} <= actions
-    assert "dynamodb:DeleteItem" not in actions
-    assert "dynamodb:PutItem" not in actions
+    assert "dynamodb:BatchWriteItem" not in actions

@@ -175,7 +175,14 @@ def _dynamodb(
         for item in params.get("TransactItems", []):
             for kind, write in item.items():
                 if kind in _TRANSACT_WRITES:
-                    found.append(Target(_TRANSACT_WRITES[kind], names.table(write["TableName"])))
+                    action = _TRANSACT_WRITES[kind]
+                    found.append(
+                        Target(
+                            action,
+                            names.table(write["TableName"]),
+                            _item_write_context(action.split(":")[1], write),
+                        )
+                    )
         return found
     if name == "TransactGetItems":
         return [

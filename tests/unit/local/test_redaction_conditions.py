@@ -59,3 +59,25 @@ def test_get_caller_identity_answers_as_the_outside_role_in_a_session() -> None:
         f"arn:aws:sts::{ACCOUNT}:assumed-role/RedactionStack-BreakGlass-ABC/{SESSION_NAME}"
     )
     assert result.findtext("sts:Account", namespaces=namespace) == ACCOUNT
+
+
+def test_each_write_of_a_transaction_names_its_own_attributes() -> None:
+    put, delete = json_request(
+        "dynamodb",
+        "TransactWriteItems",
+        {
+            "TransactItems": [
+                {"Put": {"TableName": "Audit", "Item": {"subject": {}, "redacted_at": {}}}},
+                {
+                    "Delete": {
+                        "TableName": "Audit",
+                        "Key": {"subject": {}, "event_key": {}},
+                        "ConditionExpression": "#h = :h",
+                        "ExpressionAttributeNames": {"#h": "record_hash"},
+                    }
+                },
+            ]
+        },
+    )
+    assert dict(put.context) == {"dynamodb:Attributes": ("subject", "redacted_at")}
+    assert dict(delete.context) == {"dynamodb:Attributes": ("subject", "event_key", "record_hash")}
