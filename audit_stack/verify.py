@@ -223,6 +223,8 @@ def verify_log(
     report.sealed_records = len(sealed)
     records = list(records)  # read twice: redaction entries first, then every record
     redactions = _redaction_entries(records, sealed)
+    moved = _moved_stubs(records, sealed)
+    accounted: set[tuple[str, str]] = set()  # sealed keys a pseudonymised stub replaced
     last_sealed = integrity.record_time(report.last_sealed_at) if report.last_sealed_at else None
     latest_credible = now + timedelta(seconds=contract.CLOCK_MARGIN_SECONDS)
 
@@ -249,13 +251,16 @@ def verify_log(
         report.records += 1
         finding: Finding | None
         if redaction.is_stub(item):
-            finding = _checked_stub(item, key, sealed.get(key), redactions)
+            origin = moved.get(key)
+            finding = _checked_stub(item, key, sealed.get(origin or key), redactions, origin)
+            if origin is not None and finding.kind in (REDACTED, PENDING):
+                accounted.add(origin)
         else:
             finding = _checked_record(item, key, sealed.get(key), last_sealed, latest_credible)
         if finding is not None:
             report.findings.append(finding)
     for key, (_, sequence, sealed_at) in sealed.items():
-        if key not in seen and (since is None or sealed_at >= since):
+        if key not in seen and key not in accounted and (since is None or sealed_at >= since):
             report.findings.append(
                 Finding(
                     MISSING,
@@ -359,15 +364,38 @@ def _redaction_entries(
     return found
 
 
+def _moved_stubs(
+    records: Iterable[dict[str, Any]], sealed: Mapping[tuple[str, str], tuple[str, int, datetime]]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Stubs under a key no digest holds whose sort key and kept hash a digest sealed under
+    another key: records written in clear, moved under their pseudonym (``audit redact
+    --pseudonymise``). Stub key -> the sealed key it replaces."""
+    by_hash = {(key[1], seal[0]): key for key, seal in sealed.items()}
+    moved = {}
+    for item in records:
+        subject, event_key = _text(item, contract.PARTITION_KEY), _text(item, contract.SORT_KEY)
+        if subject is None or event_key is None or not redaction.is_stub(item):
+            continue
+        if (subject, event_key) in sealed:
+            continue
+        origin = by_hash.get((event_key, _text(item, contract.RECORD_HASH_ATTRIBUTE) or ""))
+        if origin is not None:
+            moved[(subject, event_key)] = origin
+    return moved
+
+
 def _checked_stub(
     item: dict[str, Any],
     key: tuple[str, str],
     sealed: tuple[str, int, datetime] | None,
     redactions: _Redactions,
+    moved_from: tuple[str, str] | None = None,
 ) -> Finding:
     """A redacted record's finding: **redacted** (not a failure) when it keeps its sealed hash
-    and a sealed redaction entry names this very stub; tampering otherwise."""
+    and a sealed redaction entry names this very stub; tampering otherwise. ``moved_from``: the
+    sealed key (in clear) of a record moved under its pseudonym."""
     subject, event_key = key
+    moved = "pseudonymised (moved from its key in clear) and " if moved_from else ""
 
     def finding(kind: str, detail: str) -> Finding:
         return Finding(
@@ -388,7 +416,7 @@ def _checked_stub(
     if entry is not None:
         return finding(
             REDACTED,
-            f"redacted at {entry.redacted_at} by {entry.redacted_by}: {entry.reason}",
+            f"{moved}redacted at {entry.redacted_at} by {entry.redacted_by}: {entry.reason}",
         )
     if match_key in redactions.pending:
         return finding(PENDING, "redacted; its redaction entry is newer than the last seal")

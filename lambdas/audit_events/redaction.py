@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from .contract import (
     EVENT_TYPE_ATTRIBUTE,
+    PARTITION_KEY,
     PERSONAL_ATTRIBUTES,
     RECORD_HASH_ATTRIBUTE,
     REDACTED_AT_ATTRIBUTE,
@@ -26,6 +27,8 @@ from .contract import (
     REDACTION_EVENT_TYPE,
     REDACTION_REASON_ATTRIBUTE,
     SORT_KEY,
+    SUBJECT_TYPE_ATTRIBUTE,
+    SUBJECT_TYPE_PSEUDONYM,
 )
 from .integrity import record_hash
 
@@ -38,6 +41,7 @@ __all__ = [
     "check_reason",
     "is_stub",
     "principal_of",
+    "pseudonymised_stub",
     "redaction_details",
     "redaction_entry",
     "redaction_stub",
@@ -139,6 +143,21 @@ def redaction_stub(
     stub[REDACTED_AT_ATTRIBUTE] = {"S": redacted_at}
     stub[REDACTION_REASON_ATTRIBUTE] = {"S": check_reason(reason)}
     stub[REDACTED_BY_ATTRIBUTE] = {"S": redacted_by}
+    return stub
+
+
+def pseudonymised_stub(
+    item: Mapping[str, Any], *, pseudonym: str, redacted_at: str, reason: str, redacted_by: str
+) -> dict[str, Any]:
+    """What a record written in clear (its key, ``subject``, is the address or identifier)
+    becomes under ``pseudonym``: ``redaction_stub``'s content, the pseudonym as its subject. It
+    keeps the sealed ``record_hash`` and sort key, so ``audit verify`` finds the sealed record
+    it replaces by those (the digest that sealed it still names the old key)."""
+    if item.get(SUBJECT_TYPE_ATTRIBUTE, {}).get("S") == SUBJECT_TYPE_PSEUDONYM:
+        raise RedactionError("the record's subject is a pseudonym already: redact it instead")
+    stub = redaction_stub(item, redacted_at=redacted_at, reason=reason, redacted_by=redacted_by)
+    stub[PARTITION_KEY] = {"S": pseudonym}
+    stub[SUBJECT_TYPE_ATTRIBUTE] = {"S": SUBJECT_TYPE_PSEUDONYM}
     return stub
 
 

@@ -262,3 +262,53 @@ def test_the_documented_auditor_script_accepts_a_redacted_records_proof(tmp_path
     proof["record"]["record_hash"] = b[contract.RECORD_HASH_ATTRIBUTE]["S"]
     rejected = run_auditor_script(tmp_path, proof)
     assert rejected.returncode == 1
+
+
+# -- records written in clear, moved under their pseudonym -----------------------------------
+
+PSEUDONYM = "ab" * 32
+
+
+def _clear_record() -> dict[str, Any]:
+    item = {**_record("alice@example.com")}
+    item[contract.SUBJECT_TYPE_ATTRIBUTE] = {"S": contract.SUBJECT_TYPE_EMAIL}
+    item["details"] = {"M": {"email": {"S": "alice@example.com"}}}
+    return integrity.with_record_hash(item)
+
+
+def _moved(item: dict[str, Any]) -> dict[str, Any]:
+    return redaction.pseudonymised_stub(
+        item, pseudonym=PSEUDONYM, redacted_at=WHEN, reason="migration", redacted_by=BREAK_GLASS
+    )
+
+
+def test_a_pseudonymised_stub_carries_the_pseudonym_and_the_sealed_hash_not_the_address() -> None:
+    clear = _clear_record()
+    stub = _moved(clear)
+    assert stub[contract.PARTITION_KEY] == {"S": PSEUDONYM}
+    assert stub[contract.SUBJECT_TYPE_ATTRIBUTE] == {"S": contract.SUBJECT_TYPE_PSEUDONYM}
+    assert stub[contract.RECORD_HASH_ATTRIBUTE] == clear[contract.RECORD_HASH_ATTRIBUTE]
+    assert "alice@example.com" not in str(stub)
+    with pytest.raises(redaction.RedactionError, match="pseudonym already"):
+        _moved(_record("p1"))
+
+
+def test_a_record_moved_under_its_pseudonym_with_a_sealed_entry_is_redacted_not_missing() -> None:
+    clear, other = _clear_record(), _record("b")
+    stub = _moved(clear)
+    entry = _entry(stub)
+    report = verify_log([stub, other, entry], _chain([clear, other], [entry]), KEY.public_key())
+    assert _kinds(report.findings) == [(checks.REDACTED, PSEUDONYM)]
+    assert report.findings[0].detail.startswith("pseudonymised (moved from its key in clear)")
+    assert report.ok
+    proof = checks.inclusion_proof(stub, _chain([clear, other], [entry]))
+    assert checks.check_inclusion_proof(proof, KEY.public_key())
+
+
+def test_a_record_moved_without_a_sealed_entry_is_tampering_and_the_original_missing() -> None:
+    clear = _clear_record()
+    report = verify_log([_moved(clear)], _chain([clear]), KEY.public_key())
+    assert sorted(_kinds(report.findings)) == sorted(
+        [(checks.MODIFIED, PSEUDONYM), (checks.MISSING, "alice@example.com")]
+    )
+    assert not report.ok
