@@ -77,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "which sends it to DynamoDB as a query key: such records are reported, not redacted",
     )
     parser.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="move records written in clear (implies --include-clear) to stubs under the "
+        "subject's pseudonym instead of refusing them",
+    )
+    parser.add_argument(
         "--reason",
         required=True,
         help="why (sealed for good): cite the request, e.g. 'GDPR Art. 17 request #4711'; "
@@ -99,7 +105,8 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         subject=subject,
         event_id=arguments.event_id,
         reason=reason,
-        include_clear=arguments.include_clear,
+        include_clear=arguments.include_clear or arguments.pseudonymise,
+        pseudonymise=arguments.pseudonymise,
     )
     if arguments.output == "json":
         render.print_json({"redacted": [vars(entry) for entry in done]})
@@ -133,12 +140,15 @@ def redact_records(
     event_id: str | None,
     reason: str,
     include_clear: bool = False,
+    pseudonymise: bool = False,
 ) -> list[Redacted]:
     """Redact the matching records; every check is made before the first write.
 
     A subject is looked up under its pseudonym (every version of the secret); in clear too only
     with ``include_clear``: the query would carry the address to DynamoDB, and a record in clear
-    cannot be redacted (its key is the address), only reported.
+    cannot be redacted in place (its key is the address): ``pseudonymise`` moves it to a stub
+    under the subject's pseudonym (current secret version) in one transaction; else it is
+    refused.
     """
     dynamodb = target.client("dynamodb")
     table = target.resource(discovery.TABLE)
@@ -146,16 +156,27 @@ def redact_records(
     records = [item for item in records if not redaction.is_stub(item)]
     if not records:
         return []
-    _refuse_what_cannot_be_redacted(target, records)
+    _refuse_what_cannot_be_redacted(target, records, pseudonymise=pseudonymise)
+    secret = _current_secret(target) if any(map(_in_clear, records)) else None
     principal = redaction.principal_of(target.client("sts").get_caller_identity()["Arn"])
     done = []
     for item in records:
-        stub = redaction.redaction_stub(
-            item,
-            redacted_at=datetime.now(UTC).strftime(contract.TIMESTAMP_FORMAT),
-            reason=reason,
-            redacted_by=principal,
-        )
+        when = datetime.now(UTC).strftime(contract.TIMESTAMP_FORMAT)
+        if _in_clear(item):
+            assert secret is not None
+            stub = redaction.pseudonymised_stub(
+                item,
+                pseudonym=lambda_code.pseudonymous_subject(
+                    trail._normalized(item[contract.PARTITION_KEY]["S"]), secret
+                ),
+                redacted_at=when,
+                reason=reason,
+                redacted_by=principal,
+            )
+        else:
+            stub = redaction.redaction_stub(
+                item, redacted_at=when, reason=reason, redacted_by=principal
+            )
         try:
             published = publish_event(
                 target,
@@ -166,7 +187,10 @@ def redact_records(
             )
         except InvalidPayloadError as error:
             raise OperatorError(f"the redaction entry was refused: {error}") from None
-        _write_stub(target, dynamodb, table, stub)
+        if _in_clear(item):
+            _move_to_stub(dynamodb, table, item, stub)
+        else:
+            _write_stub(target, dynamodb, table, stub)
         done.append(
             Redacted(
                 subject=stub[contract.PARTITION_KEY]["S"],
@@ -254,20 +278,35 @@ def _event_id(item: dict[str, Any]) -> str:
     return str(item.get("event_id", {}).get("S", ""))
 
 
-def _refuse_what_cannot_be_redacted(target: Target, records: list[dict[str, Any]]) -> None:
+def _in_clear(item: dict[str, Any]) -> bool:
+    """A record whose subject (its key) is the address or identifier itself."""
+    subject_type: str = item.get(contract.SUBJECT_TYPE_ATTRIBUTE, {}).get("S", "")
+    return subject_type != contract.SUBJECT_TYPE_PSEUDONYM
+
+
+def _current_secret(target: Target) -> bytes:
+    secret_arn = target.resources.get(discovery.PSEUDONYM_SECRET)
+    if secret_arn is None:
+        raise OperatorError(
+            "this pipeline has no pseudonym secret (subject_in_clear): nothing to pseudonymise "
+            "with; nothing was redacted"
+        )
+    return trail._secret_versions(target, secret_arn)[0]
+
+
+def _refuse_what_cannot_be_redacted(
+    target: Target, records: list[dict[str, Any]], *, pseudonymise: bool
+) -> None:
     """Every reason not to start, before anything is written."""
     from audit_stack import verify as checks  # cryptography only for the integrity commands
 
-    in_clear = [
-        item
-        for item in records
-        if item.get(contract.SUBJECT_TYPE_ATTRIBUTE, {}).get("S") != contract.SUBJECT_TYPE_PSEUDONYM
-    ]
-    if in_clear:
+    in_clear = [item for item in records if _in_clear(item)]
+    if in_clear and not pseudonymise:
         raise OperatorError(
             f"{len(in_clear)} matching record(s) name the subject in clear (written before "
-            "pseudonymous subjects): a redaction keeps a record's key, which there is the "
-            "address itself; nothing was redacted"
+            "pseudonymous subjects): a redaction in place keeps a record's key, which there is "
+            "the address itself (--pseudonymise moves them under the pseudonym); nothing was "
+            "redacted"
         )
     entries = [item for item in records if redaction.redaction_entry(item) is not None]
     if entries:
@@ -299,11 +338,53 @@ def _refuse_what_cannot_be_redacted(target: Target, records: list[dict[str, Any]
             f"{len(unsealed)} matching record(s) are not sealed yet (or no longer match what "
             f"was sealed): seal first ({target.again('seal')}); nothing was redacted"
         )
+    if in_clear:
+        _current_secret(target)  # readable, before anything is written
     for item in records:
         try:
             redaction.redaction_stub(item, redacted_at="-", reason="-", redacted_by="-")
         except redaction.RedactionError as error:
             raise OperatorError(f"{error}; nothing was redacted") from None
+
+
+def _move_to_stub(dynamodb: Any, table: str, item: dict[str, Any], stub: dict[str, Any]) -> None:
+    """One transaction: put the stub under the pseudonym (a new key), delete the item in clear
+    if it is still the sealed one. The table's policy lets a redactor put only stubs."""
+    key = {name: item[name] for name in (contract.PARTITION_KEY, contract.SORT_KEY)}
+    try:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": stub,
+                        "ConditionExpression": "attribute_not_exists(#s)",
+                        "ExpressionAttributeNames": {"#s": contract.PARTITION_KEY},
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": table,
+                        "Key": key,
+                        "ConditionExpression": "#h = :h",
+                        "ExpressionAttributeNames": {"#h": contract.RECORD_HASH_ATTRIBUTE},
+                        "ExpressionAttributeValues": {":h": item[contract.RECORD_HASH_ATTRIBUTE]},
+                    }
+                },
+            ]
+        )
+    except ClientError as error:
+        code = error_code(error)
+        if code == "AccessDeniedException":
+            raise OperatorError(
+                "not allowed to pseudonymise: the table's policy lets only the principals "
+                "given AuditPipeline.grant_redact put a stub and delete a record"
+            ) from None
+        if code == "TransactionCanceledException":
+            raise OperatorError(
+                f"{stub[contract.SORT_KEY]['S']} changed meanwhile; run the command again"
+            ) from None
+        raise
 
 
 def _write_stub(target: Target, dynamodb: Any, table: str, stub: dict[str, Any]) -> None:

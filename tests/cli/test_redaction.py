@@ -9,12 +9,14 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from audit_stack import discovery
 from audit_stack.cli.main import main
 from audit_stack.lambda_code import audit_events_module, contract
 from audit_stack.local import LocalAuditPipeline
@@ -258,9 +260,19 @@ def test_the_break_glass_role_may_not_change_a_records_hash_or_other_fields(
                 ExpressionAttributeValues={":v": {"S": "forged"}},
             )
         assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
-    with pytest.raises(ClientError) as removed:
-        dynamodb.delete_item(TableName=pipeline.table_name, Key=key)
-    assert removed.value.response["Error"]["Code"] == "AccessDeniedException"
+    # Its puts (for --pseudonymise) may only be stubs: no record with personal content, and
+    # nothing without redacted_at.
+    forged = {**bob, contract.SORT_KEY: {"S": "2026-01-01T00:00:00.000000Z#forged"}}
+    impersonal = {
+        name: value
+        for name, value in forged.items()
+        if name not in contract.PERSONAL_ATTRIBUTES  # but no redacted_at: not a stub
+    }
+    for item in (forged, impersonal):
+        with pytest.raises(ClientError) as put:
+            dynamodb.put_item(TableName=pipeline.table_name, Item=item)
+        assert put.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert _records_of(pipeline, BOB) == [bob]
 
 
 def test_a_stub_without_a_sealed_redaction_entry_is_tampering(
@@ -379,3 +391,55 @@ def test_records_in_clear_are_looked_up_only_on_request_and_then_refused(
     assert "nothing was redacted" in asked.stderr
     assert erin not in quiet.stdout + quiet.stderr + asked.stdout + asked.stderr
     assert clear in stored  # untouched
+
+
+def test_a_record_in_clear_is_pseudonymised_and_verify_finds_what_it_replaced(
+    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
+) -> None:
+    """A record written before pseudonymous subjects (schema 1, its key the address), sealed:
+    `--pseudonymise` moves it to a stub under the pseudonym. The digest that sealed it still
+    names the address (signed; the documented limit)."""
+    frank = "frank@example.com"
+    now = datetime.now(UTC).strftime(contract.TIMESTAMP_FORMAT)
+    clear = integrity.with_record_hash(
+        {
+            contract.PARTITION_KEY: {"S": frank},
+            contract.SORT_KEY: {"S": f"{now}#5d0c1e6a-0000-4000-8000-000000000001"},
+            contract.SUBJECT_TYPE_ATTRIBUTE: {"S": contract.SUBJECT_TYPE_EMAIL},
+            contract.EVENT_TYPE_ATTRIBUTE: {"S": contract.ACCOUNT_DELETED},
+            contract.RECORDED_AT_ATTRIBUTE: {"S": now},
+            "schema_version": {"N": "1"},
+            "details": {"M": {"email": {"S": frank}}},
+        }
+    )
+    # As the version 1 recorder did: write it, report it to the sealer.
+    pipeline.client("dynamodb", as_emulator=True).put_item(
+        TableName=pipeline.table_name, Item=clear
+    )
+    sqs = pipeline.client("sqs", as_emulator=True)
+    (seal_queue,) = [url for url in sqs.list_queues()["QueueUrls"] if "SealQueue" in url]
+    ref = integrity.RecordRef(frank, clear[contract.SORT_KEY]["S"], clear["record_hash"]["S"], now)
+    sqs.send_message(QueueUrl=seal_queue, MessageBody=integrity.notice_body([ref]))
+    assert "Sealed 1 record(s)" in audit("seal").stdout
+
+    refused = audit("redact", "-", "--include-clear", "--reason", REASON, stdin=f"{frank}\n")
+    assert refused.exit_code == 1
+    assert "--pseudonymise" in refused.stderr
+    run = audit("redact", "-", "--pseudonymise", "--reason", REASON, stdin=f"{frank}\n")
+    assert run.exit_code == 0, run.stderr
+    pipeline.run_until_idle(timeout=60)
+    assert audit("seal").exit_code == 0
+
+    table = _items(pipeline)
+    assert frank not in json.dumps(table)
+    (stub,) = _records_of(pipeline, frank)  # under the pseudonym now
+    assert stub[contract.RECORD_HASH_ATTRIBUTE] == clear[contract.RECORD_HASH_ATTRIBUTE]
+    report = audit("verify", "--json")
+    assert report.exit_code == 0, report.stdout
+    (moved,) = [f for f in report.json()["findings"] if f["subject"] == pipeline.subject_of(frank)]
+    assert moved["kind"] == "redacted"
+    assert moved["detail"].startswith("pseudonymised")
+    digests = pipeline.client("dynamodb", as_emulator=True).scan(
+        TableName=pipeline.resource_name(discovery.DIGEST_TABLE)
+    )["Items"]
+    assert frank in json.dumps(digests)  # signed: what a redaction cannot change
