@@ -6,9 +6,13 @@ an ``AuditRecordRedacted`` entry naming the record, the stub, the reason and the
 published through the pipeline, which records and seals it like any event: ``audit verify``
 then reports the record as redacted, and a stub no sealed entry names as tampering.
 
+A record written in clear (before pseudonymous subjects; its key is the address) is refused,
+or with ``--pseudonymise`` moved in one transaction to a stub under the subject's pseudonym.
+
 Run it as the break-glass principal given ``AuditPipeline.grant_redact``: the table's policy
-denies every other principal any update. Order, so that nothing is left half-done: every record
-is checked first (sealed, unchanged, not in clear), then per record the entry is published
+denies every other principal any update or delete, and that one any put but a stub's. Order,
+so that nothing is left half-done: every record is checked first (sealed, unchanged, not in
+clear unless pseudonymised), then per record the entry is published
 before the stub is written; an entry whose stub was never written is harmless (it vouches only
 for that exact stub), and running the command again redacts what is left.
 """
