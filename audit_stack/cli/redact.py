@@ -117,7 +117,8 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         return 0
     if not done:
         print("Nothing to redact: no record matched that was not redacted already.")
-        if not arguments.include_clear and arguments.event_id is None:
+        looked_in_clear = arguments.include_clear or arguments.pseudonymise
+        if not looked_in_clear and arguments.event_id is None:
             print(
                 "Records written in clear (before pseudonymous subjects) were not looked up; "
                 "--include-clear reports them."
