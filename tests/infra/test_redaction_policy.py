@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
-from audit_stack import AuditPipeline
+from audit_stack import AuditPipeline, AuditStack
 from audit_stack.construct import permissions
 from audit_stack.lambda_code import contract
 from tests.infra.test_integrity_controls import ACCOUNT, REGION, _app, _resource, _role_arn, decide
@@ -205,3 +205,14 @@ def test_grant_redact_allows_the_role_the_reads_the_update_the_entry_and_the_loo
     assert set(permissions.REDACT_TABLE_ACTIONS) <= actions
     assert {"sns:Publish", "secretsmanager:GetSecretValue", "dynamodb:Query"} <= actions
     assert "dynamodb:BatchWriteItem" not in actions
+
+
+def test_audit_stack_names_the_redactor_role_from_context() -> None:
+    """`cdk deploy -c redactor_role_arn=ARN`: the table's policy lets that role redact."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/AuditBreakGlass"
+    stack = AuditStack(
+        _app(redactor_role_arn=role), "Audit", env=cdk.Environment(account=ACCOUNT, region=REGION)
+    )
+    template = dict(Template.from_stack(stack).to_json())
+    assert _as(template, role, attributes=REDACTION_REQUEST) == "allowed"
+    assert _as(template, ADMINISTRATOR, attributes=REDACTION_REQUEST) == "denied"
