@@ -23,6 +23,9 @@ REDRIVE_ROLE_CONTEXT = "redrive_role_arn"
 # `cdk deploy -c key_custodian_role_arn=arn:aws:iam::...:role/BreakGlass` names the one role that
 # may replace, rotate or delete the pseudonym key (grant_key_custody).
 KEY_CUSTODIAN_CONTEXT = "key_custodian_role_arn"
+# `cdk deploy -c redactor_role_arn=arn:aws:iam::...:role/BreakGlass` names the break-glass role
+# of `audit redact` (grant_redact): the table's policy lets it, and only it, redact records.
+REDACTOR_CONTEXT = "redactor_role_arn"
 
 __all__ = ["ALARM_EMAIL_CONTEXT", "KEY_CUSTODIAN_CONTEXT", "REDRIVE_ROLE_CONTEXT", "AuditStack"]
 
@@ -76,6 +79,13 @@ class AuditStack(Stack):
         if redrive_role_arn:
             self.pipeline.grant_redrive(
                 iam.Role.from_role_arn(self, "RedriveRole", redrive_role_arn, mutable=False)
+            )
+        redactor_arn = self.node.try_get_context(REDACTOR_CONTEXT)
+        if redactor_arn:
+            # An imported role: the resource policies name it; its own IAM policy (the README's
+            # grant_redact row) is the account's to give.
+            self.pipeline.grant_redact(
+                iam.Role.from_role_arn(self, "RedactorRole", redactor_arn, mutable=False)
             )
         custodian_arn = self.node.try_get_context(KEY_CUSTODIAN_CONTEXT)
         if custodian_arn:

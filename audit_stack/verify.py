@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
-    from audit_events import integrity, merkle
+    from audit_events import integrity, merkle, redaction
 else:
     integrity = audit_events_module("integrity")
     merkle = audit_events_module("merkle")
+    redaction = audit_events_module("redaction")
 
 __all__ = [
     "ANCHOR",
@@ -39,6 +40,7 @@ __all__ = [
     "MODIFIED",
     "NOT_FAILURES",
     "PENDING",
+    "REDACTED",
     "REJECTED_AT_SEAL",
     "SEALED_TWICE",
     "UNSEALED",
@@ -71,12 +73,14 @@ SEALED_TWICE = "sealed twice"
 REJECTED_AT_SEAL = "rejected by the sealer"
 CHAIN = "chain"
 ANCHOR = "anchor"
+REDACTED = "redacted"
+"""A record whose personal content was erased by a redaction the chain seals: not a failure."""
 # -- retention (issue 18 item 1): removals that the sealed expiry allowed --------------------
 EXPIRED = "expired under the policy"
 """A sealed record gone after its sealed ``expires_at``: DynamoDB's TTL did what the pipeline's
 retention period asks. Reported and counted, never a failure."""
-NOT_FAILURES = frozenset({EXPIRED})
-"""Finding kinds that leave verification OK."""
+NOT_FAILURES = frozenset({EXPIRED, REDACTED})
+"""Finding kinds that are reported but leave verification OK."""
 KINDS = (
     ANCHOR,
     CHAIN,
@@ -89,6 +93,7 @@ KINDS = (
     REJECTED_AT_SEAL,
     PENDING,
     EXPIRED,
+    REDACTED,
 )
 
 
@@ -233,6 +238,10 @@ def verify_log(
                 for entry in digest.rejected
             )
     report.sealed_records = len(sealed)
+    records = list(records)  # read twice: redaction entries first, then every record
+    redactions = _redaction_entries(records, sealed)
+    moved = _moved_stubs(records, sealed)
+    accounted: set[tuple[str, str]] = set()  # sealed keys a pseudonymised stub replaced
     last_sealed = integrity.record_time(report.last_sealed_at) if report.last_sealed_at else None
     latest_credible = now + timedelta(seconds=contract.CLOCK_MARGIN_SECONDS)
 
@@ -257,13 +266,20 @@ def verify_log(
         if key in sealed and since is not None and sealed[key][2] < since:
             continue  # sealed by a digest before the period checked
         report.records += 1
-        finding = _checked_record(item, key, sealed.get(key), last_sealed, latest_credible)
-        if finding is None and key in sealed:
-            finding = _expiry_not_sealed(item, key, sealed[key][1], sealed_expiry)
+        finding: Finding | None
+        if redaction.is_stub(item):
+            origin = moved.get(key)
+            finding = _checked_stub(item, key, sealed.get(origin or key), redactions, origin)
+            if origin is not None and finding.kind in (REDACTED, PENDING):
+                accounted.add(origin)
+        else:
+            finding = _checked_record(item, key, sealed.get(key), last_sealed, latest_credible)
+            if finding is None and key in sealed:
+                finding = _expiry_not_sealed(item, key, sealed[key][1], sealed_expiry)
         if finding is not None:
             report.findings.append(finding)
     for key, (_, sequence, sealed_at) in sealed.items():
-        if key not in seen and (since is None or sealed_at >= since):
+        if key not in seen and key not in accounted and (since is None or sealed_at >= since):
             report.findings.append(_gone(key, sequence, sealed_expiry.get(key), now))
     report.findings.sort(key=lambda finding: (KINDS.index(finding.kind), finding.subject))
     return report
@@ -372,6 +388,100 @@ def _epoch_text(seconds: int) -> str:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return str(seconds)
+
+
+# -- redaction (lawful erasure): a stub is fine when a sealed redaction entry names it --------
+
+
+@dataclass
+class _Redactions:
+    """The redaction entries in the table: sealed unchanged, and recorded but not yet sealed."""
+
+    sealed: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    pending: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def _redaction_entries(
+    records: Iterable[dict[str, Any]], sealed: Mapping[tuple[str, str], tuple[str, int, datetime]]
+) -> _Redactions:
+    """Every ``AuditRecordRedacted`` record, by what it names; only an entry whose content is
+    what was sealed vouches for a stub (an altered entry is reported as modified anyway)."""
+    found = _Redactions()
+    for item in records:
+        entry = redaction.redaction_entry(item)
+        key = (_text(item, contract.PARTITION_KEY), _text(item, contract.SORT_KEY))
+        if entry is None or key[0] is None or key[1] is None:
+            continue
+        seal = sealed.get((key[0], key[1]))
+        try:
+            content_hash = integrity.record_hash(item)
+        except (integrity.IntegrityFormatError, AttributeError, TypeError, ValueError):
+            continue
+        if seal is None:
+            if _text(item, contract.RECORD_HASH_ATTRIBUTE) == content_hash:
+                found.pending.add(entry.match_key)
+        elif seal[0] == content_hash:
+            found.sealed[entry.match_key] = entry
+    return found
+
+
+def _moved_stubs(
+    records: Iterable[dict[str, Any]], sealed: Mapping[tuple[str, str], tuple[str, int, datetime]]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Stubs under a key no digest holds whose sort key and kept hash a digest sealed under
+    another key: records written in clear, moved under their pseudonym (``audit redact
+    --pseudonymise``). Stub key -> the sealed key it replaces."""
+    by_hash = {(key[1], seal[0]): key for key, seal in sealed.items()}
+    moved = {}
+    for item in records:
+        subject, event_key = _text(item, contract.PARTITION_KEY), _text(item, contract.SORT_KEY)
+        if subject is None or event_key is None or not redaction.is_stub(item):
+            continue
+        if (subject, event_key) in sealed:
+            continue
+        origin = by_hash.get((event_key, _text(item, contract.RECORD_HASH_ATTRIBUTE) or ""))
+        if origin is not None:
+            moved[(subject, event_key)] = origin
+    return moved
+
+
+def _checked_stub(
+    item: dict[str, Any],
+    key: tuple[str, str],
+    sealed: tuple[str, int, datetime] | None,
+    redactions: _Redactions,
+    moved_from: tuple[str, str] | None = None,
+) -> Finding:
+    """A redacted record's finding: **redacted** (not a failure) when it keeps its sealed hash
+    and a sealed redaction entry names this very stub; tampering otherwise. ``moved_from``: the
+    sealed key (in clear) of a record moved under its pseudonym."""
+    subject, event_key = key
+    moved = "pseudonymised (moved from its key in clear) and " if moved_from else ""
+
+    def finding(kind: str, detail: str) -> Finding:
+        return Finding(
+            kind, detail, subject=subject, event_key=event_key, digest=sealed[1] if sealed else None
+        )
+
+    stated_hash = _text(item, contract.RECORD_HASH_ATTRIBUTE)
+    if sealed is None:
+        return finding(UNSEALED, "a redacted stub of a record no digest holds")
+    if stated_hash != sealed[0]:
+        return finding(MODIFIED, "a redacted stub that does not keep its sealed record_hash")
+    try:
+        stub_hash = integrity.record_hash(item)
+    except (integrity.IntegrityFormatError, AttributeError, TypeError, ValueError):
+        return finding(MALFORMED, "a redacted stub whose content is not attribute values")
+    match_key = (event_key, sealed[0], stub_hash)
+    entry = redactions.sealed.get(match_key)
+    if entry is not None:
+        return finding(
+            REDACTED,
+            f"{moved}redacted at {entry.redacted_at} by {entry.redacted_by}: {entry.reason}",
+        )
+    if match_key in redactions.pending:
+        return finding(PENDING, "redacted; its redaction entry is newer than the last seal")
+    return finding(MODIFIED, "a redacted stub that no sealed redaction entry names (tampering)")
 
 
 @dataclass(frozen=True)
@@ -824,7 +934,9 @@ def inclusion_proof(
         raise ProofError("the log has no version 2 checkpoint yet: run `audit seal` first")
     size = newest.checkpoint.tree_size
     stated = record.get(contract.RECORD_HASH_ATTRIBUTE, {}).get("S", "")
-    content_hash = integrity.record_hash(record)
+    stub = redaction.is_stub(record)
+    # A redacted record's content is gone; its sealed hash, which it keeps, is still the leaf.
+    content_hash = stated if stub else integrity.record_hash(record)
     if stated != content_hash:
         raise ProofError("the record's content does not match its record_hash (modified)")
     try:
@@ -840,7 +952,10 @@ def inclusion_proof(
             "subject": record[contract.PARTITION_KEY]["S"],
             "event_key": record[contract.SORT_KEY]["S"],
             "record_hash": content_hash,
-            "canonical_content": integrity.canonical_record(record).decode("utf-8"),
+            "canonical_content": (
+                None if stub else integrity.canonical_record(record).decode("utf-8")
+            ),
+            **({"redacted": _redaction_shown(record)} if stub else {}),
         },
         "digest": tree.digest_of[index],
         "leaf_index": index,
@@ -857,6 +972,8 @@ def check_inclusion_proof(document: Any, public_key: ec.EllipticCurvePublicKey) 
         if document["format"] != PROOF_FORMAT:
             raise ProofError(f"format is not {PROOF_FORMAT}")
         record = document["record"]
+        # A redacted record's proof carries no content (erased), only its sealed hash.
+        redacted = record["canonical_content"] is None and "redacted" in record
         content = str(record["canonical_content"]).encode("utf-8")
         record_hash = str(record["record_hash"])
         index, size = int(document["leaf_index"]), int(document["tree_size"])
@@ -864,7 +981,7 @@ def check_inclusion_proof(document: Any, public_key: ec.EllipticCurvePublicKey) 
         checkpoint_document = json.dumps(document["checkpoint"])
     except (KeyError, TypeError, ValueError) as error:
         raise ProofError(f"not an inclusion proof: {error}") from None
-    if hashlib.sha256(content).hexdigest() != record_hash:
+    if not redacted and hashlib.sha256(content).hexdigest() != record_hash:
         raise ProofError("the record's canonical content does not hash to its record_hash")
     signed, problem = _checked_checkpoint(checkpoint_document, public_key)
     if signed is None:
@@ -879,6 +996,18 @@ def check_inclusion_proof(document: Any, public_key: ec.EllipticCurvePublicKey) 
     if not merkle.verify_inclusion(index, size, leaf, path, bytes.fromhex(checkpoint.root_hash)):
         raise ProofError("the audit path does not lead to the checkpoint's Merkle root")
     return signed
+
+
+def _redaction_shown(stub: dict[str, Any]) -> dict[str, str]:
+    """What a proof of a redacted record says about its redaction (no personal data left)."""
+    return {
+        name: _text(stub, name) or ""
+        for name in (
+            contract.REDACTED_AT_ATTRIBUTE,
+            contract.REDACTION_REASON_ATTRIBUTE,
+            contract.REDACTED_BY_ATTRIBUTE,
+        )
+    }
 
 
 def anchored_objects(s3: Any, bucket: str, table: str) -> list[AnchoredObject]:

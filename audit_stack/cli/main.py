@@ -23,6 +23,7 @@ from audit_stack.cli import (
     events,
     prove,
     publish,
+    redact,
     seal,
     status,
     trail,
@@ -339,6 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-key", type=Path, required=True, metavar="FILE", help="the PEM public key"
     )
     verify_proof_parser.set_defaults(offline=True)
+    redact_parser = command(
+        commands,
+        "redact",
+        redact.run,
+        "lawful erasure: replace a subject's (or one event's) records with stubs that keep "
+        "their sealed hash, and seal the redaction (run as the grant_redact break-glass role)",
+    )
+    redact.add_arguments(redact_parser)
     return parser
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "Lookup",
     "account_trail",
     "lookup",
+    "redacted_text",
     "run",
     "subject_argument",
 ]
@@ -194,6 +195,9 @@ def _normalized(subject: str) -> str:
 
 
 def _shown(event: dict[str, Any], column: str) -> Any:
+    if column == "details" and contract.REDACTED_AT_ATTRIBUTE in event:
+        # A redacted record (audit redact): what happened stays, whose details are gone.
+        return redacted_text(event)
     if (
         column == "details"
         and not event.get("details")
@@ -254,3 +258,12 @@ def _version_ids(secrets: Any, secret_arn: str) -> list[str]:
         if not listed.get("NextToken"):
             return ids
         request["NextToken"] = listed["NextToken"]
+
+
+def redacted_text(event: dict[str, Any]) -> str:
+    """How a redacted record shows in place of its details: when and why (``--json`` adds by
+    whom: ``redacted_by``)."""
+    return (
+        f"(redacted {str(event.get(contract.REDACTED_AT_ATTRIBUTE, ''))[:10]}: "
+        f"{event.get(contract.REDACTION_REASON_ATTRIBUTE, '')})"
+    )

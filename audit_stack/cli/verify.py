@@ -140,8 +140,21 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     if saved is not None and not any(f.kind == checks.ANCHOR for f in report.findings):
         print(f"Today's log extends the checkpoint in {arguments.from_checkpoint}.")
     _print_expired(report, checks.EXPIRED)
+    redacted = [f for f in report.findings if f.kind == checks.REDACTED]
+    if redacted:
+        # Lawful erasures the chain seals: shown, never a failure.
+        print(f"\n{len(redacted)} record(s) are redacted (a sealed redaction entry names each):")
+        print(
+            render.table(
+                ("SUBJECT", "EVENT KEY", "REDACTION"),
+                [(f.subject, f.event_key, f.detail) for f in redacted],
+            )
+        )
     if report.ok:
-        print("OK: the chain is intact and every record matches its digest.")
+        print(
+            "OK: the chain is intact and every record matches its digest"
+            + (" or a sealed redaction." if redacted else ".")
+        )
         return EXIT_OK
     pending = [f for f in report.findings if f.kind == checks.PENDING]
     problems = [

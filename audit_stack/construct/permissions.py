@@ -30,6 +30,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from audit_stack.construct.encryption import PUBLISHER_KEY_ACTIONS, require_key_statement
+from audit_stack.lambda_code import contract
 
 __all__ = [
     "APPEND_ACTIONS",
@@ -39,6 +40,9 @@ __all__ = [
     "QUEUE_CONSUME_ACTIONS",
     "RECORDER_KEY_ACTIONS",
     "RECORDER_TABLE_ACTIONS",
+    "REDACTION_ATTRIBUTES",
+    "REDACT_TABLE_ACTIONS",
+    "REDACT_UPDATE_ACTIONS",
     "REDRIVE_DLQ_ACTIONS",
     "REDRIVE_KEY_ACTIONS",
     "REDRIVE_QUEUE_ACTIONS",
@@ -53,6 +57,7 @@ __all__ = [
     "VERIFY_KEY_ACTIONS",
     "VERIFY_TABLE_ACTIONS",
     "PrincipalArns",
+    "Redactors",
     "TaggedPrincipals",
     "add_principal",
     "allow_cross_account_publishers",
@@ -63,6 +68,7 @@ __all__ = [
     "grant_lookup",
     "grant_publish",
     "grant_record",
+    "grant_redact",
     "grant_redrive",
     "in_another_stack",
     "only_consumer_receives",
@@ -72,6 +78,7 @@ __all__ = [
     "only_the_deployment_changes_the_topic",
     "only_topic_or_redrive_sends",
     "principal_arn",
+    "redaction_statements",
 ]
 
 PUBLISH_ACTIONS = ("sns:Publish",)
@@ -175,31 +182,204 @@ class PrincipalArns:
     def __len__(self) -> int:
         return len(self._arns)
 
+    def values(self) -> list[str]:
+        """The ARNs granted so far (call it at synthesis, from a Lazy producer)."""
+        return list(self._arns)
+
     def at_synthesis(self, *, omit_when_empty: bool = False) -> Any:
         """A token for the list, resolved after every grant (None when empty, if asked)."""
         return Lazy.any(_Produce(lambda: list(self._arns) or (None if omit_when_empty else [])))
 
 
-def append_only_statements(writer: iam.IRole) -> list[iam.PolicyStatement]:
-    """A table resource policy: no principal may change or remove items; only ``writer`` adds."""
+def append_only_statements(
+    writer: iam.IRole, *, redactors: Redactors | None = None
+) -> list[iam.PolicyStatement]:
+    """A table resource policy: no principal may change or remove items; only ``writer`` adds.
+
+    With ``redactors`` (the audit table), ``UpdateItem`` in the shape of a redaction, and
+    ``DeleteItem`` and a stub's ``PutItem`` (moving a record in clear to its pseudonym), are
+    left to the principals given ``grant_redact`` (``redaction_statements``, ``Redactors``).
+    """
+    denied: tuple[str, ...] = TABLE_WRITE_ACTIONS_DENIED_TO_ALL
+    writers: Any = writer.role_arn
+    if redactors is not None:
+        changes = (*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS)
+        denied = tuple(action for action in denied if action not in changes)
+        writers = redactors.and_writer(writer.role_arn)
     return [
         iam.PolicyStatement(
             sid="AppendOnlyNoChanges",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
-            actions=list(TABLE_WRITE_ACTIONS_DENIED_TO_ALL),
+            actions=list(denied),
             # "*" is this table: a resource policy cannot name its own generated ARN.
             resources=["*"],
         ),
+        *(redaction_statements(redactors) if redactors is not None else []),
         iam.PolicyStatement(
             sid="AppendOnlyOneWriter",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
             actions=list(APPEND_ACTIONS),
             resources=["*"],
-            conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": writers}},
         ),
     ]
+
+
+# -- lawful erasure: redaction (issue 18 item 2; README "Erasure", docs/INTEGRITY.md) ----------
+
+# The one change to a record anybody may make: a break-glass role's redaction (`audit redact`).
+REDACT_UPDATE_ACTIONS = ("dynamodb:UpdateItem",)
+# `audit redact --pseudonymise` moves a record written in clear (its key is the address) to a
+# stub under the pseudonym: one transaction that puts the stub and deletes the clear item.
+PSEUDONYMISE_MOVE_ACTIONS = ("dynamodb:DeleteItem",)
+# What `audit redact` reads: a subject's records (Query), one record (GetItem), an event by id
+# (Scan); and UpdateItem for the redaction itself.
+REDACT_TABLE_ACTIONS = (
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+)
+REDACT_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+# Every attribute a redaction's UpdateItem may name (``dynamodb:Attributes``: the key, the
+# personal attributes it REMOVEs, the three it SETs). Not record_hash: nobody may change it,
+# which is what keeps a stub's Merkle leaf the sealed one.
+REDACTION_ATTRIBUTES = (
+    contract.PARTITION_KEY,
+    contract.SORT_KEY,
+    *contract.PERSONAL_ATTRIBUTES,
+    contract.REDACTED_AT_ATTRIBUTE,
+    contract.REDACTION_REASON_ATTRIBUTE,
+    contract.REDACTED_BY_ATTRIBUTE,
+)
+# ReturnValues that would send record content back (the erased content, with the *_OLD ones).
+REDACTION_RETURN_VALUES_DENIED = ("ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
+
+
+class Redactors:
+    """The principals given ``grant_redact``, and the audit table's statements about them.
+
+    Until the first grant, ``OnlyRedactorsChange`` denies UpdateItem and DeleteItem to everyone
+    and no statement bounds a redactor's puts (there is no redactor); the first grant exempts
+    the redactors from the first and adds the bounds (``redactor_put_bounds``), each naming the
+    list as read at synthesis, so later grants count.
+    """
+
+    def __init__(self) -> None:
+        self.arns = PrincipalArns()
+        self.only_redactors_change = iam.PolicyStatement(
+            sid="OnlyRedactorsChange",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=[*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS],
+            resources=["*"],
+        )
+        self._add_to_policy: Callable[[iam.PolicyStatement], None] | None = None
+
+    def attach(self, add_to_policy: Callable[[iam.PolicyStatement], None]) -> None:
+        """How to add a statement to the audit table's policy (at the first grant)."""
+        self._add_to_policy = add_to_policy
+
+    def and_writer(self, writer_arn: str) -> Any:
+        """The principals PutItem is left to: the writer, and the redactors (stubs only)."""
+        return Lazy.any(_Produce(lambda: [writer_arn, *self.arns.values()]))
+
+    def add(self, arn: str) -> None:
+        if not len(self.arns):
+            self.only_redactors_change.add_condition(
+                "ArnNotEquals", {"aws:PrincipalArn": self.arns.at_synthesis()}
+            )
+            if self._add_to_policy is None:
+                raise RuntimeError("Redactors.attach was not called")
+            for statement in redactor_put_bounds(self.arns):
+                self._add_to_policy(statement)
+        self.arns.add(arn)
+
+
+def redactor_put_bounds(redactors: PrincipalArns) -> list[iam.PolicyStatement]:
+    """A redactor's PutItem (``--pseudonymise``) may only write a stub: with ``redacted_at``,
+    without the personal attributes. Its content is vouched for by its sealed redaction entry,
+    or ``audit verify`` calls it tampering; a delete without one is reported missing."""
+    names = {"aws:PrincipalArn": redactors.at_synthesis()}
+    return [
+        iam.PolicyStatement(
+            sid="RedactorsPutOnlyStubs",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(APPEND_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ArnEquals": names,
+                # True when no attribute of the item is redacted_at (and when none is named).
+                "ForAllValues:StringNotEquals": {
+                    "dynamodb:Attributes": [contract.REDACTED_AT_ATTRIBUTE]
+                },
+            },
+        ),
+        iam.PolicyStatement(
+            sid="RedactorsPutNothingPersonal",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(APPEND_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ArnEquals": names,
+                "ForAnyValue:StringEquals": {
+                    "dynamodb:Attributes": list(contract.PERSONAL_ATTRIBUTES)
+                },
+            },
+        ),
+    ]
+
+
+def redaction_statements(redactors: Redactors) -> list[iam.PolicyStatement]:
+    """The audit table's UpdateItem and DeleteItem rules: only the ``grant_redact`` principals
+    may update or delete an item (nobody, while none is named), and an update may only name the
+    redaction's attributes (``dynamodb:Attributes``) and return nothing
+    (``dynamodb:ReturnValues``).
+
+    DynamoDB evaluates these condition keys in resource-based policies as in identity policies
+    (the Developer Guide's "Using IAM policy conditions for fine-grained access control").
+    """
+    return [
+        redactors.only_redactors_change,
+        iam.PolicyStatement(
+            sid="UpdatesOnlyRedact",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(REDACT_UPDATE_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ForAnyValue:StringNotEquals": {"dynamodb:Attributes": list(REDACTION_ATTRIBUTES)}
+            },
+        ),
+        iam.PolicyStatement(
+            sid="RedactionsReturnNothing",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(REDACT_UPDATE_ACTIONS),
+            resources=["*"],
+            conditions={
+                "StringEquals": {"dynamodb:ReturnValues": list(REDACTION_RETURN_VALUES_DENIED)}
+            },
+        ),
+    ]
+
+
+def grant_redact(
+    grantee: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
+) -> iam.Grant:
+    """What ``audit redact`` needs of the table (the resource policy names the grantee too)."""
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(REDACT_TABLE_ACTIONS), resource_arns=[table_arn]
+    )
+    if encryption_key is not None:
+        encryption_key.grant(grantee, *REDACT_KEY_ACTIONS)
+    return grant
 
 
 def only_lookup_principals_read(

@@ -45,8 +45,10 @@ from audit_stack.lambda_code import audit_events_module, contract
 
 if TYPE_CHECKING:
     from audit_events import catalogue as _catalogue
+    from audit_events import redaction as _redaction
 else:
     _catalogue = audit_events_module("catalogue")
+    _redaction = audit_events_module("redaction")
 
 EventType = _catalogue.EventType
 
@@ -89,6 +91,8 @@ class AuditPipeline(Construct):
         super().__init__(scope, construct_id)
         self._catalogue = _catalogue.catalogue_schemas(event_types)
         self._redrivers = permissions.PrincipalArns()
+        # Break-glass principals that may redact records (grant_redact); nobody by default.
+        self._redactors = permissions.Redactors()
         self._lookup_principals = permissions.PrincipalArns()
         # Who may publish (grant_publish, allow_publishers); the topic denies everyone else.
         self._publishers = permissions.PrincipalArns()
@@ -142,7 +146,10 @@ class AuditPipeline(Construct):
                 dead_letter_queue=self._subscription_dead_letter_queue,
                 filter_policy={
                     contract.EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
-                        allowlist=list(self._catalogue)
+                        # The built-in types (redaction entries) reach the recorder too.
+                        allowlist=list(
+                            dict.fromkeys([*self._catalogue, *_redaction.BUILT_IN_EVENT_TYPES])
+                        )
                     )
                 },
             )
@@ -230,7 +237,14 @@ class AuditPipeline(Construct):
         recorder_role = self._recorder.role
         assert recorder_role is not None  # functions.function always gives an explicit role
         # Only the recorder appends; nobody, the recorder included, changes or removes a record.
-        for statement in permissions.append_only_statements(recorder_role):
+        # ...but a redaction (grant_redact): one UpdateItem of a fixed shape, or moving a
+        # record in clear to a stub under its pseudonym.
+        self._redactors.attach(
+            lambda statement: compat.add_to_table_resource_policy(self._table, statement)
+        )
+        for statement in permissions.append_only_statements(
+            recorder_role, redactors=self._redactors
+        ):
             compat.add_to_table_resource_policy(self._table, statement)
         permissions.only_topic_or_redrive_sends(self._queue, self._topic, self._redrivers)
 
@@ -654,6 +668,27 @@ class AuditPipeline(Construct):
         in its own IAM policy. With ``subject_in_clear`` there is no key, and this does nothing.
         """
         self._key_custodians.add(permissions.principal_arn(grantee, purpose="grant_key_custody"))
+
+    def grant_redact(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Name a break-glass principal that may run ``audit redact``: replace a record's
+        personal content with a stub that keeps its key and sealed hash, and publish the
+        ``AuditRecordRedacted`` entry that seals the redaction into the chain.
+
+        The table's policy lets only these principals update a record, and only in a
+        redaction's shape (the attributes it names, nothing returned); every other change stays
+        denied to everyone. ``audit verify`` reports each redaction, and any stub without a
+        sealed entry as tampering. Grants the stack's discovery, the table's reads and
+        UpdateItem, ``grant_lookup``, ``grant_publish`` and ``grant_verify`` (a record is
+        redacted only once sealed, and the redactor can check the result); the grantee must be a
+        role or user.
+        """
+        self._redactors.add(permissions.principal_arn(grantee, purpose="grant_redact"))
+        grant = permissions.grant_stack_discovery(grantee, Stack.of(self))
+        permissions.grant_redact(grantee, self._table.table_arn, self._encryption_key)
+        self.grant_lookup(grantee)
+        self.grant_publish(grantee)
+        self.grant_verify(grantee)
+        return grant
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let an operator run ``audit trail``, ``audit events`` and ``audit verify``: the

@@ -66,6 +66,7 @@ from audit_stack.local.services.lambda_api import LambdaApi
 from audit_stack.local.services.message_moves import MessageMoveTasks
 from audit_stack.local.services.skipped_services import SkippedServiceApi, skipped_services
 from audit_stack.local.services.stack_api import StackApi
+from audit_stack.local.services.sts_api import CallerIdentityApi
 
 # moto's backends are module-level state: one emulator per process at a time.
 _PROCESS_LOCK = threading.Lock()
@@ -303,6 +304,8 @@ class LocalAuditPipeline:
             "cloudformation",
             StackApi(deployment, self._assembly.template, selected_pipeline=self.pipeline),
         )
+        # Who the caller is, as IAM sees it here (`audit redact` records it).
+        self._endpoint.serve("sts", CallerIdentityApi(self._identities, self.account_id))
         for service in skipped_services(
             deployment.created_types.values(), (kind for _, kind, _ in deployment.skipped)
         ):

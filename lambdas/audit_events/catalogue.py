@@ -20,6 +20,7 @@ from typing import Any
 import fastjsonschema
 
 from .contract import ACCOUNT_DELETED, PERSONAL_FIELDS_KEYWORD
+from .redaction import BUILT_IN_EVENT_TYPES
 
 __all__ = [
     "CatalogueError",
@@ -62,6 +63,10 @@ class EventCatalogue:
     def event_types(self) -> tuple[str, ...]:
         return tuple(self.schemas)
 
+    def knows(self, event_type: object) -> bool:
+        """Whether the pipeline records ``event_type``: declared, or built in."""
+        return event_type in self.schemas or event_type in BUILT_IN_EVENT_TYPES
+
     def personal_fields(self, event_type: str) -> tuple[str, ...]:
         """The top-level ``details`` fields of ``event_type`` declared personal (pseudonymised
         at publish; the only ones that may hold an e-mail address)."""
@@ -69,19 +74,25 @@ class EventCatalogue:
         return tuple(schema.get(PERSONAL_FIELDS_KEYWORD, ())) if schema else ()
 
     def check(self, event_type: str, details: Mapping[str, Any]) -> None:
-        """Raise EventRuleError if the catalogue has no ``event_type``, ``details`` breaks its
-        schema, or a field not declared personal holds something that looks like an e-mail
-        address (anywhere, names included: details are kept for good).
+        """Raise EventRuleError if the catalogue has no ``event_type`` (nor is it built in:
+        ``redaction.BUILT_IN_EVENT_TYPES``), ``details`` breaks its schema, or a field not
+        declared personal holds something that looks like an e-mail address (anywhere, names
+        included: details are kept for good).
 
         A personal field is checked in its stored form, a string (its pseudonym, or its normal
         form in clear): the publisher checks the value itself as it checks a subject.
         """
-        if event_type not in self.schemas:
+        if event_type in BUILT_IN_EVENT_TYPES:
+            # Recorded by every pipeline with its own schema, whatever it declares (a redaction
+            # entry): a catalogue cannot loosen it.
+            schema: Mapping[str, Any] | None = BUILT_IN_EVENT_TYPES[event_type]
+        elif event_type in self.schemas:
+            schema = self.schemas[event_type]
+        else:
             raise EventRuleError(
                 f"event_type: must be one of this pipeline's event types "
                 f"({', '.join(sorted(self.schemas))})"
             )
-        schema = self.schemas[event_type]
         if schema is not None:
             validate = self._validators.get(event_type)
             if validate is None:

@@ -60,10 +60,16 @@ __all__ = [
     "METRIC_UNVERIFIED_MESSAGES",
     "OCCURRED_AT_ATTRIBUTE",
     "PARTITION_KEY",
+    "PERSONAL_ATTRIBUTES",
     "PERSONAL_FIELDS_KEYWORD",
     "RECORDED_AT_ATTRIBUTE",
     "RECORDER_METRICS",
     "RECORD_HASH_ATTRIBUTE",
+    "REDACTED_AT_ATTRIBUTE",
+    "REDACTED_BY_ATTRIBUTE",
+    "REDACTION_EVENT_TYPE",
+    "REDACTION_REASON_ATTRIBUTE",
+    "REDACTION_SUBJECT",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
     "SCHEMA_VERSION_ATTRIBUTE",
@@ -226,3 +232,17 @@ PERSONAL_FIELDS_KEYWORD: Final = "x-audit-personal-fields"
 """The annotation of a details schema (in ``EVENT_CATALOGUE``) that lists the top-level
 ``details`` fields holding personal data (``EventType(..., personal_fields=[...])``): the
 publisher records them by their keyed pseudonym, and only they may hold an e-mail address."""
+# --- Lawful erasure: redaction (issue 18 item 2, r5) -----------------------------------------
+REDACTION_EVENT_TYPE: Final = "AuditRecordRedacted"
+"""The built-in event type every pipeline records: a redaction, sealed into the chain like any
+record. Its details name the redacted record by sort key and hashes only (no personal data)."""
+REDACTION_SUBJECT: Final = "audit-log"
+"""The subject (an identifier, pseudonymised like any) that redaction entries are recorded
+about: the log itself, never the person whose record was redacted."""
+REDACTED_AT_ATTRIBUTE: Final = "redacted_at"
+REDACTION_REASON_ATTRIBUTE: Final = "redaction_reason"
+REDACTED_BY_ATTRIBUTE: Final = "redacted_by"
+PERSONAL_ATTRIBUTES: Final = (ACTOR_ATTRIBUTE, DETAILS_ATTRIBUTE)
+"""What a redaction removes from a record: everything that can be about a person besides its
+key (the pseudonym). What stays: the key, the event's type, time, id, source and provenance,
+and ``record_hash``: the fact that an event happened, and the proof of it."""

@@ -74,7 +74,7 @@ def event_publication(
     The type's personal fields (``EventType.personal_fields``) are recorded by their keyed
     pseudonym under ``secret``; anything else in the details that looks like an e-mail address
     is refused (with no catalogue, nothing is declared personal)."""
-    if catalogue is not None and event_type not in catalogue.schemas:
+    if catalogue is not None and not catalogue.knows(event_type):
         # Before the other fields: the first thing wrong is the pipeline, not the event.
         catalogue_check(catalogue, event_type, {})
     event = build_event(

@@ -75,6 +75,7 @@ from .integrity import (
     signed_checkpoint_of,
     signed_message,
 )
+from .redaction import is_stub
 
 # Time kept back at the end of a run for signing, the conditional write and the deletes.
 _RESERVE_SECONDS = 10.0
@@ -123,6 +124,9 @@ class _Stored:
     hashes: tuple[str, str]
     recorded_at: str
     expires_at: int | None = None
+    redacted: bool = False
+    """A redaction's stub (``audit redact``): its content is gone by design; only a record
+    sealed already may have one, which ``audit verify`` matches with its sealed entry."""
 
 
 class Sealer:
@@ -206,6 +210,13 @@ class Sealer:
                     )
                 )
         fresh = self._not_yet_sealed(candidates, head, report)
+        # A notice that comes again after its record was redacted finds it sealed (above); a
+        # stub of a record never sealed was not made by `audit redact`, which refuses those.
+        stubs = {key for key, found in stored.items() if found.redacted}
+        rejected.extend(
+            _finding(ref, "redacted before it was sealed") for ref in fresh if ref.key in stubs
+        )
+        fresh = [ref for ref in fresh if ref.key not in stubs]
         if fresh or rejected:
             head = self._commit(fresh, rejected, head, report)
         self._delete(notices)
@@ -459,10 +470,13 @@ class Sealer:
                 for item in page["Responses"].get(self._table, []):
                     key = (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
                     stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S", "")
+                    redacted = is_stub(item)
                     found[key] = _Stored(
-                        (stated, record_hash(item)),
+                        # A stub's content no longer hashes to its (kept) sealed hash.
+                        (stated, stated if redacted else record_hash(item)),
                         item.get(RECORDED_AT_ATTRIBUTE, {}).get("S", ""),
                         expires_at_of(item),
+                        redacted,
                     )
                 request = page.get("UnprocessedKeys") or {}
                 if not request:

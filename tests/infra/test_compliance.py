@@ -123,7 +123,11 @@ def test_importing_app_gets_its_props(importing_app_template: dict[str, Any]) ->
     )
     template.has_resource_properties(
         "AWS::SNS::Subscription",
-        {"FilterPolicy": {"event_type": ["AccountDeleted", "AccountCreated"]}},
+        {
+            "FilterPolicy": {
+                "event_type": ["AccountDeleted", "AccountCreated", "AuditRecordRedacted"]
+            }
+        },
     )
     template.has_resource(
         "AWS::DynamoDB::Table",

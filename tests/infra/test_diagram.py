@@ -22,7 +22,7 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
     diagram = mermaid_from_template(template_json)
     for expected in (
         '"sns:Publish"',
-        '"filter: event_type in AccountDeleted"',
+        '"filter: event_type in AccountDeleted, AuditRecordRedacted"',
         '"batch 10, partial failures"',
         '"after 5 receives"',
         '"dynamodb:PutItem"',

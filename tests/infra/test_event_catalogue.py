@@ -181,7 +181,15 @@ def test_the_subscription_filter_lists_the_catalogue_and_its_functions_receive_i
 
     template.has_resource_properties(
         "AWS::SNS::Subscription",
-        {"FilterPolicy": {contract.EVENT_TYPE_ATTRIBUTE: ["AccountDeleted", "InvoiceVoided"]}},
+        {
+            "FilterPolicy": {
+                contract.EVENT_TYPE_ATTRIBUTE: [
+                    "AccountDeleted",
+                    "InvoiceVoided",
+                    contract.REDACTION_EVENT_TYPE,
+                ]
+            }
+        },
     )
     expected = {"AccountDeleted": None, "InvoiceVoided": INVOICE_SCHEMA}
     for function in ("Records audit events", "Publishes an AccountDeleted"):
@@ -203,7 +211,11 @@ def test_a_pipeline_without_account_deleted_has_no_delete_account_function_nor_i
     assert not any("PublisherErrors" in logical_id for logical_id in alarms)
     template.has_resource_properties(
         "AWS::SNS::Subscription",
-        {"FilterPolicy": {contract.EVENT_TYPE_ATTRIBUTE: ["InvoiceVoided"]}},
+        {
+            "FilterPolicy": {
+                contract.EVENT_TYPE_ATTRIBUTE: ["InvoiceVoided", contract.REDACTION_EVENT_TYPE]
+            }
+        },
     )
 
 

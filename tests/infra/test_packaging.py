@@ -77,6 +77,7 @@ def test_installed_package_synthesizes_with_its_own_lambda_code(tmp_path: Path) 
         "merkle.py",
         "publication.py",
         "record_audit_event.py",
+        "redaction.py",
         "seal_records.py",
         "sns_signature.py",
         "subject.py",

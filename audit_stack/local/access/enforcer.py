@@ -18,6 +18,9 @@ from audit_stack.local.http.errors import ApiError
 from audit_stack.local.http.operations import Environ, Operation
 
 SNS_PRINCIPAL = "sns.amazonaws.com"
+# The one action that needs no permission: "No permissions are required to perform this
+# operation" (STS API reference, GetCallerIdentity); even an explicit deny does not stop it.
+_WHO_AM_I = "sts:GetCallerIdentity"
 # (code, HTTP status) of each service's access-denied error.
 _DENIED: Mapping[str, tuple[str, str]] = {
     "sqs": ("AccessDenied", "403 Forbidden"),
@@ -88,7 +91,8 @@ class Enforcer:
 
     def authorize(self, operation: Operation, environ: Environ, body: bytes) -> ApiError | None:
         """None if IAM allows the request, else the service's AccessDenied error."""
-        if not self.enabled or operation.service == "emulator":
+        # GetCallerIdentity needs no permission: IAM never denies it (STS API reference).
+        if not self.enabled or operation.service == "emulator" or operation.action == _WHO_AM_I:
             return None
         caller = self.identities.of_authorization(environ.get("HTTP_AUTHORIZATION", ""))
         if caller.internal:
@@ -114,7 +118,10 @@ class Enforcer:
 
     def check(self, caller: Caller, target: Target) -> Denial | None:
         """The denial of one action by a caller, or None when IAM allows it."""
-        context = self._context(caller)
+        context: dict[str, str | tuple[str, ...]] = {
+            **self._context(caller),
+            **dict(target.context),
+        }
         request = Request(caller.principal_arn, target.action, target.resource, context)
         identity = self.store.identity_policies(caller.principal_arn)
         key_policy = self.store.key_policies.get(target.resource)

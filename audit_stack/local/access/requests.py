@@ -48,6 +48,8 @@ class Target:
 
     action: str
     resource: str
+    context: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Condition keys the request itself sets (``dynamodb:Attributes``...), as (key, values)."""
 
 
 def parameters(operation: Operation, body: bytes) -> dict[str, Any]:
@@ -184,7 +186,14 @@ def _dynamodb(
         for item in params.get("TransactItems", []):
             for kind, write in item.items():
                 if kind in _TRANSACT_WRITES:
-                    found.append(Target(_TRANSACT_WRITES[kind], names.table(write["TableName"])))
+                    action = _TRANSACT_WRITES[kind]
+                    found.append(
+                        Target(
+                            action,
+                            names.table(write["TableName"]),
+                            _item_write_context(action.split(":")[1], write),
+                        )
+                    )
         return found
     if name == "TransactGetItems":
         return [
@@ -213,4 +222,59 @@ def _dynamodb(
     table = params.get("TableName") or params.get("ResourceArn")
     if not table:
         return [Target(action, "*")]
-    return [Target(action, names.table(str(table), params.get("IndexName")))]
+    return [
+        Target(
+            action,
+            names.table(str(table), params.get("IndexName")),
+            _item_write_context(name, params),
+        )
+    ]
+
+
+# Words of update and condition expressions that are no attribute names.
+_EXPRESSION_WORDS = frozenset(
+    {
+        "set",
+        "remove",
+        "add",
+        "delete",
+        "and",
+        "or",
+        "not",
+        "between",
+        "in",
+        "attribute_exists",
+        "attribute_not_exists",
+        "attribute_type",
+        "begins_with",
+        "contains",
+        "size",
+        "if_not_exists",
+        "list_append",
+    }
+)
+_EXPRESSION_NAME = re.compile(r"(?<![\w:#.\[])(#?[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _item_write_context(
+    name: str, params: Mapping[str, Any]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``dynamodb:Attributes`` and ``dynamodb:ReturnValues`` of a single-item write, the
+    condition keys DynamoDB sets for fine-grained access control: the top-level attribute names
+    the request names (its key, item, update and condition expressions)."""
+    if name not in {"PutItem", "UpdateItem", "DeleteItem"}:
+        return ()
+    substitutes = params.get("ExpressionAttributeNames") or {}
+    found: dict[str, None] = {}
+    for source in ("Key", "Item", "AttributeUpdates", "Expected"):
+        found.update(dict.fromkeys(str(key) for key in params.get(source) or {}))
+    for source in ("UpdateExpression", "ConditionExpression"):
+        for word in _EXPRESSION_NAME.findall(str(params.get(source) or "")):
+            if word.startswith("#"):
+                found[str(substitutes.get(word, word))] = None
+            elif word.lower() not in _EXPRESSION_WORDS:
+                found[word] = None
+    context: list[tuple[str, tuple[str, ...]]] = [("dynamodb:Attributes", tuple(found))]
+    if params.get("ReturnValues"):
+        context.append(("dynamodb:ReturnValues", (str(params["ReturnValues"]),)))
+    return tuple(context)
