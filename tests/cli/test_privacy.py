@@ -77,7 +77,7 @@ class Observed:
         return {place for place, texts in self.texts.items() if any(token in t for t in texts)}
 
 
-def _run_everything(pipeline: LocalAuditPipeline) -> Observed:
+def _run_everything(pipeline: LocalAuditPipeline, *, in_clear: bool) -> Observed:
     observed = Observed()
     outputs: dict[tuple[str, ...], str] = {}
     files = Path(tempfile.mkdtemp(prefix="privacy-sweep-"))
@@ -107,7 +107,7 @@ def _run_everything(pipeline: LocalAuditPipeline) -> Observed:
     original_session = target._session
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(target, "_session", recording_session)
-        _exercise(pipeline, audit, outputs, files, observed)
+        _exercise(pipeline, audit, outputs, files, observed, in_clear=in_clear)
     for line in pipeline.logs():
         observed.add("function logs", line)
     for written in files.iterdir():
@@ -122,6 +122,8 @@ def _exercise(
     outputs: dict[tuple[str, ...], str],
     files: Path,
     observed: Observed,
+    *,
+    in_clear: bool,
 ) -> None:
     """Every `audit` command against the pipeline, with the addresses the sweep looks for."""
     for address in RECORDED[:45] + IDN:
@@ -167,6 +169,17 @@ def _exercise(
     assert audit("prove", event_id, "--out", str(files / "proof.json")) == 0
     key = str(files / "key.pem")
     assert audit("verify-proof", str(files / "proof.json"), "--public-key", key) == 0
+    # An erasure request (the address from a file, as an operator should give it): erased on a
+    # pseudonymous pipeline (the redaction entry holds no address); a clear one refuses, its
+    # key is the address (exit 1, the operator error).
+    subject_file = files / "subject.txt"
+    subject_file.write_text(RECORDED[2], encoding="utf-8")
+    reason = ("--reason", "Art. 17 request 4711")
+    assert audit("redact", "--subject-file", str(subject_file), *reason) == (1 if in_clear else 0)
+    subject_file.unlink()  # the operator's own file: not something the pipeline left behind
+    pipeline.run_until_idle()  # the redaction entry recorded, then sealed
+    assert audit("seal") == 0
+    assert audit("verify") == 0
     assert audit("dlq", "redrive", "--timeout", "60") == 0
     pipeline.run_until_idle(timeout=90)
 
@@ -208,7 +221,7 @@ def observed(
 ) -> Iterator[tuple[str, Observed]]:
     assembly = cloud_assembly if request.param == "default" else subject_in_clear_assembly
     with LocalAuditPipeline(assembly, enforce_iam=OPERATOR_ENFORCE_IAM) as pipeline:
-        yield request.param, _run_everything(pipeline)
+        yield request.param, _run_everything(pipeline, in_clear=request.param != "default")
 
 
 def test_every_place_was_observed(observed: tuple[str, Observed]) -> None:
@@ -231,6 +244,7 @@ def test_every_place_was_observed(observed: tuple[str, Observed]) -> None:
         "audit checkpoint",
         "audit prove",
         "audit verify-proof",
+        "audit redact",
         "audit files",
         "CLI request",
         "publisher invocation",
