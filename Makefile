@@ -73,9 +73,11 @@ test-lowest: node_modules/.installed $(VENV_LOWEST)/.installed ## the template t
 unit: setup ## the inner loop: no emulator, no fresh install, no in-process CDK app
 	$(BIN)/pytest -n auto --dist load -m "not e2e and not install and not synth"
 
-# The reliability runs in one process: the session that ran them prints their table.
+# The fresh installs one at a time: each builds the package in this checkout (setuptools' build/
+# and egg-info), and two builds at once race there. The reliability runs in one process: the
+# session that ran them prints their table.
 slow: setup ## what `make test` leaves to CI: fresh installs (README recipe, wheel), reliability
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m install
+	$(BIN)/pytest -m install
 	$(BIN)/pytest -m reliability tests/reliability
 
 soak: setup ## the full reliability suite: 10,000 events, faults, 1,000 fuzz cases each
