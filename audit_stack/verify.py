@@ -56,6 +56,7 @@ __all__ = [
     "load_public_key",
     "newest_signed_checkpoint",
     "public_key_pem",
+    "query_all",
     "scan_records",
     "verify_anchors",
     "verify_extends",
@@ -674,7 +675,13 @@ def digest_items(dynamodb: Any, digest_table: str) -> list[dict[str, Any]]:
         "ExpressionAttributeValues": {":c": {"S": integrity.DIGEST_CHAIN}},
         "ConsistentRead": True,
     }
+    return query_all(dynamodb, request)
+
+
+def query_all(dynamodb: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item a DynamoDB Query ``request`` finds, across its pages."""
     items: list[dict[str, Any]] = []
+    request = dict(request)
     while True:
         page = dynamodb.query(**request)
         items.extend(page["Items"])

@@ -245,13 +245,9 @@ def _partition(dynamodb: Any, table: str, subject: str) -> list[dict[str, Any]]:
         "ExpressionAttributeValues": {":s": {"S": subject}},
         "ConsistentRead": True,
     }
-    items: list[dict[str, Any]] = []
-    while True:
-        page = dynamodb.query(**request)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    from audit_stack import verify as checks  # cryptography only for the integrity commands
+
+    return checks.query_all(dynamodb, request)
 
 
 def _by_event_id(dynamodb: Any, table: str, event_id: str) -> list[dict[str, Any]]:

@@ -374,12 +374,9 @@ def grant_redact(
     grantee: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
 ) -> iam.Grant:
     """What ``audit redact`` needs of the table (the resource policy names the grantee too)."""
-    grant = iam.Grant.add_to_principal(
-        grantee=grantee, actions=list(REDACT_TABLE_ACTIONS), resource_arns=[table_arn]
+    return _grant_table(
+        grantee, table_arn, REDACT_TABLE_ACTIONS, encryption_key, REDACT_KEY_ACTIONS
     )
-    if encryption_key is not None:
-        encryption_key.grant(grantee, *REDACT_KEY_ACTIONS)
-    return grant
 
 
 def only_lookup_principals_read(
@@ -502,11 +499,24 @@ def grant_record(
     recorder: iam.IGrantable, table_arn: str, encryption_key: kms.IKey | None
 ) -> iam.Grant:
     """What the recorder needs of the table: append, nothing else."""
+    return _grant_table(
+        recorder, table_arn, RECORDER_TABLE_ACTIONS, encryption_key, RECORDER_KEY_ACTIONS
+    )
+
+
+def _grant_table(
+    grantee: iam.IGrantable,
+    table_arn: str,
+    actions: Sequence[str],
+    encryption_key: kms.IKey | None,
+    key_actions: Sequence[str],
+) -> iam.Grant:
+    """``actions`` on the table, and ``key_actions`` on its customer key if it has one."""
     grant = iam.Grant.add_to_principal(
-        grantee=recorder, actions=list(RECORDER_TABLE_ACTIONS), resource_arns=[table_arn]
+        grantee=grantee, actions=list(actions), resource_arns=[table_arn]
     )
     if encryption_key is not None:
-        encryption_key.grant(recorder, *RECORDER_KEY_ACTIONS)
+        encryption_key.grant(grantee, *key_actions)
     return grant
 
 
