@@ -725,7 +725,7 @@ def notes(
         "PUT of the signed checkpoints, the sealer's Lambda and logs). The S3 PUT line counts "
         "`s3:PutObject` where the emulator names it, else every S3 request it counted (S3's REST "
         "operations are counted as `s3:*`; a GET costs less than a PUT, so this is the high "
-        "side); it is zero until the sealer writes checkpoints to the anchor bucket. The "
+        "side); it is zero when the pipeline has no anchor bucket. The "
         "designs in the integrity table are priced by `costs.integrity_model` from the same "
         "measured lines, each line scaled or replaced as the design says; the sealer's Lambda "
         "time is kept as measured (the high side for designs that do less work).",
