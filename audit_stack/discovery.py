@@ -27,7 +27,6 @@ __all__ = [
     "QUEUE",
     "RECORDER",
     "SEALER",
-    "SEAL_QUEUE",
     "SIGNING_KEY",
     "SUBSCRIPTION_DEAD_LETTER_QUEUE",
     "TABLE",
@@ -54,7 +53,6 @@ RECORDER = "recorder"
 SUBSCRIPTION_DEAD_LETTER_QUEUE = "subscription-dead-letter-queue"
 # The digest chain (docs/INTEGRITY.md); its function is found as "sealer".
 SEALER = "sealer"
-SEAL_QUEUE = "seal-queue"
 DIGEST_TABLE = "digest-table"
 SIGNING_KEY = "signing-key"
 # The S3 bucket (Object Lock) of the signed checkpoints, when the pipeline created it.
@@ -78,7 +76,6 @@ _ROLES_BY_CONSTRUCT_ID = {
     ("SubscriptionDeadLetterQueue", "AWS::SQS::Queue"): SUBSCRIPTION_DEAD_LETTER_QUEUE,
     ("SealerFunction", _FUNCTION_TYPE): SEALER,
     # The digest chain's own resources sit one level down, in the "Sealing" construct.
-    ("Sealing/SealQueue", "AWS::SQS::Queue"): SEAL_QUEUE,
     ("Sealing/DigestTable", "AWS::DynamoDB::Table"): DIGEST_TABLE,
     ("Sealing/SigningKey", "AWS::KMS::Key"): SIGNING_KEY,
     ("Sealing/AnchorBucket", "AWS::S3::Bucket"): ANCHOR_BUCKET,

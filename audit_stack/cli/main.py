@@ -278,7 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
         "queue depths, age of the oldest message, alarm states; exit code 3 when UNHEALTHY",
     )
     command(
-        commands, "seal", seal.run, "run the sealer now: sign new records into the digest chain"
+        commands,
+        "seal",
+        seal.run,
+        "sign a digest now (records reach the sealer through the table's stream)",
     )
     verify_parser = command(
         commands,

@@ -1,4 +1,10 @@
-"""``audit seal``: run the sealer now, signing the records written since the last digest."""
+"""``audit seal``: sign a digest now, so that the newest checkpoint is current.
+
+Records reach the sealer through the audit table's stream, within the event source's batching
+window (the pipeline's ``seal_interval``); this command does not wait for them. It writes a
+digest at once (an empty one when the stream has delivered nothing new), which `audit verify`,
+`audit checkpoint` and the anchor bucket then show as the chain's head.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +24,13 @@ __all__ = ["run", "seal_now"]
 
 
 def seal_now(target: Target) -> dict[str, Any]:
-    """Invoke the sealer; its report (records sealed, digests written, chain head, rejected)."""
+    """Invoke the sealer on demand; its report (digests written, chain head)."""
     lambda_ = target.client(
         "lambda", config=Config(read_timeout=180, retries={"total_max_attempts": 1})
     )
     response = lambda_.invoke(
         FunctionName=target.resource(discovery.SEALER),
-        Payload=json.dumps({"trigger": "audit seal"}).encode(),
+        Payload=json.dumps({"trigger": contract.SEAL_ON_DEMAND}).encode(),
     )
     body = response["Payload"].read()
     result = json.loads(body) if body else {}
@@ -48,8 +54,8 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         + (f"digest(s) {', '.join(map(str, written))}" if written else "no new digest")
         + f"; chain head is digest {result.get(contract.SEAL_CHAIN_HEAD, 0)}."
     )
-    if result.get(contract.SEAL_NOTICES_ALREADY_SEALED):
-        print(f"{result['notices_already_sealed']} repeated report(s) were already sealed.")
+    if result.get(contract.SEAL_ALREADY_SEALED):
+        print(f"{result[contract.SEAL_ALREADY_SEALED]} record(s) were already sealed.")
     rejected = result.get(contract.SEAL_REJECTED, [])
     if rejected:
         print(f"\n{len(rejected)} record(s) failed their check before sealing:")

@@ -73,9 +73,11 @@ def table(
     encryption_key: kms.IKey | None,
     removal_policy: RemovalPolicy,
     time_to_live_attribute: str | None = None,
+    stream: dynamodb.StreamViewType | None = None,
 ) -> dynamodb.Table:
     """An on-demand table with point-in-time recovery, encrypted, deletion-protected unless
-    ``removal_policy`` is DESTROY; DynamoDB's TTL on ``time_to_live_attribute`` when given."""
+    ``removal_policy`` is DESTROY; DynamoDB's TTL on ``time_to_live_attribute`` and a stream
+    of ``stream``'s view when given."""
     return dynamodb.Table(
         scope,
         construct_id,
@@ -94,6 +96,7 @@ def table(
         encryption_key=encryption_key,
         removal_policy=removal_policy,
         time_to_live_attribute=time_to_live_attribute,
+        stream=stream,
     )
 
 
@@ -107,7 +110,8 @@ def audit_table(
     time_to_live_attribute: str | None = None,
 ) -> dynamodb.Table:
     """The audit table, and its by-type index unless ``event_type_index_shards`` is 0; its
-    records expire (DynamoDB TTL) on ``time_to_live_attribute`` when given."""
+    records expire (DynamoDB TTL) on ``time_to_live_attribute`` when given. Its stream (new and
+    old images) feeds the sealer: every write and every change or deletion of a record."""
     created = table(
         scope,
         construct_id,
@@ -118,6 +122,7 @@ def audit_table(
         encryption_key=encryption_key,
         removal_policy=removal_policy,
         time_to_live_attribute=time_to_live_attribute,
+        stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
     )
     if event_type_index_shards:
         created.add_global_secondary_index(

@@ -451,7 +451,6 @@ class PipelineMetrics:
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         subscription_dead_letter_queue: sqs.IQueue,
-        seal_queue: sqs.IQueue,
         recorder: lambda_.IFunction,
         publisher: lambda_.IFunction | None,
         sealer: lambda_.IFunction,
@@ -461,7 +460,6 @@ class PipelineMetrics:
         self._queue = queue
         self._dead_letter_queue = dead_letter_queue
         self._subscription_dead_letter_queue = subscription_dead_letter_queue
-        self._seal_queue = seal_queue
         self._recorder = recorder
         self.publisher = publisher
         """The deleteAccount function; None without ``AccountDeleted`` in the catalogue."""
@@ -487,10 +485,10 @@ class PipelineMetrics:
     def metric_sealer_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         return self._sealer.metric_errors(**with_statistic("Sum", props))
 
-    def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
-        return self._seal_queue.metric_approximate_age_of_oldest_message(
-            **with_statistic("Maximum", props)
-        )
+    def metric_sealer_iterator_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """How old (milliseconds) the newest record of the table's stream was when the sealer
+        took it (Lambda's IteratorAge for a stream event source): records not sealed yet."""
+        return self._sealer.metric("IteratorAge", **with_statistic("Maximum", props))
 
     def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         return custom_metric(contract.METRIC_TAMPERED_RECORDS, dict(props))
@@ -615,9 +613,10 @@ def create_alarms(
         ),
         _AlarmSpec(
             "SealingStalledAlarm",
-            pipeline.metric_oldest_seal_notice_age(period=one_minute),
-            seal_interval.to_seconds() * 2 + 300,
-            "Records have waited more than two seal intervals to be sealed.",
+            pipeline.metric_sealer_iterator_age(period=one_minute),
+            (seal_interval.to_seconds() * 2 + 300) * 1000,
+            "Records have waited more than two seal intervals to be sealed (the table's "
+            "stream into the sealer is behind; DynamoDB keeps a stream record 24 hours).",
         ),
         _AlarmSpec(
             "TamperedRecordsAlarm",

@@ -47,9 +47,6 @@ __all__ = [
     "REDRIVE_KEY_ACTIONS",
     "REDRIVE_QUEUE_ACTIONS",
     "SEALER_DIGEST_TABLE_ACTIONS",
-    "SEALER_RECORD_READ_ACTIONS",
-    "SEALER_SEAL_QUEUE_ACTIONS",
-    "SEAL_NOTICE_SEND_ACTIONS",
     "SECRET_LOOKUP_ACTIONS",
     "SIGN_ACTIONS",
     "TABLE_WRITE_ACTIONS_DENIED_TO_ALL",
@@ -104,10 +101,6 @@ FUNCTION_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "km
 RECORDER_KEY_ACTIONS = FUNCTION_KEY_ACTIONS
 # Only the recorder reports records: exact action (grant_send_messages would add
 # kms:ReEncrypt*/GenerateDataKey* with a customer key).
-SEAL_NOTICE_SEND_ACTIONS = ("sqs:SendMessage",)
-SEALER_SEAL_QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
-# The sealer reads each reported record back (strongly consistent) before signing it.
-SEALER_RECORD_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")
 SEALER_DIGEST_TABLE_ACTIONS = ("dynamodb:Query", *APPEND_ACTIONS)
 SIGN_ACTIONS = ("kms:Sign",)
 # What `audit verify` reads: the records, the digests and the signing key's public key.

@@ -252,16 +252,12 @@ class AuditPipeline(Construct):
             self,
             "Sealing",
             table=self._table,
-            recorder=self._recorder,
             make_function=make_function,
             interval=seal_interval,
             encryption_key=encryption_key,
             removal_policy=retain,
             anchor_bucket=anchor_bucket,
             anchor_retention=anchor_retention,
-        )
-        self._recorder.add_environment(
-            contract.ENV_SEAL_QUEUE_URL, self._chain.seal_queue.queue_url
         )
         self._deny_all_but_the_pipeline(recorder_role)
         if retention is None:
@@ -285,7 +281,7 @@ class AuditPipeline(Construct):
             self,
             monitoring.WatchedResources(
                 tables=[self._table, self._chain.digest_table],
-                queues=[self._queue, self._chain.seal_queue],
+                queues=[self._queue],
                 topic=self._topic,
                 functions=[
                     function
@@ -293,7 +289,10 @@ class AuditPipeline(Construct):
                     if function is not None
                 ],
                 writer_roles=[recorder_role, sealer_role, *self._publisher_roles()],
-                event_source_mapping_ids=[event_source.event_source_mapping_id],
+                event_source_mapping_ids=[
+                    event_source.event_source_mapping_id,
+                    self._chain.stream_source.event_source_mapping_id,
+                ],
                 keys=[
                     self._chain.signing_key,
                     *([encryption_key] if encryption_key is not None else []),
@@ -306,7 +305,6 @@ class AuditPipeline(Construct):
             queue=self._queue,
             dead_letter_queue=self._dead_letter_queue,
             subscription_dead_letter_queue=self._subscription_dead_letter_queue,
-            seal_queue=self._chain.seal_queue,
             recorder=self._recorder,
             publisher=self._publisher,
             sealer=self._chain.sealer,
@@ -345,34 +343,22 @@ class AuditPipeline(Construct):
         sealer = self._chain.sealer
         sealer_role = sealer.role
         assert sealer_role is not None  # functions.function always gives an explicit role
-        for queue, consumer in (
-            (self._queue, recorder_role),
-            (self._chain.seal_queue, sealer_role),
-        ):
-            consumers = permissions.PrincipalArns()
-            consumers.add(consumer.role_arn)
-            permissions.only_consumer_receives(queue, consumers)
+        consumers = permissions.PrincipalArns()
+        consumers.add(recorder_role.role_arn)
+        permissions.only_consumer_receives(self._queue, consumers)
         permissions.bind_to_function(
             self,
             "RecorderBoundToItsFunction",
             self._recorder,
-            actions=[*permissions.APPEND_ACTIONS, *permissions.SEAL_NOTICE_SEND_ACTIONS],
-            resources=[self._table.table_arn, self._chain.seal_queue.queue_arn],
+            actions=list(permissions.APPEND_ACTIONS),
+            resources=[self._table.table_arn],
         )
         permissions.bind_to_function(
             self,
             "SealerBoundToItsFunction",
             sealer,
-            actions=[
-                *permissions.APPEND_ACTIONS,
-                *permissions.SIGN_ACTIONS,
-                *permissions.SEALER_SEAL_QUEUE_ACTIONS,
-            ],
-            resources=[
-                self._chain.digest_table.table_arn,
-                self._chain.signing_key.key_arn,
-                self._chain.seal_queue.queue_arn,
-            ],
+            actions=[*permissions.APPEND_ACTIONS, *permissions.SIGN_ACTIONS],
+            resources=[self._chain.digest_table.table_arn, self._chain.signing_key.key_arn],
         )
 
     def _publisher_roles(self) -> list[iam.IRole]:
@@ -422,7 +408,6 @@ class AuditPipeline(Construct):
             (self._table, discovery.TABLE),
             (self._recorder, discovery.RECORDER),
             (self._subscription_dead_letter_queue, discovery.SUBSCRIPTION_DEAD_LETTER_QUEUE),
-            (self._chain.seal_queue, discovery.SEAL_QUEUE),
             (self._chain.digest_table, discovery.DIGEST_TABLE),
             (self._chain.signing_key, discovery.SIGNING_KEY),
         ):
@@ -483,11 +468,6 @@ class AuditPipeline(Construct):
         return self._chain.signing_key
 
     @property
-    def seal_queue(self) -> sqs.IQueue:
-        """The recorder's reports of what it wrote, waiting for the sealer."""
-        return self._chain.seal_queue
-
-    @property
     def subscription_dead_letter_queue(self) -> sqs.IQueue:
         """Notifications SNS could not deliver to the queue."""
         return self._subscription_dead_letter_queue
@@ -539,12 +519,14 @@ class AuditPipeline(Construct):
         """Failed sealer runs (Sum)."""
         return self._metrics.metric_sealer_errors(**props)
 
-    def metric_oldest_seal_notice_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
-        """Age in seconds of the oldest record report waiting for the sealer (Maximum)."""
-        return self._metrics.metric_oldest_seal_notice_age(**props)
+    def metric_sealer_iterator_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """Age in milliseconds of the newest stream record the sealer took (Lambda's
+        IteratorAge, Maximum): how far sealing is behind the table's writes."""
+        return self._metrics.metric_sealer_iterator_age(**props)
 
     def metric_tampered_records(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
-        """Records the sealer found altered or removed before sealing (custom metric, Sum)."""
+        """Records the sealer found altered, deleted or written without a valid hash (custom
+        metric, Sum)."""
         return self._metrics.metric_tampered_records(**props)
 
     def metric_control_changes(self, **props: Unpack[MetricOptions]) -> cloudwatch.IMetric:

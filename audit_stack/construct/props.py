@@ -213,8 +213,9 @@ class AuditPipelineProps(TypedDict, total=False):
         Prop(
             Duration.minutes(5),
             duration("Duration.minutes(5)"),
-            "how often the sealer signs new records into the digest chain (whole minutes, "
-            "1 min - 1 day)",
+            "the longest a new record waits to be signed into the digest chain: the batching "
+            "window of the table's stream into the sealer (at most 5 min, Lambda's limit) "
+            "and the heartbeat schedule's rate (whole minutes, 1 min - 1 day)",
         ),
     ]
     subject_in_clear: Annotated[

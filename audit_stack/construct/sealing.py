@@ -1,5 +1,6 @@
-"""The digest chain's resources: signing key, seal queue, digest table, sealer and its schedule,
-and the S3 bucket (Object Lock) where every signed checkpoint is anchored.
+"""The digest chain's resources: signing key, digest table, the sealer (fed by the audit table's
+DynamoDB stream, plus a heartbeat schedule), and the S3 bucket (Object Lock) where every digest's
+body and signed checkpoint are written once.
 
 ``AuditPipeline`` composes this construct; docs/INTEGRITY.md explains the design and its limits.
 """
@@ -15,6 +16,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -22,10 +24,7 @@ from audit_stack.construct import builders, compat
 from audit_stack.construct.functions import SEALER_HANDLER, FunctionFactory
 from audit_stack.construct.permissions import (
     FUNCTION_KEY_ACTIONS,
-    SEAL_NOTICE_SEND_ACTIONS,
     SEALER_DIGEST_TABLE_ACTIONS,
-    SEALER_RECORD_READ_ACTIONS,
-    SEALER_SEAL_QUEUE_ACTIONS,
     SIGN_ACTIONS,
     VERIFY_KEY_ACTIONS,
     VERIFY_TABLE_ACTIONS,
@@ -37,14 +36,23 @@ __all__ = [
     "ANCHOR_READ_ACTIONS",
     "ANCHOR_WRITE_ACTIONS",
     "HEARTBEAT",
+    "MAX_STREAM_BATCH",
     "SEALER_TIMEOUT",
     "DigestChain",
 ]
 
 SEALER_TIMEOUT = Duration.seconds(60)
 HEARTBEAT = Duration.hours(1)
-# The sealer writes new objects (with their retention) below its prefix; nothing else.
+# Records per sealer invocation from the stream: DynamoDB streams' maximum. Lambda's 6 MB
+# payload limit ends a batch sooner (about 6,000 records of 1 KB); one digest and one KMS Sign
+# cover the whole batch.
+MAX_STREAM_BATCH = 10_000
+# The event source's batching window is at most 5 minutes (Lambda's limit).
+MAX_BATCHING_WINDOW = Duration.minutes(5)
+# The sealer writes new objects (with their retention) below its prefix and reads back the
+# chain head's body; nothing else.
 ANCHOR_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectRetention")
+SEALER_BODY_READ_ACTIONS = ("s3:GetObject",)
 # What `audit verify` reads: every version of every checkpoint (an overwrite adds a version).
 ANCHOR_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 ANCHOR_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
@@ -59,7 +67,6 @@ class DigestChain(Construct):
         construct_id: str,
         *,
         table: dynamodb.Table,
-        recorder: lambda_.Function,
         make_function: FunctionFactory,
         interval: Duration,
         encryption_key: kms.IKey | None,
@@ -68,7 +75,6 @@ class DigestChain(Construct):
         anchor_retention: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
-        recorder_role = _role(recorder)
         self._table = table
         self.anchor_bucket = anchor_bucket or self._anchor_bucket(anchor_retention)
 
@@ -88,18 +94,6 @@ class DigestChain(Construct):
             ),
         )
 
-        self.seal_queue = builders.queue(
-            self,
-            "SealQueue",
-            retention_period=Duration.days(14),
-            encryption_key=encryption_key,
-            removal_policy=removal_policy,
-            no_dead_letter_queue_because="A seal notice may only leave this queue into a "
-            "digest; a stuck notice raises the SealingStalled alarm instead of moving to a DLQ.",
-            # A run keeps its notices invisible itself; this covers a run that dies early.
-            visibility_timeout=Duration.seconds(SEALER_TIMEOUT.to_seconds() + 30),
-        )
-
         self.digest_table = builders.table(
             self,
             "DigestTable",
@@ -115,13 +109,12 @@ class DigestChain(Construct):
 
         self.sealer = make_function(
             "SealerFunction",
-            description="Signs the records written since the last seal into the digest chain",
+            description="Signs the audit table's new records (its stream) into the digest chain",
             handler=SEALER_HANDLER,
             timeout=SEALER_TIMEOUT,
             environment={
                 contract.ENV_TABLE_NAME: table.table_name,
                 contract.ENV_DIGEST_TABLE_NAME: self.digest_table.table_name,
-                contract.ENV_SEAL_QUEUE_URL: self.seal_queue.queue_url,
                 contract.ENV_SIGNING_KEY_ARN: self.signing_key.key_arn,
                 contract.ENV_HEARTBEAT_SECONDS: str(int(HEARTBEAT.to_seconds())),
                 contract.ENV_SEAL_INTERVAL_SECONDS: str(int(interval.to_seconds())),
@@ -131,33 +124,22 @@ class DigestChain(Construct):
         )
         sealer_role = _role(self.sealer)
 
-        # Only the recorder reports records: a forged notice could get a forged record sealed.
-        # (The recorder's exact KMS actions are granted by the pipeline.)
-        iam.Grant.add_to_principal(
-            grantee=recorder,
-            actions=list(SEAL_NOTICE_SEND_ACTIONS),
-            resource_arns=[self.seal_queue.queue_arn],
+        # Every write of the table, in order, with its new and old images: the sealer seals
+        # each new record as written and reports every change or deletion (docs/INTEGRITY.md).
+        # Retried until it succeeds (no retry limit, no bisecting): a record is never skipped,
+        # and SealingStalled alarms on the stream's iterator age long before DynamoDB trims a
+        # record after 24 hours.
+        self.stream_source = event_sources.DynamoEventSource(
+            table,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=MAX_STREAM_BATCH,
+            max_batching_window=(
+                interval
+                if interval.to_seconds() <= MAX_BATCHING_WINDOW.to_seconds()
+                else MAX_BATCHING_WINDOW
+            ),
         )
-        self.seal_queue.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="OnlyTheRecorderSends",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=list(SEAL_NOTICE_SEND_ACTIONS),
-                resources=[self.seal_queue.queue_arn],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": recorder_role.role_arn}},
-            )
-        )
-        iam.Grant.add_to_principal(
-            grantee=self.sealer,
-            actions=list(SEALER_SEAL_QUEUE_ACTIONS),
-            resource_arns=[self.seal_queue.queue_arn],
-        )
-        iam.Grant.add_to_principal(
-            grantee=self.sealer,
-            actions=list(SEALER_RECORD_READ_ACTIONS),
-            resource_arns=[table.table_arn],
-        )
+        self.sealer.add_event_source(self.stream_source)
         iam.Grant.add_to_principal(
             grantee=self.sealer,
             actions=list(SEALER_DIGEST_TABLE_ACTIONS),
@@ -171,13 +153,14 @@ class DigestChain(Construct):
         checkpoints = self.anchor_bucket.arn_for_objects(self.checkpoint_prefix(table))
         iam.Grant.add_to_principal(
             grantee=self.sealer,
-            actions=list(ANCHOR_WRITE_ACTIONS),
+            actions=[*ANCHOR_WRITE_ACTIONS, *SEALER_BODY_READ_ACTIONS],
             resource_arns=[checkpoints],
         )
         self._acknowledge_checkpoint_prefix(
             sealer_role,
-            "New objects named by sequence number below this table's checkpoint prefix; "
-            "Object Lock makes each write-once.",
+            "New objects named by sequence number below this table's checkpoint prefix "
+            "(checkpoints and digest bodies), and reading back the chain head's body; Object "
+            "Lock makes each write-once.",
         )
         if encryption_key is not None:
             encryption_key.grant(self.sealer, *FUNCTION_KEY_ACTIONS)
@@ -198,13 +181,13 @@ class DigestChain(Construct):
         self.schedule = events.Rule(
             self,
             "Schedule",
-            description="Seals the audit records written since the last digest",
+            description="The digest chain's heartbeat: a digest when none was written for an hour",
             schedule=events.Schedule.rate(interval),
             targets=[
                 targets.LambdaFunction(
                     self.sealer,
                     event=events.RuleTargetInput.from_object({"trigger": "schedule"}),
-                    retry_attempts=0,  # the next run seals whatever this one did not
+                    retry_attempts=0,  # the next run writes the heartbeat
                 )
             ],
         )
@@ -231,7 +214,7 @@ class DigestChain(Construct):
         )
         self._acknowledge_checkpoint_prefix(
             grantee,
-            "Reads every checkpoint of this table (one object per digest, named by sequence "
+            "Reads every checkpoint and digest body of this table (objects named by sequence "
             "number) to check the chain against them.",
         )
         # `audit verify` reads the anchor bucket's name and the heartbeat from the sealer.

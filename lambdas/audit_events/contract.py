@@ -17,6 +17,7 @@ __all__ = [
     "CLOCK_MARGIN_SECONDS",
     "DETAILS_ATTRIBUTE",
     "DIGEST_BODY_ATTRIBUTE",
+    "DIGEST_BODY_OBJECT_ATTRIBUTE",
     "DIGEST_CHECKPOINT_ATTRIBUTE",
     "DIGEST_HASH_ATTRIBUTE",
     "DIGEST_PARTITION_KEY",
@@ -33,7 +34,6 @@ __all__ = [
     "ENV_PSEUDONYM_SECRET_ARN",
     "ENV_RETENTION_DAYS",
     "ENV_SEAL_INTERVAL_SECONDS",
-    "ENV_SEAL_QUEUE_URL",
     "ENV_SIGNING_KEY_ARN",
     "ENV_SOURCE",
     "ENV_SUBJECT_IN_CLEAR",
@@ -74,9 +74,10 @@ __all__ = [
     "SCHEMA_VERSIONS",
     "SCHEMA_VERSION_ATTRIBUTE",
     "SEALER_METRICS",
+    "SEAL_ALREADY_SEALED",
     "SEAL_CHAIN_HEAD",
     "SEAL_DIGESTS_WRITTEN",
-    "SEAL_NOTICES_ALREADY_SEALED",
+    "SEAL_ON_DEMAND",
     "SEAL_RECORDS_SEALED",
     "SEAL_REJECTED",
     "SERVICE_NAME",
@@ -128,11 +129,18 @@ DIGEST_SIGNATURE_ATTRIBUTE: Final = "signature"
 DIGEST_RECORD_COUNT_ATTRIBUTE: Final = "record_count"
 DIGEST_CHECKPOINT_ATTRIBUTE: Final = "checkpoint"
 """Version 2 and later: the signed RFC 9162 checkpoint's body."""
+DIGEST_BODY_OBJECT_ATTRIBUTE: Final = "body_object"
+"""Where the body is when it is not in the item: ``<bucket>/<key>`` of a write-once object in
+the anchor bucket (``integrity.body_key``); the item's ``digest_hash`` and signed checkpoint
+still pin its content. A digest item has ``body`` or ``body_object``, never both."""
 
 # --- The sealer's run report (its response; `audit seal` and the bench read it) -----------
 SEAL_DIGESTS_WRITTEN: Final = "digests_written"
 SEAL_RECORDS_SEALED: Final = "records_sealed"
-SEAL_NOTICES_ALREADY_SEALED: Final = "notices_already_sealed"
+SEAL_ON_DEMAND: Final = "audit seal"
+"""The ``trigger`` of an on-demand sealer run: a digest now, even an empty one."""
+SEAL_ALREADY_SEALED: Final = "already_sealed"
+"""Records of the batch that an earlier digest holds (the event source retried the batch)."""
 SEAL_REJECTED: Final = "rejected"
 SEAL_CHAIN_HEAD: Final = "chain_head"
 
@@ -140,7 +148,6 @@ SEAL_CHAIN_HEAD: Final = "chain_head"
 ENV_TABLE_NAME: Final = "TABLE_NAME"
 ENV_TOPIC_ARN: Final = "TOPIC_ARN"
 """The publisher's topic; the recorder's one accepted ``TopicArn``."""
-ENV_SEAL_QUEUE_URL: Final = "SEAL_QUEUE_URL"
 ENV_EVENT_TYPE_INDEX_SHARDS: Final = "EVENT_TYPE_INDEX_SHARDS"
 ENV_PSEUDONYM_SECRET_ARN: Final = "PSEUDONYM_SECRET_ARN"
 ENV_SUBJECT_IN_CLEAR: Final = "SUBJECT_IN_CLEAR"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
@@ -35,6 +35,7 @@ from . import merkle
 from .contract import (
     ANCHOR_PREFIX,
     DIGEST_BODY_ATTRIBUTE,
+    DIGEST_BODY_OBJECT_ATTRIBUTE,
     DIGEST_CHECKPOINT_ATTRIBUTE,
     DIGEST_HASH_ATTRIBUTE,
     DIGEST_PARTITION_KEY,
@@ -58,7 +59,6 @@ __all__ = [
     "DIGEST_VERSION",
     "EXPIRY_DIGEST_VERSION",
     "MAX_DIGEST_BODY_BYTES",
-    "NOTICE_VERSION",
     "RECORDED_AT_ATTRIBUTE",
     "RECORD_HASH_ATTRIBUTE",
     "SIGNING_ALGORITHM",
@@ -68,17 +68,17 @@ __all__ = [
     "RecordRef",
     "SignedCheckpoint",
     "anchor_key",
+    "body_key",
     "canonical_number",
     "canonical_record",
     "decode_signature",
+    "digest_body_location",
     "digest_hash",
     "digest_item",
     "encode_signature",
     "expires_at_of",
-    "notice_body",
     "parse_checkpoint",
     "parse_digest",
-    "parse_notice",
     "parse_signed_checkpoint",
     "record_hash",
     "record_leaf",
@@ -96,7 +96,6 @@ DIGEST_VERSIONS = (1, 2, 3)
 EXPIRY_DIGEST_VERSION = 3
 """The first version whose records carry their ``expires_at``."""
 CHECKPOINT_VERSION = 1
-NOTICE_VERSION = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_CHAIN = "audit-log"
 """The digest table's partition key value: one chain per digest table."""
@@ -106,6 +105,9 @@ _DYNAMODB_DIGITS = 38
 
 # A digest item stays well below DynamoDB's 400 KB item limit.
 MAX_DIGEST_BODY_BYTES = 300_000
+# A body stored as an S3 object (``body_key``) is bounded only to keep one run's memory small:
+# the stream delivers at most 6 MB of records per invocation, far less than this.
+MAX_DIGEST_OBJECT_BYTES = 64_000_000
 
 
 class IntegrityFormatError(ValueError):
@@ -205,12 +207,13 @@ def _canonical_json(document: Any) -> bytes:
     ).encode("utf-8")
 
 
-# -- seal notices (recorder -> sealer) -------------------------------------------------------
+# -- records as a digest lists them ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class RecordRef:
-    """A recorded item's key and hash, as the recorder reports it and a digest lists it."""
+    """A recorded item's key and hash, as the table's stream delivers it and a digest lists
+    it."""
 
     subject: str
     event_key: str
@@ -218,39 +221,11 @@ class RecordRef:
     recorded_at: str = ""
     expires_at: int | None = None
     """The record's DynamoDB TTL (epoch seconds) as the sealer read it from the stored item
-    (covered by its hash); None when it has none. Seal notices do not carry it."""
+    (covered by its hash); None when it has none."""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.subject, self.event_key)
-
-
-def notice_body(records: Iterable[RecordRef]) -> str:
-    """The seal queue message that reports records the recorder has written."""
-    return _canonical_json(
-        {
-            "version": NOTICE_VERSION,
-            "records": [
-                [ref.subject, ref.event_key, ref.record_hash, ref.recorded_at] for ref in records
-            ],
-        }
-    ).decode("utf-8")
-
-
-def parse_notice(body: str) -> list[RecordRef]:
-    """The records a seal notice reports; :class:`IntegrityFormatError` if it is not one."""
-    try:
-        document = json.loads(body)
-        if document.get("version") != NOTICE_VERSION:
-            raise IntegrityFormatError("unknown notice version")
-        # [subject, event_key, record_hash, recorded_at]: no expiry, the sealer reads its own.
-        entries = [entry for entry in document["records"] if len(entry) == 4]
-        return [
-            RecordRef(str(subject), str(key), str(hash_), str(recorded_at))
-            for subject, key, hash_, recorded_at in entries
-        ]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise IntegrityFormatError(f"not a seal notice: {error}") from None
 
 
 # -- digests ---------------------------------------------------------------------------------
@@ -506,22 +481,51 @@ def expires_at_of(item: Mapping[str, Any]) -> int | None:
     return int(text)
 
 
-def digest_item(digest: Digest, signature: bytes) -> dict[str, Any]:
+def digest_item(
+    digest: Digest, signature: bytes, *, body_object: str | None = None
+) -> dict[str, Any]:
     """The digest table item (low-level form) that stores a signed digest; ``signature`` is
-    over :func:`signed_message`."""
+    over :func:`signed_message`. With ``body_object`` (``<bucket>/<key>``, where the sealer
+    wrote :meth:`Digest.body` first), the item points to the body instead of holding it: one
+    write unit per digest, however many records it seals."""
     body = digest.body()
     item = {
         DIGEST_PARTITION_KEY: {"S": DIGEST_CHAIN},
         DIGEST_SORT_KEY: {"N": str(digest.sequence)},
         DIGEST_SEALED_AT_ATTRIBUTE: {"S": digest.sealed_at},
-        DIGEST_BODY_ATTRIBUTE: {"S": body},
         DIGEST_HASH_ATTRIBUTE: {"S": digest_hash(body)},
         DIGEST_SIGNATURE_ATTRIBUTE: {"S": encode_signature(signature)},
         DIGEST_RECORD_COUNT_ATTRIBUTE: {"N": str(len(digest.records))},
     }
+    if body_object is None:
+        item[DIGEST_BODY_ATTRIBUTE] = {"S": body}
+    else:
+        item[DIGEST_BODY_OBJECT_ATTRIBUTE] = {"S": body_object}
     if digest.version >= 2:
         item[DIGEST_CHECKPOINT_ATTRIBUTE] = {"S": digest.checkpoint().body()}
     return item
+
+
+def body_key(table: str, sequence: int, body_hash: str) -> str:
+    """The anchor bucket's object key of a digest's body: beside the table's checkpoints, named
+    by the body's hash too, so that a run that loses the race for ``sequence`` leaves its own
+    (unreferenced) object rather than overwriting the winner's."""
+    return f"{ANCHOR_PREFIX}{table}/{BODIES_FOLDER}{sequence:020d}-{body_hash}.json"
+
+
+BODIES_FOLDER = "bodies/"
+"""Below a table's checkpoint prefix: the digest bodies (``body_key``), not checkpoints."""
+
+
+def digest_body_location(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(bucket, key) of the body a digest item points to; None if it holds its body (or is
+    malformed: ``audit verify`` reports a digest with neither)."""
+    stored = item.get(DIGEST_BODY_OBJECT_ATTRIBUTE)
+    text = stored.get("S") if isinstance(stored, Mapping) else None
+    if not isinstance(text, str) or "/" not in text:
+        return None
+    bucket, key = text.split("/", 1)
+    return bucket, key
 
 
 def signed_checkpoint_of(item: Mapping[str, Any]) -> SignedCheckpoint | None:

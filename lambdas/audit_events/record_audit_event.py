@@ -1,7 +1,7 @@
 """The recordDeletedAccountInfo Lambda: writes audit events from the queue to the table, once each.
 
 Reads TABLE_NAME, TOPIC_ARN (the one topic whose SNS-signed notifications it accepts),
-SEAL_QUEUE_URL, EVENT_TYPE_INDEX_SHARDS (0: no by-type index), RETENTION_DAYS (when set, each
+EVENT_TYPE_INDEX_SHARDS (0: no by-type index), RETENTION_DAYS (when set, each
 item gets ``expires_at`` = ``recorded_at`` + that many days, DynamoDB's TTL attribute),
 PSEUDONYM_SECRET_ARN (when set, events that name their subject by e-mail address, such as
 version 1 messages still in the queues, are recorded under the address's pseudonym),
@@ -11,10 +11,8 @@ A message is recorded only if SNS signed it for TOPIC_ARN (``sns_signature.py``)
 (a direct invoke with a hand-made event, a forged envelope sent to the queue) is poison and
 counted as UnverifiedMessages.
 
-After a batch, the recorder reports every item it wrote (or found already written) to the seal
-queue, which only its role may send to; the sealer signs those items into the digest chain
-(``integrity.py``). A record whose report cannot be sent is returned as a batch item failure,
-so SQS redelivers it and the report is sent again: nothing written goes unreported.
+Every item it writes reaches the sealer through the table's DynamoDB stream, which signs it
+into the digest chain (``integrity.py``): the recorder sends nothing else.
 
 Reads EVENT_CATALOGUE too: an event whose type is not in the pipeline's catalogue, or whose
 details break its type's schema, is poison (the queue's redrive policy moves it to the DLQ).
@@ -25,7 +23,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -44,7 +42,6 @@ from .contract import (
     ENV_EVENT_TYPE_INDEX_SHARDS,
     ENV_PSEUDONYM_SECRET_ARN,
     ENV_RETENTION_DAYS,
-    ENV_SEAL_QUEUE_URL,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
     METRIC_DUPLICATES_SKIPPED,
@@ -52,14 +49,12 @@ from .contract import (
     METRIC_POISON_MESSAGES,
     METRIC_UNVERIFIED_MESSAGES,
     PARTITION_KEY,
-    RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
     SORT_KEY,
     SUBJECT_TYPE_EMAIL,
     SUBJECT_TYPE_IDENTIFIER,
 )
 from .event import PoisonMessageError, format_timestamp, parse_sns_envelope, pseudonymize
-from .integrity import RecordRef, notice_body
 from .items import expires_at, idempotency_marker_key, to_idempotency_marker, to_item
 from .sns_signature import UnverifiedMessageError, verify_notification
 
@@ -70,9 +65,6 @@ MIN_SECONDS_PER_RECORD = 0.5
 # few enough that the threads and their connections stay cheap in a small function.
 MAX_CONCURRENT_WRITES = 8
 
-# Records per seal notice: a notice stays far below SQS's 256 KiB message limit.
-_RECORDS_PER_NOTICE = 200
-
 logger = Logger()
 metrics = Metrics()
 
@@ -81,7 +73,6 @@ metrics = Metrics()
 class _Settings:
     table_name: str
     topic_arn: str
-    seal_queue_url: str
     event_type_shards: int
     secret_arn: str | None
     catalogue: EventCatalogue | None
@@ -115,8 +106,6 @@ class _BatchCounts:
     duplicates: int = 0
     poison: int = 0
     unverified: int = 0
-    written: list[tuple[str, RecordRef]] = field(default_factory=list)
-    """(SQS message id, item) for every item this batch wrote or found already written."""
 
 
 def utc_now() -> datetime:
@@ -131,15 +120,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     """Record each SQS record's event; failed records are returned as batchItemFailures.
 
     The response is built here from each message's result, in delivery order (the writes of a
-    batch run together first, see ``_write_batch``): a message fails if it is poison, its write
-    failed, or its seal notice could not be sent. Even a batch of only failures is answered with
+    batch run together first, see ``_write_batch``): a message fails if it is poison or its
+    write failed. Even a batch of only failures is answered with
     its failed items, never with an error that hides which messages failed.
     """
     catalogue_text = os.environ.get(ENV_EVENT_CATALOGUE)
     settings = _Settings(
         table_name=os.environ[ENV_TABLE_NAME],
         topic_arn=os.environ[ENV_TOPIC_ARN],
-        seal_queue_url=os.environ[ENV_SEAL_QUEUE_URL],
         event_type_shards=int(os.environ.get(ENV_EVENT_TYPE_INDEX_SHARDS, "0")),
         secret_arn=os.environ.get(ENV_PSEUDONYM_SECRET_ARN) or None,
         catalogue=_catalogue(catalogue_text) if catalogue_text else None,
@@ -153,8 +141,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         for record, result in zip(records, results, strict=True)
         if not _account(record, result, counts)
     ]
-    unreported = _report_for_sealing(settings.seal_queue_url, counts.written, context)
-    failed.extend(message_id for message_id in unreported if message_id not in set(failed))
     # Emitted even when zero, so dashboards and alarms see "none" rather than "no data".
     metrics.add_metric(name=METRIC_EVENTS_RECORDED, unit=MetricUnit.Count, value=counts.recorded)
     metrics.add_metric(
@@ -187,26 +173,6 @@ def _remaining_seconds(context: LambdaContext) -> float:
     return context.get_remaining_time_in_millis() / 1000
 
 
-def _report_for_sealing(
-    queue_url: str, written: list[tuple[str, RecordRef]], context: LambdaContext
-) -> list[str]:
-    """Send the batch's items to the seal queue; the SQS message ids whose report failed."""
-    unreported: list[str] = []
-    for start in range(0, len(written), _RECORDS_PER_NOTICE):
-        chunk = written[start : start + _RECORDS_PER_NOTICE]
-        try:
-            client("sqs", _remaining_seconds(context)).send_message(
-                QueueUrl=queue_url, MessageBody=notice_body(ref for _, ref in chunk)
-            )
-        except (ClientError, BotoCoreError, OutOfTimeError) as error:
-            logger.warning(
-                "Seal notice not sent; SQS will redeliver its messages",
-                extra={"records": len(chunk), "error_code": type(error).__name__},
-            )
-            unreported.extend(message_id for message_id, _ in chunk)
-    return unreported
-
-
 @dataclass(frozen=True)
 class _Write:
     """One message's prepared write: its items (an idempotent event's marker first)."""
@@ -231,7 +197,6 @@ class _Outcome:
     """What one message's write did: recorded, or found already recorded (a duplicate)."""
 
     duplicate: bool
-    written: list[RecordRef]
 
 
 # A message's result: its outcome, or the error that makes it a batch item failure.
@@ -304,9 +269,6 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
     dynamodb = client("dynamodb", _remaining_seconds(context))
     # Redeliveries are normal for SQS; the first write of an event is the record.
     only_once = f"attribute_not_exists({PARTITION_KEY})"
-    # On a duplicate, the stored items come back, so their seal notices can be sent again (the
-    # first delivery may have written them and died before its notice was sent).
-    stored = "ALL_OLD"
     try:
         if write.idempotent:
             # One transaction: the event and its marker, or neither. A retry of the caller has
@@ -317,7 +279,6 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
                         "TableName": table_name,
                         "Item": written_item,
                         "ConditionExpression": only_once,
-                        "ReturnValuesOnConditionCheckFailure": stored,
                     }
                 }
                 for written_item in write.items
@@ -339,20 +300,11 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
                 TableName=table_name,
                 Item=write.items[0],
                 ConditionExpression=only_once,
-                ReturnValuesOnConditionCheckFailure=stored,
             )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code == "ConditionalCheckFailedException" or _condition_cancelled(error):
-            old_items = [error.response.get("Item")] + [
-                reason.get("Item") for reason in error.response.get("CancellationReasons", [])
-            ]
-            return _Outcome(
-                duplicate=True,
-                written=[
-                    _record_ref(old) for old in old_items if old and RECORD_HASH_ATTRIBUTE in old
-                ],
-            )
+            return _Outcome(duplicate=True)
         logger.warning(
             "Write failed; SQS will redeliver", extra={**write.log_keys, "error_code": code}
         )
@@ -363,7 +315,7 @@ def _write(write: _Write, *, table_name: str, context: LambdaContext) -> _Outcom
             extra={**write.log_keys, "error_code": type(error).__name__},
         )
         raise
-    return _Outcome(duplicate=False, written=[_record_ref(new) for new in write.items])
+    return _Outcome(duplicate=False)
 
 
 def _write_in_order(
@@ -447,17 +399,7 @@ def _account(record: SQSRecord, result: _Result, counts: _BatchCounts) -> bool:
         counts.duplicates += 1
     else:
         counts.recorded += 1
-    counts.written.extend((record.message_id, ref) for ref in result.written)
     return True
-
-
-def _record_ref(item: dict[str, Any]) -> RecordRef:
-    return RecordRef(
-        subject=item[PARTITION_KEY]["S"],
-        event_key=item[SORT_KEY]["S"],
-        record_hash=item[RECORD_HASH_ATTRIBUTE]["S"],
-        recorded_at=item.get(RECORDED_AT_ATTRIBUTE, {}).get("S", ""),
-    )
 
 
 def _condition_cancelled(error: ClientError) -> bool:

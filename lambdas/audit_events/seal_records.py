@@ -1,23 +1,28 @@
-"""The sealer Lambda: signs the records the recorder reported into the digest chain.
+"""The sealer Lambda: signs the records the audit table's stream delivers into the digest chain.
 
-Reads TABLE_NAME, DIGEST_TABLE_NAME, SEAL_QUEUE_URL, SIGNING_KEY_ARN, HEARTBEAT_SECONDS,
-ANCHOR_BUCKET_NAME, ANCHOR_RETENTION_DAYS and the Powertools variables. Runs on a schedule and on
-demand (``audit seal``).
+Reads TABLE_NAME, DIGEST_TABLE_NAME, SIGNING_KEY_ARN, HEARTBEAT_SECONDS, ANCHOR_BUCKET_NAME,
+ANCHOR_RETENTION_DAYS and the Powertools variables. Three triggers:
 
-One run: read the chain's head; take the recorder's notices from the seal queue; read each
-reported item back (strongly consistent) and check it still hashes to what the recorder reported;
-drop records an earlier digest already sealed (a notice can be sent twice); write digest n+1 with
-a conditional put, so two runs can never both write n+1 (the loser re-reads the head and tries
-again); anchor its signed checkpoint in the S3 bucket under Object Lock (COMPLIANCE, an explicit
-retain-until date on every object: a bucket's default retention is not relied on); only then
-delete the notices. A run that dies before deleting leaves its notices to come
-back, and the next run finds their records already sealed. Each record is therefore sealed once.
+- **The table's DynamoDB stream** (an event source mapping, NEW_AND_OLD_IMAGES, with a batching
+  window): every write of the table, in order, with the item as written. Each new item is checked
+  (its ``record_hash`` attribute must be its content's hash) and sealed; a change or deletion of
+  an item by anyone but DynamoDB's TTL, and a new item whose hash does not match, are tampering:
+  listed in the digest's ``rejected`` and counted in TamperedRecords (an alarm). A redaction's
+  stub (``audit redact``) is not: ``audit verify`` matches it with its sealed entry.
+- **The schedule**: a heartbeat, an empty digest when none was written for the heartbeat period.
+- **On demand** (``audit seal``): a digest now, so that the newest checkpoint is current.
+
+One seal: read the chain's head; drop records an earlier digest already sealed (the event source
+retries a batch whose invocation failed); write the digest's body to the anchor bucket (a
+write-once object under Object Lock COMPLIANCE) and digest n+1 that points to it with a
+conditional put, so two runs can never both write n+1 (the loser re-reads the head and tries
+again); anchor its signed checkpoint beside it. Only then does the invocation succeed and the
+event source move on: each record is sealed once, and none is skipped.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +45,6 @@ from .contract import (
     ENV_ANCHOR_RETENTION_DAYS,
     ENV_DIGEST_TABLE_NAME,
     ENV_HEARTBEAT_SECONDS,
-    ENV_SEAL_QUEUE_URL,
     ENV_SIGNING_KEY_ARN,
     ENV_TABLE_NAME,
     METRIC_DIGESTS_WRITTEN,
@@ -49,9 +53,10 @@ from .contract import (
     PARTITION_KEY,
     RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
+    SEAL_ALREADY_SEALED,
     SEAL_CHAIN_HEAD,
     SEAL_DIGESTS_WRITTEN,
-    SEAL_NOTICES_ALREADY_SEALED,
+    SEAL_ON_DEMAND,
     SEAL_RECORDS_SEALED,
     SEAL_REJECTED,
     SORT_KEY,
@@ -60,15 +65,17 @@ from .event import format_timestamp
 from .integrity import (
     DIGEST_CHAIN,
     MAX_DIGEST_BODY_BYTES,
+    MAX_DIGEST_OBJECT_BYTES,
     SIGNING_ALGORITHM,
     Digest,
-    IntegrityFormatError,
     RecordRef,
     anchor_key,
+    body_key,
+    digest_body_location,
+    digest_hash,
     digest_item,
     expires_at_of,
     parse_digest,
-    parse_notice,
     record_hash,
     record_leaf,
     record_time,
@@ -77,13 +84,11 @@ from .integrity import (
 )
 from .redaction import is_stub
 
-# Time kept back at the end of a run for signing, the conditional write and the deletes.
-_RESERVE_SECONDS = 10.0
 # Clocks of the recorder and the sealer may differ this much at most (both are Lambda's).
 _CLOCK_MARGIN = timedelta(seconds=CLOCK_MARGIN_SECONDS)
 _COMMIT_ATTEMPTS = 5
-_RECEIVE_BATCH = 10
-_GET_BATCH = 100
+# What DynamoDB puts in a stream record's userIdentity for a deletion by Time to Live.
+_TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 DEFAULT_ANCHOR_RETENTION = timedelta(days=365)
 
 logger = Logger()
@@ -104,40 +109,20 @@ class SealReport:
         return {
             SEAL_DIGESTS_WRITTEN: self.digests,
             SEAL_RECORDS_SEALED: self.sealed,
-            SEAL_NOTICES_ALREADY_SEALED: self.duplicates,
+            SEAL_ALREADY_SEALED: self.duplicates,
             SEAL_REJECTED: self.rejected,
             SEAL_CHAIN_HEAD: self.head,
         }
 
 
-@dataclass(frozen=True)
-class _Notice:
-    receipt_handle: str
-    records: tuple[RecordRef, ...]
-
-
-@dataclass(frozen=True)
-class _Stored:
-    """A reported record as read back: (its record_hash attribute, its content's hash), and
-    the ``recorded_at`` and ``expires_at`` it was written with."""
-
-    hashes: tuple[str, str]
-    recorded_at: str
-    expires_at: int | None = None
-    redacted: bool = False
-    """A redaction's stub (``audit redact``): its content is gone by design; only a record
-    sealed already may have one, which ``audit verify`` matches with its sealed entry."""
-
-
 class Sealer:
-    """One run of the sealer against one table, digest table, seal queue and signing key."""
+    """Seals into one digest chain: one table, digest table, signing key and anchor bucket."""
 
     def __init__(
         self,
         *,
         table: str,
         digest_table: str,
-        seal_queue_url: str,
         signing_key: str,
         heartbeat: timedelta,
         seconds_left: Callable[[], float],
@@ -148,13 +133,13 @@ class Sealer:
     ) -> None:
         """``aws_client(service, seconds_left)``: a client whose retries end in time (tests
         pass clients of their own, to fail or delay one call). ``anchor_bucket``: where each
-        signed checkpoint is also written, locked for ``anchor_retention`` (None: nowhere)."""
+        digest's body and signed checkpoint are written, locked for ``anchor_retention`` (None:
+        the body stays in the digest item and nothing is anchored)."""
         self._anchor_bucket = anchor_bucket
         self._anchor_retention = anchor_retention
         self._aws_client = aws_client
         self._table = table
         self._digest_table = digest_table
-        self._queue_url = seal_queue_url
         self._signing_key = signing_key
         self._heartbeat = heartbeat
         self._seconds_left = seconds_left
@@ -164,63 +149,36 @@ class Sealer:
         self._head_signature = ""
         self._trees: dict[int, merkle.Frontier] = {}
 
-    def run(self) -> SealReport:
+    def run(self, *, now_please: bool = False) -> SealReport:
+        """A scheduled (heartbeat) or on-demand run: no records, only a digest when one is due.
+
+        An empty digest shows the sealer was alive: a chain whose newest digest is much older
+        than the heartbeat has stopped or lost its tail (``audit verify``, DigestsStopped).
+        """
         report = SealReport()
         head = self._head()
-        while self._seconds_left() > _RESERVE_SECONDS:
-            notices = self._receive()
-            if not notices:
-                break
-            head = self._seal(notices, head, report)
-        if not report.digests and self._heartbeat_due(head):
-            # An empty digest shows the sealer was alive and saw nothing: a chain whose newest
-            # digest is much older than the heartbeat has stopped or lost its tail.
+        if now_please or self._heartbeat_due(head):
             head = self._commit([], [], head, report)
         report.head = head.sequence if head else 0
         return report
 
-    # -- one batch of notices ----------------------------------------------------------------
-
-    def _seal(
-        self, notices: list[_Notice], head: Digest | None, report: SealReport
-    ) -> Digest | None:
-        reported: dict[tuple[str, str], RecordRef] = {}
-        for notice in notices:
-            for ref in notice.records:
-                reported.setdefault(ref.key, ref)
-        stored = self._stored_hashes(list(reported))
-        candidates: list[RecordRef] = []
+    def seal_stream(self, records: list[dict[str, Any]]) -> SealReport:
+        """Seal one batch of the table's stream (DynamoDB's stream record shape)."""
+        report = SealReport()
+        candidates: dict[tuple[str, str], RecordRef] = {}
         rejected: list[dict[str, str]] = []
-        for key, ref in reported.items():
-            found = stored.get(key)
-            if found is None:
-                rejected.append(_finding(ref, "missing when sealed"))
-            elif found.hashes != (ref.record_hash, ref.record_hash):
-                rejected.append(_finding(ref, "altered before it was sealed"))
-            else:
-                # The stored item's times, covered by the hash just checked, not the notice's:
-                # the digest signs the expiry, so verify can tell expired from removed.
-                candidates.append(
-                    RecordRef(
-                        ref.subject,
-                        ref.event_key,
-                        ref.record_hash,
-                        found.recorded_at,
-                        found.expires_at,
-                    )
-                )
-        fresh = self._not_yet_sealed(candidates, head, report)
-        # A notice that comes again after its record was redacted finds it sealed (above); a
-        # stub of a record never sealed was not made by `audit redact`, which refuses those.
-        stubs = {key for key, found in stored.items() if found.redacted}
-        rejected.extend(
-            _finding(ref, "redacted before it was sealed") for ref in fresh if ref.key in stubs
-        )
-        fresh = [ref for ref in fresh if ref.key not in stubs]
+        for record in records:
+            sealable, finding = _examine(record)
+            if finding is not None:
+                rejected.append(finding)
+            if sealable is not None:
+                candidates.setdefault(sealable.key, sealable)
+        head = self._head()
+        fresh = self._not_yet_sealed(list(candidates.values()), head, report)
         if fresh or rejected:
             head = self._commit(fresh, rejected, head, report)
-        self._delete(notices)
-        return head
+        report.head = head.sequence if head else 0
+        return report
 
     def _commit(
         self,
@@ -230,12 +188,13 @@ class Sealer:
         report: SealReport,
     ) -> Digest | None:
         """Write the next digest(s) and return the new head; a lost race re-reads the head."""
-        for chunk in list(_chunks(records)) or [[]]:
+        limit = MAX_DIGEST_BODY_BYTES if self._anchor_bucket is None else MAX_DIGEST_OBJECT_BYTES
+        for chunk in list(_chunks(records, limit)) or [[]]:
             for attempt in range(_COMMIT_ATTEMPTS):
                 if attempt:
                     head = self._head()  # another run wrote this sequence number first
                     chunk = self._not_yet_sealed(chunk, head, report)
-                    if not chunk and not rejected:
+                    if not chunk and not rejected and report.digests:
                         break
                 tree = self._tree_after(head)
                 for ref in sorted(chunk, key=lambda ref: ref.key):  # Digest.sealed_order
@@ -260,19 +219,27 @@ class Sealer:
                     rejected = []  # listed once, in the first digest written
                     break
             else:
-                raise RuntimeError("the digest chain kept moving; notices stay for the next run")
+                # The invocation fails: the event source retries the batch, none is skipped.
+                raise RuntimeError("the digest chain kept moving; the batch is retried")
         return head
 
     def _put(self, digest: Digest) -> bool:
-        """Sign and conditionally write ``digest``, then anchor its checkpoint; False if its
-        sequence number is taken."""
+        """Sign and conditionally write ``digest`` (its body first, when it goes to the anchor
+        bucket), then anchor its checkpoint; False if its sequence number is taken."""
         signature: bytes = self._client("kms").sign(
             KeyId=self._signing_key,
             Message=signed_message(digest),
             MessageType="RAW",
             SigningAlgorithm=SIGNING_ALGORITHM,
         )["Signature"]
-        item = digest_item(digest, signature)
+        body_object = None
+        if self._anchor_bucket is not None:
+            body = digest.body()
+            key = body_key(self._table, digest.sequence, digest_hash(body))
+            # Written before the item that points to it: no digest ever points to nothing.
+            self._write_locked(key, body.encode("utf-8"))
+            body_object = f"{self._anchor_bucket}/{key}"
+        item = digest_item(digest, signature, body_object=body_object)
         try:
             self._client("dynamodb").put_item(
                 TableName=self._digest_table,
@@ -302,10 +269,14 @@ class Sealer:
         if self._anchor_bucket is None or signed is None:
             return
         checkpoint = signed.checkpoint
+        self._write_locked(anchor_key(checkpoint.table, checkpoint.sequence), signed.document())
+
+    def _write_locked(self, key: str, body: bytes) -> None:
+        """A new object in the anchor bucket, locked in COMPLIANCE mode until its retention ends."""
         self._client("s3").put_object(
             Bucket=self._anchor_bucket,
-            Key=anchor_key(checkpoint.table, checkpoint.sequence),
-            Body=signed.document(),
+            Key=key,
+            Body=body,
             ContentType="application/json",
             ChecksumAlgorithm="SHA256",
             # Explicit on every object: a bucket's default retention may be absent or shorter.
@@ -342,7 +313,7 @@ class Sealer:
         while True:
             page = self._client("dynamodb").query(**request)
             for item in page["Items"]:
-                for ref in parse_digest(item[DIGEST_BODY_ATTRIBUTE]["S"]).sealed_order():
+                for ref in parse_digest(self._body(item)).sealed_order():
                     tree.append(record_leaf(ref.record_hash))
             if "LastEvaluatedKey" not in page:
                 return tree
@@ -351,7 +322,7 @@ class Sealer:
     def _not_yet_sealed(
         self, refs: list[RecordRef], head: Digest | None, report: SealReport
     ) -> list[RecordRef]:
-        """Drop records that a digest already covers (their notice came a second time)."""
+        """Drop records that a digest already covers (a batch delivered a second time)."""
         if head is None or not refs:
             return refs
         head_time = record_time(head.sealed_at)
@@ -373,6 +344,16 @@ class Sealer:
         # Timeouts and retries that end before the invocation does.
         return self._aws_client(service, self._seconds_left())
 
+    def _body(self, item: dict[str, Any]) -> str:
+        """A digest item's body: its own attribute, or the object it points to. (The body's
+        hash is checked where it matters: ``audit verify``; the sealer wrote both.)"""
+        location = digest_body_location(item)
+        if location is None:
+            return str(item.get(DIGEST_BODY_ATTRIBUTE, {}).get("S", ""))
+        bucket, key = location
+        body = self._client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return bytes(body).decode("utf-8")
+
     def _head(self) -> Digest | None:
         items = self._client("dynamodb").query(
             TableName=self._digest_table,
@@ -386,7 +367,7 @@ class Sealer:
         if not items:
             return None
         self._head_signature = items[0][DIGEST_SIGNATURE_ATTRIBUTE]["S"]
-        return parse_digest(items[0][DIGEST_BODY_ATTRIBUTE]["S"])
+        return parse_digest(self._body(items[0]))
 
     def _keys_sealed_since(self, since: datetime, head: Digest) -> set[tuple[str, str]]:
         keys: set[tuple[str, str]] = set()
@@ -408,7 +389,7 @@ class Sealer:
                 if sequence not in self._sealed_keys:
                     # The signed body's time: the stored sealed_at attribute is not signed, and
                     # an edited one would end the search early (and seal a record twice).
-                    digest = parse_digest(item[DIGEST_BODY_ATTRIBUTE]["S"])
+                    digest = parse_digest(self._body(item))
                     self._sealed_keys[sequence] = (
                         record_time(digest.sealed_at),
                         frozenset(ref.key for ref in digest.records),
@@ -421,106 +402,63 @@ class Sealer:
                 return keys
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _receive(self) -> list[_Notice]:
-        notices: list[_Notice] = []
-        size = 0
-        # Invisible to other runs until this one has finished (or died).
-        visibility = int(self._seconds_left()) + 30
-        while size < MAX_DIGEST_BODY_BYTES and self._seconds_left() > _RESERVE_SECONDS:
-            messages = (
-                self._client("sqs")
-                .receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=_RECEIVE_BATCH,
-                    VisibilityTimeout=visibility,
-                    WaitTimeSeconds=1,
-                )
-                .get("Messages", [])
-            )
-            for message in messages:
-                try:
-                    records = tuple(parse_notice(message["Body"]))
-                except IntegrityFormatError as error:
-                    # Only the recorder may send here; leave it for the queue-age alarm.
-                    logger.error(
-                        "Malformed seal notice left in the queue", extra={"reason": str(error)}
-                    )
-                    continue
-                notices.append(_Notice(message["ReceiptHandle"], records))
-                size += sum(len(ref.subject) + len(ref.event_key) + 80 for ref in records)
-            if len(messages) < _RECEIVE_BATCH:
-                break
-        return notices
-
-    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Stored]:
-        """For each key found: its record_hash attribute, its content's hash and its time."""
-        found: dict[tuple[str, str], _Stored] = {}
-        for start in range(0, len(keys), _GET_BATCH):
-            request = {
-                self._table: {
-                    "Keys": [
-                        {PARTITION_KEY: {"S": subject}, SORT_KEY: {"S": event_key}}
-                        for subject, event_key in keys[start : start + _GET_BATCH]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in range(8):
-                page = self._client("dynamodb").batch_get_item(RequestItems=request)
-                for item in page["Responses"].get(self._table, []):
-                    key = (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
-                    stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S", "")
-                    redacted = is_stub(item)
-                    found[key] = _Stored(
-                        # A stub's content no longer hashes to its (kept) sealed hash.
-                        (stated, stated if redacted else record_hash(item)),
-                        item.get(RECORDED_AT_ATTRIBUTE, {}).get("S", ""),
-                        expires_at_of(item),
-                        redacted,
-                    )
-                request = page.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise RuntimeError("DynamoDB kept items unprocessed; notices stay for the next run")
-        return found
-
-    def _delete(self, notices: list[_Notice]) -> None:
-        for start in range(0, len(notices), _RECEIVE_BATCH):
-            entries = [
-                {"Id": str(index), "ReceiptHandle": notice.receipt_handle}
-                for index, notice in enumerate(notices[start : start + _RECEIVE_BATCH])
-            ]
-            failed = (
-                self._client("sqs")
-                .delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
-                .get("Failed", [])
-            )
-            if failed:
-                # Harmless: the notices come back and their records are found already sealed.
-                logger.warning("Seal notices not deleted", extra={"failed": len(failed)})
-
     def _heartbeat_due(self, head: Digest | None) -> bool:
         return head is None or record_time(head.sealed_at) + self._heartbeat <= self._now()
 
 
-def _finding(ref: RecordRef, finding: str) -> dict[str, str]:
-    return {
-        "subject": ref.subject,
-        "event_key": ref.event_key,
-        "record_hash": ref.record_hash,
-        "finding": finding,
-    }
+def _examine(record: dict[str, Any]) -> tuple[RecordRef | None, dict[str, str] | None]:
+    """One stream record: (what to seal, or None; a tampering finding, or None)."""
+    change = record.get("dynamodb") or {}
+    name = record.get("eventName")
+    keys = change.get("Keys") or {}
+    new = change.get("NewImage") or {}
+    old = change.get("OldImage") or {}
+    subject = str(keys.get(PARTITION_KEY, {}).get("S", ""))
+    event_key = str(keys.get(SORT_KEY, {}).get("S", ""))
+
+    def finding(image: dict[str, Any], what: str) -> dict[str, str]:
+        stated = str(image.get(RECORD_HASH_ATTRIBUTE, {}).get("S", ""))
+        return {"subject": subject, "event_key": event_key, "record_hash": stated, "finding": what}
+
+    if name == "INSERT":
+        stated = new.get(RECORD_HASH_ATTRIBUTE, {}).get("S")
+        if not isinstance(stated, str):
+            return None, finding(new, "written without a record_hash (not by the recorder)")
+        if is_stub(new):
+            # audit redact --pseudonymise moves a sealed record under its pseudonym as a stub
+            # that keeps the sealed record_hash; verify matches it with its sealed entry.
+            return None, None
+        if record_hash(new) != stated:
+            return None, finding(new, "altered before it was sealed")
+        ref = RecordRef(
+            subject,
+            event_key,
+            stated,
+            str(new.get(RECORDED_AT_ATTRIBUTE, {}).get("S", "")),
+            expires_at_of(new),
+        )
+        return ref, None
+    if name == "MODIFY":
+        if is_stub(new) and new.get(RECORD_HASH_ATTRIBUTE) == old.get(RECORD_HASH_ATTRIBUTE):
+            return None, None  # a redaction in place: verify checks it against its entry
+        return None, finding(new, "altered after it was written")
+    if name == "REMOVE":
+        if record.get("userIdentity") == _TTL_IDENTITY:
+            return None, None  # expired under the policy (verify checks the signed expiry)
+        # Every other deletion is reported, including the clear record that `audit redact
+        # --pseudonymise` moves under its pseudonym (its stub and its AuditRecordRedacted entry
+        # explain that one; docs/INTEGRITY.md).
+        return None, finding(old, "deleted")
+    return None, finding(new or old, f"an unknown stream event {name!r}")
 
 
-def _chunks(records: list[RecordRef]) -> Iterable[list[RecordRef]]:
+def _chunks(records: list[RecordRef], limit: int) -> Iterable[list[RecordRef]]:
     chunk: list[RecordRef] = []
     size = 0
     for ref in sorted(records, key=lambda ref: ref.key):
         # 80: the hash, quotes and commas; 12: an expires_at (10 digits) and its comma.
         entry = len(ref.subject.encode()) + len(ref.event_key.encode()) + 92
-        if chunk and size + entry > MAX_DIGEST_BODY_BYTES:
+        if chunk and size + entry > limit:
             yield chunk
             chunk, size = [], 0
         chunk.append(ref)
@@ -532,11 +470,10 @@ def _chunks(records: list[RecordRef]) -> Iterable[list[RecordRef]]:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Seal what the recorder reported since the last run; returns the run's report."""
-    report = Sealer(
+    """Seal a batch of the table's stream; or, scheduled or on demand, a digest when due."""
+    sealer = Sealer(
         table=os.environ[ENV_TABLE_NAME],
         digest_table=os.environ[ENV_DIGEST_TABLE_NAME],
-        seal_queue_url=os.environ[ENV_SEAL_QUEUE_URL],
         signing_key=os.environ[ENV_SIGNING_KEY_ARN],
         heartbeat=timedelta(seconds=int(os.environ.get(ENV_HEARTBEAT_SECONDS, "3600"))),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
@@ -544,7 +481,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         anchor_retention=timedelta(
             days=int(os.environ.get(ENV_ANCHOR_RETENTION_DAYS) or DEFAULT_ANCHOR_RETENTION.days)
         ),
-    ).run()
+    )
+    records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list) and records:
+        report = sealer.seal_stream(records)
+    else:
+        trigger = event.get("trigger") if isinstance(event, dict) else None
+        report = sealer.run(now_please=trigger == SEAL_ON_DEMAND)
     metrics.add_metric(name=METRIC_RECORDS_SEALED, unit=MetricUnit.Count, value=report.sealed)
     metrics.add_metric(
         name=METRIC_TAMPERED_RECORDS, unit=MetricUnit.Count, value=len(report.rejected)
