@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -520,6 +521,11 @@ def _checked_digest(
     )
     for name in names:
         value = _text(item, name)
+        location = integrity.digest_body_location(item)
+        if value is None and name == contract.DIGEST_BODY_ATTRIBUTE and location is not None:
+            fail(f"its body object s3://{location[0]}/{location[1]} cannot be read (deleted, "
+                 "or not readable by this caller)")
+            return None
         if value is None:
             fail(f"its {name} is missing or not a string (S)", MALFORMED)
             return None
@@ -666,8 +672,10 @@ def scan_records(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def digest_items(dynamodb: Any, digest_table: str) -> list[dict[str, Any]]:
-    """Every digest of the chain, oldest first."""
+def digest_items(dynamodb: Any, digest_table: str, s3: Any) -> list[dict[str, Any]]:
+    """Every digest of the chain, oldest first, each with its ``body``: the item's own, or the
+    object it points to, read with ``s3`` (a digest whose body object cannot be read is
+    returned without one: ``verify_log`` reports it, naming the object)."""
     request: dict[str, Any] = {
         "TableName": digest_table,
         "KeyConditionExpression": "#c = :c",
@@ -675,7 +683,22 @@ def digest_items(dynamodb: Any, digest_table: str) -> list[dict[str, Any]]:
         "ExpressionAttributeValues": {":c": {"S": integrity.DIGEST_CHAIN}},
         "ConsistentRead": True,
     }
-    return query_all(dynamodb, request)
+    return [with_body(item, s3) for item in query_all(dynamodb, request)]
+
+
+def with_body(item: dict[str, Any], s3: Any) -> dict[str, Any]:
+    """``item`` with its body in ``body``, fetched from the anchor bucket when the item points
+    there; unchanged when it holds its body or the object cannot be read."""
+    location = integrity.digest_body_location(item)
+    if location is None or contract.DIGEST_BODY_ATTRIBUTE in item:
+        return item
+    bucket, key = location
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        text = bytes(body).decode("utf-8")
+    except (ClientError, UnicodeDecodeError):
+        return item
+    return item | {contract.DIGEST_BODY_ATTRIBUTE: {"S": text}}
 
 
 def query_all(dynamodb: Any, request: dict[str, Any]) -> list[dict[str, Any]]:

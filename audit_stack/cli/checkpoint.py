@@ -20,7 +20,7 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     from audit_stack import verify as checks  # cryptography only for the integrity commands
 
     digests = checks.digest_items(
-        target.client("dynamodb"), target.resource(discovery.DIGEST_TABLE)
+        target.client("dynamodb"), target.resource(discovery.DIGEST_TABLE), target.client("s3")
     )
     signed = checks.newest_signed_checkpoint(digests)
     if signed is None:

@@ -51,7 +51,7 @@ def run_prove(target: Target, arguments: argparse.Namespace) -> int:
 
     record = _find_record(target, arguments.record)
     digests = checks.digest_items(
-        target.client("dynamodb"), target.resource(discovery.DIGEST_TABLE)
+        target.client("dynamodb"), target.resource(discovery.DIGEST_TABLE), target.client("s3")
     )
     try:
         proof = checks.inclusion_proof(record, digests)

@@ -313,12 +313,14 @@ def _refuse_what_cannot_be_redacted(
     if entries:
         raise OperatorError("redaction entries are not redacted: they hold no personal data")
     digests = checks.digest_items(
-        target.client("dynamodb"), target.resource(discovery.DIGEST_TABLE)
+        target.client("dynamodb"), target.resource(discovery.DIGEST_TABLE), target.client("s3")
     )
     sealed: set[tuple[str, str, str]] = set()
     for item in digests:
         try:
-            digest = integrity.parse_digest(item.get("body", {}).get("S", ""))
+            digest = integrity.parse_digest(
+                item.get(contract.DIGEST_BODY_ATTRIBUTE, {}).get("S", "")
+            )
         except integrity.IntegrityFormatError:
             continue  # `audit verify` reports it
         sealed.update((ref.subject, ref.event_key, ref.record_hash) for ref in digest.records)

@@ -100,7 +100,9 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         print(f"Wrote the signing key's public key (PEM) to {arguments.export_public_key}")
         return EXIT_OK
     dynamodb = target.client("dynamodb")
-    digests = checks.digest_items(dynamodb, target.resource(discovery.DIGEST_TABLE))
+    digests = checks.digest_items(
+        dynamodb, target.resource(discovery.DIGEST_TABLE), target.client("s3")
+    )
     table = target.resource(discovery.TABLE)
     report = checks.verify_log(
         checks.scan_records(dynamodb, table),

@@ -184,7 +184,9 @@ def demo(
 
             report = verify.verify_log(
                 verify.scan_records(ddb, table),
-                verify.digest_items(ddb, pipeline.resource_name(discovery.DIGEST_TABLE)),
+                verify.digest_items(
+                    ddb, pipeline.resource_name(discovery.DIGEST_TABLE), pipeline.client("s3")
+                ),
                 verify.kms_public_key(
                     pipeline.client("kms"), pipeline.resource_name(discovery.SIGNING_KEY)
                 ),

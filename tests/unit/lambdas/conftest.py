@@ -7,7 +7,6 @@ import importlib
 import io
 import json
 import logging
-import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -188,6 +187,8 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
             {"AttributeName": partition_key, "KeyType": "HASH"},
             {"AttributeName": sort_key, "KeyType": "RANGE"},
         ],
+        # As the construct makes it: the stream feeds the sealer.
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         GlobalSecondaryIndexes=[
             {
                 "IndexName": EVENT_TYPE_INDEX,
@@ -200,9 +201,6 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
         ],
     )
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    # The recorder reports what it writes to the seal queue (integrity.py's notices).
-    seal_queue_url = boto3.client("sqs").create_queue(QueueName="audit-seal-notices")["QueueUrl"]
-    monkeypatch.setenv("SEAL_QUEUE_URL", seal_queue_url)
     monkeypatch.setenv("EVENT_TYPE_INDEX_SHARDS", str(EVENT_TYPE_INDEX_SHARDS))
     return TABLE_NAME
 
@@ -210,14 +208,56 @@ def audit_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
 DIGEST_TABLE = "audit-digests"
 
 
+class TableStream:
+    """The audit table's DynamoDB stream in moto, read the way Lambda's event source reads it
+    for the sealer: each call returns the records written since the previous call."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._taken = 0
+
+    def records(self) -> list[dict[str, Any]]:
+        from moto.dynamodb.models import dynamodb_backends
+
+        shard = dynamodb_backends[ACCOUNT_ID][REGION].get_table(self._table).stream_shard
+        assert shard is not None, "the table has no stream"
+        new = shard.items[self._taken :]
+        self._taken = len(shard.items)
+        return [self._shaped(found.to_json()) for found in new]
+
+    def event(self) -> dict[str, Any]:
+        """The next batch as the sealer's event (``{"Records": [...]}``), possibly empty."""
+        return {"Records": self.records()}
+
+    def _shaped(self, record: dict[str, Any]) -> dict[str, Any]:
+        change = dict(record["dynamodb"])
+        created = change.get("ApproximateCreationDateTime")
+        if hasattr(created, "timestamp"):
+            change["ApproximateCreationDateTime"] = int(created.timestamp())
+        return {
+            **record,
+            "eventVersion": "1.1",
+            "dynamodb": change,
+            "eventSourceARN": (
+                f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self._table}/stream/2026-01-01"
+            ),
+        }
+
+
 @dataclass(frozen=True)
 class Sealing:
-    """The sealer's resources in moto."""
+    """The sealer's resources in moto, and the audit table's stream that feeds it."""
 
     table: str
     digest_table: str
-    seal_queue_url: str
     key_arn: str
+    stream: TableStream
+
+    def seal(self, sealer: ModuleType, context: LambdaContext) -> dict[str, Any]:
+        """Deliver what the stream holds since the last delivery to the sealer's handler, as
+        the event source does; the sealer's response."""
+        response: dict[str, Any] = sealer.handler(self.stream.event(), context)
+        return response
 
 
 @pytest.fixture
@@ -241,7 +281,7 @@ def sealing(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Sealing:
     monkeypatch.setenv("DIGEST_TABLE_NAME", DIGEST_TABLE)
     monkeypatch.setenv("SIGNING_KEY_ARN", key_arn)
     monkeypatch.setenv("HEARTBEAT_SECONDS", "3600")
-    return Sealing(audit_table, DIGEST_TABLE, os.environ["SEAL_QUEUE_URL"], key_arn)
+    return Sealing(audit_table, DIGEST_TABLE, key_arn, TableStream(audit_table))
 
 
 _IMPORTED_IN_THIS_ENVIRONMENT: set[str] = set()
