@@ -171,6 +171,9 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
             label = f"batch {props.get('BatchSize', 10)}" + (
                 ", partial failures" if partial else ""
             )
+            if "StartingPosition" in props:  # a stream, not a queue
+                window = props.get("MaximumBatchingWindowInSeconds", 0)
+                label = f"stream, {label}, window {window} s"
             if queue and function:
                 edge(queue, label, function)
     for logical_id, resource in resources.items():

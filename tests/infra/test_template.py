@@ -138,7 +138,7 @@ def test_tables_are_encrypted_at_rest_with_kms(template: Template) -> None:
     ("policy_type", "target_type", "count"),
     [
         ("AWS::SNS::TopicPolicy", "AWS::SNS::Topic", 2),
-        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 4),
+        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 3),
     ],
 )
 def test_resource_policies_deny_requests_without_tls(
@@ -272,12 +272,11 @@ def test_publisher_may_only_read_the_secret_and_publish_to_its_topic(template: T
     ]
 
 
-def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_report_them(
+def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(
     template: Template,
 ) -> None:
     role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     source_id = _pipeline_id(template, "AWS::SQS::Queue", "Queue")
-    seal_queue_id = _pipeline_id(template, "AWS::SQS::Queue", "SealingSealQueue")
     table_id = _pipeline_id(template, "AWS::DynamoDB::Table", "Table")
     statements = _policy_statements(template, role_id)
     data_statements = [
@@ -305,11 +304,6 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_repor
             "Action": ["dynamodb:ConditionCheckItem", "dynamodb:PutItem"],
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
-        },
-        {
-            "Action": "sqs:SendMessage",
-            "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [seal_queue_id, "Arn"]},
         },
     ]
 
@@ -455,7 +449,18 @@ def test_no_custom_resources_and_no_docker_assets(
 
 
 def test_recorder_event_source_reports_partial_batch_failures(template: Template) -> None:
-    mapping = _only(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    (mapping,) = [
+        resource["Properties"]
+        for resource in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if resource["Properties"]["FunctionName"]
+        == {
+            "Ref": _logical_id(
+                template,
+                "AWS::Lambda::Function",
+                {"Properties": {"Handler": "audit_events.record_audit_event.handler"}},
+            )
+        }
+    ]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
@@ -570,10 +575,15 @@ def test_alarm_when_the_oldest_queued_message_is_fifteen_minutes_old(template: T
 
 
 def test_alarm_when_records_wait_more_than_two_seal_intervals(template: Template) -> None:
-    queue_id = _pipeline_id(template, "AWS::SQS::Queue", "SealingSealQueue")
-    props = _alarm(template, "ApproximateAgeOfOldestMessage", queue_id)["Properties"]
+    sealer_id = _logical_id(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.seal_records.handler"}},
+    )
+    # How old the stream's newest record was when the sealer took it (milliseconds).
+    props = _alarm(template, "IteratorAge", sealer_id)["Properties"]
     assert (props["Threshold"], props["Period"], props["Statistic"]) == (
-        2 * 300 + 300,
+        (2 * 300 + 300) * 1000,
         60,
         "Maximum",
     )
