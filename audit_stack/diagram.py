@@ -144,7 +144,8 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
         elif action in _READ_ACTIONS and (target, function) not in polled:
             edge(target, action, function)
         elif action == "secretsmanager:GetSecretValue":
-            edge(target, "pseudonym key", function, dotted=True)
+            key = "writer key" if "WriterKey" in target else "pseudonym key"
+            edge(target, key, function, dotted=True)
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SNS::Subscription":

@@ -36,6 +36,8 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
         assert expected in diagram
     # The pseudonym secret, and who reads it.
     assert diagram.count('-. "pseudonym key" .->') == 2
+    # The writer key, and the two functions that read it.
+    assert diagram.count('-. "writer key" .->') == 2
     assert 'PseudonymSecret<br/>generated at deploy, 64 chars"]' in diagram
 
 

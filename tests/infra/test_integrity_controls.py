@@ -660,11 +660,31 @@ def test_a_session_of_a_writer_role_outside_its_function_may_not_write_or_sign(
 BREAK_GLASS = f"arn:aws:iam::{ACCOUNT}:role/AuditKeyCustodian"
 
 
-def _secret_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
+def _secret_policy(
+    template: dict[str, Any], secret: str = "PseudonymSecret"
+) -> list[dict[str, Any]]:
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
+        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy" and secret in json.dumps(
+            resource["Properties"]["SecretId"]
+        ):
             return list(_subbed(resource["Properties"]["ResourcePolicy"]["Statement"]))
-    raise AssertionError("no resource policy on the pseudonym secret")
+    raise AssertionError(f"no resource policy on the {secret}")
+
+
+def test_only_the_recorder_and_the_sealer_read_the_writer_key() -> None:
+    app = _app()
+    stack = AuditStack(app, "Audit", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    template = dict(Template.from_stack(stack).to_json())
+    statements = _secret_policy(template, "WriterKey")
+    read = "secretsmanager:GetSecretValue"
+    # An administrator who could read it could MAC an item of their own making.
+    assert _as(template, statements, read, ADMINISTRATOR) == "denied"
+    assert _as(template, statements, read, _role_arn(template, "DeleteAccountFunction")) == "denied"
+    for writer in ("RecordAuditEventFunction", "SealerFunction"):
+        assert _as(template, statements, read, _role_arn(template, writer)) == "allowed"
+    # And nobody but the deployment replaces it.
+    assert _as(template, statements, "secretsmanager:PutSecretValue", ADMINISTRATOR) == "denied"
+    assert _as(template, statements, "secretsmanager:PutSecretValue", DEPLOYMENT_ROLE) == "allowed"
 
 
 @pytest.mark.parametrize(

@@ -305,6 +305,12 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },
+        {
+            # The writer key: its MAC on each item is what the sealer asks for.
+            "Action": "secretsmanager:GetSecretValue",
+            "Effect": "Allow",
+            "Resource": {"Ref": _pipeline_id(template, "AWS::SecretsManager::Secret", "WriterKey")},
+        },
     ]
 
 
@@ -316,12 +322,16 @@ def _SECRET_LOOKUP(template: Template) -> dict[str, Any]:
             "secretsmanager:ListSecretVersionIds",
         ],
         "Effect": "Allow",
-        "Resource": {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")},
+        "Resource": {
+            "Ref": _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")
+        },
     }
 
 
 def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Template) -> None:
-    secret = _only(template, "AWS::SecretsManager::Secret")
+    secret = template.to_json()["Resources"][
+        _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")
+    ]
     assert secret["Properties"]["GenerateSecretString"] == {
         "ExcludePunctuation": True,
         "IncludeSpace": False,
@@ -332,8 +342,12 @@ def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Tem
 
 
 def test_only_granted_principals_may_read_the_pseudonym_secret(template: Template) -> None:
-    secret_id = _logical_id(template, "AWS::SecretsManager::Secret")
-    policy = _only(template, "AWS::SecretsManager::ResourcePolicy")["Properties"]
+    secret_id = _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")
+    policy = _only(
+        template,
+        "AWS::SecretsManager::ResourcePolicy",
+        {"Properties": {"SecretId": {"Ref": secret_id}}},
+    )["Properties"]
     roles = [
         {"Fn::GetAtt": [function["Properties"]["Role"]["Fn::GetAtt"][0], "Arn"]}
         for function in (_publisher(template), _recorder(template))
@@ -353,10 +367,41 @@ def test_only_granted_principals_may_read_the_pseudonym_secret(template: Templat
     ]
 
 
+def test_only_the_recorder_and_the_sealer_may_read_the_writer_key(template: Template) -> None:
+    key_id = _pipeline_id(template, "AWS::SecretsManager::Secret", "WriterKey")
+    policy = _only(
+        template,
+        "AWS::SecretsManager::ResourcePolicy",
+        {"Properties": {"SecretId": {"Ref": key_id}}},
+    )["Properties"]
+    sealer = _logical_id(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.seal_records.handler"}},
+    )
+    roles = [
+        {"Fn::GetAtt": [function["Properties"]["Role"]["Fn::GetAtt"][0], "Arn"]}
+        for function in (_recorder(template), template.to_json()["Resources"][sealer])
+    ]
+    statements = {s["Sid"]: s for s in policy["ResourcePolicy"]["Statement"]}
+    assert set(statements) == {"OnlyTheWritersReadTheWriterKey", "OnlyCustodiansChangeTheWriterKey"}
+    assert statements["OnlyTheWritersReadTheWriterKey"] == {
+        "Action": "secretsmanager:GetSecretValue",
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": roles}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": "*",
+        "Sid": "OnlyTheWritersReadTheWriterKey",
+    }
+    for function in (_recorder(template), template.to_json()["Resources"][sealer]):
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["WRITER_KEY_SECRET_ARN"] == {"Ref": key_id}
+
+
 def test_functions_get_the_secret_and_the_shard_count_from_the_template(
     template: Template,
 ) -> None:
-    secret = {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")}
+    secret = {"Ref": _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")}
     publisher = _publisher(template)["Properties"]["Environment"]["Variables"]
     recorder = _recorder(template)["Properties"]["Environment"]["Variables"]
     assert publisher["PSEUDONYM_SECRET_ARN"] == recorder["PSEUDONYM_SECRET_ARN"] == secret
