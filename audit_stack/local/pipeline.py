@@ -658,7 +658,7 @@ class LocalAuditPipeline:
         typically within two days, so the emulator has no moment of its own to do it: tests and
         rehearsals call this when the TTL process should have run. The deletes are the
         service's (the emulator's credentials): TTL is no principal, and a table's resource
-        policy does not stop it.
+        policy does not stop it (the deletes go to moto's backend itself).
         """
         moment = (now or datetime.now(UTC)).timestamp()
         deployment = _running(self._deployment)
@@ -678,8 +678,7 @@ class LocalAuditPipeline:
                 if float(item.get(attribute, {}).get("N", "inf")) < moment
             ]
             for key in expired:  # after the scan: deletes do not move its pages
-                dynamodb.delete_item(TableName=table, Key=key)
-                self._mark_ttl_deletion(table, key)
+                self._ttl_delete(table, key)
             deleted += len(expired)
         return deleted
 
@@ -793,13 +792,21 @@ class LocalAuditPipeline:
         shard = backend.tables[table].stream_shard if table in backend.tables else None
         return [] if shard is None else [found.record for found in list(shard.items)]
 
-    def _mark_ttl_deletion(self, table: str, key: dict[str, Any]) -> None:
-        """The REMOVE stream record of a deletion by TTL carries DynamoDB's service identity,
-        as on AWS (a caller's deletion does not)."""
-        for record in reversed(self._stream_records(table)):
-            if record.get("eventName") == "REMOVE" and record["dynamodb"].get("Keys") == key:
-                record["userIdentity"] = dict(TTL_IDENTITY)
-                return
+    def _ttl_delete(self, table: str, key: dict[str, Any]) -> None:
+        """Delete as DynamoDB's TTL does: no caller, and the REMOVE stream record carries
+        DynamoDB's service identity, as on AWS (a caller's deletion does not). In moto's
+        backend directly, under the activity lock, so that no stream source takes the record
+        before it is marked."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        backend = dynamodb_backends[self.account_id][self._region]
+        with self._activity.condition:
+            backend.delete_item(table, key)
+            for record in reversed(self._stream_records(table)):
+                if record.get("eventName") == "REMOVE" and record["dynamodb"].get("Keys") == key:
+                    record["userIdentity"] = dict(TTL_IDENTITY)
+                    break
+        self._activity.changed()
 
     def _invoke_from_stream(self, function_name: str, payload: bytes) -> InvocationResult:
         injected = self._faults.apply(

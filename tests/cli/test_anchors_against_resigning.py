@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from audit_events import integrity, merkle
-from audit_stack import verify, discovery
+from audit_stack import discovery, verify
 from audit_stack.local import LocalAuditPipeline
 
 from .conftest import Audit

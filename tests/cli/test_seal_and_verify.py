@@ -76,7 +76,7 @@ def test_seal_then_verify_then_tamper_then_verify_names_every_change(
     assert audit("verify", "--public-key", str(key_file)).exit_code == 0
 
     # The table's policy denies every change to every principal: the tampering bypasses IAM.
-    # (The sealer's own reports of it are tests/e2e/test_stream_sealing.py's; here verify.)
+    # (The sealer's own reports of it: tests/cli/test_stream_sealing.py; here, verify.)
     with pipeline.stream_sources_paused():
         dynamodb = pipeline.client("dynamodb", as_emulator=True)
         table = pipeline.outputs["TableName"]

@@ -23,6 +23,8 @@ INITS += 1  # module-level code: runs once per execution environment
 
 def handler(event, context):
     records = event.get("Records") or []
+    if records and "dynamodb" in records[0]:
+        return _stream(records)
     body = records[0]["body"] if records else ""
     if body.startswith("respond:"):
         return "x" * int(body.split(":", 1)[1])
@@ -51,6 +53,16 @@ def handler(event, context):
             "remaining_ms": context.get_remaining_time_in_millis(),
         },
     }
+
+
+def _stream(records):
+    # A DynamoDB stream batch: an item whose "fail" attribute is "raise" fails the invocation;
+    # "report" is returned as a batch item failure (ReportBatchItemFailures).
+    modes = [r["dynamodb"].get("NewImage", {}).get("fail", {}).get("S") for r in records]
+    if "raise" in modes:
+        raise ValueError("asked to fail")
+    failed = [r["dynamodb"]["SequenceNumber"] for r, m in zip(records, modes) if m == "report"]
+    return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}
 """
 
 # What the Lambda service itself puts into a function's environment (and the emulator's
@@ -219,3 +231,35 @@ def child_processes() -> set[int]:
             if fields.get("PPid", "").strip() == str(os.getpid()):
                 children.add(int(status.parent.name))
     return children
+
+
+def stream_fed_probe(
+    directory: Path, *, table: dict[str, Any] | None = None, **mapping: Any
+) -> Path:
+    """The probe function fed by a table's DynamoDB stream (new and old images) through an
+    event source mapping with ``mapping`` (StartingPosition TRIM_HORIZON unless given)."""
+    table_properties: dict[str, Any] = {
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+        **(table or {}),
+    }
+    resources: dict[str, Any] = {
+        "Probe": probe_function(Timeout=10),
+        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": table_properties},
+        "Mapping": {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {
+                "EventSourceArn": {"Fn::GetAtt": ["Table", "StreamArn"]},
+                "FunctionName": {"Ref": "Probe"},
+                "StartingPosition": "TRIM_HORIZON",
+                **mapping,
+            },
+        },
+    }
+    outputs = {
+        "TableName": {"Value": {"Ref": "Table"}},
+        "StreamArn": {"Value": {"Fn::GetAtt": ["Table", "StreamArn"]}},
+    }
+    return write_assembly(directory, resources, outputs)
