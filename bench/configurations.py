@@ -61,21 +61,20 @@ class CriticalPath:
     """How a configuration's recorder spends its AWS calls: the duration model's input.
 
     :param concurrent_writes: writes of one batch in flight at once (1: one after another).
-    :param notice_sends: seal-notice SendMessage calls after each batch (0: none).
     """
 
     concurrent_writes: int
-    notice_sends: int
 
 
 # The seed's handler (bench/original/functions), which the Solutions Constructs peer runs too.
-SEQUENTIAL_WRITES = CriticalPath(concurrent_writes=1, notice_sends=0)
+SEQUENTIAL_WRITES = CriticalPath(concurrent_writes=1)
 
 
 def project_recorder_path() -> CriticalPath:
-    """The project recorder's: its own MAX_CONCURRENT_WRITES, one seal notice per batch."""
+    """The project recorder's: its own MAX_CONCURRENT_WRITES (it sends nothing else: the
+    table's stream reaches the sealer)."""
     recorder = lambda_code.audit_events_module("record_audit_event")
-    return CriticalPath(concurrent_writes=int(recorder.MAX_CONCURRENT_WRITES), notice_sends=1)
+    return CriticalPath(concurrent_writes=int(recorder.MAX_CONCURRENT_WRITES))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ when; re-check them at the official pages (aws.amazon.com/<service>/pricing/) be
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from audit_stack.local import OperationCount
 from bench.configurations import CriticalPath, FunctionFacts, TemplateFacts
@@ -268,13 +268,25 @@ CALL_LATENCY_MS = {
 
 
 # Keys of the lines the integrity models replace (CostLine.key).
-NOTICES = "notices"
-NOTICE_READS = "notice_reads"
-READ_BACK = "read_back"
+READ_BACK = "head_queries"
 DIGEST_ITEMS = "digest_items"
 SIGNS = "signs"
 CHECKPOINT_PUTS = "checkpoint_puts"
 SEALER_LOGS = "sealer_logs"
+SEALER_INVOCATIONS = "sealer_invocations"
+SEALER_CPU = "sealer_cpu"
+SEALER_WAITS = "sealer_waits"
+# Lines paid once per sealer invocation (one stream batch: one digest, one Sign, its objects,
+# its queries, its log lines), whatever the batch holds.
+PER_BATCH_KEYS = (
+    READ_BACK,
+    DIGEST_ITEMS,
+    SIGNS,
+    CHECKPOINT_PUTS,
+    SEALER_LOGS,
+    SEALER_INVOCATIONS,
+    SEALER_WAITS,
+)
 
 
 @dataclass(frozen=True)
@@ -286,7 +298,7 @@ class CostLine:
         deletes the account) and is listed beside it.
     :param usd_per_million_upper: the same with the emulator-measured duration (duration lines
         only; the other lines are exact and equal in both columns).
-    :param integrity: part of the integrity chain (seal notices and the sealer's share).
+    :param integrity: part of the integrity chain (the sealer's share).
     :param key: what the line prices, for the models that replace one line by another.
     """
 
@@ -309,9 +321,7 @@ class CostLine:
 def recorder_wait_ms(batch_size: int, path: CriticalPath, scale: float = 1.0) -> float:
     """Modelled time a recorder invocation waits on AWS for a batch of ``batch_size``."""
     rounds = math.ceil(batch_size / path.concurrent_writes) if batch_size else 0
-    return scale * (
-        rounds * CALL_LATENCY_MS["dynamodb"] + path.notice_sends * CALL_LATENCY_MS["sqs"]
-    )
+    return scale * (rounds * CALL_LATENCY_MS["dynamodb"])
 
 
 def modelled_ms(use: FunctionUse, waits_ms: list[float]) -> int:
@@ -388,15 +398,6 @@ def cost_per_million(
         for operation in ("sqs:DeleteMessageBatch", "sqs:DeleteMessage")
     )
     add("SQS DeleteMessage(Batch) (event source)", deletes, SQS_REQUEST)
-    notices = _count(requests, "sqs:SendMessage")[1]
-    if notices:
-        add(
-            "SQS SendMessage: seal notices (one per recorder batch)",
-            notices,
-            SQS_REQUEST,
-            integrity=True,
-            key=NOTICES,
-        )
     put = result.requests.get("dynamodb:PutItem")
     write_units = (put.item_write_units if put else 0) * (1 + facts.global_secondary_indexes)
     add(
@@ -460,18 +461,12 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
             )
         )
 
-    sqs_requests = sum(
-        count.billed_requests - (count.empty_receives if operation == "sqs:ReceiveMessage" else 0)
-        for operation, count in seal.requests.items()
-        if operation.startswith("sqs:")
-    )
-    add("SQS receive and delete of seal notices", sqs_requests, SQS_REQUEST, key=NOTICE_READS)
-    # Every sealed record is read back strongly consistent: one RRU per item up to 4 KB (the
-    # items are far smaller), plus the chain-head queries.
-    head_reads = _count(requests, "dynamodb:Query")[0]
+    # The sealer reads no record back and takes no notice: the stream brings each record's
+    # image, and stream reads by a Lambda trigger are free. It queries the chain's head (and,
+    # for a batch delivered again, the newest digests): one RRU each, strongly consistent.
     add(
-        "DynamoDB read units (read-back, strongly consistent)",
-        seal.records_sealed + head_reads,
+        "DynamoDB read units (chain-head queries)",
+        _count(requests, "dynamodb:Query")[0],
         DYNAMODB_READ,
         key=READ_BACK,
     )
@@ -484,7 +479,7 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
     )
     add("KMS Sign (one per digest)", _count(requests, "kms:Sign")[0], KMS_ASYMMETRIC, key=SIGNS)
     add(
-        "S3 PUT (signed checkpoints to the anchor bucket)",
+        "S3 requests (each digest's body and signed checkpoint, locked; the head's body read)",
         s3_put_requests(requests),
         S3_PUT,
         key=CHECKPOINT_PUTS,
@@ -493,21 +488,28 @@ def _seal_lines(seal: SealRun, facts: TemplateFacts, latency_scale: float) -> li
     for found in facts.functions.values():
         if found.logical_id == seal.function.logical_id:
             function = found
-    waits = [
-        latency_scale
-        * sum(
-            count.requests * CALL_LATENCY_MS.get(operation.split(":")[0], 0.0)
-            for operation, count in seal.requests.items()
-            if not operation.startswith("lambda:")
-        )
-    ]
+    waits_ms = latency_scale * sum(
+        count.requests * CALL_LATENCY_MS.get(operation.split(":")[0], 0.0)
+        for operation, count in seal.requests.items()
+        if not operation.startswith("lambda:")
+    )
     gb_per_ms = function.memory_mb / 1024 / 1000
-    add("Lambda requests", seal.function.invocations, LAMBDA_REQUEST)
+    add("Lambda requests", seal.function.invocations, LAMBDA_REQUEST, key=SEALER_INVOCATIONS)
+    # Two lines: the handler's CPU grows with the records; the waits on AWS calls are paid per
+    # invocation (one digest, one Sign, its objects), whatever the batch holds.
+    cpu_ms = sum(math.ceil(cpu) for cpu in seal.function.cpu_ms)
     add(
-        f"Lambda duration ({function.architecture}, {function.memory_mb} MB)",
-        modelled_ms(seal.function, waits) * gb_per_ms,
+        f"Lambda duration, handler CPU ({function.architecture}, {function.memory_mb} MB)",
+        cpu_ms * gb_per_ms,
         LAMBDA_GB_SECOND[function.architecture],
         upper_units=measured_ms(seal.function) * gb_per_ms,
+        key=SEALER_CPU,
+    )
+    add(
+        "Lambda duration, waits on its AWS calls (modelled)",
+        waits_ms * gb_per_ms,
+        LAMBDA_GB_SECOND[function.architecture],
+        key=SEALER_WAITS,
     )
     captured, platform = function_log_bytes(seal.function, function)
     for component, units, price in log_lines("sealer", captured, platform, function):
@@ -560,123 +562,45 @@ def total(lines: list[CostLine], *, audit_only: bool = True, upper: bool = False
 
 
 def integrity_total(lines: list[CostLine]) -> float:
-    """USD per million events of the integrity chain: seal notices and the sealer's share."""
+    """USD per million events of the integrity chain: the sealer's share (and the writer key's
+    reads, cached by the functions)."""
     return sum(line.usd_per_million for line in lines if line.integrity)
 
 
 # The goal for the integrity chain's own cost at full batches (issue 16, item 7).
 INTEGRITY_GOAL_PER_MILLION = 0.03
-# "Larger notices": records per seal notice with batches of 100 (batch_size 100 and a batching
-# window), instead of one notice per batch of 10.
-LARGER_NOTICE_RECORDS = 100
-# Records per signed checkpoint when one checkpoint signs a whole sealer run (a Merkle tree head
-# over every record of the run) rather than one digest item of ~300 records: a 5-minute run at
-# about 33 events/s. KMS Sign and the checkpoint PUTs are paid per checkpoint.
-CHECKPOINT_RECORDS = 10_000
+# A DynamoDB-stream event source hands the sealer at most this many records per invocation (the
+# construct's batch size, Lambda's maximum for a stream), and at most Lambda's 6 MB payload.
+STREAM_BATCH_MAX_RECORDS = 10_000
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class IntegrityDesign:
-    """A change to the integrity chain, priced from a run's measured integrity lines.
-
-    :param read_back: factor on the sealer's read-back (0.5: eventually consistent; 0: none).
-    :param notices: factor on the seal notices and their receives and deletes (0: none).
-    :param leaves_in_s3: the digest items are replaced by one S3 object per signed checkpoint.
-    :param checkpoint_records: records per signed checkpoint (None: as measured): the KMS Sign
-        and the checkpoint PUTs, which are paid per checkpoint, scale to it.
-    """
-
-    name: str
-    read_back: float = 1.0
-    notices: float = 1.0
-    leaves_in_s3: bool = False
-    checkpoint_records: int | None = None
-    detection: str = ""
+def full_stream_batch(seal: SealRun) -> int:
+    """Records in a full stream batch: 10,000, or fewer when Lambda's 6 MB payload fills first
+    at the run's measured bytes per stream record."""
+    if not seal.records_sealed or not seal.payload_bytes:
+        return STREAM_BATCH_MAX_RECORDS
+    per_record = seal.payload_bytes / seal.records_sealed
+    return max(1, min(STREAM_BATCH_MAX_RECORDS, int(LAMBDA_PAYLOAD_BYTES / per_record)))
 
 
-def integrity_model(lines: list[CostLine], design: IntegrityDesign) -> float:
-    """The integrity chain's USD per million events under ``design``: the measured lines, each
-    scaled or replaced as the design says; the rest (KMS, checkpoint PUTs, the sealer's Lambda
-    and logs) as measured."""
-    signs = sum(item.units_per_event for item in lines if item.key == SIGNS)
-    per_checkpoint = (
-        min(1.0, 1 / design.checkpoint_records / signs)
-        if design.checkpoint_records and signs
-        else 1.0
-    )
-    found = 0.0
-    for line in lines:
-        if not line.integrity:
-            continue
-        value = line.usd_per_million
-        if line.key == READ_BACK:
-            value *= design.read_back
-        elif line.key in (NOTICES, NOTICE_READS):
-            value *= design.notices
-        elif line.key == DIGEST_ITEMS and design.leaves_in_s3:
-            # One more object per signed checkpoint: its leaves (the record hashes).
-            value = signs * per_checkpoint * S3_PUT.usd * MILLION
-        elif line.key in (SIGNS, CHECKPOINT_PUTS):
-            value *= per_checkpoint
-        found += value
-    return found
-
-
-def integrity_designs(lines: list[CostLine]) -> list[IntegrityDesign]:
-    """The designs the report prices, scaled to the run's own notice rate."""
-    notices_per_event = sum(line.units_per_event for line in lines if line.key == NOTICES)
-    larger = min(1.0, 1 / LARGER_NOTICE_RECORDS / notices_per_event) if notices_per_event else 1.0
-    eventual = IntegrityDesign(
-        "eventually consistent read-back (0.5 RRU per record)",
-        read_back=0.5,
-        detection="same, with a retry before a record is reported missing",
-    )
-    leaves = IntegrityDesign(
-        "leaves in S3 (one object per checkpoint) instead of digest items",
-        leaves_in_s3=True,
-        detection="same: the leaves are signed by the checkpoint's root",
-    )
-    notices = IntegrityDesign(
-        f"larger notices: one per {LARGER_NOTICE_RECORDS} records (batch size "
-        f"{LARGER_NOTICE_RECORDS} with a batching window)",
-        notices=larger,
-        detection="same, sealed later by up to the batching window",
-    )
-    stream = IntegrityDesign(
-        "DynamoDB stream to the sealer instead of notices and read-back (stream reads by a "
-        "Lambda trigger are free)",
-        read_back=0.0,
-        notices=0.0,
-        detection="same or better: the stream carries every write and overwrite of a record",
-    )
+def at_full_stream_batch(lines: list[CostLine], seal: SealRun) -> list[CostLine]:
+    """``lines`` with the sealer's per-invocation lines (its digest write, KMS Sign, S3 objects,
+    head query, request, waits and log lines: ``PER_BATCH_KEYS``) spread over a full stream
+    batch instead of the run's own batches; every other line as measured."""
+    invocations = seal.function.invocations or 1
+    measured = seal.records_sealed / invocations
+    factor = min(1.0, measured / full_stream_batch(seal))
     return [
-        IntegrityDesign("as measured", detection="today's"),
-        eventual,
-        leaves,
-        notices,
-        IntegrityDesign(
-            "eventually consistent read-back + leaves in S3 + larger notices",
-            read_back=0.5,
-            notices=larger,
-            leaves_in_s3=True,
-            detection="as its parts",
-        ),
-        stream,
-        IntegrityDesign(
-            "DynamoDB stream + leaves in S3",
-            read_back=0.0,
-            notices=0.0,
-            leaves_in_s3=True,
-            detection="as its parts",
-        ),
-        IntegrityDesign(
-            f"DynamoDB stream + leaves in S3 + one signed checkpoint per "
-            f"{CHECKPOINT_RECORDS:,} records (a 5-minute run at "
-            f"{CHECKPOINT_RECORDS / 300:.0f} events/s)",
-            read_back=0.0,
-            notices=0.0,
-            leaves_in_s3=True,
-            checkpoint_records=CHECKPOINT_RECORDS,
-            detection="as its parts; a checkpoint covers more records",
-        ),
+        replace(
+            line,
+            units_per_event=line.units_per_event * factor,
+            usd_per_million=line.usd_per_million * factor,
+            usd_per_million_upper=(
+                None if line.usd_per_million_upper is None else line.usd_per_million_upper * factor
+            ),
+        )
+        if line.integrity and line.key in PER_BATCH_KEYS
+        else line
+        for line in lines
     ]

@@ -11,6 +11,8 @@ paused, then the time to record them is measured, in waves of at most DRAIN_WAVE
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import threading
 import time
@@ -74,12 +76,15 @@ class FunctionUse:
 
 @dataclass
 class SealRun:
-    """One sealer invocation over everything a load run recorded, as its schedule would do."""
+    """The sealer over everything a load run recorded: the table's stream, held back during the
+    run, delivered at its end as one batching window would (the run's records in one batch)."""
 
     requests: dict[str, OperationCount]
     function: FunctionUse
     records_sealed: int
     digests_written: int
+    payload_bytes: int = 0
+    """the sealer's events' size (the stream records as Lambda delivers them), in bytes"""
 
 
 @dataclass
@@ -287,6 +292,8 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
 
         tracker = _InvocationTracker(pipeline)
         gate = _QueueGate(pipeline, BACKLOG_LIMIT)
+        held = contextlib.ExitStack()
+        held.enter_context(pipeline.stream_sources_paused())  # sealed apart, below
         pipeline.instrumentation.reset_counts()
         tracker.start()
         gate.start()
@@ -299,7 +306,8 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
         requests = pipeline.instrumentation.counts()
         functions = tracker.stop()
         max_depth = gate.stop()
-        seal = _seal(pipeline) if "sealer" in pipeline.function_roles else None
+        seal = _seal(pipeline, held) if "sealer" in pipeline.function_roles else None
+        held.close()
 
         # The run's records: everything but the warm-up's (subjects may be pseudonyms, so the
         # e-mail's prefix cannot tell them apart).
@@ -335,20 +343,39 @@ def run_load(configuration: Configuration, events: int, publishers: int) -> Load
         )
 
 
-def _seal(pipeline: LocalAuditPipeline) -> SealRun:
-    """Run the sealer once over the notices the run left (its schedule does not run locally),
-    counting its requests apart from the run's."""
+def _seal(pipeline: LocalAuditPipeline, held: contextlib.ExitStack) -> SealRun:
+    """Let the table's stream, held back during the run, reach the sealer (one batching window
+    over everything the run recorded), counting its requests apart from the run's."""
     tracker = _InvocationTracker(pipeline)
     pipeline.instrumentation.reset_counts()
     tracker.start(poll=False)
-    report = pipeline.invoke("sealer", {})
+    seen = {invocation.request_id for invocation in pipeline.invocations("sealer")}
+    held.close()
+    pipeline.run_until_idle(timeout=300)
     requests = pipeline.instrumentation.counts()
-    (function,) = tracker.stop().values()
+    uses = tracker.stop()
+    sealer = pipeline.function_name("sealer")
+    delivered = [
+        invocation
+        for invocation in pipeline.invocations("sealer")
+        if invocation.request_id not in seen and invocation.function_name == sealer
+    ]
+    (function,) = [use for logical_id, use in uses.items() if logical_id == _logical(pipeline)]
     return SealRun(
         requests=requests,
         function=function,
-        records_sealed=int(report[contract.SEAL_RECORDS_SEALED]),
-        digests_written=len(report[contract.SEAL_DIGESTS_WRITTEN]),
+        records_sealed=sum(len(found.event.get("Records", [])) for found in delivered),
+        digests_written=requests["kms:Sign"].requests if "kms:Sign" in requests else 0,
+        payload_bytes=sum(len(json.dumps(found.event).encode()) for found in delivered),
+    )
+
+
+def _logical(pipeline: LocalAuditPipeline) -> str:
+    """The sealer's logical id."""
+    return next(
+        spec.logical_id
+        for spec in pipeline.deployment.functions
+        if spec.name == pipeline.function_name("sealer")
     )
 
 
@@ -381,6 +408,8 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
         drained = 0.0
         waves = 0
         tracker = _InvocationTracker(pipeline)
+        held = contextlib.ExitStack()
+        held.enter_context(pipeline.stream_sources_paused())  # sealed apart, below
         pipeline.instrumentation.reset_counts()
         # Swept once at the end while the run's invocations (at most two per event) fit in the
         # emulator's 10,000 kept ones, so that no sampling thread runs while the drain is timed.
@@ -399,7 +428,8 @@ def run_drain(configuration: Configuration, events: int, publishers: int) -> Dra
             waves += 1
         requests = pipeline.instrumentation.counts()
         functions = tracker.stop()
-        seal = _seal(pipeline) if "sealer" in pipeline.function_roles else None
+        seal = _seal(pipeline, held) if "sealer" in pipeline.function_roles else None
+        held.close()
         recorded = {
             item[configuration.subject_attribute]["S"]
             for item in _scan(pipeline)

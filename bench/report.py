@@ -692,7 +692,7 @@ def notes(
         "in its worker (all threads), plus an assumed latency per AWS call on its critical path "
         f"({latencies}), rounded up to 1 ms per invocation as billed. The publisher waits on one "
         "SNS Publish; the project's recorder on ceil(batch / writes in flight) DynamoDB rounds "
-        "and one seal-notice SendMessage; the seed's and the Solutions Constructs' recorders on "
+        "(it sends nothing else); the seed's and the Solutions Constructs' recorders on "
         "one PutItem per message in turn; the sealer on each of its counted calls in turn. "
         "DynamoDB's latency is the top of its advertised single-digit milliseconds "
         "(aws.amazon.com/dynamodb/); SNS, SQS, KMS and Secrets Manager publish no latency "
@@ -702,13 +702,15 @@ def notes(
         "Handler CPU time on this machine stands in for Lambda's: a 256 MB function gets a "
         "fraction of a vCPU (about 1/7), so its CPU time on Lambda is longer; the upper-bound "
         "column bounds that error.",
-        "Integrity (project stacks): the recorder's seal notices (one SQS message per batch) are "
-        "counted in the load; the sealer, whose 5-minute schedule does not run locally, is "
-        "invoked once after the load over all its notices and its requests are counted apart: "
-        "notice receives and deletes, the chain-head queries and the strongly consistent "
-        "read-back of every sealed record (1 RRU each: the items are under 4 KB), the digest "
-        "writes and one KMS Sign per digest. One run over the whole load stands for one "
-        "scheduled run over 5 minutes of events.",
+        "Integrity (project stacks): the table's DynamoDB stream feeds the sealer. During the "
+        "load the stream source is held back; at its end the stream delivers everything the "
+        "run recorded, as one batching window would, and the sealer's requests are counted "
+        "apart: the chain-head query, one digest item, one KMS Sign, the body and checkpoint "
+        "objects (locked) and the head body's read. Stream reads by a Lambda trigger are free. "
+        "At full batches, the sealer's per-invocation lines are spread over a full stream "
+        "batch (10,000 records, or Lambda's 6 MB payload at the run's measured bytes per "
+        "stream record, `costs.at_full_stream_batch`); its handler CPU stays per record, as "
+        "measured.",
         "CloudWatch Logs: every line each function's code wrote during the run, as the "
         "emulator captured it from the worker's stdout and stderr (Powertools' JSON log lines "
         "and its embedded-metric lines included), plus Lambda's own lines per invocation, which "
@@ -720,15 +722,13 @@ def notes(
         "is an assumption on the high side); 1 GB = 2^30 bytes. Ingestion $0.50/GB; where the "
         "function's log group has a data protection policy (every function of the project's "
         "stacks: it masks e-mail addresses), the $0.12/GB scan of the same bytes too.",
-        "Integrity chain (the 'integrity' column and the goals): the seal notices and every "
-        "sealer line (notice receives and deletes, the read-back, digest writes, KMS Sign, S3 "
-        "PUT of the signed checkpoints, the sealer's Lambda and logs). The S3 PUT line counts "
+        "Integrity chain (the 'integrity' column and the goals): every sealer line (the head "
+        "query, the digest write, KMS Sign, the S3 objects, the sealer's Lambda and logs). The "
+        "writer MAC adds about 75 bytes to each item (still one write unit: the item sizes "
+        "table) and one cached secret read per execution environment. The S3 line counts "
         "`s3:PutObject` where the emulator names it, else every S3 request it counted (S3's REST "
         "operations are counted as `s3:*`; a GET costs less than a PUT, so this is the high "
-        "side); it is zero when the pipeline has no anchor bucket. The "
-        "designs in the integrity table are priced by `costs.integrity_model` from the same "
-        "measured lines, each line scaled or replaced as the design says; the sealer's Lambda "
-        "time is kept as measured (the high side for designs that do less work).",
+        "side); it is zero when the pipeline has no anchor bucket.",
         "Not costed: CloudWatch metrics and alarms, X-Ray (the project and the Solutions "
         "Constructs peer turn tracing on), the KMS requests of SQS/SNS server-side encryption "
         "(data keys are reused for 5 minutes), storage, backups, and monthly key and secret "
@@ -796,7 +796,7 @@ def markdown(document: Document, chart_name: str) -> str:
         "Two request mixes, both counted: *end to end* (the publishers' closed loop, whose "
         "rate leaves the event source small batches) and *backlog* (the same events recorded "
         "from a paused queue: full batches, as at a high event rate). Receives, deletes, "
-        "recorder invocations and seal notices are paid per batch.",
+        "recorder invocations and the sealer's invocations are paid per batch.",
         totals_table(document),
         "### The floor an SQS event source can reach",
         "Computed from the price constants in `bench/costs.py` (`floor_lines`): what SNS, SQS "
@@ -804,10 +804,10 @@ def markdown(document: Document, chart_name: str) -> str:
         "delete at 10 messages per call. Lambda's requests and duration and CloudWatch Logs "
         "are above it.",
         floor_table(),
-        "### The integrity chain: as measured, and the designs that would reach the goal",
-        "Each design is priced by the cost model (`costs.integrity_model`) from this run's "
-        "measured integrity lines at full batches; none is built here (the sealer and the "
-        "recorder are not the benchmark's code).",
+        "### The integrity chain as built: its batch as measured, and at a full stream batch",
+        "The sealer is fed by the table's stream; its lines are paid per invocation (one "
+        "digest, one Sign, its objects) except its handler CPU. The second row spreads the "
+        "measured per-invocation lines over a full stream batch (`costs.at_full_stream_batch`).",
         integrity_table(document),
         "### End-to-end mix, by component",
         cost_table(document),
@@ -856,15 +856,13 @@ def _recommendations(run: dict[str, Any]) -> list[str]:
         "per event). A team that does not query by type should build the pipeline with "
         "`event_type_index=False`.",
         f"- The batches the event source formed averaged {project['mean_batch_size']:.1f} "
-        "messages under this load; receives, deletes, invocations and seal notices are paid per "
+        "messages under this load; receives, deletes and invocations are paid per "
         "batch. `max_batching_window` (with a larger `batch_size`) fills batches at low rates, "
         "at the price of up to the window in publish-to-record latency. The construct's "
         "defaults are unchanged here; this is the lever to try first.",
-        "- The sealer reads every record back strongly consistent (1 RRU each). Eventually "
-        "consistent reads would halve that line; the trade-off is that a read issued right "
-        "after the write may miss the item and report it as rejected (a false tamper alarm), "
-        "so it needs a retry before rejecting. The integrity table prices this and the other "
-        "designs; not changed here (the sealer is not this benchmark's code).",
+        "- The sealer pays per invocation (one digest, one KMS Sign, its objects): below a "
+        "full stream batch (about 33 events/s over a 5-minute window) its cost per event "
+        "rises; `seal_interval` (the batching window) is the lever.",
         f"- CloudWatch Logs cost ${_logs_total(project['full_batches']['cost_lines']):.3f} per "
         "million events in the default project at full batches (ingestion plus the data "
         "protection scan): the recorder writes one JSON line per batch (one more per poison "
@@ -872,8 +870,8 @@ def _recommendations(run: dict[str, Any]) -> list[str]:
         "lever.",
         "- The recorder is CPU-bound on this machine: `python -m bench --only recorder-cpu` "
         "prints its CPU per event beside the seed's. Its per-record work (strict parsing, the "
-        "SNS signature check, the record hash and one signed request per record) and one seal "
-        "notice per batch are where its CPU goes; concurrent writes only shorten the waiting.",
+        "SNS signature check, the record hash and writer MAC, and one signed request per "
+        "record) are where its CPU goes; concurrent writes only shorten the waiting.",
     ]
 
 
