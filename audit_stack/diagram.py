@@ -144,7 +144,8 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
         elif action in _READ_ACTIONS and (target, function) not in polled:
             edge(target, action, function)
         elif action == "secretsmanager:GetSecretValue":
-            edge(target, "pseudonym key", function, dotted=True)
+            key = "writer key" if "WriterKey" in target else "pseudonym key"
+            edge(target, key, function, dotted=True)
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SNS::Subscription":
@@ -171,6 +172,9 @@ def mermaid_from_template(template: dict[str, Any]) -> str:
             label = f"batch {props.get('BatchSize', 10)}" + (
                 ", partial failures" if partial else ""
             )
+            if "StartingPosition" in props:  # a stream, not a queue
+                window = props.get("MaximumBatchingWindowInSeconds", 0)
+                label = f"stream, {label}, window {window} s"
             if queue and function:
                 edge(queue, label, function)
     for logical_id, resource in resources.items():

@@ -523,8 +523,10 @@ def _checked_digest(
         value = _text(item, name)
         location = integrity.digest_body_location(item)
         if value is None and name == contract.DIGEST_BODY_ATTRIBUTE and location is not None:
-            fail(f"its body object s3://{location[0]}/{location[1]} cannot be read (deleted, "
-                 "or not readable by this caller)")
+            fail(
+                f"its body object s3://{location[0]}/{location[1]} cannot be read (deleted, "
+                "or not readable by this caller)"
+            )
             return None
         if value is None:
             fail(f"its {name} is missing or not a string (S)", MALFORMED)

@@ -137,6 +137,38 @@ def audit_table(
     return created
 
 
+def writer_key(
+    scope: Construct,
+    construct_id: str,
+    *,
+    encryption_key: kms.IKey | None,
+    removal_policy: RemovalPolicy,
+) -> secretsmanager.Secret:
+    """The key of the recorder's MAC on each item it writes (who may read it: the recorder and
+    the sealer only, permissions.only_writers_read_the_writer_key)."""
+    created = secretsmanager.Secret(
+        scope,
+        construct_id,
+        description="Keys the recorder's HMAC-SHA-256 on each audit record it writes; the "
+        "sealer seals only records that carry it. Only those two functions may read it.",
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=64, exclude_punctuation=True, include_space=False
+        ),
+        encryption_key=encryption_key,
+        removal_policy=removal_policy,
+    )
+    compat.acknowledge(
+        created,
+        (
+            "AwsSolutions-SMG4",
+            "Records are checked against the writer key when sealed, within the stream's "
+            "batching window; a rotation between a write and its seal would report that "
+            "record. Rotate deliberately, by hand, with the pipeline idle (docs/INTEGRITY.md).",
+        ),
+    )
+    return created
+
+
 def pseudonym_secret(
     scope: Construct,
     construct_id: str,

@@ -74,6 +74,7 @@ __all__ = [
     "only_lookup_principals_read",
     "only_the_deployment_changes_the_topic",
     "only_topic_or_redrive_sends",
+    "only_writers_read_the_writer_key",
     "principal_arn",
     "redaction_statements",
 ]
@@ -440,15 +441,31 @@ def in_another_stack(
     return principal
 
 
+def only_writers_read_the_writer_key(secret: secretsmanager.Secret, writers: PrincipalArns) -> None:
+    """Only the recorder's and the sealer's roles read the writer key: an administrator with
+    secretsmanager:GetSecretValue on "*" could otherwise MAC an item of their own making."""
+    secret.add_to_resource_policy(
+        deny_all_but(
+            "OnlyTheWritersReadTheWriterKey",
+            actions=["secretsmanager:GetSecretValue"],
+            resources=["*"],
+            principals=writers,
+        )
+    )
+
+
 def only_custodians_change_the_key(
-    secret: secretsmanager.Secret, custodians: PrincipalArns
+    secret: secretsmanager.Secret,
+    custodians: PrincipalArns,
+    *,
+    sid: str = "OnlyCustodiansChangeThePseudonymKey",
 ) -> None:
     """Nobody but the key's custodians (the deployment's role and a break-glass role given
     ``grant_key_custody``) may write, rotate, re-stage, delete or re-police the pseudonym key:
     a quietly replaced key splits every account's trail in two, a lifted policy exposes it."""
     secret.add_to_resource_policy(
         deny_all_but(
-            "OnlyCustodiansChangeThePseudonymKey",
+            sid,
             actions=SECRET_CUSTODY_ACTIONS,
             resources=["*"],
             principals=custodians,

@@ -259,6 +259,9 @@ class AuditPipeline(Construct):
             anchor_bucket=anchor_bucket,
             anchor_retention=anchor_retention,
         )
+        self._writer_key = self._writer_key_for(
+            recorder_role, encryption_key=encryption_key, removal_policy=retain
+        )
         self._deny_all_but_the_pipeline(recorder_role)
         if retention is None:
             Annotations.of(self).add_warning_v2(
@@ -297,7 +300,10 @@ class AuditPipeline(Construct):
                     self._chain.signing_key,
                     *([encryption_key] if encryption_key is not None else []),
                 ],
-                secrets=[self._pseudonym_secret] if self._pseudonym_secret else [],
+                secrets=[
+                    self._writer_key,
+                    *([self._pseudonym_secret] if self._pseudonym_secret else []),
+                ],
             ),
         )
         self._metrics = monitoring.PipelineMetrics(
@@ -360,6 +366,39 @@ class AuditPipeline(Construct):
             actions=[*permissions.APPEND_ACTIONS, *permissions.SIGN_ACTIONS],
             resources=[self._chain.digest_table.table_arn, self._chain.signing_key.key_arn],
         )
+
+    def _writer_key_for(
+        self,
+        recorder_role: iam.IRole,
+        *,
+        encryption_key: kms.IKey | None,
+        removal_policy: RemovalPolicy,
+    ) -> secretsmanager.Secret:
+        """The key of the recorder's MAC on each item it writes, which the sealer checks: only
+        those two roles read it, only the key's custodians change it (docs/INTEGRITY.md)."""
+        key = builders.writer_key(
+            self, "WriterKey", encryption_key=encryption_key, removal_policy=removal_policy
+        )
+        sealer = self._chain.sealer
+        writers = permissions.PrincipalArns()
+        for function, role in ((self._recorder, recorder_role), (sealer, sealer.role)):
+            assert role is not None  # functions.function always gives an explicit role
+            writers.add(role.role_arn)
+            # On the role only (as grant_lookup does): a grant on the key's policy would make a
+            # customer key's stack depend on the pipeline's.
+            iam.Grant.add_to_principal(
+                grantee=function,
+                actions=["secretsmanager:GetSecretValue"],
+                resource_arns=[key.secret_arn],
+            )
+            if encryption_key is not None:
+                encryption_key.grant(function, *permissions.LOOKUP_KEY_ACTIONS)
+            function.add_environment(contract.ENV_WRITER_KEY_SECRET_ARN, key.secret_arn)
+        permissions.only_writers_read_the_writer_key(key, writers)
+        permissions.only_custodians_change_the_key(
+            key, self._key_custodians, sid="OnlyCustodiansChangeTheWriterKey"
+        )
+        return key
 
     def _publisher_roles(self) -> list[iam.IRole]:
         """The deleteAccount function's role, when the catalogue has that function."""

@@ -54,6 +54,7 @@ from audit_stack.local.deploy.deployer import Deployer
 from audit_stack.local.deploy.model import Deployment, FunctionSpec
 from audit_stack.local.deploy.report import deployment_report
 from audit_stack.local.deploy.template import CloudAssembly, DeploymentError
+from audit_stack.local.esm.stream import TTL_IDENTITY, StreamWorker
 from audit_stack.local.esm.worker import EventSourceWorker
 from audit_stack.local.http.operations import Operation
 from audit_stack.local.http.server import EmulatorServer, Endpoint, PortUnavailableError
@@ -189,9 +190,11 @@ class LocalAuditPipeline:
         )
         self._server = EmulatorServer(self._endpoint, on_event=self._event, port=port)
         self._event_sources: list[EventSourceWorker] = []
+        self._stream_sources: list[StreamWorker] = []
         self._idle = IdleScheduler(
             activity=self._activity,
             sources=lambda: self._event_sources,
+            streams=lambda: self._stream_sources,
             snapshot=lambda name: queue_snapshot(self.account_id, self._region, name),
             other_work=self._work_in_flight,
             now_ms=self._hooks.now_ms,
@@ -353,6 +356,18 @@ class LocalAuditPipeline:
             )
             self._event_sources.append(worker)
             worker.start()
+        for stream in (source for stack in deployment.stacks for source in stack.stream_sources):
+            stream_worker = StreamWorker(
+                stream,
+                shard_records=functools.partial(self._stream_records, stream.table_name),
+                invoke=self._invoke_from_stream,
+                activity=self._activity,
+                region=self._region,
+                now_ms=self._hooks.now_ms,
+                on_event=self._event,
+            )
+            self._stream_sources.append(stream_worker)
+            stream_worker.start()
 
     def stop(self) -> None:
         """Stop everything and free the port, within seconds even with work in flight: busy
@@ -367,6 +382,9 @@ class LocalAuditPipeline:
                 errors.append(error)
 
         sources, self._event_sources = self._event_sources, []
+        streams, self._stream_sources = self._stream_sources, []
+        for stream in streams:
+            attempt(stream.request_stop)
         for source in sources:
             attempt(source.request_stop)
         # Held requests go on, and busy invocations end now: their batches fail.
@@ -374,6 +392,8 @@ class LocalAuditPipeline:
         attempt(self._functions.close)
         for source in sources:
             attempt(source.join)
+        for stream in streams:
+            attempt(stream.join)
         attempt(self._move_tasks.stop)
         attempt(self._lambda_api.stop)
         if self._server.started:
@@ -659,6 +679,7 @@ class LocalAuditPipeline:
             ]
             for key in expired:  # after the scan: deletes do not move its pages
                 dynamodb.delete_item(TableName=table, Key=key)
+                self._mark_ttl_deletion(table, key)
             deleted += len(expired)
         return deleted
 
@@ -693,11 +714,27 @@ class LocalAuditPipeline:
         batching window under way ends at once and its batch is invoked)."""
         for source in self._event_sources:
             source.pause()
+        for stream in self._stream_sources:
+            stream.pause()
         try:
             yield
         finally:
             for source in self._event_sources:
                 source.resume()
+            for stream in self._stream_sources:
+                stream.resume()
+
+    @contextmanager
+    def stream_sources_paused(self) -> Iterator[None]:
+        """Like disabling the DynamoDB-stream event-source mappings only, for the block: their
+        records wait in the stream and are delivered, in order, once it ends."""
+        for stream in self._stream_sources:
+            stream.pause()
+        try:
+            yield
+        finally:
+            for stream in self._stream_sources:
+                stream.resume()
 
     @contextmanager
     def inject_fault(
@@ -747,6 +784,32 @@ class LocalAuditPipeline:
             raise TimeoutError(f"not reached within {timeout:.1f} s: {what or predicate}")
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    def _stream_records(self, table: str) -> list[dict[str, Any]]:
+        """The table's stream records so far, oldest first (moto keeps them in-process)."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        backend = dynamodb_backends[self.account_id][self._region]
+        shard = backend.tables[table].stream_shard if table in backend.tables else None
+        return [] if shard is None else [found.record for found in list(shard.items)]
+
+    def _mark_ttl_deletion(self, table: str, key: dict[str, Any]) -> None:
+        """The REMOVE stream record of a deletion by TTL carries DynamoDB's service identity,
+        as on AWS (a caller's deletion does not)."""
+        for record in reversed(self._stream_records(table)):
+            if record.get("eventName") == "REMOVE" and record["dynamodb"].get("Keys") == key:
+                record["userIdentity"] = dict(TTL_IDENTITY)
+                return
+
+    def _invoke_from_stream(self, function_name: str, payload: bytes) -> InvocationResult:
+        injected = self._faults.apply(
+            Operation("lambda", "Invoke", "rest", self._region, function_name)
+        )
+        if injected is not None:
+            if injected.error.code == "TooManyRequestsException":
+                raise TooManyRequestsError(injected.error.message)
+            raise injected.error
+        return self._functions.invoke(function_name, payload, trigger="dynamodb")
 
     def _invoke_from_event_source(self, function_name: str, payload: bytes) -> InvocationResult:
         # The event-source mapping's Invoke goes through the same faults as the API's.

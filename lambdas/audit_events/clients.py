@@ -120,7 +120,8 @@ _secrets: dict[str, tuple[float, bytes]] = {}
 
 
 def pseudonym_secret(secret_arn: str, remaining_seconds: float) -> bytes:
-    """The pseudonym secret's bytes (its current version), fetched at most every 5 minutes."""
+    """A secret's bytes (its current version), fetched at most every 5 minutes: the pseudonym
+    key, or the writer key (``secret_bytes``)."""
     cached = _secrets.get(secret_arn)
     now = time.monotonic()
     if cached is not None and now - cached[0] < SECRET_CACHE_SECONDS:
@@ -129,6 +130,10 @@ def pseudonym_secret(secret_arn: str, remaining_seconds: float) -> bytes:
     secret = str(value["SecretString"]).encode("utf-8")
     _secrets[secret_arn] = (now, secret)
     return secret
+
+
+secret_bytes = pseudonym_secret
+"""Any key the functions read from Secrets Manager, cached the same way."""
 
 
 def forget_cached() -> None:

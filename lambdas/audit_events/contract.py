@@ -39,6 +39,7 @@ __all__ = [
     "ENV_SUBJECT_IN_CLEAR",
     "ENV_TABLE_NAME",
     "ENV_TOPIC_ARN",
+    "ENV_WRITER_KEY_SECRET_ARN",
     "EVENT_ID_ATTRIBUTE",
     "EVENT_TYPE_ATTRIBUTE",
     "EVENT_TYPE_INDEX",
@@ -91,6 +92,7 @@ __all__ = [
     "SUBJECT_TYPE_PSEUDONYM",
     "TIMESTAMP_FORMAT",
     "TOPIC_ARN_ATTRIBUTE",
+    "WRITER_MAC_ATTRIBUTE",
 ]
 
 # --- The audit table -----------------------------------------------------------------------
@@ -106,6 +108,11 @@ EVENT_TYPE_SHARD_ATTRIBUTE: Final = "event_type_shard"
 SUBJECT_TYPE_ATTRIBUTE: Final = "subject_type"
 RECORD_HASH_ATTRIBUTE: Final = "record_hash"
 RECORDED_AT_ATTRIBUTE: Final = "recorded_at"
+WRITER_MAC_ATTRIBUTE: Final = "writer_mac"
+"""HMAC-SHA-256 of the item's record_hash under the writer key, which only the recorder and
+the sealer may read (``integrity.writer_mac``): the sealer seals only items that carry it, so an
+item put by anyone else (a lifted table policy) is reported, not sealed. Outside the record's
+canonical content, like ``record_hash`` itself."""
 TOPIC_ARN_ATTRIBUTE: Final = "topic_arn"
 """The ARN of the SNS topic whose signed notification delivered the event (provenance)."""
 ACTOR_ATTRIBUTE: Final = "actor"
@@ -146,6 +153,7 @@ SEAL_CHAIN_HEAD: Final = "chain_head"
 
 # --- Function environment (set by the construct, read by the handlers and local tooling) ---
 ENV_TABLE_NAME: Final = "TABLE_NAME"
+ENV_WRITER_KEY_SECRET_ARN: Final = "WRITER_KEY_SECRET_ARN"
 ENV_TOPIC_ARN: Final = "TOPIC_ARN"
 """The publisher's topic; the recorder's one accepted ``TopicArn``."""
 ENV_EVENT_TYPE_INDEX_SHARDS: Final = "EVENT_TYPE_INDEX_SHARDS"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from .contract import (
     RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
     TIMESTAMP_FORMAT,
+    WRITER_MAC_ATTRIBUTE,
 )
 
 # The contract's digest-table keys and record attributes stay importable from here too: the
@@ -77,6 +79,7 @@ __all__ = [
     "digest_item",
     "encode_signature",
     "expires_at_of",
+    "has_writer_mac",
     "parse_checkpoint",
     "parse_digest",
     "parse_signed_checkpoint",
@@ -87,6 +90,7 @@ __all__ = [
     "signed_message",
     "signed_text",
     "with_record_hash",
+    "writer_mac",
 ]
 
 DIGEST_VERSION = 3
@@ -131,7 +135,7 @@ def canonical_record(item: Mapping[str, Any]) -> bytes:
     content = {
         name: _canonical_value(value)
         for name, value in item.items()
-        if name != RECORD_HASH_ATTRIBUTE
+        if name not in (RECORD_HASH_ATTRIBUTE, WRITER_MAC_ATTRIBUTE)
     }
     return _canonical_json(content)
 
@@ -144,6 +148,26 @@ def record_hash(item: Mapping[str, Any]) -> str:
 def with_record_hash(item: dict[str, Any]) -> dict[str, Any]:
     """``item`` plus its ``record_hash`` attribute."""
     return {**item, RECORD_HASH_ATTRIBUTE: {"S": record_hash(item)}}
+
+
+# Domain separation: the writer key MACs nothing but record hashes in this format.
+_WRITER_MAC_CONTEXT = b"audit-pipeline writer v1\x00"
+
+
+def writer_mac(key: bytes, record_hash_text: str) -> str:
+    """HMAC-SHA-256 (lowercase hex) of ``"audit-pipeline writer v1\\0" + record_hash`` under
+    the writer key: the proof an item was written by the recorder (``WRITER_MAC_ATTRIBUTE``)."""
+    message = _WRITER_MAC_CONTEXT + record_hash_text.encode("ascii")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def has_writer_mac(item: Mapping[str, Any], key: bytes) -> bool:
+    """Whether ``item`` carries the writer MAC of its own ``record_hash`` attribute."""
+    stated = item.get(RECORD_HASH_ATTRIBUTE, {}).get("S")
+    mac = item.get(WRITER_MAC_ATTRIBUTE, {}).get("S")
+    if not isinstance(stated, str) or not isinstance(mac, str) or not stated.isascii():
+        return False
+    return hmac.compare_digest(mac, writer_mac(key, stated))
 
 
 def _canonical_value(value: Mapping[str, Any]) -> Any:

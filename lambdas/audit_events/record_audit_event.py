@@ -5,7 +5,8 @@ EVENT_TYPE_INDEX_SHARDS (0: no by-type index), RETENTION_DAYS (when set, each
 item gets ``expires_at`` = ``recorded_at`` + that many days, DynamoDB's TTL attribute),
 PSEUDONYM_SECRET_ARN (when set, events that name their subject by e-mail address, such as
 version 1 messages still in the queues, are recorded under the address's pseudonym),
-POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and POWERTOOLS_METRICS_NAMESPACE.
+WRITER_KEY_SECRET_ARN (when set, each item gets ``writer_mac``: the proof the sealer asks
+for), POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL and POWERTOOLS_METRICS_NAMESPACE.
 
 A message is recorded only if SNS signed it for TOPIC_ARN (``sns_signature.py``); anything else
 (a direct invoke with a hand-made event, a forged envelope sent to the queue) is poison and
@@ -36,7 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .catalogue import EventCatalogue, EventRuleError, parse_catalogue
-from .clients import OutOfTimeError, client, pseudonym_secret
+from .clients import OutOfTimeError, client, pseudonym_secret, secret_bytes
 from .contract import (
     ENV_EVENT_CATALOGUE,
     ENV_EVENT_TYPE_INDEX_SHARDS,
@@ -44,17 +45,21 @@ from .contract import (
     ENV_RETENTION_DAYS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
+    ENV_WRITER_KEY_SECRET_ARN,
     METRIC_DUPLICATES_SKIPPED,
     METRIC_EVENTS_RECORDED,
     METRIC_POISON_MESSAGES,
     METRIC_UNVERIFIED_MESSAGES,
     PARTITION_KEY,
+    RECORD_HASH_ATTRIBUTE,
     RECORDED_AT_ATTRIBUTE,
     SORT_KEY,
     SUBJECT_TYPE_EMAIL,
     SUBJECT_TYPE_IDENTIFIER,
+    WRITER_MAC_ATTRIBUTE,
 )
 from .event import PoisonMessageError, format_timestamp, parse_sns_envelope, pseudonymize
+from .integrity import writer_mac
 from .items import expires_at, idempotency_marker_key, to_idempotency_marker, to_item
 from .sns_signature import UnverifiedMessageError, verify_notification
 
@@ -79,6 +84,8 @@ class _Settings:
     """The pipeline's event types; None (no EVENT_CATALOGUE) records every type delivered."""
     retention_days: int | None = None
     """Days each record is kept (DynamoDB TTL); None: for the life of the table."""
+    writer_key_arn: str | None = None
+    """The writer key's secret; None: items carry no writer MAC (a pipeline without one)."""
 
 
 _write_pool: ThreadPoolExecutor | None = None
@@ -132,6 +139,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         secret_arn=os.environ.get(ENV_PSEUDONYM_SECRET_ARN) or None,
         catalogue=_catalogue(catalogue_text) if catalogue_text else None,
         retention_days=_retention_days(os.environ.get(ENV_RETENTION_DAYS)),
+        writer_key_arn=os.environ.get(ENV_WRITER_KEY_SECRET_ARN) or None,
     )
     records = [SQSRecord(raw) for raw in event.get("Records", [])]
     results = _write_batch(records, settings=settings, context=context)
@@ -246,6 +254,15 @@ def _prepare(record: SQSRecord, *, settings: _Settings, context: LambdaContext) 
         if event.idempotent
         else [item]
     )
+    if settings.writer_key_arn is not None:
+        key = secret_bytes(settings.writer_key_arn, _remaining_seconds(context))
+        items = [
+            {
+                **written,
+                WRITER_MAC_ATTRIBUTE: {"S": writer_mac(key, written[RECORD_HASH_ATTRIBUTE]["S"])},
+            }
+            for written in items
+        ]
     return _Write(
         message_id=record.message_id,
         idempotent=event.idempotent,

@@ -1,11 +1,14 @@
 """The sealer Lambda: signs the records the audit table's stream delivers into the digest chain.
 
 Reads TABLE_NAME, DIGEST_TABLE_NAME, SIGNING_KEY_ARN, HEARTBEAT_SECONDS, ANCHOR_BUCKET_NAME,
-ANCHOR_RETENTION_DAYS and the Powertools variables. Three triggers:
+ANCHOR_RETENTION_DAYS, WRITER_KEY_SECRET_ARN and the Powertools variables. Three triggers:
 
 - **The table's DynamoDB stream** (an event source mapping, NEW_AND_OLD_IMAGES, with a batching
   window): every write of the table, in order, with the item as written. Each new item is checked
-  (its ``record_hash`` attribute must be its content's hash) and sealed; a change or deletion of
+  (its ``record_hash`` attribute must be its content's hash, and its ``writer_mac`` the writer
+  key's MAC of that hash: only the recorder and the sealer may read the key) and sealed; an item
+  without a valid writer MAC was put by someone else and is reported, not sealed; a change or
+  deletion of
   an item by anyone but DynamoDB's TTL, and a new item whose hash does not match, are tampering:
   listed in the digest's ``rejected`` and counted in TamperedRecords (an alarm). A redaction's
   stub (``audit redact``) is not: ``audit verify`` matches it with its sealed entry.
@@ -34,7 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from . import merkle
-from .clients import client
+from .clients import client, secret_bytes
 from .contract import (
     CLOCK_MARGIN_SECONDS,
     DIGEST_BODY_ATTRIBUTE,
@@ -47,6 +50,7 @@ from .contract import (
     ENV_HEARTBEAT_SECONDS,
     ENV_SIGNING_KEY_ARN,
     ENV_TABLE_NAME,
+    ENV_WRITER_KEY_SECRET_ARN,
     METRIC_DIGESTS_WRITTEN,
     METRIC_RECORDS_SEALED,
     METRIC_TAMPERED_RECORDS,
@@ -75,6 +79,7 @@ from .integrity import (
     digest_hash,
     digest_item,
     expires_at_of,
+    has_writer_mac,
     parse_digest,
     record_hash,
     record_leaf,
@@ -130,11 +135,14 @@ class Sealer:
         aws_client: Callable[[str, float], Any] = client,
         anchor_bucket: str | None = None,
         anchor_retention: timedelta = DEFAULT_ANCHOR_RETENTION,
+        writer_key: Callable[[], bytes] | None = None,
     ) -> None:
         """``aws_client(service, seconds_left)``: a client whose retries end in time (tests
         pass clients of their own, to fail or delay one call). ``anchor_bucket``: where each
         digest's body and signed checkpoint are written, locked for ``anchor_retention`` (None:
-        the body stays in the digest item and nothing is anchored)."""
+        the body stays in the digest item and nothing is anchored). ``writer_key``: the key
+        whose MAC a new item must carry to be sealed (None: no MAC is asked for)."""
+        self._writer_key = writer_key
         self._anchor_bucket = anchor_bucket
         self._anchor_retention = anchor_retention
         self._aws_client = aws_client
@@ -167,8 +175,9 @@ class Sealer:
         report = SealReport()
         candidates: dict[tuple[str, str], RecordRef] = {}
         rejected: list[dict[str, str]] = []
+        key = self._writer_key() if self._writer_key is not None else None
         for record in records:
-            sealable, finding = _examine(record)
+            sealable, finding = _examine(record, key)
             if finding is not None:
                 rejected.append(finding)
             if sealable is not None:
@@ -406,7 +415,9 @@ class Sealer:
         return head is None or record_time(head.sealed_at) + self._heartbeat <= self._now()
 
 
-def _examine(record: dict[str, Any]) -> tuple[RecordRef | None, dict[str, str] | None]:
+def _examine(
+    record: dict[str, Any], writer_key: bytes | None
+) -> tuple[RecordRef | None, dict[str, str] | None]:
     """One stream record: (what to seal, or None; a tampering finding, or None)."""
     change = record.get("dynamodb") or {}
     name = record.get("eventName")
@@ -430,6 +441,8 @@ def _examine(record: dict[str, Any]) -> tuple[RecordRef | None, dict[str, str] |
             return None, None
         if record_hash(new) != stated:
             return None, finding(new, "altered before it was sealed")
+        if writer_key is not None and not has_writer_mac(new, writer_key):
+            return None, finding(new, "not written by the recorder (no valid writer MAC)")
         ref = RecordRef(
             subject,
             event_key,
@@ -450,6 +463,12 @@ def _examine(record: dict[str, Any]) -> tuple[RecordRef | None, dict[str, str] |
         # explain that one; docs/INTEGRITY.md).
         return None, finding(old, "deleted")
     return None, finding(new or old, f"an unknown stream event {name!r}")
+
+
+def _writer_key(secret_arn: str | None, context: LambdaContext) -> Callable[[], bytes] | None:
+    if not secret_arn:
+        return None
+    return lambda: secret_bytes(secret_arn, context.get_remaining_time_in_millis() / 1000)
 
 
 def _chunks(records: list[RecordRef], limit: int) -> Iterable[list[RecordRef]]:
@@ -481,6 +500,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         anchor_retention=timedelta(
             days=int(os.environ.get(ENV_ANCHOR_RETENTION_DAYS) or DEFAULT_ANCHOR_RETENTION.days)
         ),
+        writer_key=_writer_key(os.environ.get(ENV_WRITER_KEY_SECRET_ARN), context),
     )
     records = event.get("Records") if isinstance(event, dict) else None
     if isinstance(records, list) and records:

@@ -128,9 +128,9 @@ def test_the_secret_lets_the_same_stacks_producer_by_arn_and_the_other_by_its_ta
     assembly: cdk.cx_api.CloudAssembly,
 ) -> None:
     audit = _template(assembly, "Audit")
-    (policy,) = _resources(audit, "AWS::SecretsManager::ResourcePolicy").values()
     (deny,) = [
         statement
+        for policy in _resources(audit, "AWS::SecretsManager::ResourcePolicy").values()
         for statement in policy["Properties"]["ResourcePolicy"]["Statement"]
         if statement["Sid"] == "OnlyGrantedPrincipalsReadThePseudonymKey"
     ]

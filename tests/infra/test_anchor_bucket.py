@@ -87,7 +87,7 @@ def test_the_pipeline_creates_a_locked_versioned_encrypted_private_bucket_it_kee
     assert bucket["Metadata"]["AuditPipeline"]["role"] == "anchor-bucket"
 
 
-def test_the_sealer_may_only_put_new_checkpoints_below_its_tables_prefix(
+def test_the_sealer_may_only_put_new_objects_and_read_them_below_its_tables_prefix(
     template: dict[str, Any],
 ) -> None:
     (bucket_id,) = _of_type(template, "AWS::S3::Bucket")
@@ -98,7 +98,9 @@ def test_the_sealer_may_only_put_new_checkpoints_below_its_tables_prefix(
     ]
     assert len(s3_statements) == 1
     (statement,) = s3_statements
-    assert sorted(_actions(statement)) == ["s3:PutObject", "s3:PutObjectRetention"]
+    # New checkpoints and digest bodies, and the chain head's body read back: no delete, no
+    # governance bypass, no bucket settings.
+    assert sorted(_actions(statement)) == ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"]
     table_id = next(i for i in _of_type(template, "AWS::DynamoDB::Table") if "Sealing" not in i)
     assert statement["Resource"] == {
         "Fn::Join": [

@@ -188,9 +188,19 @@ def test_importing_app_encrypts_the_pseudonym_secret_with_its_key_and_grants_loo
 ) -> None:
     resources = importing_app_template["Resources"]
     key_id = next(k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key")
-    secrets = {k: r for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"}
+    secrets = {
+        k: r
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret" and "PseudonymSecret" in k
+    }
     # "Audit" (customer key), "AuditWithAlarms", "AuditWideIndex"; none for "AuditInClear".
     assert len(secrets) == 3
+    writer_keys = [
+        r
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret" and "WriterKey" in k
+    ]
+    assert len(writer_keys) == 4  # every pipeline has one, in clear or not
     audit_secret = next(r for k, r in secrets.items() if k.startswith("AuditPseudonymSecret"))
     assert audit_secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     role_policies = [

@@ -211,13 +211,13 @@ def _forms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     table = _named(template, "Audit/Table", "AWS::DynamoDB::Table")
     digests = _named(template, "Sealing/DigestTable", "AWS::DynamoDB::Table")
     queue = _named(template, "Audit/Queue", "AWS::SQS::Queue")
-    seal_queue = _named(template, "Sealing/SealQueue", "AWS::SQS::Queue")
     topic = _named(template, "Audit/Topic", "AWS::SNS::Topic")
     alarm_topic = _named(template, "AlarmTopic", "AWS::SNS::Topic")
     signing_key = _named(template, "Sealing/SigningKey", "AWS::KMS::Key")
     alarm_key = _named(template, "AlarmTopicKey", "AWS::KMS::Key")
     secret = _named(template, "PseudonymSecret", "AWS::SecretsManager::Secret")
     mapping = _named(template, "RecordAuditEventFunction", "AWS::Lambda::EventSourceMapping")
+    stream_mapping = _named(template, "SealerFunction", "AWS::Lambda::EventSourceMapping")
     forms: dict[str, dict[str, Any]] = {}
     for label, physical in (("table", table), ("digest table", digests)):
         forms[label] = {"name": physical.name, "arn": physical.arn}
@@ -237,7 +237,7 @@ def _forms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         }
         role = _named(template, f"{path}Role", "AWS::IAM::Role")
         forms[f"{label} role"] = {"name": role.name, "arn": role.arn}
-    for label, physical in (("queue", queue), ("seal queue", seal_queue)):
+    for label, physical in (("queue", queue),):
         forms[label] = {
             "url": physical.ref,
             "legacy url": f"https://{REGION}.queue.amazonaws.com/{ACCOUNT}/{physical.name}",
@@ -253,6 +253,7 @@ def _forms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "partial arn": secret.arn.rsplit("-", 1)[0],
     }
     forms["mapping"] = {"uuid": mapping.name}
+    forms["stream mapping"] = {"uuid": stream_mapping.name}
     rules = sorted(_rules(template))
     forms["rules"] = {name: name for name in rules}
     alarms = [
@@ -332,7 +333,7 @@ def _calls() -> list[tuple[str, _Call]]:
             )
         )
     sqs = "sqs.amazonaws.com"
-    for queue in ("queue", "seal queue"):
+    for queue in ("queue",):
         for name in ("SetQueueAttributes", "AddPermission", "RemovePermission", "DeleteQueue"):
             calls.append((queue, _Call(sqs, name, "queueUrl", ("url", "legacy url"))))
         calls.append((queue, _Call(sqs, "PurgeQueue", "queueUrl", ("url", "legacy url"))))
@@ -365,7 +366,8 @@ def _calls() -> list[tuple[str, _Call]]:
         for name in monitoring.IAM_ROLE_EVENTS:
             calls.append((role, _Call("iam.amazonaws.com", name, "roleName", ("name",))))
     for name in ("UpdateEventSourceMapping20150331", "DeleteEventSourceMapping20150331"):
-        calls.append(("mapping", _Call(lambda_, name, "uUID", ("uuid",))))
+        for mapping in ("mapping", "stream mapping"):
+            calls.append((mapping, _Call(lambda_, name, "uUID", ("uuid",))))
     kms = "kms.amazonaws.com"
     for key in ("signing key", "alarm key"):
         for name in monitoring.KMS_CONTROL_EVENTS:

@@ -26,8 +26,7 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
         '"batch 10, partial failures"',
         '"after 5 receives"',
         '"dynamodb:PutItem"',
-        '"sqs:SendMessage"',
-        '"sqs:ReceiveMessage"',
+        '"stream, batch 10000, window 300 s"',
         '"kms:Sign"',
         '"invokes"',
         '"undeliverable"',
@@ -37,6 +36,8 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
         assert expected in diagram
     # The pseudonym secret, and who reads it.
     assert diagram.count('-. "pseudonym key" .->') == 2
+    # The writer key, and the two functions that read it.
+    assert diagram.count('-. "writer key" .->') == 2
     assert 'PseudonymSecret<br/>generated at deploy, 64 chars"]' in diagram
 
 

@@ -43,7 +43,6 @@ def test_the_apps_pipeline_is_found_with_each_role(template_json: dict[str, Any]
         "publisher": "AWS::Lambda::Function",
         "recorder": "AWS::Lambda::Function",
         "sealer": "AWS::Lambda::Function",
-        "seal-queue": "AWS::SQS::Queue",
         "digest-table": "AWS::DynamoDB::Table",
         "signing-key": "AWS::KMS::Key",
         "anchor-bucket": "AWS::S3::Bucket",

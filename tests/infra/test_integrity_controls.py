@@ -242,23 +242,51 @@ def test_grant_redrive_refuses_a_grantee_without_an_arn() -> None:
         pipeline.grant_redrive(iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
 
 
-def test_only_the_recorder_may_report_records_to_the_seal_queue(template: dict[str, Any]) -> None:
-    statements = _queue_policy(template, "Sealing/SealQueue")
-    recorder = _role_arn(template, "RecordAuditEventFunction")
-    intruder = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
-    for role, expected in ((recorder, "allowed"), (intruder, "denied")):
-        request = {**TLS, "aws:PrincipalArn": role}
-        assert (
-            decide(
-                template,
-                statements,
-                "sqs:SendMessage",
-                ("AWS", role),
-                request,
-                identity_allows=True,
-            )
-            == expected
+def test_the_tables_stream_feeds_the_sealer_every_write_in_order_and_never_skips_one(
+    template: dict[str, Any],
+) -> None:
+    table_id, resource = _resource(template, "Table/Resource")
+    table = resource["Properties"]
+    # New and old images: a change or deletion of a record reaches the sealer with both.
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    (mapping,) = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping"
+        and resource["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
+    ]
+    sealer, _ = _resource(template, "SealerFunction/Resource")
+    assert mapping["FunctionName"] == {"Ref": sealer}
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"  # from the first record kept
+    assert mapping["MaximumBatchingWindowInSeconds"] == 300  # the default seal interval
+    assert mapping["BatchSize"] == 10_000
+    # Retried until it succeeds: no retry limit, no age limit, no bisecting, no skipping to an
+    # on-failure destination.
+    for skipping in (
+        "MaximumRetryAttempts",
+        "MaximumRecordAgeInSeconds",
+        "BisectBatchOnFunctionError",
+        "DestinationConfig",
+        "FunctionResponseTypes",
+        "FilterCriteria",
+    ):
+        assert skipping not in mapping, skipping
+
+
+def test_the_recorder_sends_nothing_but_its_writes(template: dict[str, Any]) -> None:
+    recorder_role, _ = _resource(template, "RecordAuditEventFunctionRole/Resource")
+    actions = {
+        action
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": recorder_role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
+    }
+    assert not {action for action in actions if action.startswith(("sqs:Send", "sns:"))}
 
 
 # -- only the recorder writes ----------------------------------------------------------------
@@ -333,14 +361,29 @@ def test_the_sealer_runs_every_five_minutes_by_default(template: dict[str, Any])
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [sealer_id, "Arn"]}
 
 
-def test_seal_interval_sets_the_schedule_and_the_stalled_alarm() -> None:
+def test_seal_interval_sets_the_schedule_the_batching_window_and_the_stalled_alarm() -> None:
+    stack = cdk.Stack(_app(), "Other")
+    AuditPipeline(stack, "Audit", seal_interval=cdk.Duration.minutes(2))
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(2 minutes)"})
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"MaximumBatchingWindowInSeconds": 120, "StartingPosition": "TRIM_HORIZON"},
+    )
+    # IteratorAge is in milliseconds.
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "IteratorAge", "Threshold": (2 * 120 + 300) * 1000},
+    )
+
+
+def test_a_seal_interval_over_five_minutes_keeps_lambdas_longest_batching_window() -> None:
     stack = cdk.Stack(_app(), "Other")
     AuditPipeline(stack, "Audit", seal_interval=cdk.Duration.hours(1))
     template = Template.from_stack(stack)
     template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)"})
     template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {"MetricName": "ApproximateAgeOfOldestMessage", "Threshold": 2 * 3600 + 300},
+        "AWS::Lambda::EventSourceMapping", {"MaximumBatchingWindowInSeconds": 300}
     )
 
 
@@ -539,7 +582,7 @@ def test_only_the_deployment_role_may_change_the_topic_or_subscribe_to_it(
 )
 @pytest.mark.parametrize(
     ("queue_path", "consumer"),
-    [("Queue", "RecordAuditEventFunction"), ("Sealing/SealQueue", "SealerFunction")],
+    [("Queue", "RecordAuditEventFunction")],
 )
 def test_an_administrator_cannot_receive_or_delete_audit_messages_only_the_consumer_can(
     template: dict[str, Any], queue_path: str, consumer: str, action: str
@@ -617,11 +660,31 @@ def test_a_session_of_a_writer_role_outside_its_function_may_not_write_or_sign(
 BREAK_GLASS = f"arn:aws:iam::{ACCOUNT}:role/AuditKeyCustodian"
 
 
-def _secret_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
+def _secret_policy(
+    template: dict[str, Any], secret: str = "PseudonymSecret"
+) -> list[dict[str, Any]]:
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
+        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy" and secret in json.dumps(
+            resource["Properties"]["SecretId"]
+        ):
             return list(_subbed(resource["Properties"]["ResourcePolicy"]["Statement"]))
-    raise AssertionError("no resource policy on the pseudonym secret")
+    raise AssertionError(f"no resource policy on the {secret}")
+
+
+def test_only_the_recorder_and_the_sealer_read_the_writer_key() -> None:
+    app = _app()
+    stack = AuditStack(app, "Audit", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    template = dict(Template.from_stack(stack).to_json())
+    statements = _secret_policy(template, "WriterKey")
+    read = "secretsmanager:GetSecretValue"
+    # An administrator who could read it could MAC an item of their own making.
+    assert _as(template, statements, read, ADMINISTRATOR) == "denied"
+    assert _as(template, statements, read, _role_arn(template, "DeleteAccountFunction")) == "denied"
+    for writer in ("RecordAuditEventFunction", "SealerFunction"):
+        assert _as(template, statements, read, _role_arn(template, writer)) == "allowed"
+    # And nobody but the deployment replaces it.
+    assert _as(template, statements, "secretsmanager:PutSecretValue", ADMINISTRATOR) == "denied"
+    assert _as(template, statements, "secretsmanager:PutSecretValue", DEPLOYMENT_ROLE) == "allowed"
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,7 @@ def test_tables_are_encrypted_at_rest_with_kms(template: Template) -> None:
     ("policy_type", "target_type", "count"),
     [
         ("AWS::SNS::TopicPolicy", "AWS::SNS::Topic", 2),
-        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 4),
+        ("AWS::SQS::QueuePolicy", "AWS::SQS::Queue", 3),
     ],
 )
 def test_resource_policies_deny_requests_without_tls(
@@ -272,12 +272,11 @@ def test_publisher_may_only_read_the_secret_and_publish_to_its_topic(template: T
     ]
 
 
-def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_report_them(
+def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(
     template: Template,
 ) -> None:
     role_id = _recorder(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     source_id = _pipeline_id(template, "AWS::SQS::Queue", "Queue")
-    seal_queue_id = _pipeline_id(template, "AWS::SQS::Queue", "SealingSealQueue")
     table_id = _pipeline_id(template, "AWS::DynamoDB::Table", "Table")
     statements = _policy_statements(template, role_id)
     data_statements = [
@@ -307,9 +306,10 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_put_items_and_repor
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },
         {
-            "Action": "sqs:SendMessage",
+            # The writer key: its MAC on each item is what the sealer asks for.
+            "Action": "secretsmanager:GetSecretValue",
             "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [seal_queue_id, "Arn"]},
+            "Resource": {"Ref": _pipeline_id(template, "AWS::SecretsManager::Secret", "WriterKey")},
         },
     ]
 
@@ -322,12 +322,16 @@ def _SECRET_LOOKUP(template: Template) -> dict[str, Any]:
             "secretsmanager:ListSecretVersionIds",
         ],
         "Effect": "Allow",
-        "Resource": {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")},
+        "Resource": {
+            "Ref": _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")
+        },
     }
 
 
 def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Template) -> None:
-    secret = _only(template, "AWS::SecretsManager::Secret")
+    secret = template.to_json()["Resources"][
+        _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")
+    ]
     assert secret["Properties"]["GenerateSecretString"] == {
         "ExcludePunctuation": True,
         "IncludeSpace": False,
@@ -338,8 +342,12 @@ def test_pseudonym_secret_is_generated_at_deploy_time_and_retained(template: Tem
 
 
 def test_only_granted_principals_may_read_the_pseudonym_secret(template: Template) -> None:
-    secret_id = _logical_id(template, "AWS::SecretsManager::Secret")
-    policy = _only(template, "AWS::SecretsManager::ResourcePolicy")["Properties"]
+    secret_id = _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")
+    policy = _only(
+        template,
+        "AWS::SecretsManager::ResourcePolicy",
+        {"Properties": {"SecretId": {"Ref": secret_id}}},
+    )["Properties"]
     roles = [
         {"Fn::GetAtt": [function["Properties"]["Role"]["Fn::GetAtt"][0], "Arn"]}
         for function in (_publisher(template), _recorder(template))
@@ -359,10 +367,41 @@ def test_only_granted_principals_may_read_the_pseudonym_secret(template: Templat
     ]
 
 
+def test_only_the_recorder_and_the_sealer_may_read_the_writer_key(template: Template) -> None:
+    key_id = _pipeline_id(template, "AWS::SecretsManager::Secret", "WriterKey")
+    policy = _only(
+        template,
+        "AWS::SecretsManager::ResourcePolicy",
+        {"Properties": {"SecretId": {"Ref": key_id}}},
+    )["Properties"]
+    sealer = _logical_id(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.seal_records.handler"}},
+    )
+    roles = [
+        {"Fn::GetAtt": [function["Properties"]["Role"]["Fn::GetAtt"][0], "Arn"]}
+        for function in (_recorder(template), template.to_json()["Resources"][sealer])
+    ]
+    statements = {s["Sid"]: s for s in policy["ResourcePolicy"]["Statement"]}
+    assert set(statements) == {"OnlyTheWritersReadTheWriterKey", "OnlyCustodiansChangeTheWriterKey"}
+    assert statements["OnlyTheWritersReadTheWriterKey"] == {
+        "Action": "secretsmanager:GetSecretValue",
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": roles}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": "*",
+        "Sid": "OnlyTheWritersReadTheWriterKey",
+    }
+    for function in (_recorder(template), template.to_json()["Resources"][sealer]):
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["WRITER_KEY_SECRET_ARN"] == {"Ref": key_id}
+
+
 def test_functions_get_the_secret_and_the_shard_count_from_the_template(
     template: Template,
 ) -> None:
-    secret = {"Ref": _logical_id(template, "AWS::SecretsManager::Secret")}
+    secret = {"Ref": _pipeline_id(template, "AWS::SecretsManager::Secret", "PseudonymSecret")}
     publisher = _publisher(template)["Properties"]["Environment"]["Variables"]
     recorder = _recorder(template)["Properties"]["Environment"]["Variables"]
     assert publisher["PSEUDONYM_SECRET_ARN"] == recorder["PSEUDONYM_SECRET_ARN"] == secret
@@ -455,7 +494,18 @@ def test_no_custom_resources_and_no_docker_assets(
 
 
 def test_recorder_event_source_reports_partial_batch_failures(template: Template) -> None:
-    mapping = _only(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    (mapping,) = [
+        resource["Properties"]
+        for resource in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if resource["Properties"]["FunctionName"]
+        == {
+            "Ref": _logical_id(
+                template,
+                "AWS::Lambda::Function",
+                {"Properties": {"Handler": "audit_events.record_audit_event.handler"}},
+            )
+        }
+    ]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
@@ -570,10 +620,15 @@ def test_alarm_when_the_oldest_queued_message_is_fifteen_minutes_old(template: T
 
 
 def test_alarm_when_records_wait_more_than_two_seal_intervals(template: Template) -> None:
-    queue_id = _pipeline_id(template, "AWS::SQS::Queue", "SealingSealQueue")
-    props = _alarm(template, "ApproximateAgeOfOldestMessage", queue_id)["Properties"]
+    sealer_id = _logical_id(
+        template,
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "audit_events.seal_records.handler"}},
+    )
+    # How old the stream's newest record was when the sealer took it (milliseconds).
+    props = _alarm(template, "IteratorAge", sealer_id)["Properties"]
     assert (props["Threshold"], props["Period"], props["Statistic"]) == (
-        2 * 300 + 300,
+        (2 * 300 + 300) * 1000,
         60,
         "Maximum",
     )

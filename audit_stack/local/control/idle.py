@@ -29,10 +29,17 @@ class EventSource(Protocol):
     def paused(self) -> bool: ...
 
 
+class StreamSource(Protocol):
+    """What the scheduler reads of a DynamoDB-stream event source (under the condition)."""
+
+    def pending(self) -> tuple[list[str], float | None]: ...
+
+
 class IdleScheduler:
     """Decides when the pipeline is idle, and moves the clock when only the clock is missing.
 
     :param sources: the event-source mappings whose queues must drain.
+    :param streams: the DynamoDB-stream event sources whose records must all be delivered.
     :param snapshot: a queue's messages by state, by queue name.
     :param other_work: descriptions of other work in flight (invocations, move tasks).
     :param now_ms: SQS's virtual clock.
@@ -44,6 +51,7 @@ class IdleScheduler:
         *,
         activity: Activity,
         sources: Callable[[], Sequence[EventSource]],
+        streams: Callable[[], Sequence[StreamSource]] = lambda: (),
         snapshot: Callable[[str], QueueSnapshot],
         other_work: Callable[[], list[str]],
         now_ms: Callable[[], float],
@@ -52,6 +60,7 @@ class IdleScheduler:
     ) -> None:
         self._activity = activity
         self._sources = sources
+        self._streams = streams
         self._snapshot = snapshot
         self._other_work = other_work
         self._now_ms = now_ms
@@ -107,6 +116,15 @@ class IdleScheduler:
                 )
                 earliest = min(waiting.values())
                 resume_at = earliest if resume_at is None else min(resume_at, earliest)
+        for stream in self._streams():
+            described, window_ends = stream.pending()
+            pending.extend(described)
+            if not described:
+                continue
+            if window_ends is None:
+                only_waiting_for_clock = False
+            else:
+                resume_at = window_ends if resume_at is None else min(resume_at, window_ends)
         other = self._other_work()
         if other:
             pending.extend(other)

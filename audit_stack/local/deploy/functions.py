@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_stack.local.deploy.context import DeployContext, template_bool
-from audit_stack.local.deploy.model import EventSourceSpec, FunctionSpec
+from audit_stack.local.deploy.model import EventSourceSpec, FunctionSpec, StreamSourceSpec
 from audit_stack.local.deploy.template import DeploymentError, PhysicalResource, TemplateResource
 
 _POWERTOOLS_LAYER_PARAMETER = re.compile(r"^/aws/service/powertools/python/[^/]+/[^/]+/(.+)$")
@@ -316,6 +316,8 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
             "Enabled",
             "FunctionResponseTypes",
             "ScalingConfig",
+            "StartingPosition",
+            "MaximumRetryAttempts",
         },
         no_local_effect={
             "Tags": "tags have no effect on the data path",
@@ -323,12 +325,15 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
             "KmsKeyArn": "encryption at rest is not emulated",
         },
     )
-    queue = ctx.deployment.queue_by_arn(str(properties.get("EventSourceArn", "")))
+    source_arn = str(properties.get("EventSourceArn", ""))
+    if source_arn in ctx.deployment.table_streams:
+        return _stream_mapping(ctx, resource, properties, source_arn)
+    queue = ctx.deployment.queue_by_arn(source_arn)
     if queue is None:
         raise DeploymentError(
             f"AWS::Lambda::EventSourceMapping {resource.logical_id}: EventSourceArn "
-            f"{properties.get('EventSourceArn')} is not emulated; only SQS queues of this "
-            "stack are"
+            f"{properties.get('EventSourceArn')} is not emulated; only SQS queues and "
+            "DynamoDB table streams of this stack are"
         )
     target = str(properties["FunctionName"])
     function = next(
@@ -379,6 +384,74 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
             in properties.get("FunctionResponseTypes", []),
             enabled=template_bool(properties.get("Enabled", True)),
             visibility_timeout_seconds=queue.visibility_timeout_seconds,
+        )
+    )
+    return PhysicalResource(
+        mapping_id,
+        {"EventSourceMappingArn": ctx.arn("lambda", f"event-source-mapping:{mapping_id}")},
+    )
+
+
+# CreateEventSourceMapping's limits for a DynamoDB stream source (Lambda's API reference).
+_STREAM_MAX_BATCH = 10_000
+_STREAM_MAX_WINDOW_SECONDS = 300
+_STREAM_MAX_RETRIES = 10_000
+
+
+def _stream_mapping(
+    ctx: DeployContext, resource: TemplateResource, properties: dict[str, Any], stream_arn: str
+) -> PhysicalResource:
+    """A DynamoDB stream -> function mapping (esm/stream.py runs it). Properties the emulator
+    does not reproduce (bisecting, destinations, filters, record age, parallelization) were
+    refused by ``ctx.properties`` already."""
+    target = str(properties["FunctionName"])
+    function = next(
+        (
+            spec
+            for spec in ctx.deployment.functions
+            if target in {spec.name, spec.arn} or target.endswith(f":function:{spec.name}")
+        ),
+        None,
+    )
+    errors: list[str] = []
+    if function is None:
+        errors.append(f"function {target} is not a function of this stack")
+    batch_size = int(properties.get("BatchSize", 100))
+    window = float(properties.get("MaximumBatchingWindowInSeconds", 0))
+    position = str(properties.get("StartingPosition", ""))
+    retries = int(properties.get("MaximumRetryAttempts", -1))
+    if not 1 <= batch_size <= _STREAM_MAX_BATCH:
+        errors.append(f"BatchSize {batch_size} is not between 1 and {_STREAM_MAX_BATCH}")
+    if not 0 <= window <= _STREAM_MAX_WINDOW_SECONDS:
+        errors.append(
+            f"MaximumBatchingWindowInSeconds {window:g} is not between 0 and "
+            f"{_STREAM_MAX_WINDOW_SECONDS}"
+        )
+    if position not in ("TRIM_HORIZON", "LATEST"):
+        errors.append(
+            f"StartingPosition {position or '(none)'} must be TRIM_HORIZON or LATEST for a stream"
+        )
+    if not -1 <= retries <= _STREAM_MAX_RETRIES:
+        errors.append(f"MaximumRetryAttempts {retries} is not between -1 and {_STREAM_MAX_RETRIES}")
+    if errors or function is None:
+        raise DeploymentError(
+            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: " + "; ".join(errors)
+        )
+    mapping_id = str(uuid.uuid4())
+    ctx.deployment.stream_sources.append(
+        StreamSourceSpec(
+            logical_id=resource.logical_id,
+            uuid=mapping_id,
+            table_name=ctx.deployment.table_streams[stream_arn],
+            stream_arn=stream_arn,
+            function_name=function.name,
+            batch_size=batch_size,
+            batching_window_seconds=window,
+            starting_position=position,
+            max_retry_attempts=retries,
+            report_batch_item_failures="ReportBatchItemFailures"
+            in properties.get("FunctionResponseTypes", []),
+            enabled=template_bool(properties.get("Enabled", True)),
         )
     )
     return PhysicalResource(

@@ -55,6 +55,25 @@ class EventSourceSpec:
 
 
 @dataclass(frozen=True)
+class StreamSourceSpec:
+    """An AWS::Lambda::EventSourceMapping of the template whose source is a DynamoDB stream."""
+
+    logical_id: str
+    uuid: str
+    table_name: str
+    stream_arn: str
+    function_name: str
+    batch_size: int
+    batching_window_seconds: float
+    starting_position: str
+    """TRIM_HORIZON (every record kept) or LATEST (records written after the mapping starts)"""
+    max_retry_attempts: int
+    """-1: retried until it succeeds (the emulator keeps stream records for the run)"""
+    report_batch_item_failures: bool
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class QueueInfo:
     """A deployed queue and where its redrive policy sends failed messages."""
 
@@ -81,7 +100,10 @@ class Deployment:
     resource_types: dict[str, str] = field(default_factory=dict)
     functions: list[FunctionSpec] = field(default_factory=list)
     event_sources: list[EventSourceSpec] = field(default_factory=list)
+    stream_sources: list[StreamSourceSpec] = field(default_factory=list)
     queues: list[QueueInfo] = field(default_factory=list)
+    table_streams: dict[str, str] = field(default_factory=dict)
+    """stream ARN -> table name, of the tables deployed with a stream"""
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     """(logical id, type, why)"""
     not_reproduced: list[tuple[str, str, str]] = field(default_factory=list)

@@ -20,7 +20,6 @@ _TABLE_NO_LOCAL_EFFECT: Mapping[str, str] = {
     "ResourcePolicy": "enforced by the emulator's IAM layer, not stored in DynamoDB",
     "SSESpecification": "encryption at rest is not emulated",
     "PointInTimeRecoverySpecification": "backups and restores are not emulated",
-    "StreamSpecification": "no local consumer reads table streams",
     "Tags": "tags have no effect on the data path",
 }
 _TABLE_KEYS: frozenset[str] = frozenset(
@@ -32,6 +31,7 @@ _TABLE_KEYS: frozenset[str] = frozenset(
         "GlobalSecondaryIndexes",
         "LocalSecondaryIndexes",
         "DeletionProtectionEnabled",
+        "StreamSpecification",
     }
 )
 
@@ -101,11 +101,20 @@ def _create_table(
                 }
                 for index in properties[key]
             ]
+    stream = properties.get("StreamSpecification")
+    if stream:
+        # moto keeps the records in-process; an event source mapping reads them (esm/stream.py).
+        request["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": stream["StreamViewType"],
+        }
     if "DeletionProtectionEnabled" in properties:
         request["DeletionProtectionEnabled"] = template_bool(
             properties["DeletionProtectionEnabled"]
         )
     description = ctx.client("dynamodb").create_table(**request)["TableDescription"]
+    if description.get("LatestStreamArn"):
+        ctx.deployment.table_streams[description["LatestStreamArn"]] = name
     return PhysicalResource(
         name,
         {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")},
