@@ -1048,14 +1048,19 @@ def anchored_objects(s3: Any, bucket: str, table: str) -> list[AnchoredObject]:
     versions: dict[str, list[tuple[Any, str]]] = {}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         for version in page.get("Versions", []):
+            if version["Key"].startswith(prefix + integrity.BODIES_FOLDER):
+                continue  # digest bodies (integrity.body_key), not checkpoints
             versions.setdefault(version["Key"], []).append(
                 (version["LastModified"], version["VersionId"])
             )
     objects = []
     for key, found in sorted(versions.items()):
+        # S3 lists a key's versions newest first, and LastModified has whole seconds: two
+        # versions written in one second keep the listing's order (reversed), not a tie's.
+        oldest_first = sorted(enumerate(found), key=lambda entry: (entry[1][0], -entry[0]))
         contents = tuple(
             s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
-            for _, version_id in sorted(found, key=lambda entry: entry[0])
+            for _, (_, version_id) in oldest_first
         )
         objects.append(AnchoredObject(key, contents))
     return objects

@@ -315,7 +315,7 @@ def test_an_insert_by_the_recorder_is_sealed_with_the_stored_items_times(
     _record(recorder, lambda_context, 1)
     (item,) = _stored_items(sealing)
 
-    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"))
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"), None)
 
     assert finding is None
     assert ref == integrity.RecordRef(
@@ -333,7 +333,7 @@ def test_an_insert_without_a_record_hash_is_a_finding(sealing: Sealing, sealer: 
         Item={"subject": {"S": "s"}, "event_key": {"S": "k"}, "source": {"S": "forged"}},
     )
 
-    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"))
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"), None)
 
     assert ref is None
     assert finding == {
@@ -354,7 +354,7 @@ def test_an_insert_whose_hash_is_not_its_contents_is_altered_before_it_was_seale
     sealing.stream.records()  # the recorder's write and the deletion: not this test's subject
     dynamodb.put_item(TableName=sealing.table, Item=item | {"source": {"S": "forged"}})
 
-    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"))
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"), None)
 
     assert ref is None
     assert finding is not None
@@ -376,7 +376,7 @@ def test_a_modify_that_changes_the_record_hash_is_a_finding(
         TableName=sealing.table, Item=integrity.with_record_hash(forged)
     )
 
-    ref, finding = sealer._examine(_only(sealing.stream.records(), "MODIFY"))
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "MODIFY"), None)
 
     assert ref is None
     assert finding is not None and finding["finding"] == "altered after it was written"
@@ -402,8 +402,8 @@ def test_a_modify_into_a_redaction_stub_keeping_the_hash_is_not_a_finding(
     dynamodb.put_item(TableName=sealing.table, Item=stub | {"record_hash": {"S": "0" * 64}})
     rehashed = _only(sealing.stream.records(), "MODIFY")
 
-    assert sealer._examine(redacted) == (None, None)
-    ref, finding = sealer._examine(rehashed)
+    assert sealer._examine(redacted, None) == (None, None)
+    ref, finding = sealer._examine(rehashed, None)
     assert ref is None and finding is not None
     assert finding["finding"] == "altered after it was written"
 
@@ -425,7 +425,7 @@ def test_an_insert_of_a_redaction_stub_is_neither_sealed_nor_a_finding(
         TableName=sealing.table, Item=stub | {"subject": {"S": "pseudonym-1"}}
     )
 
-    assert sealer._examine(_only(sealing.stream.records(), "INSERT")) == (None, None)
+    assert sealer._examine(_only(sealing.stream.records(), "INSERT"), None) == (None, None)
 
 
 def test_a_deletion_by_ttl_is_not_a_finding_and_a_callers_deletion_is(
@@ -438,8 +438,8 @@ def test_a_deletion_by_ttl_is_not_a_finding_and_a_callers_deletion_is(
     by_caller = _only(sealing.stream.records(), "REMOVE")
     by_ttl = by_caller | {"userIdentity": TTL_IDENTITY}
 
-    assert sealer._examine(by_ttl) == (None, None)
-    ref, finding = sealer._examine(by_caller)
+    assert sealer._examine(by_ttl, None) == (None, None)
+    ref, finding = sealer._examine(by_caller, None)
     assert ref is None
     assert finding == {
         "subject": item["subject"]["S"],
@@ -449,7 +449,7 @@ def test_a_deletion_by_ttl_is_not_a_finding_and_a_callers_deletion_is(
     }
     # Another service's identity is no TTL deletion.
     other = by_caller | {"userIdentity": {"type": "Service", "principalId": "example.com"}}
-    assert sealer._examine(other)[1] == finding
+    assert sealer._examine(other, None)[1] == finding
 
 
 def test_findings_of_a_batch_go_into_the_digest_and_its_records_are_still_sealed(
