@@ -1043,13 +1043,14 @@ def _redaction_shown(stub: dict[str, Any]) -> dict[str, str]:
 
 
 def anchored_objects(s3: Any, bucket: str, table: str) -> list[AnchoredObject]:
-    """Every version of every checkpoint of ``table`` in the anchor bucket, oldest first."""
+    """Every version of every checkpoint of ``table`` in the anchor bucket, oldest first (the
+    digest bodies beside them, below ``bodies/``, are not checkpoints)."""
     prefix = integrity.anchor_key(table, 0).rsplit("/", 1)[0] + "/"
     versions: dict[str, list[tuple[Any, str]]] = {}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         for version in page.get("Versions", []):
-            if version["Key"].startswith(prefix + integrity.BODIES_FOLDER):
-                continue  # digest bodies (integrity.body_key), not checkpoints
+            if integrity.BODIES_FOLDER in version["Key"][len(prefix) :]:
+                continue  # a digest's body (read through its item), not a checkpoint
             versions.setdefault(version["Key"], []).append(
                 (version["LastModified"], version["VersionId"])
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from audit_events import integrity, merkle
-from audit_stack import discovery
+from audit_stack import verify, discovery
 from audit_stack.local import LocalAuditPipeline
 
 from .conftest import Audit
@@ -29,8 +29,9 @@ def test_a_history_re_signed_with_the_real_key_fails_verify_against_the_anchors(
     table = pipeline.resource_name(discovery.TABLE)
     digest_table = pipeline.resource_name(discovery.DIGEST_TABLE)
     key = pipeline.resource_name(discovery.SIGNING_KEY)
-    digests: list[dict[str, Any]] = sorted(
-        dynamodb.scan(TableName=digest_table)["Items"], key=lambda i: int(i["sequence"]["N"])
+    # Each digest with its body (read from the anchor bucket, where the sealer wrote it).
+    digests: list[dict[str, Any]] = verify.digest_items(
+        dynamodb, digest_table, pipeline.client("s3")
     )
     victim_ref = integrity.parse_digest(digests[0]["body"]["S"]).records[0]
     victim = dynamodb.get_item(

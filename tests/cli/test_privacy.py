@@ -159,6 +159,7 @@ def _exercise(
         assert audit("dlq", "show") == 0
         assert audit("status", "--json") == 3
         assert audit("status") == 3
+    pipeline.run_until_idle(timeout=90)  # the waiting events recorded, the stream delivered
     assert audit("seal") == 0
     assert audit("verify") == 0
     assert audit("verify", "--json") == 0

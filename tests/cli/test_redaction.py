@@ -182,7 +182,7 @@ def test_redact_as_the_break_glass_role_keeps_key_and_sealed_hash_and_drops_the_
 def test_each_redaction_is_an_entry_sealed_like_any_record(
     pipeline: LocalAuditPipeline, redacted: dict[str, Any]
 ) -> None:
-    assert "Sealed 2 record(s)" in redacted["seal"].stdout, redacted["seal"].stdout
+    assert redacted["seal"].exit_code == 0, redacted["seal"].stderr
     entries = [
         item
         for item in _items(pipeline)
@@ -194,6 +194,23 @@ def test_each_redaction_is_an_entry_sealed_like_any_record(
     for entry in entries:
         assert entry["details"]["M"]["redacted_by"] == {"S": pipeline.principal}
         assert entry["source"] == {"S": "audit-redact"}
+    # Sealed like any record: the table's stream delivered both entries to the sealer.
+    assert {(e["subject"]["S"], e["event_key"]["S"]) for e in entries} <= _sealed_keys(pipeline)
+
+
+def _sealed_keys(pipeline: LocalAuditPipeline) -> set[tuple[str, str]]:
+    from audit_stack import verify
+
+    digests = verify.digest_items(
+        pipeline.client("dynamodb", as_emulator=True),
+        pipeline.resource_name(discovery.DIGEST_TABLE),
+        pipeline.client("s3", as_emulator=True),
+    )
+    return {
+        ref.key
+        for item in digests
+        for ref in integrity.parse_digest(item[contract.DIGEST_BODY_ATTRIBUTE]["S"]).records
+    }
 
 
 def test_verify_reports_the_redacted_records_and_passes(
@@ -275,28 +292,6 @@ def test_the_break_glass_role_may_not_change_a_records_hash_or_other_fields(
     assert _records_of(pipeline, BOB) == [bob]
 
 
-def test_a_stub_without_a_sealed_redaction_entry_is_tampering(
-    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
-) -> None:
-    """Someone who lifted the table's policy (here: the emulator's own, unchecked credentials)
-    makes Bob's record look redacted, without publishing an entry."""
-    (bob,) = _records_of(pipeline, BOB)
-    key = {name: bob[name] for name in (contract.PARTITION_KEY, contract.SORT_KEY)}
-    emulator = pipeline.client("dynamodb", as_emulator=True)
-    try:
-        _forge_stub(pipeline, emulator, key)
-        report = audit("verify", "--json")
-    finally:
-        emulator.put_item(TableName=pipeline.table_name, Item=bob)  # for the other tests
-    assert report.exit_code == 1
-    findings = report.json()["findings"]
-    tampered = [f for f in findings if f["kind"] == "modified"]
-    assert [f["subject"] for f in tampered] == [key[contract.PARTITION_KEY]["S"]]
-    assert "no sealed redaction entry" in tampered[0]["detail"]
-    assert {f["kind"] for f in findings if f["kind"] != "modified"} == {"redacted"}
-    assert audit("verify").exit_code == 0  # restored
-
-
 def _forge_stub(pipeline: LocalAuditPipeline, emulator: Any, key: dict[str, Any]) -> None:
     emulator.update_item(
         TableName=pipeline.table_name,
@@ -339,16 +334,17 @@ def test_an_unsealed_record_is_not_redacted_and_nothing_is_written(
     audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
 ) -> None:
     dave = "dave@example.com"
-    _publish(audit, dave)
-    pipeline.run_until_idle(timeout=60)
-    before = _items(pipeline)
-    run = audit("redact", "-", "--reason", REASON, stdin=f"{dave}\n")
-    assert run.exit_code == 1
-    assert "not sealed yet" in run.stderr
-    assert dave not in run.stdout + run.stderr
-    pipeline.run_until_idle(timeout=60)
-    assert _items(pipeline) == before
-    assert audit("seal").exit_code == 0  # for the other tests: everything sealed again
+    with pipeline.stream_sources_paused():  # recorded; the stream has not reached the sealer
+        _publish(audit, dave)
+        pipeline.run_until_idle(timeout=60)
+        before = _items(pipeline)
+        run = audit("redact", "-", "--reason", REASON, stdin=f"{dave}\n")
+        assert run.exit_code == 1
+        assert "not sealed yet" in run.stderr
+        assert dave not in run.stdout + run.stderr
+        pipeline.run_until_idle(timeout=60)
+        assert _items(pipeline) == before
+    pipeline.run_until_idle(timeout=60)  # for the other tests: everything sealed again
 
 
 def test_a_reason_with_an_address_is_refused_before_any_call(
@@ -358,6 +354,91 @@ def test_a_reason_with_an_address_is_refused_before_any_call(
     assert run.exit_code == 2
     assert "no '@'" in run.stderr
     assert ALICE not in run.stderr
+
+
+def test_a_record_in_clear_is_pseudonymised_and_verify_finds_what_it_replaced(
+    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
+) -> None:
+    """A record written before pseudonymous subjects (schema 1, its key the address), sealed:
+    `--pseudonymise` moves it to a stub under the pseudonym. The digest that sealed it still
+    names the address (signed; the documented limit)."""
+    frank = "frank@example.com"
+    now = datetime.now(UTC).strftime(contract.TIMESTAMP_FORMAT)
+    clear = integrity.with_record_hash(
+        {
+            contract.PARTITION_KEY: {"S": frank},
+            contract.SORT_KEY: {"S": f"{now}#5d0c1e6a-0000-4000-8000-000000000001"},
+            contract.SUBJECT_TYPE_ATTRIBUTE: {"S": contract.SUBJECT_TYPE_EMAIL},
+            contract.EVENT_TYPE_ATTRIBUTE: {"S": contract.ACCOUNT_DELETED},
+            contract.RECORDED_AT_ATTRIBUTE: {"S": now},
+            "schema_version": {"N": "1"},
+            "details": {"M": {"email": {"S": frank}}},
+        }
+    )
+    # As the recorder wrote it (with its writer MAC; the key read with the emulator's own
+    # credentials), sealed from the table's stream.
+    secrets = pipeline.client("secretsmanager", as_emulator=True)
+    (writer_key,) = [
+        entry["ARN"]
+        for entry in secrets.list_secrets()["SecretList"]
+        if "WriterKey" in entry["Name"]
+    ]
+    key = secrets.get_secret_value(SecretId=writer_key)["SecretString"].encode()
+    clear[contract.WRITER_MAC_ATTRIBUTE] = {
+        "S": integrity.writer_mac(key, clear[contract.RECORD_HASH_ATTRIBUTE]["S"])
+    }
+    pipeline.client("dynamodb", as_emulator=True).put_item(
+        TableName=pipeline.table_name, Item=clear
+    )
+    pipeline.run_until_idle(timeout=60)
+    assert (frank, clear[contract.SORT_KEY]["S"]) in _sealed_keys(pipeline)
+
+    refused = audit("redact", "-", "--include-clear", "--reason", REASON, stdin=f"{frank}\n")
+    assert refused.exit_code == 1
+    assert "--pseudonymise" in refused.stderr
+    run = audit("redact", "-", "--pseudonymise", "--reason", REASON, stdin=f"{frank}\n")
+    assert run.exit_code == 0, run.stderr
+    pipeline.run_until_idle(timeout=60)
+    assert audit("seal").exit_code == 0
+
+    table = _items(pipeline)
+    assert frank not in json.dumps(table)
+    (stub,) = _records_of(pipeline, frank)  # under the pseudonym now
+    assert stub[contract.RECORD_HASH_ATTRIBUTE] == clear[contract.RECORD_HASH_ATTRIBUTE]
+    report = audit("verify", "--json")
+    assert report.exit_code == 0, report.stdout
+    (moved,) = [f for f in report.json()["findings"] if f["subject"] == pipeline.subject_of(frank)]
+    assert moved["kind"] == "redacted"
+    assert moved["detail"].startswith("pseudonymised")
+    # Signed (in a digest body, a locked object): what a redaction cannot change.
+    assert (frank, clear[contract.SORT_KEY]["S"]) in _sealed_keys(pipeline)
+
+
+# -- last in the file: these two change the table outside the recorder (and put it back). The
+# table's stream carries every such write to the sealer, which reports it, sealed for good in
+# the next digest: tests after them would find those reports. (xdist keeps a module's order.)
+
+
+def test_a_stub_without_a_sealed_redaction_entry_is_tampering(
+    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
+) -> None:
+    """Someone who lifted the table's policy (here: the emulator's own, unchecked credentials)
+    makes Bob's record look redacted, without publishing an entry."""
+    (bob,) = _records_of(pipeline, BOB)
+    key = {name: bob[name] for name in (contract.PARTITION_KEY, contract.SORT_KEY)}
+    emulator = pipeline.client("dynamodb", as_emulator=True)
+    try:
+        _forge_stub(pipeline, emulator, key)
+        report = audit("verify", "--json")
+    finally:
+        emulator.put_item(TableName=pipeline.table_name, Item=bob)  # for the other tests
+    assert report.exit_code == 1
+    findings = report.json()["findings"]
+    tampered = [f for f in findings if f["kind"] == "modified"]
+    assert [f["subject"] for f in tampered] == [key[contract.PARTITION_KEY]["S"]]
+    assert "no sealed redaction entry" in tampered[0]["detail"]
+    assert {f["kind"] for f in findings if f["kind"] != "modified"} == {"redacted"}
+    assert audit("verify").exit_code == 0  # restored
 
 
 def test_records_in_clear_are_looked_up_only_on_request_and_then_refused(
@@ -391,55 +472,3 @@ def test_records_in_clear_are_looked_up_only_on_request_and_then_refused(
     assert "nothing was redacted" in asked.stderr
     assert erin not in quiet.stdout + quiet.stderr + asked.stdout + asked.stderr
     assert clear in stored  # untouched
-
-
-def test_a_record_in_clear_is_pseudonymised_and_verify_finds_what_it_replaced(
-    audit: Any, pipeline: LocalAuditPipeline, redacted: dict[str, Any]
-) -> None:
-    """A record written before pseudonymous subjects (schema 1, its key the address), sealed:
-    `--pseudonymise` moves it to a stub under the pseudonym. The digest that sealed it still
-    names the address (signed; the documented limit)."""
-    frank = "frank@example.com"
-    now = datetime.now(UTC).strftime(contract.TIMESTAMP_FORMAT)
-    clear = integrity.with_record_hash(
-        {
-            contract.PARTITION_KEY: {"S": frank},
-            contract.SORT_KEY: {"S": f"{now}#5d0c1e6a-0000-4000-8000-000000000001"},
-            contract.SUBJECT_TYPE_ATTRIBUTE: {"S": contract.SUBJECT_TYPE_EMAIL},
-            contract.EVENT_TYPE_ATTRIBUTE: {"S": contract.ACCOUNT_DELETED},
-            contract.RECORDED_AT_ATTRIBUTE: {"S": now},
-            "schema_version": {"N": "1"},
-            "details": {"M": {"email": {"S": frank}}},
-        }
-    )
-    # As the version 1 recorder did: write it, report it to the sealer.
-    pipeline.client("dynamodb", as_emulator=True).put_item(
-        TableName=pipeline.table_name, Item=clear
-    )
-    sqs = pipeline.client("sqs", as_emulator=True)
-    (seal_queue,) = [url for url in sqs.list_queues()["QueueUrls"] if "SealQueue" in url]
-    ref = integrity.RecordRef(frank, clear[contract.SORT_KEY]["S"], clear["record_hash"]["S"], now)
-    sqs.send_message(QueueUrl=seal_queue, MessageBody=integrity.notice_body([ref]))
-    assert "Sealed 1 record(s)" in audit("seal").stdout
-
-    refused = audit("redact", "-", "--include-clear", "--reason", REASON, stdin=f"{frank}\n")
-    assert refused.exit_code == 1
-    assert "--pseudonymise" in refused.stderr
-    run = audit("redact", "-", "--pseudonymise", "--reason", REASON, stdin=f"{frank}\n")
-    assert run.exit_code == 0, run.stderr
-    pipeline.run_until_idle(timeout=60)
-    assert audit("seal").exit_code == 0
-
-    table = _items(pipeline)
-    assert frank not in json.dumps(table)
-    (stub,) = _records_of(pipeline, frank)  # under the pseudonym now
-    assert stub[contract.RECORD_HASH_ATTRIBUTE] == clear[contract.RECORD_HASH_ATTRIBUTE]
-    report = audit("verify", "--json")
-    assert report.exit_code == 0, report.stdout
-    (moved,) = [f for f in report.json()["findings"] if f["subject"] == pipeline.subject_of(frank)]
-    assert moved["kind"] == "redacted"
-    assert moved["detail"].startswith("pseudonymised")
-    digests = pipeline.client("dynamodb", as_emulator=True).scan(
-        TableName=pipeline.resource_name(discovery.DIGEST_TABLE)
-    )["Items"]
-    assert frank in json.dumps(digests)  # signed: what a redaction cannot change

@@ -43,27 +43,31 @@ def test_an_empty_log_has_nothing_sealed_yet_and_says_so(audit: Audit) -> None:
 def test_seal_then_verify_then_tamper_then_verify_names_every_change(
     audit: Audit, pipeline: LocalAuditPipeline, tmp_path: Path
 ) -> None:
-    _record(audit, pipeline, "alice@example.com", "bob@example.com")
-    unsealed = audit("verify")
-    assert unsealed.exit_code == 1
-    assert "2 record(s) wait to be sealed" in unsealed.stdout
-
-    first = audit("seal")
-    assert first.exit_code == 0, first.stderr
-    assert first.stdout.startswith("Sealed 2 record(s) in digest(s) 1; chain head is digest 1.")
+    # Written while the table's stream waits: recorded, not sealed yet.
+    with pipeline.stream_sources_paused():
+        _record(audit, pipeline, "alice@example.com", "bob@example.com")
+        unsealed = audit("verify")
+        assert unsealed.exit_code == 1
+        assert "2 record(s) wait to be sealed" in unsealed.stdout
+    # The stream delivers both to the sealer (the batching window fast-forwarded): one digest.
+    pipeline.run_until_idle(timeout=60)
     assert audit("verify").exit_code == 0
 
-    # A record written after the seal is pending until the next seal, then sealed once.
-    _record(audit, pipeline, "carol@example.com")
-    pending = audit("verify")
-    assert pending.exit_code == 1
-    assert "1 record(s) are newer than the last seal" in pending.stdout
-    second = audit("seal", "--json").json()
-    assert (second["digests_written"], second["records_sealed"]) == ([2], 1)
+    first = audit("seal")  # on demand: a digest now, with nothing new to seal
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.startswith("Sealed 0 record(s) in digest(s) 2; chain head is digest 2.")
+
+    # A record written later is pending until the stream delivers it, then sealed once.
+    with pipeline.stream_sources_paused():
+        _record(audit, pipeline, "carol@example.com")
+        pending = audit("verify")
+        assert pending.exit_code == 1
+        assert "1 record(s) are newer than the last seal" in pending.stdout
+    pipeline.run_until_idle(timeout=60)
     intact = audit("verify", "--json")
     assert intact.exit_code == 0
     assert intact.json()["ok"] is True
-    assert (intact.json()["digests"], intact.json()["sealed_records"]) == (2, 3)
+    assert (intact.json()["digests"], intact.json()["sealed_records"]) == (3, 3)
 
     # Offline: the public key exported once verifies without KMS.
     key_file = tmp_path / "audit-signing-key.pem"
@@ -72,37 +76,39 @@ def test_seal_then_verify_then_tamper_then_verify_names_every_change(
     assert audit("verify", "--public-key", str(key_file)).exit_code == 0
 
     # The table's policy denies every change to every principal: the tampering bypasses IAM.
-    dynamodb = pipeline.client("dynamodb", as_emulator=True)
-    table = pipeline.outputs["TableName"]
-    alice = _by_email(pipeline, "alice@example.com")
-    bob = _by_email(pipeline, "bob@example.com")
-    dynamodb.update_item(
-        TableName=table,
-        Key={"subject": alice["subject"], "event_key": alice["event_key"]},
-        UpdateExpression="SET #s = :s",
-        ExpressionAttributeNames={"#s": "source"},
-        ExpressionAttributeValues={":s": {"S": "someone-else"}},
-    )
-    dynamodb.delete_item(
-        TableName=table, Key={"subject": bob["subject"], "event_key": bob["event_key"]}
-    )
-    forged = {**bob, "subject": {"S": subject_of(pipeline, "mallory@example.com")}}
-    dynamodb.put_item(TableName=table, Item=forged)
+    # (The sealer's own reports of it are tests/e2e/test_stream_sealing.py's; here verify.)
+    with pipeline.stream_sources_paused():
+        dynamodb = pipeline.client("dynamodb", as_emulator=True)
+        table = pipeline.outputs["TableName"]
+        alice = _by_email(pipeline, "alice@example.com")
+        bob = _by_email(pipeline, "bob@example.com")
+        dynamodb.update_item(
+            TableName=table,
+            Key={"subject": alice["subject"], "event_key": alice["event_key"]},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "source"},
+            ExpressionAttributeValues={":s": {"S": "someone-else"}},
+        )
+        dynamodb.delete_item(
+            TableName=table, Key={"subject": bob["subject"], "event_key": bob["event_key"]}
+        )
+        forged = {**bob, "subject": {"S": subject_of(pipeline, "mallory@example.com")}}
+        dynamodb.put_item(TableName=table, Item=forged)
 
-    for extra in ([], ["--public-key", str(key_file)]):
-        tampered = audit("verify", "--json", *extra)
-        assert tampered.exit_code == 1
-        findings = {(f["kind"], f["subject"]) for f in tampered.json()["findings"]}
-        assert findings == {
-            ("modified", alice["subject"]["S"]),
-            ("missing", bob["subject"]["S"]),
-            ("not in any digest", forged["subject"]["S"]),
-        }
-    table_view = audit("verify")
-    assert table_view.exit_code == 1
-    assert "FAILED: 3 finding(s)" in table_view.stdout
-    for key in (alice["event_key"]["S"], bob["event_key"]["S"]):
-        assert key in table_view.stdout
+        for extra in ([], ["--public-key", str(key_file)]):
+            tampered = audit("verify", "--json", *extra)
+            assert tampered.exit_code == 1
+            findings = {(f["kind"], f["subject"]) for f in tampered.json()["findings"]}
+            assert findings == {
+                ("modified", alice["subject"]["S"]),
+                ("missing", bob["subject"]["S"]),
+                ("not in any digest", forged["subject"]["S"]),
+            }
+        table_view = audit("verify")
+        assert table_view.exit_code == 1
+        assert "FAILED: 3 finding(s)" in table_view.stdout
+        for key in (alice["event_key"]["S"], bob["event_key"]["S"]):
+            assert key in table_view.stdout
 
 
 def test_verify_refuses_a_key_file_that_is_not_a_public_key(audit: Audit, tmp_path: Path) -> None:

@@ -408,7 +408,8 @@ def test_clean_shutdown_leaves_no_process_thread_or_port(
             pipeline.run_until_idle()
             port = urlparse(pipeline.endpoint_url).port
             assert port is not None
-            assert len(child_processes() - children_before) == 2  # publisher, recorder
+            # publisher, recorder, and the sealer the table's stream invoked
+            assert len(child_processes() - children_before) == 3
             assert _listening_addresses() == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
             if body_raises:
                 raise _BodyFailed

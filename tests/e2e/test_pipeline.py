@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 ITEM_FIELDS = {
     "record_hash",
+    "writer_mac",
     "topic_arn",
     "subject",
     "subject_type",

@@ -100,15 +100,13 @@ class StreamWorker:
     def pending(self) -> tuple[list[str], float | None]:
         """What keeps this source busy, and when the clock must show for it to go on (set only
         when it waits for nothing but its batching window)."""
-        waiting = len(self._records()) - self._position
         if self._busy:
             return [f"{self.name}: a batch being processed"], None
-        if waiting <= 0:
+        waiting = len(self._records()) - self._position
+        if waiting <= 0 or self._paused:
+            # A paused source's records wait by design (stream_sources_paused): not pending.
             return [], None
-        paused = " (event source paused)" if self._paused else ""
-        described = [f"{self.name}: {waiting} record(s) not yet delivered{paused}"]
-        if self._paused or self._window_ends_ms is None:
-            return described, None
+        described = [f"{self.name}: {waiting} record(s) not yet delivered"]
         return described, self._window_ends_ms
 
     # -- control -------------------------------------------------------------------------------
