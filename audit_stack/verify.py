@@ -1056,9 +1056,12 @@ def anchored_objects(s3: Any, bucket: str, table: str) -> list[AnchoredObject]:
             )
     objects = []
     for key, found in sorted(versions.items()):
+        # S3 lists a key's versions newest first, and LastModified has whole seconds: two
+        # versions written in one second keep the listing's order (reversed), not a tie's.
+        oldest_first = sorted(enumerate(found), key=lambda entry: (entry[1][0], -entry[0]))
         contents = tuple(
             s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
-            for _, version_id in sorted(found, key=lambda entry: entry[0])
+            for _, (_, version_id) in oldest_first
         )
         objects.append(AnchoredObject(key, contents))
     return objects

@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
@@ -232,7 +233,7 @@ class TableStream:
     def _shaped(self, record: dict[str, Any]) -> dict[str, Any]:
         change = dict(record["dynamodb"])
         created = change.get("ApproximateCreationDateTime")
-        if hasattr(created, "timestamp"):
+        if isinstance(created, datetime):  # Lambda's events carry epoch seconds
             change["ApproximateCreationDateTime"] = int(created.timestamp())
         return {
             **record,

@@ -43,21 +43,32 @@ def _record(recorder: ModuleType, context: LambdaContext, *emails: str) -> None:
 
 
 def _seal(sealer: ModuleType, sealing: Sealing, now: Callable[[], datetime] | None = None) -> Any:
-    return sealer.Sealer(
+    """The stream's next batch sealed, as the event source delivers it; with no new records,
+    a scheduled run (a heartbeat digest when one is due)."""
+    run = sealer.Sealer(
         table=sealing.table,
         digest_table=sealing.digest_table,
-        seal_queue_url=sealing.seal_queue_url,
         signing_key=sealing.key_arn,
         heartbeat=timedelta(hours=1),
         seconds_left=lambda: 40.0,
         now=now or (lambda: datetime.now(UTC)),
         anchor_bucket=ANCHOR_BUCKET,
         anchor_retention=timedelta(days=30),
-    ).run()
+    )
+    records = sealing.stream.records()
+    return run.seal_stream(records) if records else run.run()
 
 
 def _digests(sealing: Sealing) -> list[dict[str, Any]]:
-    return checks.digest_items(boto3.client("dynamodb"), sealing.digest_table)
+    return checks.digest_items(boto3.client("dynamodb"), sealing.digest_table, boto3.client("s3"))
+
+
+def _raw_digests(sealing: Sealing) -> list[dict[str, Any]]:
+    """The digest items as the table holds them, oldest first (no body read from the bucket)."""
+    items: list[dict[str, Any]] = boto3.client("dynamodb").scan(TableName=sealing.digest_table)[
+        "Items"
+    ]
+    return sorted(items, key=lambda item: int(item["sequence"]["N"]))
 
 
 def _records(sealing: Sealing) -> list[dict[str, Any]]:
@@ -95,7 +106,11 @@ def test_every_checkpoint_is_anchored_locked_in_compliance_mode_and_cannot_be_de
 ) -> None:
     _sealed_log(sealing, recorder, sealer, lambda_context)
     s3 = boto3.client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=anchors)["Contents"]]
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=anchors)["Contents"]
+        if f"/{integrity.BODIES_FOLDER}" not in o["Key"]
+    ]
     assert keys == [integrity.anchor_key(sealing.table, n) for n in (1, 2)]
     head = s3.head_object(Bucket=anchors, Key=keys[-1])
     assert head["ObjectLockMode"] == "COMPLIANCE"
@@ -110,6 +125,67 @@ def test_every_checkpoint_is_anchored_locked_in_compliance_mode_and_cannot_be_de
     )
     assert _anchor_findings(sealing) == []
     assert checks.verify_log(_records(sealing), _digests(sealing), _public_key(sealing)).ok
+
+
+def test_with_an_anchor_bucket_a_digest_item_points_to_its_body_locked_in_compliance_mode(
+    sealing: Sealing,
+    anchors: str,
+    recorder: ModuleType,
+    sealer: ModuleType,
+    lambda_context: LambdaContext,
+) -> None:
+    _sealed_log(sealing, recorder, sealer, lambda_context)
+    s3 = boto3.client("s3")
+    for item in _raw_digests(sealing):
+        assert "body" not in item
+        bucket, key = integrity.digest_body_location(item) or ("", "")
+        assert item["body_object"] == {"S": f"{anchors}/{key}"}
+        assert bucket == anchors
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        assert integrity.digest_hash(body) == item["digest_hash"]["S"]
+        assert key == integrity.body_key(
+            sealing.table, int(item["sequence"]["N"]), item["digest_hash"]["S"]
+        )
+        assert checks.with_body(item, s3)["body"] == {"S": body}
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(days=29)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=head["VersionId"])
+    assert checks.verify_log(_records(sealing), _digests(sealing), _public_key(sealing)).ok
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        f"{ANCHOR_BUCKET}/checkpoints/audit-events/bodies/gone.json",  # deleted (or never written)
+        "another-bucket/body.json",  # not readable by this caller
+    ],
+)
+def test_verify_names_a_digests_body_object_it_cannot_read(
+    sealing: Sealing,
+    anchors: str,
+    recorder: ModuleType,
+    sealer: ModuleType,
+    lambda_context: LambdaContext,
+    pointer: str,
+) -> None:
+    _sealed_log(sealing, recorder, sealer, lambda_context)
+    # A locked object cannot be deleted: the item is pointed elsewhere instead.
+    boto3.client("dynamodb").update_item(
+        TableName=sealing.digest_table,
+        Key={"chain": {"S": integrity.DIGEST_CHAIN}, "sequence": {"N": "1"}},
+        UpdateExpression="SET body_object = :o",
+        ExpressionAttributeValues={":o": {"S": pointer}},
+    )
+    digests = _digests(sealing)
+    assert "body" not in digests[0] and "body" in digests[1]
+
+    report = checks.verify_log(_records(sealing), digests, _public_key(sealing))
+
+    assert not report.ok
+    assert [(f.kind, f.digest) for f in report.findings if f.digest == 1][:1] == [(checks.CHAIN, 1)]
+    assert any(f"s3://{pointer} cannot be read" in f.detail for f in report.findings)
 
 
 def _rewrite_and_resign(sealing: Sealing) -> None:

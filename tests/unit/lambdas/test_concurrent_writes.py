@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidationDecorator
 
-from audit_events.integrity import parse_notice
-
 from .builders import account_deleted, record_for, sns_notification, sqs_event, sqs_record
+from .conftest import TableStream
 
 # Long enough that overlapping writes show, short enough for a unit test.
 SIMULATED_LATENCY_SECONDS = 0.05
@@ -72,15 +70,14 @@ def _recorded_ids(audit_table: str) -> set[str]:
     return {item["event_id"]["S"] for item in items}
 
 
-def _noticed_ids(queue_url: str) -> set[str]:
-    sqs = boto3.client("sqs")
-    found: set[str] = set()
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        for message in messages:
-            found |= {ref.event_key.split("#")[-1] for ref in parse_notice(message["Body"])}
-    return found
+def _inserted_ids(audit_table: str) -> list[str]:
+    """The event id of every INSERT on the table's stream (what the sealer is given), in order."""
+    stream = TableStream(audit_table)
+    return [
+        record["dynamodb"]["NewImage"]["event_id"]["S"]
+        for record in stream.records()
+        if record["eventName"] == "INSERT"
+    ]
 
 
 def test_a_batchs_writes_overlap_up_to_the_pool_size(
@@ -127,8 +124,10 @@ def test_one_failed_write_among_concurrent_writes_fails_only_its_message(
     assert in_flight.most > 1
     others = {event.event_id for event in events if event is not failed}
     assert _recorded_ids(audit_table) == others
-    # The seal notice names exactly what was written: nothing of the failed message.
-    assert _noticed_ids(os.environ["SEAL_QUEUE_URL"]) == others
+    # The stream, which feeds the sealer, holds each written item once as an INSERT: nothing
+    # of the failed message.
+    inserted = _inserted_ids(audit_table)
+    assert sorted(inserted) == sorted(others)
 
 
 def test_duplicates_in_one_concurrent_batch_record_the_event_once(
@@ -152,6 +151,10 @@ def test_duplicates_in_one_concurrent_batch_record_the_event_once(
 
     assert response == {"batchItemFailures": []}
     assert _recorded_ids(audit_table) == {repeated.event_id} | {e.event_id for e in others}
+    # Written once: one INSERT on the stream for the sealer, not two.
+    assert sorted(_inserted_ids(audit_table)) == sorted(
+        [repeated.event_id] + [e.event_id for e in others]
+    )
 
 
 def test_every_batch_of_an_execution_environment_writes_on_one_pool_of_threads(

@@ -1,4 +1,4 @@
-"""The integrity format: a record's canonical content and hash, seal notices, digests."""
+"""The integrity format: a record's canonical content and hash, digests, where bodies live."""
 
 from __future__ import annotations
 
@@ -64,17 +64,6 @@ def test_an_attribute_value_of_no_known_type_is_refused() -> None:
         integrity.record_hash({"x": {"Q": "1"}})
 
 
-def test_a_notice_reports_records_and_reads_back() -> None:
-    refs = [RecordRef("s", "k", "h" * 64, "2025-01-01T00:00:00.000000Z")]
-    assert integrity.parse_notice(integrity.notice_body(refs)) == refs
-
-
-@pytest.mark.parametrize("body", ["", "{}", '{"version": 9, "records": []}', "[1]"])
-def test_anything_else_is_not_a_notice(body: str) -> None:
-    with pytest.raises(IntegrityFormatError):
-        integrity.parse_notice(body)
-
-
 def test_a_digest_has_one_canonical_text_whatever_the_order_of_its_records() -> None:
     a, b = RecordRef("a", "1", "x" * 64), RecordRef("b", "2", "y" * 64)
     first = Digest(1, "2025-01-01T00:00:00.000000Z", "t", "key", None, records=(a, b))
@@ -91,6 +80,33 @@ def test_a_digest_item_stores_the_signed_text_its_hash_and_signature() -> None:
     assert item["sequence"] == {"N": "7"}
     assert item["digest_hash"] == {"S": integrity.digest_hash(item["body"]["S"])}
     assert integrity.decode_signature(item["signature"]["S"]) == b"\x01\x02"
+
+
+def test_a_digest_item_with_a_body_object_points_to_it_instead_of_holding_the_body() -> None:
+    digest = Digest(7, "2025-01-01T00:00:00.000000Z", "t", "key", "prev")
+    key = integrity.body_key("t", 7, integrity.digest_hash(digest.body()))
+    item = integrity.digest_item(digest, b"\x01\x02", body_object=f"anchors/{key}")
+    assert "body" not in item
+    assert item["body_object"] == {"S": f"anchors/{key}"}
+    # The hash of the body it points to is still in the item (and signed, in the checkpoint).
+    assert item["digest_hash"] == {"S": integrity.digest_hash(digest.body())}
+    assert integrity.digest_body_location(item) == ("anchors", key)
+    assert integrity.digest_body_location(integrity.digest_item(digest, b"\x01")) is None
+
+
+def test_a_body_key_sits_beside_the_tables_checkpoints_named_by_sequence_and_hash() -> None:
+    key = integrity.body_key("audit-events", 3, "ab" * 32)
+    assert key == "checkpoints/audit-events/bodies/00000000000000000003-" + "ab" * 32 + ".json"
+    # Two runs racing for one sequence write two objects, never one over the other.
+    assert integrity.body_key("audit-events", 3, "cd" * 32) != key
+    assert not key.startswith(integrity.anchor_key("audit-events", 3))
+
+
+@pytest.mark.parametrize("stored", [{}, {"body_object": {"S": "no-slash"}}, {"body_object": "x"}])
+def test_a_digest_item_without_a_usable_body_object_has_no_body_location(
+    stored: dict[str, Any],
+) -> None:
+    assert integrity.digest_body_location(stored) is None
 
 
 def test_a_version_2_digest_signs_a_checkpoint_that_names_its_tree_and_its_hash() -> None:

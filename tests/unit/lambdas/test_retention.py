@@ -18,6 +18,7 @@ from audit_stack import verify as checks
 
 from .builders import account_deleted, record_for, sqs_event
 from .conftest import Sealing
+from .test_seal_records import TTL_IDENTITY
 
 RECORDED = datetime(2025, 3, 14, 9, 27, 0, 1, tzinfo=UTC)
 # 2025-04-13T09:27:00Z: 30 days after RECORDED, in whole epoch seconds (computed by hand).
@@ -98,23 +99,31 @@ def test_the_expiry_counts_from_the_recorders_clock_not_the_events_claimed_time(
     assert item[contract.EXPIRES_AT_ATTRIBUTE] == {"N": str(EXPIRES_30_DAYS_LATER)}
 
 
-def _seal(sealer: ModuleType, sealing: Sealing) -> None:
-    sealer.Sealer(
+def _sealer(sealer: ModuleType, sealing: Sealing) -> Any:
+    return sealer.Sealer(
         table=sealing.table,
         digest_table=sealing.digest_table,
-        seal_queue_url=sealing.seal_queue_url,
         signing_key=sealing.key_arn,
         heartbeat=timedelta(hours=1),
         seconds_left=lambda: 40.0,
         now=lambda: RECORDED + timedelta(minutes=5),
-    ).run()
+    )
+
+
+def _seal(sealer: ModuleType, sealing: Sealing) -> None:
+    """The stream's records since the last seal, sealed as the event source delivers them."""
+    _sealer(sealer, sealing).seal_stream(sealing.stream.records())
+
+
+def _digest_items(sealing: Sealing) -> list[dict[str, Any]]:
+    return checks.digest_items(boto3.client("dynamodb"), sealing.digest_table, boto3.client("s3"))
 
 
 def _verify(sealing: Sealing, now: datetime) -> checks.VerifyReport:
     dynamodb = boto3.client("dynamodb")
     return checks.verify_log(
         checks.scan_records(dynamodb, sealing.table),
-        checks.digest_items(dynamodb, sealing.digest_table),
+        checks.digest_items(dynamodb, sealing.digest_table, boto3.client("s3")),
         checks.kms_public_key(boto3.client("kms"), sealing.key_arn),
         now=now,
     )
@@ -134,16 +143,22 @@ def test_the_sealer_signs_each_records_stored_expiry_and_verify_tells_expired_fr
         lambda_context,
     )
     _seal(sealer, sealing)
-    (digest_item,) = checks.digest_items(boto3.client("dynamodb"), sealing.digest_table)
+    (digest_item,) = _digest_items(sealing)
     digest = integrity.parse_digest(digest_item["body"]["S"])
     assert digest.version == integrity.DIGEST_VERSION == 3
     assert [ref.expires_at for ref in digest.records] == [EXPIRES_30_DAYS_LATER] * 3
 
-    # DynamoDB's TTL removes every item once they expired (a service delete, no principal).
+    # DynamoDB's TTL removes every item once they expired: its stream records name the
+    # service (moto's do not, so the test adds the identity DynamoDB gives them).
     dynamodb = boto3.client("dynamodb")
     for item in _items(sealing.table):
         key = {name: item[name] for name in (contract.PARTITION_KEY, contract.SORT_KEY)}
         dynamodb.delete_item(TableName=sealing.table, Key=key)
+    removals = sealing.stream.records()
+    assert [r["eventName"] for r in removals] == ["REMOVE"] * 3
+    by_ttl = [r | {"userIdentity": TTL_IDENTITY} for r in removals]
+    expired = _sealer(sealer, sealing).seal_stream(by_ttl)
+    assert (expired.digests, expired.rejected) == ([], [])  # no tampering
     expiry = datetime.fromtimestamp(EXPIRES_30_DAYS_LATER, UTC)
 
     after = _verify(sealing, now=expiry + timedelta(days=2))
@@ -179,7 +194,7 @@ def test_a_version_2_chain_goes_on_in_version_3_and_verifies_whole(
     recorder.handler(sqs_event(record_for(account_deleted("after@example.com"))), lambda_context)
     _seal(sealer, sealing)
 
-    items = checks.digest_items(boto3.client("dynamodb"), sealing.digest_table)
+    items = _digest_items(sealing)
     digests = [integrity.parse_digest(item["body"]["S"]) for item in items]
     assert [digest.version for digest in digests] == [2, 3]
     assert [digest.tree_size for digest in digests] == [1, 2]

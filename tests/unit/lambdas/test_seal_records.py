@@ -1,4 +1,5 @@
-"""The recorder's seal notices and the sealer, on moto: chained digests, each record sealed once."""
+"""The sealer fed by the audit table's stream, on moto: chained digests, each record sealed once,
+and every change to the table but the recorder's writes and TTL's deletions found as tampering."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_events import integrity
+from audit_events import contract, integrity, redaction
 from audit_stack import verify as checks
 
 from .builders import account_deleted, record_for, sqs_event
 from .conftest import Sealing, emitted_metrics
+
+BREAK_GLASS = "arn:aws:iam::123456789012:role/BreakGlass"
+# What DynamoDB's stream records name as the one who deleted an item by Time to Live.
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 def _record(recorder: ModuleType, context: LambdaContext, count: int) -> dict[str, Any]:
@@ -36,7 +41,6 @@ def _new_sealer(
     return sealer.Sealer(
         table=sealing.table,
         digest_table=sealing.digest_table,
-        seal_queue_url=sealing.seal_queue_url,
         signing_key=sealing.key_arn,
         heartbeat=timedelta(hours=1),
         seconds_left=lambda: 40.0,
@@ -47,7 +51,7 @@ def _new_sealer(
 
 def _clients_calling(*hooks: tuple[str, Callable[..., Any]]) -> Callable[[str, float], Any]:
     """AWS clients of one sealer run on which each of botocore's events (e.g.
-    ``after-call.sqs.ReceiveMessage``) calls its hook: a fault or a race at one AWS call."""
+    ``after-call.dynamodb.Query``) calls its hook: a fault or a race at one AWS call."""
     made: dict[str, Any] = {}
 
     def aws_client(service: str, seconds_left: float) -> Any:
@@ -64,16 +68,9 @@ def _verify(sealing: Sealing) -> checks.VerifyReport:
     dynamodb = boto3.client("dynamodb")
     return checks.verify_log(
         checks.scan_records(dynamodb, sealing.table),
-        checks.digest_items(dynamodb, sealing.digest_table),
+        checks.digest_items(dynamodb, sealing.digest_table, boto3.client("s3")),
         checks.kms_public_key(boto3.client("kms"), sealing.key_arn),
     )
-
-
-def _notices(sealing: Sealing) -> list[list[integrity.RecordRef]]:
-    messages = boto3.client("sqs").receive_message(
-        QueueUrl=sealing.seal_queue_url, MaxNumberOfMessages=10
-    )
-    return [integrity.parse_notice(m["Body"]) for m in messages.get("Messages", [])]
 
 
 def _stored_hashes(sealing: Sealing) -> dict[tuple[str, str], str]:
@@ -81,47 +78,13 @@ def _stored_hashes(sealing: Sealing) -> dict[tuple[str, str], str]:
     return {(i["subject"]["S"], i["event_key"]["S"]): i["record_hash"]["S"] for i in items}
 
 
-# -- the recorder reports what it writes -----------------------------------------------------
+def _stored_items(sealing: Sealing) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = boto3.client("dynamodb").scan(TableName=sealing.table)["Items"]
+    return items
 
 
-def test_recorder_reports_every_record_it_writes_in_one_notice_per_batch(
-    sealing: Sealing, recorder: ModuleType, lambda_context: LambdaContext
-) -> None:
-    assert _record(recorder, lambda_context, 3) == {"batchItemFailures": []}
-
-    (notice,) = _notices(sealing)
-    assert {ref.key: ref.record_hash for ref in notice} == _stored_hashes(sealing)
-
-
-def test_a_redelivered_event_is_reported_again_with_the_stored_records_hash(
-    sealing: Sealing, recorder: ModuleType, lambda_context: LambdaContext
-) -> None:
-    event = account_deleted()
-    recorder.handler(sqs_event(record_for(event)), lambda_context)
-    recorder.handler(sqs_event(record_for(event)), lambda_context)  # SQS redelivers it
-
-    first, second = _notices(sealing)
-    assert first == second  # same key, same hash, same recorded_at: the stored item's
-
-
-def test_a_record_whose_notice_cannot_be_sent_is_returned_for_redelivery(
-    sealing: Sealing,
-    recorder: ModuleType,
-    lambda_context: LambdaContext,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    event = account_deleted()
-    message = record_for(event, message_id="11111111-2222-4333-8444-555555555555")
-    monkeypatch.setenv("SEAL_QUEUE_URL", sealing.seal_queue_url + "-gone")
-
-    response = recorder.handler(sqs_event(message), lambda_context)
-
-    assert response == {"batchItemFailures": [{"itemIdentifier": message["messageId"]}]}
-    assert len(_stored_hashes(sealing)) == 1  # written, but not reported yet
-    monkeypatch.setenv("SEAL_QUEUE_URL", sealing.seal_queue_url)
-    assert recorder.handler(sqs_event(message), lambda_context) == {"batchItemFailures": []}
-    (notice,) = _notices(sealing)
-    assert [ref.key for ref in notice] == list(_stored_hashes(sealing))
+def _key(item: dict[str, Any]) -> dict[str, Any]:
+    return {"subject": item["subject"], "event_key": item["event_key"]}
 
 
 # -- the sealer ------------------------------------------------------------------------------
@@ -133,116 +96,94 @@ def test_each_seal_links_to_the_one_before_and_the_chain_verifies(
     reports = []
     for count in (3, 1, 12):
         _record(recorder, lambda_context, count)
-        reports.append(sealer.handler({"trigger": "schedule"}, lambda_context))
+        reports.append(sealing.seal(sealer, lambda_context))
 
     assert [r["digests_written"] for r in reports] == [[1], [2], [3]]
     assert [r["records_sealed"] for r in reports] == [3, 1, 12]
-    items = checks.digest_items(boto3.client("dynamodb"), sealing.digest_table)
+    items = checks.digest_items(boto3.client("dynamodb"), sealing.digest_table, boto3.client("s3"))
     digests = [integrity.parse_digest(item["body"]["S"]) for item in items]
     assert digests[0].previous_signature is None
     assert [d.previous_signature for d in digests[1:]] == [
         item["signature"]["S"] for item in items[:-1]
     ]
+    sealed = {ref.key: ref.record_hash for d in digests for ref in d.records}
+    assert sealed == _stored_hashes(sealing)
     report = _verify(sealing)
     assert (report.ok, report.digests, report.sealed_records) == (True, 3, 16)
 
 
-def test_records_written_while_a_seal_runs_are_sealed_exactly_once(
-    sealing: Sealing,
-    recorder: ModuleType,
-    sealer: ModuleType,
-    lambda_context: LambdaContext,
-) -> None:
-    _record(recorder, lambda_context, 5)
-    # Writes land at every step of the run: after it took notices, after it read the items
-    # back, and after it wrote its digest but before it deleted the notices.
-    steps = (
-        "after-call.sqs.ReceiveMessage",
-        "after-call.dynamodb.BatchGetItem",
-        "after-call.dynamodb.PutItem",
-    )
-    writes_during: list[str] = []
-
-    def write_during(step: str) -> Callable[..., None]:
-        def write(**_: Any) -> None:
-            # Once per step: the run would otherwise chase new writes forever.
-            if step not in writes_during:
-                writes_during.append(step)
-                _record(recorder, lambda_context, 2)
-
-        return write
-
-    run = _new_sealer(
-        sealer,
-        sealing,
-        aws_client=_clients_calling(*((step, write_during(step)) for step in steps)),
-    )
-    first = run.run()
-    second = _new_sealer(sealer, sealing).run()
-
-    assert writes_during == list(steps)
-    written = len(_stored_hashes(sealing))
-    assert first.sealed + second.sealed == written
-    report = _verify(sealing)
-    assert report.ok, report.findings
-    assert report.sealed_records == written
-
-
-def test_a_run_that_dies_before_deleting_its_notices_seals_nothing_twice(
+def test_a_batch_retried_after_its_run_died_past_the_digest_write_seals_nothing_twice(
     sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
 ) -> None:
     _record(recorder, lambda_context, 4)
+    batch = sealing.stream.records()
+    digest_written: list[int] = []
 
-    def die(params: dict[str, Any], **_: Any) -> None:
-        # The run ends here; its notices become visible again, as after the visibility timeout.
-        for entry in params["Entries"]:
-            boto3.client("sqs").change_message_visibility(
-                QueueUrl=sealing.seal_queue_url,
-                ReceiptHandle=entry["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
+    def die(**_: Any) -> None:
+        # The digest is in the table; the run ends before the invocation succeeds, so the event
+        # source delivers the same batch again.
+        digest_written.append(1)
         raise TimeoutError("Task timed out")
 
     dying = _new_sealer(
-        sealer,
-        sealing,
-        aws_client=_clients_calling(("before-parameter-build.sqs.DeleteMessageBatch", die)),
+        sealer, sealing, aws_client=_clients_calling(("after-call.dynamodb.PutItem", die))
     )
     with pytest.raises(TimeoutError):
-        dying.run()
-    retry = _new_sealer(sealer, sealing).run()
+        dying.seal_stream(batch)
+    retry = _new_sealer(sealer, sealing).seal_stream(batch)
 
+    assert digest_written == [1]
     assert (retry.digests, retry.sealed, retry.duplicates) == ([], 0, 4)
-    assert _notices(sealing) == []  # consumed
     report = _verify(sealing)
     assert (report.ok, report.digests, report.sealed_records) == (True, 1, 4)
+
+
+def test_a_batch_delivered_twice_is_reported_as_already_sealed_by_the_handler(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 3)
+    event = sealing.stream.event()
+
+    first = sealer.handler(event, lambda_context)
+    again = sealer.handler(event, lambda_context)
+
+    assert (first["records_sealed"], first["already_sealed"]) == (3, 0)
+    assert (again["digests_written"], again["records_sealed"], again["already_sealed"]) == (
+        [],
+        0,
+        3,
+    )
+    assert _verify(sealing).sealed_records == 3
 
 
 def test_two_runs_racing_for_the_next_digest_never_fork_the_chain(
     sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
 ) -> None:
     _record(recorder, lambda_context, 3)
+    slow_batch = sealing.stream.records()
     overtaken: list[int] = []
 
-    def overtake(parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("Messages") and not overtaken:
+    def overtake(**_: Any) -> None:
+        if not overtaken:
             overtaken.append(1)
-            # Another run starts, seals newer records and wins sequence 1.
+            # Records written while the slow run works come in the next batch; another run
+            # seals that batch and wins sequence 1.
             _record(recorder, lambda_context, 2)
-            assert _new_sealer(sealer, sealing).run().digests == [1]
+            assert _new_sealer(sealer, sealing).seal_stream(sealing.stream.records()).digests == [1]
 
     slow = _new_sealer(
-        sealer, sealing, aws_client=_clients_calling(("after-call.sqs.ReceiveMessage", overtake))
+        sealer, sealing, aws_client=_clients_calling(("after-call.dynamodb.Query", overtake))
     )
-    report = slow.run()
+    report = slow.seal_stream(slow_batch)
 
     assert overtaken  # the race happened
-    assert report.digests == [2]
+    assert (report.digests, report.sealed) == ([2], 3)
     verified = _verify(sealing)
     assert (verified.ok, verified.digests, verified.sealed_records) == (True, 2, 5)
+    assert verified.sealed_records == len(_stored_hashes(sealing))
 
 
-def test_a_record_altered_before_it_is_sealed_is_rejected_and_counted_as_tampering(
+def test_a_record_altered_after_it_was_written_is_a_finding_counted_as_tampering(
     sealing: Sealing,
     recorder: ModuleType,
     sealer: ModuleType,
@@ -251,7 +192,8 @@ def test_a_record_altered_before_it_is_sealed_is_rejected_and_counted_as_tamperi
 ) -> None:
     _record(recorder, lambda_context, 2)
     (subject, event_key), *_ = _stored_hashes(sealing)
-    # What an administrator who lifted the table's policy could do (moto enforces no IAM).
+    # What an administrator who lifted the table's policy could do (moto enforces no IAM): the
+    # stream shows it as a MODIFY after the recorder's INSERT.
     boto3.client("dynamodb").update_item(
         TableName=sealing.table,
         Key={"subject": {"S": subject}, "event_key": {"S": event_key}},
@@ -261,15 +203,18 @@ def test_a_record_altered_before_it_is_sealed_is_rejected_and_counted_as_tamperi
     )
     capsys.readouterr()
 
-    result = sealer.handler({"trigger": "schedule"}, lambda_context)
+    result = sealing.seal(sealer, lambda_context)
 
-    assert result["records_sealed"] == 1
-    assert [(r["subject"], r["finding"]) for r in result["rejected"]] == [
-        (subject, "altered before it was sealed")
+    # Both records are sealed as the recorder wrote them (the INSERT images)...
+    assert result["records_sealed"] == 2
+    assert [(r["subject"], r["event_key"], r["finding"]) for r in result["rejected"]] == [
+        (subject, event_key, "altered after it was written")
     ]
     assert emitted_metrics(capsys.readouterr().out)["TamperedAuditRecords"] == 1
+    # ...so verify finds the stored one no longer matches what was sealed, besides the finding.
     findings = {(f.kind, f.subject) for f in _verify(sealing).findings}
-    assert findings == {(checks.REJECTED_AT_SEAL, subject), (checks.UNSEALED, subject)}
+    assert (checks.REJECTED_AT_SEAL, subject) in findings
+    assert findings == {(checks.REJECTED_AT_SEAL, subject), (checks.MODIFIED, subject)}
 
 
 def test_an_idle_log_gets_an_empty_digest_once_an_hour(
@@ -289,62 +234,56 @@ def test_an_idle_log_gets_an_empty_digest_once_an_hour(
     assert _verify(sealing).ok
 
 
+def test_a_scheduled_run_seals_no_records_and_an_on_demand_one_writes_a_digest_at_once(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    assert sealer.handler({"trigger": "schedule"}, lambda_context)["digests_written"] == [1]
+    _record(recorder, lambda_context, 2)
+
+    scheduled = sealer.handler({"trigger": "schedule"}, lambda_context)
+    on_demand = sealer.handler({"trigger": contract.SEAL_ON_DEMAND}, lambda_context)
+
+    assert (scheduled["digests_written"], scheduled["records_sealed"]) == ([], 0)
+    assert (on_demand["digests_written"], on_demand["records_sealed"]) == ([2], 0)
+    # The records come with the stream, not with the schedule.
+    assert sealing.seal(sealer, lambda_context)["records_sealed"] == 2
+
+
 def test_the_sealers_response_names_records_by_key_only(
     sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
 ) -> None:
     _record(recorder, lambda_context, 1)
-    result = sealer.handler({"trigger": "audit seal"}, lambda_context)
-    assert "details" not in json.dumps(result)
-    assert set(result) == {
-        "digests_written",
-        "records_sealed",
-        "notices_already_sealed",
-        "rejected",
-        "chain_head",
-    }
-
-
-# -- the sealer trusts what is signed and stored, not what a notice or an attribute claims ------
-
-
-def _stored_items(sealing: Sealing) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = boto3.client("dynamodb").scan(TableName=sealing.table)["Items"]
-    return items
-
-
-def _send_notice(sealing: Sealing, item: dict[str, Any], recorded_at: str) -> None:
-    ref = integrity.RecordRef(
-        item["subject"]["S"], item["event_key"]["S"], item["record_hash"]["S"], recorded_at
-    )
-    boto3.client("sqs").send_message(
-        QueueUrl=sealing.seal_queue_url, MessageBody=integrity.notice_body([ref])
-    )
-
-
-def test_a_notice_claiming_another_time_still_finds_its_record_already_sealed(
-    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
-) -> None:
-    _record(recorder, lambda_context, 1)
-    assert _new_sealer(sealer, sealing).run().digests == [1]
     (item,) = _stored_items(sealing)
-    # The same record reported again, claiming a time after the chain's head: a sealer that
-    # trusted the notice's time would not search the digests and would seal it a second time.
-    _send_notice(sealing, item, "2099-01-01T00:00:00.000000Z")
+    boto3.client("dynamodb").delete_item(TableName=sealing.table, Key=_key(item))
 
-    rerun = _new_sealer(sealer, sealing).run()
+    result = sealing.seal(sealer, lambda_context)
 
-    assert (rerun.digests, rerun.sealed, rerun.duplicates) == ([], 0, 1)
-    assert _verify(sealing).ok
+    assert [r["finding"] for r in result["rejected"]] == ["deleted"]
+    assert "details" not in json.dumps(result)
+    assert (
+        set(result)
+        == {
+            contract.SEAL_DIGESTS_WRITTEN,
+            contract.SEAL_RECORDS_SEALED,
+            contract.SEAL_ALREADY_SEALED,
+            contract.SEAL_REJECTED,
+            contract.SEAL_CHAIN_HEAD,
+        }
+        == {"digests_written", "records_sealed", "already_sealed", "rejected", "chain_head"}
+    )
+
+
+# -- the sealer trusts what is signed and stored, not an unsigned attribute ------------------
 
 
 def test_an_edited_stored_sealed_at_does_not_cut_the_duplicate_search_short(
     sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
 ) -> None:
     _record(recorder, lambda_context, 1)
-    assert _new_sealer(sealer, sealing).run().digests == [1]
-    (first,) = _stored_items(sealing)
+    first_batch = sealing.stream.records()
+    assert _new_sealer(sealer, sealing).seal_stream(first_batch).digests == [1]
     _record(recorder, lambda_context, 1)
-    assert _new_sealer(sealer, sealing).run().digests == [2]
+    assert sealing.seal(sealer, lambda_context)["digests_written"] == [2]
     # Digest 2's unsigned sealed_at attribute set back to 2000: a search that trusted it would
     # stop at digest 2 and never see that digest 1 holds the first record.
     dynamodb = boto3.client("dynamodb")
@@ -354,10 +293,179 @@ def test_an_edited_stored_sealed_at_does_not_cut_the_duplicate_search_short(
         UpdateExpression="SET sealed_at = :t",
         ExpressionAttributeValues={":t": {"S": "2000-01-01T00:00:00.000000Z"}},
     )
-    _send_notice(sealing, first, first["recorded_at"]["S"])
 
-    rerun = _new_sealer(sealer, sealing).run()
+    rerun = _new_sealer(sealer, sealing).seal_stream(first_batch)  # delivered again
 
     assert (rerun.digests, rerun.sealed, rerun.duplicates) == ([], 0, 1)
     findings = [(f.kind, f.digest) for f in _verify(sealing).findings]
     assert findings == [(checks.CHAIN, 2)]  # and verify names the edited attribute
+
+
+# -- each kind of stream record (_examine) ----------------------------------------------------
+
+
+def _only(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (found,) = [r for r in records if r["eventName"] == name]
+    return found
+
+
+def test_an_insert_by_the_recorder_is_sealed_with_the_stored_items_times(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    (item,) = _stored_items(sealing)
+
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"), None)
+
+    assert finding is None
+    assert ref == integrity.RecordRef(
+        item["subject"]["S"],
+        item["event_key"]["S"],
+        item["record_hash"]["S"],
+        item["recorded_at"]["S"],
+        integrity.expires_at_of(item),
+    )
+
+
+def test_an_insert_without_a_record_hash_is_a_finding(sealing: Sealing, sealer: ModuleType) -> None:
+    boto3.client("dynamodb").put_item(
+        TableName=sealing.table,
+        Item={"subject": {"S": "s"}, "event_key": {"S": "k"}, "source": {"S": "forged"}},
+    )
+
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"), None)
+
+    assert ref is None
+    assert finding == {
+        "subject": "s",
+        "event_key": "k",
+        "record_hash": "",
+        "finding": "written without a record_hash (not by the recorder)",
+    }
+
+
+def test_an_insert_whose_hash_is_not_its_contents_is_altered_before_it_was_sealed(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    (item,) = _stored_items(sealing)
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.delete_item(TableName=sealing.table, Key=_key(item))
+    sealing.stream.records()  # the recorder's write and the deletion: not this test's subject
+    dynamodb.put_item(TableName=sealing.table, Item=item | {"source": {"S": "forged"}})
+
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "INSERT"), None)
+
+    assert ref is None
+    assert finding is not None
+    assert (finding["record_hash"], finding["finding"]) == (
+        item["record_hash"]["S"],
+        "altered before it was sealed",
+    )
+
+
+def test_a_modify_that_changes_the_record_hash_is_a_finding(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    (item,) = _stored_items(sealing)
+    sealing.stream.records()
+    forged = item | {"source": {"S": "forged"}}
+    # Consistent with its content: the hash no longer is the one sealed from the INSERT.
+    boto3.client("dynamodb").put_item(
+        TableName=sealing.table, Item=integrity.with_record_hash(forged)
+    )
+
+    ref, finding = sealer._examine(_only(sealing.stream.records(), "MODIFY"), None)
+
+    assert ref is None
+    assert finding is not None and finding["finding"] == "altered after it was written"
+    assert finding["record_hash"] != item["record_hash"]["S"]
+
+
+def test_a_modify_into_a_redaction_stub_keeping_the_hash_is_not_a_finding(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    (item,) = _stored_items(sealing)
+    sealing.stream.records()
+    stub = redaction.redaction_stub(
+        item,
+        redacted_at="2026-03-01T10:00:00.000000Z",
+        reason="GDPR Art. 17",
+        redacted_by=BREAK_GLASS,
+    )
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.put_item(TableName=sealing.table, Item=stub)
+    redacted = _only(sealing.stream.records(), "MODIFY")
+    # The same stub with another hash is tampering dressed up as a redaction.
+    dynamodb.put_item(TableName=sealing.table, Item=stub | {"record_hash": {"S": "0" * 64}})
+    rehashed = _only(sealing.stream.records(), "MODIFY")
+
+    assert sealer._examine(redacted, None) == (None, None)
+    ref, finding = sealer._examine(rehashed, None)
+    assert ref is None and finding is not None
+    assert finding["finding"] == "altered after it was written"
+
+
+def test_an_insert_of_a_redaction_stub_is_neither_sealed_nor_a_finding(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    (item,) = _stored_items(sealing)
+    sealing.stream.records()
+    stub = redaction.redaction_stub(
+        item,
+        redacted_at="2026-03-01T10:00:00.000000Z",
+        reason="GDPR Art. 17",
+        redacted_by=BREAK_GLASS,
+    )
+    # As `audit redact --pseudonymise` writes it: under another key.
+    boto3.client("dynamodb").put_item(
+        TableName=sealing.table, Item=stub | {"subject": {"S": "pseudonym-1"}}
+    )
+
+    assert sealer._examine(_only(sealing.stream.records(), "INSERT"), None) == (None, None)
+
+
+def test_a_deletion_by_ttl_is_not_a_finding_and_a_callers_deletion_is(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 1)
+    (item,) = _stored_items(sealing)
+    sealing.stream.records()
+    boto3.client("dynamodb").delete_item(TableName=sealing.table, Key=_key(item))
+    by_caller = _only(sealing.stream.records(), "REMOVE")
+    by_ttl = by_caller | {"userIdentity": TTL_IDENTITY}
+
+    assert sealer._examine(by_ttl, None) == (None, None)
+    ref, finding = sealer._examine(by_caller, None)
+    assert ref is None
+    assert finding == {
+        "subject": item["subject"]["S"],
+        "event_key": item["event_key"]["S"],
+        "record_hash": item["record_hash"]["S"],
+        "finding": "deleted",
+    }
+    # Another service's identity is no TTL deletion.
+    other = by_caller | {"userIdentity": {"type": "Service", "principalId": "example.com"}}
+    assert sealer._examine(other, None)[1] == finding
+
+
+def test_findings_of_a_batch_go_into_the_digest_and_its_records_are_still_sealed(
+    sealing: Sealing, recorder: ModuleType, sealer: ModuleType, lambda_context: LambdaContext
+) -> None:
+    _record(recorder, lambda_context, 2)
+    first, _ = _stored_items(sealing)
+    boto3.client("dynamodb").delete_item(TableName=sealing.table, Key=_key(first))
+
+    result = sealing.seal(sealer, lambda_context)
+
+    assert (result["digests_written"], result["records_sealed"]) == ([1], 2)
+    (item,) = checks.digest_items(
+        boto3.client("dynamodb"), sealing.digest_table, boto3.client("s3")
+    )
+    digest = integrity.parse_digest(item["body"]["S"])
+    assert [(r["subject"], r["finding"]) for r in digest.rejected] == [
+        (first["subject"]["S"], "deleted")
+    ]
