@@ -17,7 +17,7 @@ from bench.load import FunctionUse, SealRun, Usage
 RECORDER = "Recorder"
 PUBLISHER = "Publisher"
 SEALER = "Sealer"
-PATH = CriticalPath(concurrent_writes=10, notice_sends=1)
+PATH = CriticalPath(concurrent_writes=10)
 
 
 def _facts(*, data_protection: bool = True, log_format: str = "JSON") -> TemplateFacts:
@@ -44,16 +44,15 @@ def _use(logical_id: str, invocations: int, batch: int, log_bytes: int = 0) -> F
 def _seal(*, s3: dict[str, OperationCount] | None = None) -> SealRun:
     return SealRun(
         requests={
-            "sqs:ReceiveMessage": OperationCount(requests=10, billed_requests=10),
-            "sqs:DeleteMessageBatch": OperationCount(requests=10, billed_requests=10),
-            "dynamodb:Query": OperationCount(requests=0),
-            "dynamodb:PutItem": OperationCount(requests=1, item_write_units=160),
+            "dynamodb:Query": OperationCount(requests=1),
+            "dynamodb:PutItem": OperationCount(requests=1, item_write_units=1),
             "kms:Sign": OperationCount(requests=1),
             **(s3 or {}),
         },
-        function=_use(SEALER, 1, 0, log_bytes=500),
+        function=_use(SEALER, 1, 1000, log_bytes=500),
         records_sealed=1000,
         digests_written=1,
+        payload_bytes=1000 * 1100,
     )
 
 
@@ -156,60 +155,55 @@ def test_more_log_bytes_cost_more_by_exactly_their_ingestion_and_scan_price() ->
     assert large - small == pytest.approx(extra_bytes * (0.50 + 0.12) / 1024**3 * 1000)
 
 
-def test_integrity_total_is_the_seal_notices_and_every_sealer_line() -> None:
+def test_integrity_total_is_every_sealer_line_and_nothing_else() -> None:
     lines = costs.cost_per_million(_usage(_seal()), _facts(), PATH)
     integrity = [line for line in lines if line.integrity]
-    assert _line(lines, "SQS SendMessage: seal notices").integrity
-    assert all(line.integrity for line in lines if line.component.startswith("sealer:")), (
-        "every sealer line belongs to the integrity chain"
-    )
+    assert {line.component.split(":")[0] for line in integrity} == {"sealer"}
+    assert all(line.integrity for line in lines if line.component.startswith("sealer:"))
     assert not _line(lines, "SNS Publish").integrity
     assert costs.integrity_total(lines) == pytest.approx(
         sum(line.usd_per_million for line in integrity)
     )
-    # Notices: 100 per 1,000 events at $0.40/M requests.
-    assert _line(lines, "SQS SendMessage: seal notices").usd_per_million == pytest.approx(0.04)
-    # Read-back: 1 RRU per sealed record at $0.125/M.
-    assert _line(lines, "sealer: DynamoDB read units").usd_per_million == pytest.approx(0.125)
+    # No notices, no read-back: one head query (1 RRU) over 1,000 sealed records.
+    assert _line(lines, "sealer: DynamoDB read units").usd_per_million == pytest.approx(
+        0.125 / 1000
+    )
 
 
 def test_checkpoint_puts_are_priced_at_s3s_put_rate_named_or_as_every_s3_request() -> None:
     named = _seal(s3={"s3:PutObject": OperationCount(requests=2)})
     lines = costs.cost_per_million(_usage(named), _facts(), PATH)
     # 2 PUTs over 1,000 sealed records at $0.005 per 1,000.
-    assert _line(lines, "sealer: S3 PUT").usd_per_million == pytest.approx(2 * 5.0 / 1000)
+    assert _line(lines, "sealer: S3 requests").usd_per_million == pytest.approx(2 * 5.0 / 1000)
     unnamed = _seal(s3={"s3:*": OperationCount(requests=3)})
     assert costs.s3_put_requests(unnamed.requests) == 3
     assert costs.s3_put_requests(_seal().requests) == 0
 
 
-def test_designs_scale_or_replace_only_the_lines_they_change() -> None:
-    lines = costs.cost_per_million(_usage(_seal()), _facts(), PATH)
-    today = costs.integrity_total(lines)
-    by_name = {design.name: design for design in costs.integrity_designs(lines)}
-    read_back = _line(lines, "sealer: DynamoDB read units").usd_per_million
-    notices = _line(lines, "SQS SendMessage: seal notices").usd_per_million
-    notice_reads = _line(lines, "sealer: SQS receive and delete").usd_per_million
-    digests = _line(lines, "sealer: DynamoDB write units (digests)").usd_per_million
-    signs = _line(lines, "sealer: KMS Sign").units_per_event
-    assert costs.integrity_model(lines, by_name["as measured"]) == pytest.approx(today)
-    eventual = next(design for name, design in by_name.items() if name.startswith("eventually"))
-    assert costs.integrity_model(lines, eventual) == pytest.approx(today - read_back / 2)
-    leaves = next(design for name, design in by_name.items() if name.startswith("leaves"))
-    assert costs.integrity_model(lines, leaves) == pytest.approx(
-        today - digests + signs * costs.S3_PUT.usd * costs.MILLION
+def test_a_full_stream_batch_is_ten_thousand_records_or_what_six_mb_holds() -> None:
+    small = _seal()  # 1,100 bytes per stream record: 6 MB holds 5,719
+    assert costs.full_stream_batch(small) == 6 * 1024 * 1024 // 1100
+    tiny = SealRun({}, _use(SEALER, 1, 1000), 1000, 1, payload_bytes=1000 * 300)
+    assert costs.full_stream_batch(tiny) == 10_000
+
+
+def test_at_a_full_stream_batch_only_the_per_invocation_sealer_lines_shrink() -> None:
+    seal = _seal(s3={"s3:PutObject": OperationCount(requests=2)})
+    lines = costs.cost_per_million(_usage(seal), _facts(), PATH)
+    full = costs.at_full_stream_batch(lines, seal)
+    factor = 1000 / costs.full_stream_batch(seal)
+    for before, after in zip(lines, full, strict=True):
+        if before.integrity and before.key in costs.PER_BATCH_KEYS:
+            assert after.usd_per_million == pytest.approx(before.usd_per_million * factor)
+        else:  # the handler's CPU per record, and every line outside the sealer
+            assert after == before
+    assert _line(full, "sealer: KMS Sign").usd_per_million == pytest.approx(
+        costs.KMS_ASYMMETRIC.usd * costs.MILLION / costs.full_stream_batch(seal)
     )
-    larger = next(design for name, design in by_name.items() if name.startswith("larger"))
-    # One notice per 10 records measured, one per 100 modelled: a tenth of the notice lines.
-    assert costs.integrity_model(lines, larger) == pytest.approx(
-        today - 0.9 * (notices + notice_reads)
-    )
-    stream = next(
-        design for name, design in by_name.items() if name.startswith("DynamoDB stream to")
-    )
-    assert costs.integrity_model(lines, stream) == pytest.approx(
-        today - read_back - notices - notice_reads
-    )
+    # Never more invocations than measured: a run whose batches were already full is unchanged.
+    bigger = SealRun(seal.requests, _use(SEALER, 1, 20_000), 20_000, 1, payload_bytes=20_000 * 100)
+    lines = costs.cost_per_million(_usage(bigger), _facts(), PATH)
+    assert costs.at_full_stream_batch(lines, bigger) == lines
 
 
 def _run(no_index: float, integrity: float, solutions: float) -> dict[str, Any]:
@@ -241,22 +235,6 @@ def test_index_off_goal_bound_is_ten_percent_over_the_floor() -> None:
     assert "$1.766" in goal
     just_over = 1.10 * costs.FLOOR_PER_MILLION + 0.001
     assert report.integrity_goals(_run(just_over, 0.0, just_over))[0][2] == "NOT met"
-
-
-def test_larger_checkpoints_scale_the_per_checkpoint_lines_only() -> None:
-    checkpoints = _seal(s3={"s3:PutObject": OperationCount(requests=1)})
-    lines = costs.cost_per_million(_usage(checkpoints), _facts(), PATH)
-    sign = _line(lines, "sealer: KMS Sign")
-    put = _line(lines, "sealer: S3 PUT")
-    # Measured: one checkpoint per 1,000 records; modelled: one per 10,000.
-    design = costs.IntegrityDesign("test", checkpoint_records=10_000)
-    today = costs.integrity_total(lines)
-    assert costs.integrity_model(lines, design) == pytest.approx(
-        today - 0.9 * (sign.usd_per_million + put.usd_per_million)
-    )
-    # Never more checkpoints than measured.
-    smaller = costs.IntegrityDesign("test", checkpoint_records=10)
-    assert costs.integrity_model(lines, smaller) == pytest.approx(today)
 
 
 def test_template_facts_read_log_format_tracing_and_the_log_groups_data_protection(
