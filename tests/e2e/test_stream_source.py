@@ -240,3 +240,15 @@ def test_a_property_the_emulator_does_not_reproduce_is_refused_not_ignored(
     directory = stream_fed_probe(tmp_path / "probe.out", BisectBatchOnFunctionError=True)
     with pytest.raises(DeploymentError, match="BisectBatchOnFunctionError"):
         LocalAuditPipeline(directory, "ProbeStack").start()
+
+
+def test_pauses_nest_so_an_inner_pause_does_not_resume_an_outer_one(tmp_path: Path) -> None:
+    directory = stream_fed_probe(tmp_path / "probe.out")
+    with LocalAuditPipeline(directory, "ProbeStack") as pipeline:
+        with pipeline.stream_sources_paused():
+            with pipeline.event_sources_paused():
+                _put(pipeline, "a")
+            pipeline.run_until_idle(timeout=5)
+            assert pipeline.invocations("Probe") == []  # still held by the outer pause
+        pipeline.run_until_idle(timeout=30)
+        assert [len(batch) for batch in _batches(pipeline)] == [1]

@@ -81,6 +81,7 @@ class StreamWorker:
         self._position = 0 if spec.starting_position == "TRIM_HORIZON" else len(shard_records())
         self._window_ends_ms: float | None = None
         self._paused = not spec.enabled
+        self._holds = 0
         self._stopping = False
         self._busy = False
         self._thread = threading.Thread(
@@ -115,15 +116,18 @@ class StreamWorker:
         self._thread.start()
 
     def pause(self) -> None:
-        """Deliver nothing more until resumed (a batch under way finishes)."""
+        """Deliver nothing more until resumed (a batch under way finishes). Pauses nest: the
+        source resumes when every pause has been resumed."""
         with self._condition:
+            self._holds += 1
             self._paused = True
             self._condition.notify_all()
             self._condition.wait_for(lambda: not self._busy)
 
     def resume(self) -> None:
         with self._condition:
-            self._paused = not self.spec.enabled
+            self._holds = max(0, self._holds - 1)
+            self._paused = self._holds > 0 or not self.spec.enabled
         self._activity.changed()
 
     def request_stop(self) -> None:
