@@ -287,8 +287,8 @@ def stop_signals() -> Iterator[Callable[[], int]]:
     finally:
         if previous_fd is not None:
             signal.set_wakeup_fd(previous_fd)
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
         reader.close()
         writer.close()
 
