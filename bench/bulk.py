@@ -65,14 +65,17 @@ def run_bulk(configuration: Configuration, events: int = EVENTS, publishers: int
     """Deploy afresh, pause the event source, publish ``events`` deletions in bulk from
     ``publishers`` threads, each calling publish_many on its share."""
     with LocalAuditPipeline(configuration.assembly_dir, configuration.stack_name) as pipeline:
+        # The bulk job stands for a producer given grant_publish and grant_lookup: the
+        # emulator's own credentials stand in for its role (the administrator is neither), and
+        # purge the queue between waves (which the queue policy leaves to the recorder alone).
         publisher = AuditPublisher(
             pipeline.topic_arn,
             pseudonym_secret_arn=pipeline.resource_name(discovery.PSEUDONYM_SECRET),
-            sns_client=pipeline.client("sns"),
-            secrets_client=pipeline.client("secretsmanager"),
+            sns_client=pipeline.client("sns", as_emulator=True),
+            secrets_client=pipeline.client("secretsmanager", as_emulator=True),
         )
         queue_name = pipeline.queue_url.rsplit("/", 1)[-1]
-        sqs = pipeline.client("sqs")
+        sqs = pipeline.client("sqs", as_emulator=True)
         published = 0
         queued = 0
         with pipeline.event_sources_paused(), _purge_any_time():

@@ -137,6 +137,33 @@ def audit_table(
     return created
 
 
+def hmac_key(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    why_not_rotated: str,
+    encryption_key: kms.IKey | None,
+    removal_policy: RemovalPolicy,
+) -> secretsmanager.Secret:
+    """A generated HMAC-SHA-256 key in Secrets Manager, rotated by hand (``why_not_rotated``:
+    cdk-nag's SMG4 acknowledgement). Who may read it is set by its resource policy
+    (permissions.py)."""
+    created = secretsmanager.Secret(
+        scope,
+        construct_id,
+        description=description,
+        # 64 of 62 characters: about 380 bits, more than HMAC-SHA-256's 256-bit key.
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=64, exclude_punctuation=True, include_space=False
+        ),
+        encryption_key=encryption_key,
+        removal_policy=removal_policy,
+    )
+    compat.acknowledge(created, ("AwsSolutions-SMG4", why_not_rotated))
+    return created
+
+
 def writer_key(
     scope: Construct,
     construct_id: str,
@@ -146,27 +173,17 @@ def writer_key(
 ) -> secretsmanager.Secret:
     """The key of the recorder's MAC on each item it writes (who may read it: the recorder and
     the sealer only, permissions.only_writers_read_the_writer_key)."""
-    created = secretsmanager.Secret(
+    return hmac_key(
         scope,
         construct_id,
         description="Keys the recorder's HMAC-SHA-256 on each audit record it writes; the "
         "sealer seals only records that carry it. Only those two functions may read it.",
-        generate_secret_string=secretsmanager.SecretStringGenerator(
-            password_length=64, exclude_punctuation=True, include_space=False
-        ),
+        why_not_rotated="Records are checked against the writer key when sealed, within the "
+        "stream's batching window; a rotation between a write and its seal would report that "
+        "record. Rotate deliberately, by hand, with the pipeline idle (docs/INTEGRITY.md).",
         encryption_key=encryption_key,
         removal_policy=removal_policy,
     )
-    compat.acknowledge(
-        created,
-        (
-            "AwsSolutions-SMG4",
-            "Records are checked against the writer key when sealed, within the stream's "
-            "batching window; a rotation between a write and its seal would report that "
-            "record. Rotate deliberately, by hand, with the pipeline idle (docs/INTEGRITY.md).",
-        ),
-    )
-    return created
 
 
 def pseudonym_secret(
@@ -177,25 +194,14 @@ def pseudonym_secret(
     removal_policy: RemovalPolicy,
 ) -> secretsmanager.Secret:
     """The key of the subjects' HMAC-SHA-256 pseudonyms (who may read it: permissions.py)."""
-    created = secretsmanager.Secret(
+    return hmac_key(
         scope,
         construct_id,
         description="Keys the HMAC-SHA-256 pseudonyms of audit subjects (e-mail "
         "addresses); grant it with AuditPipeline.grant_lookup",
-        # 64 of 62 characters: about 380 bits, more than HMAC-SHA-256's 256-bit key.
-        generate_secret_string=secretsmanager.SecretStringGenerator(
-            password_length=64, exclude_punctuation=True, include_space=False
-        ),
+        why_not_rotated="Rotating the pseudonym key gives every account a new pseudonym: "
+        "lookups of older records then need the older versions (the audit CLI "
+        "reads them all). Rotate deliberately, by hand (README).",
         encryption_key=encryption_key,
         removal_policy=removal_policy,
     )
-    compat.acknowledge(
-        created,
-        (
-            "AwsSolutions-SMG4",
-            "Rotating the pseudonym key gives every account a new pseudonym: "
-            "lookups of older records then need the older versions (the audit CLI "
-            "reads them all). Rotate deliberately, by hand (README).",
-        ),
-    )
-    return created

@@ -809,16 +809,11 @@ class LocalAuditPipeline:
         self._activity.changed()
 
     def _invoke_from_stream(self, function_name: str, payload: bytes) -> InvocationResult:
-        injected = self._faults.apply(
-            Operation("lambda", "Invoke", "rest", self._region, function_name)
-        )
-        if injected is not None:
-            if injected.error.code == "TooManyRequestsException":
-                raise TooManyRequestsError(injected.error.message)
-            raise injected.error
-        return self._functions.invoke(function_name, payload, trigger="dynamodb")
+        return self._invoke_from_event_source(function_name, payload, trigger="dynamodb")
 
-    def _invoke_from_event_source(self, function_name: str, payload: bytes) -> InvocationResult:
+    def _invoke_from_event_source(
+        self, function_name: str, payload: bytes, *, trigger: str = "sqs"
+    ) -> InvocationResult:
         # The event-source mapping's Invoke goes through the same faults as the API's.
         injected = self._faults.apply(
             Operation("lambda", "Invoke", "rest", self._region, function_name)
@@ -827,7 +822,7 @@ class LocalAuditPipeline:
             if injected.error.code == "TooManyRequestsException":
                 raise TooManyRequestsError(injected.error.message)
             raise injected.error
-        return self._functions.invoke(function_name, payload, trigger="sqs")
+        return self._functions.invoke(function_name, payload, trigger=trigger)
 
     def _label(self, function_name: str) -> str:
         for alias, name in self._aliases.items():

@@ -336,14 +336,7 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
             "DynamoDB table streams of this stack are"
         )
     target = str(properties["FunctionName"])
-    function = next(
-        (
-            spec
-            for spec in ctx.deployment.functions
-            if target in {spec.name, spec.arn} or target.endswith(f":function:{spec.name}")
-        ),
-        None,
-    )
+    function = _mapped_function(ctx, target)
     if function is None:
         raise DeploymentError(
             f"AWS::Lambda::EventSourceMapping {resource.logical_id}: function {target} is "
@@ -398,14 +391,9 @@ _STREAM_MAX_WINDOW_SECONDS = 300
 _STREAM_MAX_RETRIES = 10_000
 
 
-def _stream_mapping(
-    ctx: DeployContext, resource: TemplateResource, properties: dict[str, Any], stream_arn: str
-) -> PhysicalResource:
-    """A DynamoDB stream -> function mapping (esm/stream.py runs it). Properties the emulator
-    does not reproduce (bisecting, destinations, filters, record age, parallelization) were
-    refused by ``ctx.properties`` already."""
-    target = str(properties["FunctionName"])
-    function = next(
+def _mapped_function(ctx: DeployContext, target: str) -> FunctionSpec | None:
+    """The stack's function a mapping's FunctionName names (a name, an ARN or a partial ARN)."""
+    return next(
         (
             spec
             for spec in ctx.deployment.functions
@@ -413,6 +401,16 @@ def _stream_mapping(
         ),
         None,
     )
+
+
+def _stream_mapping(
+    ctx: DeployContext, resource: TemplateResource, properties: dict[str, Any], stream_arn: str
+) -> PhysicalResource:
+    """A DynamoDB stream -> function mapping (esm/stream.py runs it). Properties the emulator
+    does not reproduce (bisecting, destinations, filters, record age, parallelization) were
+    refused by ``ctx.properties`` already."""
+    target = str(properties["FunctionName"])
+    function = _mapped_function(ctx, target)
     errors: list[str] = []
     if function is None:
         errors.append(f"function {target} is not a function of this stack")
