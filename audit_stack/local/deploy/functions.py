@@ -356,11 +356,7 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
         function_timeout=function.timeout_seconds,
         fifo=queue.fifo,
     )
-    if errors:
-        # As CloudFormation fails the stack when CreateEventSourceMapping refuses the mapping.
-        raise DeploymentError(
-            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: " + "; ".join(errors)
-        )
+    _refuse_mapping(resource, errors)
     mapping_id = str(uuid.uuid4())
     ctx.deployment.event_sources.append(
         EventSourceSpec(
@@ -379,16 +375,29 @@ def deploy_event_source_mapping(ctx: DeployContext, resource: TemplateResource) 
             visibility_timeout_seconds=queue.visibility_timeout_seconds,
         )
     )
-    return PhysicalResource(
-        mapping_id,
-        {"EventSourceMappingArn": ctx.arn("lambda", f"event-source-mapping:{mapping_id}")},
-    )
+    return _mapping_resource(ctx, mapping_id)
 
 
 # CreateEventSourceMapping's limits for a DynamoDB stream source (Lambda's API reference).
 _STREAM_MAX_BATCH = 10_000
 _STREAM_MAX_WINDOW_SECONDS = 300
 _STREAM_MAX_RETRIES = 10_000
+
+
+def _refuse_mapping(resource: TemplateResource, errors: list[str]) -> None:
+    """As CloudFormation fails the stack when CreateEventSourceMapping refuses the mapping:
+    every problem at once."""
+    if errors:
+        raise DeploymentError(
+            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: " + "; ".join(errors)
+        )
+
+
+def _mapping_resource(ctx: DeployContext, mapping_id: str) -> PhysicalResource:
+    return PhysicalResource(
+        mapping_id,
+        {"EventSourceMappingArn": ctx.arn("lambda", f"event-source-mapping:{mapping_id}")},
+    )
 
 
 def _mapped_function(ctx: DeployContext, target: str) -> FunctionSpec | None:
@@ -431,10 +440,8 @@ def _stream_mapping(
         )
     if not -1 <= retries <= _STREAM_MAX_RETRIES:
         errors.append(f"MaximumRetryAttempts {retries} is not between -1 and {_STREAM_MAX_RETRIES}")
-    if errors or function is None:
-        raise DeploymentError(
-            f"AWS::Lambda::EventSourceMapping {resource.logical_id}: " + "; ".join(errors)
-        )
+    _refuse_mapping(resource, errors)
+    assert function is not None  # else refused above
     mapping_id = str(uuid.uuid4())
     ctx.deployment.stream_sources.append(
         StreamSourceSpec(
@@ -452,10 +459,7 @@ def _stream_mapping(
             enabled=template_bool(properties.get("Enabled", True)),
         )
     )
-    return PhysicalResource(
-        mapping_id,
-        {"EventSourceMappingArn": ctx.arn("lambda", f"event-source-mapping:{mapping_id}")},
-    )
+    return _mapping_resource(ctx, mapping_id)
 
 
 def _layer_error(resource: TemplateResource, layer: Any) -> str:

@@ -36,6 +36,18 @@ def _items(sealing: Sealing) -> list[dict[str, Any]]:
     return items
 
 
+def _copy_under_another_key(item: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """``item``'s content under another sort key, with a correct record_hash and no MAC."""
+    return integrity.with_record_hash(
+        {
+            key: value
+            for key, value in item.items()
+            if key not in (contract.RECORD_HASH_ATTRIBUTE, contract.WRITER_MAC_ATTRIBUTE)
+        }
+        | {contract.SORT_KEY: {"S": item[contract.SORT_KEY]["S"] + suffix}}
+    )
+
+
 def test_the_writer_mac_matches_a_known_answer_computed_by_openssl() -> None:
     # printf 'audit-pipeline writer v1\0%s' "$(printf 'a%.0s' {1..64})" |
     #   openssl dgst -sha256 -hmac writer-key-for-tests
@@ -87,14 +99,7 @@ def test_the_sealer_seals_the_recorders_items_and_reports_an_item_put_by_anyone_
     (genuine,) = _items(sealing)
     # A well-formed record with a correct record_hash, put by a principal that lifted the
     # table's policy (moto enforces no IAM): without the key it cannot MAC it.
-    forged = integrity.with_record_hash(
-        {
-            key: value
-            for key, value in genuine.items()
-            if key not in (contract.RECORD_HASH_ATTRIBUTE, contract.WRITER_MAC_ATTRIBUTE)
-        }
-        | {contract.SORT_KEY: {"S": genuine[contract.SORT_KEY]["S"] + "-forged"}}
-    )
+    forged = _copy_under_another_key(genuine, "-forged")
     boto3.client("dynamodb").put_item(TableName=sealing.table, Item=forged)
     capsys.readouterr()
 
@@ -116,14 +121,9 @@ def test_an_item_with_another_items_mac_is_not_sealed(
 ) -> None:
     recorder.handler(sqs_event(record_for(account_deleted())), lambda_context)
     (genuine,) = _items(sealing)
-    forged = integrity.with_record_hash(
-        {
-            key: value
-            for key, value in genuine.items()
-            if key not in (contract.RECORD_HASH_ATTRIBUTE, contract.WRITER_MAC_ATTRIBUTE)
-        }
-        | {contract.SORT_KEY: {"S": genuine[contract.SORT_KEY]["S"] + "-copied"}}
-    ) | {contract.WRITER_MAC_ATTRIBUTE: genuine[contract.WRITER_MAC_ATTRIBUTE]}
+    forged = _copy_under_another_key(genuine, "-copied") | {
+        contract.WRITER_MAC_ATTRIBUTE: genuine[contract.WRITER_MAC_ATTRIBUTE]
+    }
     boto3.client("dynamodb").put_item(TableName=sealing.table, Item=forged)
 
     result = sealing.seal(sealer, lambda_context)
