@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audit_events.event import (
@@ -47,7 +47,7 @@ DOCUMENTED_PAYLOAD_ERRORS = re.compile(
     r"|email: must be at most 254 bytes with its domain in punycode"
     r"|email: must not contain whitespace or control characters"
     r"|email: must be a valid email address"
-    r"|email: the domain is not a valid internationalised domain name \(IDNA\)",
+    r"|email: the domain is not a valid internationalised domain name \(IDNA 2008\)",
     re.DOTALL,
 )
 ENVELOPE_FIELDS = ("Type", "MessageId", "TopicArn", "Message", "Timestamp")
@@ -193,6 +193,8 @@ def test_publisher_answers_only_documented_errors_and_publishes_no_invalid_event
 
     @settings(max_examples=SIZES.publisher_cases, **FUZZ)  # type: ignore[arg-type]
     @given(payloads)
+    # Found by a CI run: a domain IDNA 2008 refuses, whose documented message this list lacked.
+    @example(payload={"email": "0@\u00a1"})
     def invoke_publisher(payload: Any) -> None:
         # What the function receives: the payload after its JSON round trip.
         received = json.loads(json.dumps(payload))
