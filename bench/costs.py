@@ -398,8 +398,13 @@ def cost_per_million(
         for operation in ("sqs:DeleteMessageBatch", "sqs:DeleteMessage")
     )
     add("SQS DeleteMessage(Batch) (event source)", deletes, SQS_REQUEST)
-    put = result.requests.get("dynamodb:PutItem")
-    write_units = (put.item_write_units if put else 0) * (1 + facts.global_secondary_indexes)
+    # The recorder's writes: PutItem (an idempotent event's transaction aside) and the PartiQL
+    # INSERTs of its BatchExecuteStatement.
+    write_units = sum(
+        count.item_write_units
+        for operation, count in result.requests.items()
+        if operation in ("dynamodb:PutItem", "dynamodb:BatchExecuteStatement")
+    ) * (1 + facts.global_secondary_indexes)
     add(
         f"DynamoDB write units (table + {facts.global_secondary_indexes} GSI)",
         write_units,

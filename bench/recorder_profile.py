@@ -3,8 +3,8 @@
     python -m bench.recorder_profile [--batch-size 3] [--events 300] [--stub-aws] [--profile]
 
 The handler runs in this process on batches of SNS-signed ``AccountDeleted`` notifications (the
-deployed recorder's checks all on: signature, topic, event rules, conditional write, seal
-notice); its AWS calls go to a moto server in a child process over loopback, so that the
+deployed recorder's checks all on: signature, topic, event rules, a batch's INSERTs in one
+request); its AWS calls go to a moto server in a child process over loopback, so that the
 server's CPU is not counted. Prints the handler's CPU (``time.process_time``, all its threads)
 per batch and per event, after one warm-up batch. ``--stub-aws`` answers every AWS call at once
 in-process (the handler's own code alone); ``--profile`` adds ``cProfile``'s table of the
@@ -67,6 +67,9 @@ def _moto_server() -> Iterator[str]:
     port = _free_port()
     code = (
         "import time; from moto.server import ThreadedMotoServer; "
+        # The recorder's batched INSERTs, answered as the emulator answers them.
+        "from audit_stack.local.control.partiql_inserts import PartiqlInsertHooks; "
+        "PartiqlInsertHooks().install(); "
         f"ThreadedMotoServer(ip_address='127.0.0.1', port={port}, verbose=False).start(); "
         "time.sleep(10**6)"
     )
@@ -93,10 +96,10 @@ class _StubAws:
     def put_item(self, **_: Any) -> dict[str, Any]:
         return {}
 
-    def transact_write_items(self, **_: Any) -> dict[str, Any]:
-        return {}
+    def batch_execute_statement(self, **request: Any) -> dict[str, Any]:
+        return {"Responses": [{} for _ in request["Statements"]]}
 
-    def send_message(self, **_: Any) -> dict[str, Any]:
+    def transact_write_items(self, **_: Any) -> dict[str, Any]:
         return {}
 
 
@@ -136,15 +139,14 @@ def measure(
             TABLE_NAME="audit-events",
             EVENT_TYPE_INDEX_SHARDS="16",
         )
-        os.environ["SEAL_QUEUE_URL"] = _create_resources(stub_aws)
+        if not stub_aws:
+            _create_table()
         result = _run(batch_size, events, stub_aws=stub_aws, profile=profile)
     return result
 
 
-def _create_resources(stub_aws: bool) -> str:
-    """The audit table and the seal queue in moto; the seal queue's URL."""
-    if stub_aws:
-        return "https://sqs.invalid/seal"
+def _create_table() -> None:
+    """The audit table in moto (the recorder writes nothing else)."""
     import boto3
 
     from audit_stack.lambda_code import contract
@@ -161,8 +163,6 @@ def _create_resources(stub_aws: bool) -> str:
             {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"},
         ],
     )
-    url: str = boto3.client("sqs").create_queue(QueueName="seal")["QueueUrl"]
-    return url
 
 
 def _run(

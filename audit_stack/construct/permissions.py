@@ -35,6 +35,7 @@ from audit_stack.lambda_code import contract
 __all__ = [
     "APPEND_ACTIONS",
     "FUNCTION_KEY_ACTIONS",
+    "INSERT_ACTIONS",
     "LOOKUP_KEY_ACTIONS",
     "PUBLISH_ACTIONS",
     "QUEUE_CONSUME_ACTIONS",
@@ -92,10 +93,14 @@ TABLE_WRITE_ACTIONS_DENIED_TO_ALL = (
     "dynamodb:PartiQLUpdate",
     "dynamodb:PartiQLDelete",
 )
-# PutItem on the table only (no indexes, no other writes): the recorder can add audit events,
-# never change or remove them. ConditionCheckItem writes nothing: it lets a re-keyed clear
+# The recorder's batched write: PartiQL INSERT, which stores an item only if its key is new
+# (BatchExecuteStatement is authorized statement by statement, as dynamodb:PartiQLInsert). The
+# audit table leaves it to the recorder alone; the digest table denies it to all.
+INSERT_ACTIONS = ("dynamodb:PartiQLInsert",)
+# PutItem and INSERT on the table only (no indexes, no other writes): the recorder can add audit
+# events, never change or remove them. ConditionCheckItem writes nothing: it lets a re-keyed clear
 # producer's event check, in its write's transaction, the marker of the id it was published with.
-RECORDER_TABLE_ACTIONS = (*APPEND_ACTIONS, "dynamodb:ConditionCheckItem")
+RECORDER_TABLE_ACTIONS = (*APPEND_ACTIONS, *INSERT_ACTIONS, "dynamodb:ConditionCheckItem")
 # A function's use of the customer key for the queues and tables it reads and writes: exact
 # actions rather than grant_encrypt_decrypt's ReEncrypt*/GenerateDataKey*.
 FUNCTION_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
@@ -192,14 +197,26 @@ def append_only_statements(
 
     With ``redactors`` (the audit table), ``UpdateItem`` in the shape of a redaction, and
     ``DeleteItem`` and a stub's ``PutItem`` (moving a record in clear to its pseudonym), are
-    left to the principals given ``grant_redact`` (``redaction_statements``, ``Redactors``).
+    left to the principals given ``grant_redact`` (``redaction_statements``, ``Redactors``), and
+    PartiQL INSERT (the recorder's batched write) to ``writer`` alone.
     """
     denied: tuple[str, ...] = TABLE_WRITE_ACTIONS_DENIED_TO_ALL
     writers: Any = writer.role_arn
+    only_writer_inserts: list[iam.PolicyStatement] = []
     if redactors is not None:
-        changes = (*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS)
+        changes = (*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS, *INSERT_ACTIONS)
         denied = tuple(action for action in denied if action not in changes)
         writers = redactors.and_writer(writer.role_arn)
+        only_writer_inserts.append(
+            iam.PolicyStatement(
+                sid="AppendOnlyOneInserter",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(INSERT_ACTIONS),
+                resources=["*"],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
+            )
+        )
     return [
         iam.PolicyStatement(
             sid="AppendOnlyNoChanges",
@@ -218,6 +235,7 @@ def append_only_statements(
             resources=["*"],
             conditions={"ArnNotEquals": {"aws:PrincipalArn": writers}},
         ),
+        *only_writer_inserts,
     ]
 
 

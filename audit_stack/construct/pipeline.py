@@ -356,7 +356,7 @@ class AuditPipeline(Construct):
             self,
             "RecorderBoundToItsFunction",
             self._recorder,
-            actions=list(permissions.APPEND_ACTIONS),
+            actions=[*permissions.APPEND_ACTIONS, *permissions.INSERT_ACTIONS],
             resources=[self._table.table_arn],
         )
         permissions.bind_to_function(

@@ -32,12 +32,15 @@ record_hash       S     SHA-256 of the item's canonical content (``integrity.rec
 
 An idempotent event is written together with a marker item, ``subject`` =
 ``idempotency#<event_id>``, ``event_key`` = ``idempotency``, in one transaction that fails if
-the marker exists; it expires with its event. Breaking one of DynamoDB's limits is a property
-of the message, so it raises PoisonMessageError rather than an error worth retrying.
+the marker exists; it expires with its event. Any other event is written by a PartiQL ``INSERT``
+(``insert_statement``), which stores an item only if its key does not exist yet: a batch's
+events go to DynamoDB in one ``BatchExecuteStatement``. Breaking one of DynamoDB's limits is a
+property of the message, so it raises PoisonMessageError rather than an error worth retrying.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -69,6 +72,7 @@ __all__ = [
     "event_type_shard",
     "expires_at",
     "idempotency_marker_key",
+    "insert_statement",
     "to_idempotency_marker",
     "to_item",
 ]
@@ -171,6 +175,30 @@ def to_idempotency_marker(
         # With its event: a retry after the record is gone may be recorded again, as new.
         marker[EXPIRES_AT_ATTRIBUTE] = {"N": str(expires_at)}
     return with_record_hash(marker)
+
+
+# Names the statement spells out: the contract's attribute names are all of this form, so no
+# quote can end a string early. Values are never spelt out: each is a parameter.
+_STATEMENT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def insert_statement(table_name: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A ``BatchExecuteStatement`` entry that stores ``item`` only if its key is new:
+    ``INSERT INTO "table" VALUE {'name': ?, ...}``, each attribute value a parameter.
+
+    DynamoDB answers an INSERT whose key exists with the statement error ``DuplicateItem`` and
+    writes nothing, as PutItem with ``attribute_not_exists`` would; the item and its cost in
+    write units are PutItem's.
+    """
+    names = list(item)
+    for name in (table_name, *names):
+        if not _STATEMENT_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} cannot be named in a PartiQL statement")
+    fields = ", ".join(f"'{name}': ?" for name in names)
+    return {
+        "Statement": f'INSERT INTO "{table_name}" VALUE {{{fields}}}',
+        "Parameters": [item[name] for name in names],
+    }
 
 
 def _attribute_value(field: str, value: object, *, depth: int) -> dict[str, Any]:

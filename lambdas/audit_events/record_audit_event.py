@@ -60,7 +60,13 @@ from .contract import (
 )
 from .event import PoisonMessageError, format_timestamp, parse_sns_envelope, pseudonymize
 from .integrity import writer_mac
-from .items import expires_at, idempotency_marker_key, to_idempotency_marker, to_item
+from .items import (
+    expires_at,
+    idempotency_marker_key,
+    insert_statement,
+    to_idempotency_marker,
+    to_item,
+)
 from .sns_signature import UnverifiedMessageError, verify_notification
 
 # A record needs at least this much of the invocation left, or it is handed back to SQS unread
@@ -69,6 +75,11 @@ MIN_SECONDS_PER_RECORD = 0.5
 # DynamoDB writes in flight at once per invocation: enough to hide a batch of 10's latency,
 # few enough that the threads and their connections stay cheap in a small function.
 MAX_CONCURRENT_WRITES = 8
+# BatchExecuteStatement's limit: statements per request.
+MAX_STATEMENTS_PER_CALL = 25
+# An INSERT whose key exists: DynamoDB's BatchStatementError code, and the condition failure
+# code a PutItem would give (accepted too: either means "already recorded").
+_DUPLICATE_CODES = frozenset({"DuplicateItem", "ConditionalCheckFailed"})
 
 logger = Logger()
 metrics = Metrics()
@@ -349,15 +360,70 @@ def _write_in_order(
     return results
 
 
+def _insert_all(writes: list[_Write], *, table_name: str, context: LambdaContext) -> list[_Result]:
+    """Store the first write of every key that has no marker: one ``BatchExecuteStatement`` of
+    PartiQL INSERTs per MAX_STATEMENTS_PER_CALL, each statement answered on its own.
+
+    An INSERT stores its item only if the key is new (``DuplicateItem`` otherwise: a
+    redelivery), so each event is still written once, at PutItem's cost in write units, and one
+    request carries the whole batch: the SDK's CPU per request (signing, HTTP, parsing) is
+    spent once per batch rather than once per event.
+    """
+    if _remaining_seconds(context) < MIN_SECONDS_PER_RECORD:
+        late = OutOfTimeError("too little of the invocation left; SQS will redeliver")
+        return [late for _ in writes]
+    dynamodb = client("dynamodb", _remaining_seconds(context))
+    results: list[_Result] = []
+    for first in range(0, len(writes), MAX_STATEMENTS_PER_CALL):
+        chunk = writes[first : first + MAX_STATEMENTS_PER_CALL]
+        try:
+            answers = dynamodb.batch_execute_statement(
+                Statements=[insert_statement(table_name, write.items[0]) for write in chunk]
+            )["Responses"]
+        except (ClientError, BotoCoreError) as error:  # no answer for any of them: all retried
+            code = (
+                error.response.get("Error", {}).get("Code")
+                if isinstance(error, ClientError)
+                else type(error).__name__
+            )
+            logger.warning(
+                "Write failed; SQS will redeliver",
+                extra={"messages": len(chunk), "error_code": code},
+            )
+            results.extend(error for _ in chunk)
+            continue
+        results.extend(
+            _statement_result(write, answer) for write, answer in zip(chunk, answers, strict=True)
+        )
+    return results
+
+
+def _statement_result(write: _Write, answer: dict[str, Any]) -> _Result:
+    """One INSERT's answer: recorded, already recorded, or an error for SQS to retry."""
+    error = answer.get("Error")
+    if error is None:
+        return _Outcome(duplicate=False)
+    code = error.get("Code")
+    if code in _DUPLICATE_CODES:
+        return _Outcome(duplicate=True)
+    logger.warning("Write failed; SQS will redeliver", extra={**write.log_keys, "error_code": code})
+    # Shaped like the SDK's own errors, so that the batch response treats it as one.
+    return ClientError(
+        {"Error": {"Code": code, "Message": error.get("Message", "")}}, "BatchExecuteStatement"
+    )
+
+
 def _write_batch(
     records: list[SQSRecord], *, settings: _Settings, context: LambdaContext
 ) -> list[_Result]:
     """Every message's result, in delivery order.
 
-    Parsing is CPU work and runs first, in order. The writes then overlap: each waits mostly on
-    DynamoDB, so a batch costs about one write's latency per MAX_CONCURRENT_WRITES messages
-    rather than one per message. Messages writing the same key (a duplicate delivery in one
-    batch) share a worker and keep their order, so exactly one of them records the event.
+    Parsing is CPU work and runs first, in order. Then the first message of each key is written:
+    the plain events together in one request (``_insert_all``); events with an idempotency
+    marker each in its own transaction, overlapping (each waits mostly on DynamoDB, so a batch
+    costs about one write's latency per MAX_CONCURRENT_WRITES of them). Further messages writing
+    the same key (a duplicate delivery in one batch) follow in delivery order, after the first,
+    so exactly one of them records the event.
     """
     prepared: list[_Write | Exception] = []
     for record in records:
@@ -370,7 +436,13 @@ def _write_batch(
     for found in prepared:
         if isinstance(found, _Write):
             by_key.setdefault(found.contended_key, []).append(found)
-    groups = list(by_key.values())
+    inserts = [group[0] for group in by_key.values() if not group[0].idempotent]
+    written: dict[int, _Result] = {}
+    if inserts:
+        inserted = _insert_all(inserts, table_name=settings.table_name, context=context)
+        written.update(zip(map(id, inserts), inserted, strict=True))
+    groups = [[write for write in group if id(write) not in written] for group in by_key.values()]
+    groups = [group for group in groups if group]
     write_group = partial(_write_in_order, table_name=settings.table_name, context=context)
     if len(groups) <= 1:
         outcomes = [write_group(group) for group in groups]
@@ -381,11 +453,8 @@ def _write_batch(
         # Bounded by the remaining time too: every write checks it before starting and its
         # client's retries end within it, so the writes are done before the function times out.
         outcomes = list(_pool().map(write_group, groups))
-    written: dict[int, _Result] = {
-        id(write): result
-        for group, group_results in zip(groups, outcomes, strict=True)
-        for write, result in zip(group, group_results, strict=True)
-    }
+    for group, group_results in zip(groups, outcomes, strict=True):
+        written.update(zip(map(id, group), group_results, strict=True))
     return [written[id(found)] if isinstance(found, _Write) else found for found in prepared]
 
 

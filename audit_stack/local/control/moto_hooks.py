@@ -1,5 +1,6 @@
 """Process-wide hooks into moto's in-process backends: one request at a time, SQS's virtual clock,
-and SQS's retention (expired messages are deleted, as on AWS, not received and dead-lettered).
+SQS's retention (expired messages are deleted, as on AWS, not received and dead-lettered), and
+DynamoDB's PartiQL INSERT with parameters (``partiql_inserts``).
 
 moto's backends are module-level state shared by every server in the process, so these hooks are
 installed once per running emulator and removed again when it stops.
@@ -17,6 +18,7 @@ from typing import Any
 import moto.sqs.models
 from moto.core.utils import unix_time as _real_unix_time
 
+from audit_stack.local.control.partiql_inserts import PartiqlInsertHooks
 from audit_stack.local.control.service_errors import ServiceErrorHooks
 
 # moto's backends are not thread-safe: e.g. DeleteMessage rebuilds a queue's message list, so a
@@ -56,11 +58,13 @@ class MotoHooks:
         self._installed = False
         self._originals: dict[str, Any] = {}
         self._service_errors = ServiceErrorHooks()
+        self._partiql_inserts = PartiqlInsertHooks()
 
     def install(self) -> None:
         if self._installed:
             return
         self._service_errors.install()
+        self._partiql_inserts.install()
         self._originals = {
             "unix_time": _SQS_MODELS.unix_time,
             "unix_time_millis": _SQS_MODELS.unix_time_millis,
@@ -110,6 +114,7 @@ class MotoHooks:
         ]
         _SQS_MODELS.SQSBackend.receive_message = self._originals["receive_message"]
         self._service_errors.uninstall()
+        self._partiql_inserts.uninstall()
         self._installed = False
         self._offset_ms = 0.0
 

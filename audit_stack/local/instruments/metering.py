@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from audit_stack.local.control.partiql_inserts import DUPLICATE_ITEM, parse_insert
 from audit_stack.local.http.errors import Injected, Response
 from audit_stack.local.http.operations import Operation, normalise
 from audit_stack.local.instruments.faults import (
@@ -53,10 +54,11 @@ class OperationCount:
     empty_receives: int = 0
     """sqs:ReceiveMessage only: answers without a message"""
     item_write_units: int = 0
-    """dynamodb:PutItem only: write request units of the items written or condition-checked,
-    base table only (each global secondary index the item lands in costs as much again)"""
+    """dynamodb:PutItem, and the PartiQL INSERTs of dynamodb:BatchExecuteStatement: write request
+    units of the items written or condition-checked, base table only (each global secondary
+    index the item lands in costs as much again)"""
     item_bytes: int = 0
-    """dynamodb:PutItem only: item sizes as DynamoDB computes them"""
+    """the same writes' item sizes as DynamoDB computes them"""
 
     def copy(self) -> OperationCount:
         return replace(self, errors=Counter(self.errors), injected=Counter(self.injected))
@@ -150,8 +152,12 @@ class Instrumentation:
             or error_code == "ConditionalCheckFailedException"
             or (injected is not None and injected.after_request)
         )
-        item_bytes = (
-            put_item_size(body) if action == "dynamodb:PutItem" and stored_or_checked else None
+        item_sizes = (
+            [size for size in [put_item_size(body)] if size is not None]
+            if action == "dynamodb:PutItem" and stored_or_checked
+            else insert_sizes(body, response)
+            if action == "dynamodb:BatchExecuteStatement" and not failed
+            else []
         )
         with self._lock:
             count = self._counts.setdefault(action, OperationCount())
@@ -169,7 +175,7 @@ class Instrumentation:
             if received is not None:
                 count.messages_received += received
                 count.empty_receives += received == 0
-            if item_bytes is not None:
+            for item_bytes in item_sizes:
                 count.item_bytes += item_bytes
                 count.item_write_units += max(1, math.ceil(item_bytes / WRITE_UNIT_BYTES))
 
@@ -216,6 +222,28 @@ def put_item_size(body: bytes) -> int | None:
         return None
     if not isinstance(item, dict):
         return None
+    return _item_size(item)
+
+
+def insert_sizes(body: bytes, response: bytes) -> list[int]:
+    """The billed sizes of a BatchExecuteStatement's PartiQL INSERTs that stored their item or
+    found its key taken (DuplicateItem: a failed condition, billed as PutItem's is)."""
+    try:
+        statements = json.loads(body).get("Statements", [])
+        answers = json.loads(response).get("Responses", [])
+    except (ValueError, AttributeError):
+        return []
+    sizes: list[int] = []
+    for statement, answer in zip(statements, answers, strict=False):
+        insert = parse_insert(statement.get("Statement", ""), statement.get("Parameters", []))
+        error = answer.get("Error")
+        if insert is None or (error is not None and error.get("Code") != DUPLICATE_ITEM):
+            continue
+        sizes.append(_item_size(insert[1]))
+    return sizes
+
+
+def _item_size(item: dict[str, Any]) -> int:
     return sum(len(name.encode()) + _attribute_size(value) for name, value in item.items())
 
 

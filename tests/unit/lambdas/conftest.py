@@ -27,6 +27,7 @@ if str(LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDAS_DIR))
 
 from audit_events import contract  # noqa: E402  (needs the asset root on sys.path)
+from audit_stack.local.control.partiql_inserts import PartiqlInsertHooks  # noqa: E402
 from audit_stack.local.control.sns_signing import SnsSigningHook  # noqa: E402
 
 from .builders import (  # noqa: E402  (needs the asset root on sys.path)
@@ -108,10 +109,16 @@ def _test_session() -> boto3.Session:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every AWS call inside the test goes to moto's in-process backends, reset per test."""
+    """Every AWS call inside the test goes to moto's in-process backends, reset per test, with
+    the emulator's PartiQL INSERT (the recorder's batched writes, which moto's parser refuses)."""
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", _test_session())
-    with mock_aws(config={"core": {"reset_boto3_session": False}}):
-        yield
+    inserts = PartiqlInsertHooks()
+    inserts.install()
+    try:
+        with mock_aws(config={"core": {"reset_boto3_session": False}}):
+            yield
+    finally:
+        inserts.uninstall()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The recorder writes a batch's items concurrently; each write still succeeds or fails alone."""
+"""The recorder's writes of a batch: its plain events in one BatchExecuteStatement request, its
+idempotent events' transactions concurrently; each message still succeeds or fails alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -16,23 +18,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidationDecorator
 
+from audit_events.event import AuditEvent, build_account_deleted_event
+
 from .builders import account_deleted, record_for, sns_notification, sqs_event, sqs_record
 from .conftest import TableStream
 
 # Long enough that overlapping writes show, short enough for a unit test.
 SIMULATED_LATENCY_SECONDS = 0.05
+NOW = datetime(2025, 3, 14, 9, 26, 53, 412907, tzinfo=UTC)
+_MOTO = threading.Lock()
 
 
 class _InFlight:
-    """Counts PutItem calls in progress at once, across threads."""
+    """Counts calls in progress at once, across threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.current = 0
         self.most = 0
+        self.calls = 0
 
     def __enter__(self) -> None:
         with self._lock:
+            self.calls += 1
             self.current += 1
             self.most = max(self.most, self.current)
 
@@ -41,33 +49,57 @@ class _InFlight:
             self.current -= 1
 
 
-@pytest.fixture
-def slow_put_item(
-    recorder: ModuleType, audit_table: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[_InFlight, Callable[[str], None]]]:
-    """Every PutItem takes SIMULATED_LATENCY_SECONDS more; a named event's write fails."""
-    # The client the recorder gets with the test context's 29.5 s left.
-    client = recorder.client("dynamodb", 29.5)
-    put_item = client.put_item
+def _idempotent(number: int) -> AuditEvent:
+    """An AccountDeleted with an idempotency key: written with its marker, in a transaction."""
+    return build_account_deleted_event(
+        {"email": f"user{number}@mail.com", "idempotency_key": f"request-{number}"},
+        secret=None,
+        now=NOW + timedelta(milliseconds=number),
+    )
+
+
+def _slow(
+    client: Any, operation: str, monkeypatch: pytest.MonkeyPatch, failing: set[str]
+) -> _InFlight:
+    """Every call of ``operation`` takes SIMULATED_LATENCY_SECONDS more; a call naming an
+    event id in ``failing`` fails."""
+    original = getattr(client, operation)
     in_flight = _InFlight()
-    failing: set[str] = set()
 
     def slow(**request: Any) -> Any:
         with in_flight:
             time.sleep(SIMULATED_LATENCY_SECONDS)
-            if request["Item"]["event_id"]["S"] in failing:
+            if any(f'"{event_id}"' in repr(request).replace("'", '"') for event_id in failing):
                 raise ClientError(
-                    {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem"
+                    {"Error": {"Code": "InternalServerError", "Message": "injected"}}, operation
                 )
-            return put_item(**request)
+            # moto's in-process backend is not thread-safe (a transaction iterating over a table
+            # that another one changes raises RuntimeError): the waits overlap, the writes not.
+            with _MOTO:
+                return original(**request)
 
-    monkeypatch.setattr(client, "put_item", slow)
-    yield in_flight, failing.add
+    monkeypatch.setattr(client, operation, slow)
+    return in_flight
+
+
+@pytest.fixture
+def slow_writes(
+    recorder: ModuleType, audit_table: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[dict[str, _InFlight], Callable[[str], None]]]:
+    """The recorder's three writes, each slowed down and counted; a named event's write fails."""
+    # The client the recorder gets with the test context's 29.5 s left.
+    client = recorder.client("dynamodb", 29.5)
+    failing: set[str] = set()
+    counted = {
+        operation: _slow(client, operation, monkeypatch, failing)
+        for operation in ("batch_execute_statement", "transact_write_items", "put_item")
+    }
+    yield counted, failing.add
 
 
 def _recorded_ids(audit_table: str) -> set[str]:
     items = boto3.client("dynamodb").scan(TableName=audit_table)["Items"]
-    return {item["event_id"]["S"] for item in items}
+    return {item["event_id"]["S"] for item in items if item["event_key"]["S"] != "idempotency"}
 
 
 def _inserted_ids(audit_table: str) -> list[str]:
@@ -77,97 +109,127 @@ def _inserted_ids(audit_table: str) -> list[str]:
         record["dynamodb"]["NewImage"]["event_id"]["S"]
         for record in stream.records()
         if record["eventName"] == "INSERT"
+        and record["dynamodb"]["NewImage"]["event_key"]["S"] != "idempotency"
     ]
 
 
-def test_a_batchs_writes_overlap_up_to_the_pool_size(
+def test_a_batchs_plain_events_are_written_in_one_request(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
-    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+    slow_writes: tuple[dict[str, _InFlight], Callable[[str], None]],
 ) -> None:
-    in_flight, _ = slow_put_item
+    counted, _ = slow_writes
     events = [account_deleted(f"user{number}@mail.com") for number in range(10)]
 
     response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
 
     assert response == {"batchItemFailures": []}
     assert _recorded_ids(audit_table) == {event.event_id for event in events}
-    # Overlap is shown by the writes in flight at once, not by the wall clock (which a loaded
-    # machine stretches): one after another, there would never be more than one.
-    assert in_flight.most > 1
-    assert in_flight.most <= recorder.MAX_CONCURRENT_WRITES
+    assert counted["batch_execute_statement"].calls == 1
+    assert counted["put_item"].calls == counted["transact_write_items"].calls == 0
 
 
-def test_one_failed_write_among_concurrent_writes_fails_only_its_message(
+def test_idempotent_events_transactions_overlap_up_to_the_pool_size(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
-    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+    slow_writes: tuple[dict[str, _InFlight], Callable[[str], None]],
 ) -> None:
-    in_flight, fail = slow_put_item
-    events = [account_deleted(f"user{number}@mail.com") for number in range(10)]
+    counted, _ = slow_writes
+    events = [_idempotent(number) for number in range(10)]
+
+    response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert _recorded_ids(audit_table) == {event.event_id for event in events}
+    transactions = counted["transact_write_items"]
+    assert transactions.calls == 10
+    # Overlap is shown by the writes in flight at once, not by the wall clock (which a loaded
+    # machine stretches): one after another, there would never be more than one.
+    assert 1 < transactions.most <= recorder.MAX_CONCURRENT_WRITES
+    assert counted["batch_execute_statement"].calls == 0
+
+
+@pytest.mark.parametrize("kind", ["plain", "idempotent"])
+def test_one_failed_write_in_a_batch_fails_only_its_message(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    slow_writes: tuple[dict[str, _InFlight], Callable[[str], None]],
+    kind: str,
+) -> None:
+    """A plain event's failed request, or an idempotent event's failed transaction."""
+    _, fail = slow_writes
+    events = [
+        account_deleted(f"user{number}@mail.com") if kind == "plain" else _idempotent(number)
+        for number in range(10)
+    ]
     failed = events[3]
     fail(failed.event_id)
+    if kind == "plain":
+        # The request fails as a whole: every plain event of it is retried, none recorded.
+        expected_failures = [f"m-{number}" for number in range(10)]
+        others: set[str] = set()
+    else:
+        expected_failures = ["m-3"]
+        others = {event.event_id for event in events if event is not failed}
 
     response = recorder.handler(
         sqs_event(
-            *(
-                record_for(event, message_id="failed-id" if event is failed else None)
-                for event in events
-            )
+            *(record_for(event, message_id=f"m-{number}") for number, event in enumerate(events))
         ),
         lambda_context,
     )
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": "failed-id"}]}
-    assert in_flight.most > 1
-    others = {event.event_id for event in events if event is not failed}
+    assert response == {"batchItemFailures": [{"itemIdentifier": m} for m in expected_failures]}
     assert _recorded_ids(audit_table) == others
     # The stream, which feeds the sealer, holds each written item once as an INSERT: nothing
-    # of the failed message.
-    inserted = _inserted_ids(audit_table)
-    assert sorted(inserted) == sorted(others)
+    # of a failed message.
+    assert sorted(_inserted_ids(audit_table)) == sorted(others)
 
 
-def test_duplicates_in_one_concurrent_batch_record_the_event_once(
+def test_duplicates_in_one_batch_record_the_event_once(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
-    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+    slow_writes: tuple[dict[str, _InFlight], Callable[[str], None]],
 ) -> None:
     repeated = account_deleted("twice@mail.com")
     body = sns_notification(repeated.to_json())
+    twice_idempotent = _idempotent(99)
+    idempotent_body = sns_notification(twice_idempotent.to_json())
     others = [account_deleted(f"user{number}@mail.com") for number in range(4)]
 
     response = recorder.handler(
         sqs_event(
             sqs_record(body, message_id="first"),
+            sqs_record(idempotent_body, message_id="first-idempotent"),
             *map(record_for, others),
             sqs_record(body, message_id="second"),
+            sqs_record(idempotent_body, message_id="second-idempotent"),
         ),
         lambda_context,
     )
 
     assert response == {"batchItemFailures": []}
-    assert _recorded_ids(audit_table) == {repeated.event_id} | {e.event_id for e in others}
+    written = [repeated.event_id, twice_idempotent.event_id, *(e.event_id for e in others)]
+    assert _recorded_ids(audit_table) == set(written)
     # Written once: one INSERT on the stream for the sealer, not two.
-    assert sorted(_inserted_ids(audit_table)) == sorted(
-        [repeated.event_id] + [e.event_id for e in others]
-    )
+    assert sorted(_inserted_ids(audit_table)) == sorted(written)
 
 
 def test_every_batch_of_an_execution_environment_writes_on_one_pool_of_threads(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
-    slow_put_item: tuple[_InFlight, Callable[[str], None]],
+    slow_writes: tuple[dict[str, _InFlight], Callable[[str], None]],
 ) -> None:
     def writers() -> set[threading.Thread]:
         return {t for t in threading.enumerate() if t.name.startswith("audit-write")}
 
     for batch in range(3):
-        events = [account_deleted(f"user{batch}-{number}@mail.com") for number in range(10)]
+        events = [_idempotent(batch * 10 + number) for number in range(10)]
         response = recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
         assert response == {"batchItemFailures": []}
         if batch == 0:

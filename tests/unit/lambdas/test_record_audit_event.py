@@ -222,30 +222,102 @@ def test_batch_of_only_poison_messages_reports_every_message(
 
 
 def _client_error(code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "injected by the test"}}, "PutItem")
+    return ClientError(
+        {"Error": {"Code": code, "Message": "injected by the test"}}, "BatchExecuteStatement"
+    )
+
+
+def _writes(event_id: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a BatchExecuteStatement entry inserts the event ``event_id``."""
+    return lambda statement: {"S": event_id} in statement["Parameters"]
 
 
 @pytest.fixture
-def failing_put_item(
+def failing_statement(
     recorder: ModuleType, audit_table: str, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[str, Exception], None]:
-    """Make the recorder's next PutItem of one event fail with ``error``."""
+) -> Callable[[str, str], None]:
+    """Make DynamoDB answer the recorder's next INSERT of one event with a statement error
+    (``BatchStatementError``), the other statements of its request going through."""
 
-    def fail_next_write(event_id: str, error: Exception) -> None:
+    def fail_next_insert(event_id: str, code: str) -> None:
         # The client the recorder gets with the test context's 29.5 s left.
         client = recorder.client("dynamodb", 29.5)
-        put_item = client.put_item
+        batch_execute_statement = client.batch_execute_statement
         pending = [event_id]
 
-        def put_item_failing_once(**request: Any) -> Any:
-            if request["Item"]["event_id"]["S"] in pending:
-                pending.remove(event_id)
-                raise error
-            return put_item(**request)
+        def one_statement_failing(*, Statements: list[dict[str, Any]]) -> Any:
+            failing = [
+                index
+                for index, entry in enumerate(Statements)
+                if pending and _writes(event_id)(entry)
+            ]
+            rest = [entry for index, entry in enumerate(Statements) if index not in failing]
+            answers = batch_execute_statement(Statements=rest)["Responses"] if rest else []
+            for index in failing:
+                pending.clear()
+                answers.insert(index, {"Error": {"Code": code, "Message": "injected by the test"}})
+            return {"Responses": answers}
 
-        monkeypatch.setattr(client, "put_item", put_item_failing_once)
+        monkeypatch.setattr(client, "batch_execute_statement", one_statement_failing)
 
-    return fail_next_write
+    return fail_next_insert
+
+
+@pytest.fixture
+def failing_request(
+    recorder: ModuleType, audit_table: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[Exception], None]:
+    """Make the recorder's next BatchExecuteStatement request fail as a whole with ``error``."""
+
+    def fail_next_request(error: Exception) -> None:
+        client = recorder.client("dynamodb", 29.5)
+        batch_execute_statement = client.batch_execute_statement
+        pending = [error]
+
+        def failing_once(**request: Any) -> Any:
+            if pending:
+                raise pending.pop()
+            return batch_execute_statement(**request)
+
+        monkeypatch.setattr(client, "batch_execute_statement", failing_once)
+
+    return fail_next_request
+
+
+# Every BatchStatementError code but the two that mean "already recorded" (DuplicateItem,
+# ConditionalCheckFailed): DynamoDB API reference, BatchStatementError.
+STATEMENT_ERRORS = (
+    "ItemCollectionSizeLimitExceeded",
+    "RequestLimitExceeded",
+    "ValidationError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+    "ThrottlingError",
+    "InternalServerError",
+    "ResourceNotFound",
+    "AccessDenied",
+)
+
+
+@pytest.mark.parametrize("code", STATEMENT_ERRORS)
+def test_a_statement_error_reports_only_its_record_for_redelivery(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    failing_statement: Callable[[str, str], None],
+    code: str,
+) -> None:
+    throttled, neighbour = account_deleted("throttled@mail.com"), account_deleted()
+    failing_statement(throttled.event_id, code)
+
+    response = recorder.handler(
+        sqs_event(record_for(throttled, message_id="throttled-id"), record_for(neighbour)),
+        lambda_context,
+    )
+
+    assert _failed_ids(response) == ["throttled-id"]
+    assert _item(audit_table, throttled) is None
+    assert _item(audit_table, neighbour) is not None
 
 
 @pytest.mark.parametrize(
@@ -269,35 +341,39 @@ def failing_put_item(
         error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
     ),
 )
-def test_dynamodb_error_reports_the_record_for_redelivery(
+def test_a_failed_request_reports_each_of_its_records_for_redelivery(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
-    failing_put_item: Callable[[str, Exception], None],
+    failing_request: Callable[[Exception], None],
     error: Exception,
 ) -> None:
-    throttled, neighbour = account_deleted("throttled@mail.com"), account_deleted()
-    failing_put_item(throttled.event_id, error)
+    first, second = account_deleted("first@mail.com"), account_deleted("second@mail.com")
+    failing_request(error)
 
     response = recorder.handler(
-        sqs_event(record_for(throttled, message_id="throttled-id"), record_for(neighbour)),
+        sqs_event(
+            record_for(first, message_id="first-id"),
+            sqs_record("not json", message_id="poison-id"),
+            record_for(second, message_id="second-id"),
+        ),
         lambda_context,
     )
 
-    assert _failed_ids(response) == ["throttled-id"]
-    assert _item(audit_table, throttled) is None
-    assert _item(audit_table, neighbour) is not None
+    # Nothing DynamoDB may have stored is counted as recorded; the poison is poison regardless.
+    assert _failed_ids(response) == ["first-id", "poison-id", "second-id"]
+    assert _items(audit_table) == []
 
 
 def test_throttled_record_is_recorded_once_when_sqs_redelivers_it(
     audit_table: str,
     recorder: ModuleType,
     lambda_context: LambdaContext,
-    failing_put_item: Callable[[str, Exception], None],
+    failing_statement: Callable[[str, str], None],
 ) -> None:
     event = account_deleted()
     body = sns_notification(event.to_json())
-    failing_put_item(event.event_id, _client_error("ThrottlingException"))
+    failing_statement(event.event_id, "ThrottlingError")
     throttled = recorder.handler(sqs_event(sqs_record(body, message_id="m-1")), lambda_context)
 
     redelivered = recorder.handler(
@@ -307,6 +383,36 @@ def test_throttled_record_is_recorded_once_when_sqs_redelivers_it(
     assert _failed_ids(throttled) == ["m-1"]
     assert redelivered == {"batchItemFailures": []}
     assert len(_items(audit_table)) == 1
+
+
+def test_a_request_answered_after_its_writes_is_recorded_once_when_sqs_redelivers_it(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer is lost after DynamoDB stored the items: the redelivery finds them
+    (DuplicateItem) and counts each once, as a duplicate."""
+    events = [account_deleted(f"user{number}@mail.com") for number in range(3)]
+    client = recorder.client("dynamodb", 29.5)
+    batch_execute_statement = client.batch_execute_statement
+    lost = [ReadTimeoutError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com/")]
+
+    def stored_then_lost(**request: Any) -> Any:
+        answer = batch_execute_statement(**request)
+        if lost:
+            raise lost.pop()
+        return answer
+
+    monkeypatch.setattr(client, "batch_execute_statement", stored_then_lost)
+    records = [record_for(event, message_id=f"m-{number}") for number, event in enumerate(events)]
+
+    first = recorder.handler(sqs_event(*records), lambda_context)
+    redelivered = recorder.handler(sqs_event(*records), lambda_context)
+
+    assert _failed_ids(first) == ["m-0", "m-1", "m-2"]
+    assert redelivered == {"batchItemFailures": []}
+    assert len(_items(audit_table)) == 3
 
 
 def test_metrics_count_recorded_duplicate_and_poison_messages(
