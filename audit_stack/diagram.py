@@ -27,7 +27,13 @@ _SHAPES = {
     "AWS::SecretsManager::Secret": ('>"', '"]'),
 }
 # IAM grants drawn as arrows (function -> resource, or resource -> function for reads).
-_WRITE_ACTIONS = ("sns:Publish", "dynamodb:PutItem", "sqs:SendMessage", "kms:Sign")
+_WRITE_ACTIONS = (
+    "sns:Publish",
+    "dynamodb:PutItem",
+    "dynamodb:PartiQLInsert",
+    "sqs:SendMessage",
+    "kms:Sign",
+)
 _READ_ACTIONS = ("sqs:ReceiveMessage", "dynamodb:BatchGetItem")
 
 

@@ -38,7 +38,9 @@ def max_receive_count(pipeline: LocalAuditPipeline) -> int:
 
 def fail_recording(pipeline: LocalAuditPipeline, audit: Audit, *emails: str) -> list[str]:
     """Publish events while the table refuses the recorder's writes: they end in the DLQ."""
-    with pipeline.inject_fault("dynamodb:PutItem", error_code="AccessDeniedException"):
+    with pipeline.inject_fault(
+        "dynamodb:BatchExecuteStatement", error_code="AccessDeniedException"
+    ):
         published = [
             audit("--json", "delete-account", email).json()["event_id"] for email in emails
         ]

@@ -136,7 +136,7 @@ def _exercise(
     assert audit("publish", "AccountDeleted", "--subject", PUBLISHED_BY_CLI) == 0
     pipeline.run_until_idle()
     with (
-        pipeline.inject_fault("dynamodb:PutItem", error_code="AccessDeniedException"),
+        pipeline.inject_fault("dynamodb:BatchExecuteStatement", error_code="AccessDeniedException"),
         pipeline.inject_fault("dynamodb:TransactWriteItems", error_code="AccessDeniedException"),
     ):
         for address in DEAD_LETTERED:

@@ -14,7 +14,7 @@ from audit_stack.local import LocalAuditPipeline, PipelineNotRunningError
 
 
 def _inject(pipeline: LocalAuditPipeline) -> None:
-    with pipeline.inject_fault("dynamodb:PutItem", error_code="ThrottlingException"):
+    with pipeline.inject_fault("dynamodb:BatchExecuteStatement", error_code="ThrottlingException"):
         pass
 
 

@@ -184,7 +184,9 @@ def test_event_redriven_from_dlq_after_the_table_recovers_is_recorded(
 
     # The table refuses the recorder's writes, as after a deployment that broke its role: a valid
     # event fails every delivery and ends up in the DLQ, where nothing is lost.
-    with pipeline.inject_fault("dynamodb:PutItem", error_code="AccessDeniedException"):
+    with pipeline.inject_fault(
+        "dynamodb:BatchExecuteStatement", error_code="AccessDeniedException"
+    ):
         published = pipeline.invoke("publisher", {"email": "redrive@mail.com"})
         pipeline.run_until_idle(timeout=60)
         assert records_of(pipeline, "redrive@mail.com") == []

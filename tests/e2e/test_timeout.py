@@ -26,7 +26,7 @@ def test_slow_table_makes_the_recorder_hand_records_back_before_its_timeout(
             first = pipeline.invoke("publisher", {"email": "slow.one@mail.com"})
             second = pipeline.invoke("publisher", {"email": "slow.two@mail.com"})
 
-        with pipeline.inject_fault("dynamodb:PutItem", latency=10):
+        with pipeline.inject_fault("dynamodb:BatchExecuteStatement", latency=10):
             pipeline.wait_until(
                 lambda: bool(pipeline.invocations("recorder")),
                 timeout=20,

@@ -26,6 +26,7 @@ def test_diagram_shows_every_data_path_hop(template_json: dict[str, Any]) -> Non
         '"batch 10, partial failures"',
         '"after 5 receives"',
         '"dynamodb:PutItem"',
+        '"dynamodb:PartiQLInsert"',
         '"stream, batch 10000, window 300 s"',
         '"kms:Sign"',
         '"invokes"',

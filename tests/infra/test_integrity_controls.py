@@ -307,9 +307,10 @@ _WRITES = [
     [("Table", "RecordAuditEventFunction"), ("Sealing/DigestTable", "SealerFunction")],
 )
 @pytest.mark.parametrize("action", _WRITES)
-def test_every_write_path_is_denied_to_an_administrator_and_only_put_is_left_to_the_writer(
+def test_every_write_path_is_denied_to_an_administrator_and_only_appends_are_left_to_the_writer(
     template: dict[str, Any], table_path: str, writer: str, action: str
 ) -> None:
+    """PutItem, and on the audit table the recorder's PartiQL INSERT (which never overwrites)."""
     _, table = _resource(template, f"{table_path}/Resource")
     statements = table["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
     administrator = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
@@ -320,7 +321,10 @@ def test_every_write_path_is_denied_to_an_administrator_and_only_put_is_left_to_
         return decide(template, statements, action, ("AWS", role), request, identity_allows=True)
 
     assert as_(administrator) == "denied"
-    assert as_(writer_arn) == ("allowed" if action == "dynamodb:PutItem" else "denied")
+    appends = {"dynamodb:PutItem"} | (
+        {"dynamodb:PartiQLInsert"} if table_path == "Table" else set()
+    )
+    assert as_(writer_arn) == ("allowed" if action in appends else "denied")
 
 
 # -- sealing ---------------------------------------------------------------------------------
@@ -617,6 +621,7 @@ def _function_arn(template: dict[str, Any], function_path: str) -> str:
     ("writer", "table_path", "action", "resource_policy"),
     [
         ("RecordAuditEventFunction", "Table", "dynamodb:PutItem", "table"),
+        ("RecordAuditEventFunction", "Table", "dynamodb:PartiQLInsert", "table"),
         ("SealerFunction", "Sealing/DigestTable", "dynamodb:PutItem", "table"),
         ("SealerFunction", "Sealing/SigningKey", "kms:Sign", "key"),
     ],

@@ -221,7 +221,7 @@ _ITEM_WRITE_ACTIONS = {
         ("SealingDigestTable", "audit_events.seal_records.handler"),
     ],
 )
-def test_table_resource_policy_denies_every_write_but_its_one_writers_put(
+def test_table_resource_policy_denies_every_write_but_its_one_writers_append(
     template: Template, table_path: str, writer_handler: str
 ) -> None:
     props = _pipeline(template, "AWS::DynamoDB::Table", table_path)["Properties"]
@@ -238,12 +238,19 @@ def test_table_resource_policy_denies_every_write_but_its_one_writers_put(
     ]
     denied_to_all = {action for s in statements if "Condition" not in s for action in _actions(s)}
     denied_but_to_writer = [(_actions(s), s["Condition"]) for s in statements if "Condition" in s]
-    assert denied_to_all == _ITEM_WRITE_ACTIONS - {"dynamodb:PutItem"}
-    # The audit table names its writer in a list (the grant_redact roles join it, for stubs).
-    assert denied_but_to_writer in (
-        [(["dynamodb:PutItem"], {"ArnNotEquals": {"aws:PrincipalArn": writer_role}})],
-        [(["dynamodb:PutItem"], {"ArnNotEquals": {"aws:PrincipalArn": [writer_role]}})],
-    )
+    if table_path == "Table":
+        # The recorder's batched write (PartiQL INSERT, which never overwrites) is its alone;
+        # PutItem names it in a list (the grant_redact roles join it, for stubs).
+        assert denied_to_all == _ITEM_WRITE_ACTIONS - {"dynamodb:PutItem", "dynamodb:PartiQLInsert"}
+        assert denied_but_to_writer == [
+            (["dynamodb:PutItem"], {"ArnNotEquals": {"aws:PrincipalArn": [writer_role]}}),
+            (["dynamodb:PartiQLInsert"], {"ArnNotEquals": {"aws:PrincipalArn": writer_role}}),
+        ]
+    else:
+        assert denied_to_all == _ITEM_WRITE_ACTIONS - {"dynamodb:PutItem"}
+        assert denied_but_to_writer == [
+            (["dynamodb:PutItem"], {"ArnNotEquals": {"aws:PrincipalArn": writer_role}})
+        ]
 
 
 def _policy_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
@@ -301,7 +308,12 @@ def test_recorder_may_only_read_the_secret_consume_its_queue_and_put_items(
         },
         {
             # ConditionCheckItem writes nothing: a re-keyed event checks its producer's id.
-            "Action": ["dynamodb:ConditionCheckItem", "dynamodb:PutItem"],
+            # PartiQLInsert: a batch's events in one request, each stored only if its key is new.
+            "Action": [
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:PartiQLInsert",
+                "dynamodb:PutItem",
+            ],
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         },
@@ -445,8 +457,9 @@ def test_functions_write_only_to_their_own_log_group(template: Template) -> None
 
 
 def test_no_principal_may_update_or_delete_audit_records(template: Template) -> None:
+    # PartiQLInsert creates an item only where its key does not exist: it never changes one.
     forbidden = re.compile(
-        r"^(dynamodb:(\*|Update.*|Delete.*|BatchWrite.*|PartiQL.*|Put\*|.*\*)|\*)$"
+        r"^(dynamodb:(\*|Update.*|Delete.*|BatchWrite.*|PartiQL(?!Insert$).*|Put\*|.*\*)|\*)$"
     )
     for policy in template.find_resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:

@@ -12,7 +12,8 @@ from tests.reliability.helpers import account, dead_letter_count, publish, recor
 
 pytestmark = pytest.mark.e2e
 
-PUT_ITEM = "dynamodb:PutItem"
+# The recorder's writes: a batch's events in one request of PartiQL INSERTs.
+WRITES = "dynamodb:BatchExecuteStatement"
 FAULT_RATE = 0.2
 SEED = 20261129
 # Long enough that a held write surely is mid-batch when its recorder is killed.
@@ -37,17 +38,19 @@ def _kill_at(pipeline: LocalAuditPipeline, after_writes: list[int], killed: list
     for threshold in after_writes:
 
         def reached(threshold: int = threshold) -> bool:
-            return instrumentation.count(PUT_ITEM) >= threshold
+            return instrumentation.count(WRITES) >= threshold
 
-        pipeline.wait_until(reached, timeout=300, what=f"{threshold} PutItem requests")
-        with pipeline.inject_fault(PUT_ITEM, latency=HOLD_SECONDS):
+        pipeline.wait_until(
+            reached, timeout=300, what=f"{threshold} BatchExecuteStatement requests"
+        )
+        with pipeline.inject_fault(WRITES, latency=HOLD_SECONDS):
             victims: list[int] = []
             # A write that was already past the hold may finish first: then wait for a held one.
             while not victims:
                 pipeline.wait_until(
-                    lambda: instrumentation.in_progress(PUT_ITEM) > 0,
+                    lambda: instrumentation.in_progress(WRITES) > 0,
                     timeout=60,
-                    what="a recorder waiting on a held PutItem",
+                    what="a recorder waiting on held writes",
                 )
                 victims = pipeline.kill_busy_workers("recorder")
             killed += victims
@@ -73,7 +76,7 @@ def test_every_event_is_recorded_once_despite_throttling_server_errors_and_kille
     )
 
     with pipeline.instrumentation.inject_faults(
-        PUT_ITEM, rate=FAULT_RATE, faults=DYNAMODB_WRITE_FAULTS, seed=SEED
+        WRITES, rate=FAULT_RATE, faults=DYNAMODB_WRITE_FAULTS, seed=SEED
     ) as injector:
         killer.start()
         published = publish(pipeline, emails)
@@ -86,7 +89,7 @@ def test_every_event_is_recorded_once_despite_throttling_server_errors_and_kille
     pipeline.run_until_idle(timeout=300)
 
     ledger = account(published, recorded_event_ids(pipeline))
-    puts = pipeline.instrumentation.counts()[PUT_ITEM]
+    writes = pipeline.instrumentation.counts()[WRITES]
     crashed = [
         invocation
         for invocation in pipeline.invocations("recorder")
@@ -95,12 +98,12 @@ def test_every_event_is_recorded_once_despite_throttling_server_errors_and_kille
     kinds = ", ".join(f"{count} {code}" for code, count in sorted(injector.injected.items()))
     report(
         Row(
-            check=f"faults: {FAULT_RATE:.0%} of PutItem fail (seed {SEED}), recorders killed",
+            check=f"faults: {FAULT_RATE:.0%} of writes fail (seed {SEED}), recorders killed",
             tried=f"{events:,} events",
             what_happened=(
                 f"{injector.injected_total} faults injected in {injector.seen} writes ({kinds}); "
                 f"{len(killed)} recorder(s) killed mid-batch; "
-                f"{puts.errors['ConditionalCheckFailedException']} redeliveries found already "
+                f"{writes.statement_errors['DuplicateItem']} redeliveries found already "
                 f"recorded; {redriven} redriven from the DLQ"
             ),
             recorded=ledger.recorded,
@@ -112,7 +115,7 @@ def test_every_event_is_recorded_once_despite_throttling_server_errors_and_kille
     assert injector.injected_total > 0
     assert killed and len(crashed) >= len(killed)
     # Writes that succeeded before a kill or behind a lost answer came back and were recognised.
-    assert puts.errors["ConditionalCheckFailedException"] > 0
+    assert writes.statement_errors["DuplicateItem"] > 0
     assert ledger.exact, ledger
     assert dead_letter_count(pipeline) == 0
 
@@ -127,7 +130,7 @@ def test_events_dead_lettered_during_a_table_outage_are_recorded_once_after_redr
     # A deployment that broke the recorder's role: every write is refused, and not retried by
     # the SDK, so every event exhausts its receives and lands in the DLQ.
     with pipeline.instrumentation.inject_faults(
-        PUT_ITEM, rate=1.0, faults=[InjectedFault("AccessDeniedException")], seed=SEED
+        WRITES, rate=1.0, faults=[InjectedFault("AccessDeniedException")], seed=SEED
     ):
         published = publish(pipeline, emails)
         pipeline.run_until_idle(timeout=300)
@@ -140,7 +143,7 @@ def test_events_dead_lettered_during_a_table_outage_are_recorded_once_after_redr
     ledger = account(published, recorded_event_ids(pipeline))
     report(
         Row(
-            check="outage: every PutItem refused, then DLQ redrive",
+            check="outage: every write refused, then DLQ redrive",
             tried=f"{events:,} events",
             what_happened=f"{dead_lettered} dead-lettered, {redriven} redriven",
             recorded=ledger.recorded,

@@ -59,9 +59,17 @@ class OperationCount:
     index the item lands in costs as much again)"""
     item_bytes: int = 0
     """the same writes' item sizes as DynamoDB computes them"""
+    statement_errors: Counter[str] = field(default_factory=Counter)
+    """dynamodb:BatchExecuteStatement only: statement error code (``DuplicateItem``: an INSERT
+    whose key exists) -> statements answered with it, in answers that succeeded as a whole"""
 
     def copy(self) -> OperationCount:
-        return replace(self, errors=Counter(self.errors), injected=Counter(self.injected))
+        return replace(
+            self,
+            errors=Counter(self.errors),
+            injected=Counter(self.injected),
+            statement_errors=Counter(self.statement_errors),
+        )
 
 
 class Instrumentation:
@@ -152,12 +160,15 @@ class Instrumentation:
             or error_code == "ConditionalCheckFailedException"
             or (injected is not None and injected.after_request)
         )
+        statements = (
+            statement_outcomes(body, response)
+            if action == "dynamodb:BatchExecuteStatement" and not failed
+            else StatementOutcomes()
+        )
         item_sizes = (
             [size for size in [put_item_size(body)] if size is not None]
             if action == "dynamodb:PutItem" and stored_or_checked
-            else insert_sizes(body, response)
-            if action == "dynamodb:BatchExecuteStatement" and not failed
-            else []
+            else statements.insert_sizes
         )
         with self._lock:
             count = self._counts.setdefault(action, OperationCount())
@@ -175,6 +186,7 @@ class Instrumentation:
             if received is not None:
                 count.messages_received += received
                 count.empty_receives += received == 0
+            count.statement_errors.update(statements.errors)
             for item_bytes in item_sizes:
                 count.item_bytes += item_bytes
                 count.item_write_units += max(1, math.ceil(item_bytes / WRITE_UNIT_BYTES))
@@ -225,22 +237,33 @@ def put_item_size(body: bytes) -> int | None:
     return _item_size(item)
 
 
-def insert_sizes(body: bytes, response: bytes) -> list[int]:
-    """The billed sizes of a BatchExecuteStatement's PartiQL INSERTs that stored their item or
-    found its key taken (DuplicateItem: a failed condition, billed as PutItem's is)."""
+@dataclass(frozen=True)
+class StatementOutcomes:
+    """What the statements of one BatchExecuteStatement answer did."""
+
+    insert_sizes: list[int] = field(default_factory=list)
+    """billed sizes of the PartiQL INSERTs that stored their item or found its key taken
+    (DuplicateItem: a failed condition, billed as PutItem's is)"""
+    errors: Counter[str] = field(default_factory=Counter)
+    """statement error code -> statements answered with it"""
+
+
+def statement_outcomes(body: bytes, response: bytes) -> StatementOutcomes:
+    """The outcomes of a BatchExecuteStatement request's statements, from its answer."""
     try:
         statements = json.loads(body).get("Statements", [])
         answers = json.loads(response).get("Responses", [])
     except (ValueError, AttributeError):
-        return []
-    sizes: list[int] = []
+        return StatementOutcomes()
+    found = StatementOutcomes()
     for statement, answer in zip(statements, answers, strict=False):
-        insert = parse_insert(statement.get("Statement", ""), statement.get("Parameters", []))
         error = answer.get("Error")
-        if insert is None or (error is not None and error.get("Code") != DUPLICATE_ITEM):
-            continue
-        sizes.append(_item_size(insert[1]))
-    return sizes
+        if error is not None:
+            found.errors[str(error.get("Code"))] += 1
+        insert = parse_insert(statement.get("Statement", ""), statement.get("Parameters", []))
+        if insert is not None and (error is None or error.get("Code") == DUPLICATE_ITEM):
+            found.insert_sizes.append(_item_size(insert[1]))
+    return found
 
 
 def _item_size(item: dict[str, Any]) -> int:
