@@ -26,7 +26,8 @@ def _kill_recorders_mid_batch(
     killed: list[int],
     failures: list[BaseException],
 ) -> None:
-    """At each write count, hold the table's writes so a recorder sits mid-batch, and kill it."""
+    """At each count of events written, hold the table's writes so a recorder sits mid-batch,
+    and kill it."""
     try:
         _kill_at(pipeline, after_writes, killed)
     except BaseException as error:  # re-raised by the test, which cannot see this thread's
@@ -38,11 +39,12 @@ def _kill_at(pipeline: LocalAuditPipeline, after_writes: list[int], killed: list
     for threshold in after_writes:
 
         def reached(threshold: int = threshold) -> bool:
-            return instrumentation.count(WRITES) >= threshold
+            # The INSERTs that stored their item or found it stored: one write unit each (an
+            # item is well under 1 KB).
+            found = instrumentation.counts().get(WRITES)
+            return found is not None and found.item_write_units >= threshold
 
-        pipeline.wait_until(
-            reached, timeout=300, what=f"{threshold} BatchExecuteStatement requests"
-        )
+        pipeline.wait_until(reached, timeout=300, what=f"{threshold} events written")
         with pipeline.inject_fault(WRITES, latency=HOLD_SECONDS):
             victims: list[int] = []
             # A write that was already past the hold may finish first: then wait for a held one.
