@@ -29,6 +29,8 @@ _SYNTH_TIMEOUT_SECONDS = 600
 _DEFAULT_MEMORY_MB = 128
 _DEFAULT_ARCHITECTURE = "x86_64"
 _DEFAULT_LOG_FORMAT = "Text"
+# Lambda's default system log level (its JSON format filters by it; Text has no levels).
+_DEFAULT_SYSTEM_LOG_LEVEL = "INFO"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class FunctionFacts:
     architecture: str
     log_format: str = _DEFAULT_LOG_FORMAT
     """Text or JSON: the form of Lambda's own START/REPORT lines in the log group"""
+    system_log_level: str = _DEFAULT_SYSTEM_LOG_LEVEL
+    """DEBUG, INFO or WARN (JSON format only): WARN writes no platform.start/platform.report"""
     tracing: bool = False
     """X-Ray active tracing (adds the trace id to Lambda's REPORT line)"""
     data_protection: bool = False
@@ -139,6 +143,7 @@ class Configuration:
                     memory_mb=int(properties.get("MemorySize", _DEFAULT_MEMORY_MB)),
                     architecture=(properties.get("Architectures") or [_DEFAULT_ARCHITECTURE])[0],
                     log_format=str(logging.get("LogFormat", _DEFAULT_LOG_FORMAT)),
+                    system_log_level=str(logging.get("SystemLogLevel", _DEFAULT_SYSTEM_LOG_LEVEL)),
                     tracing=(properties.get("TracingConfig") or {}).get("Mode") == "Active",
                     data_protection=isinstance(log_group, dict)
                     and log_group.get("Ref") in protected_log_groups,

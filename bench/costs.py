@@ -205,8 +205,12 @@ def lambda_platform_lines(function: FunctionFacts) -> tuple[str, ...]:
     (docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-logformat.html): with the
     JSON format a ``platform.start`` and a ``platform.report`` record (with the trace when
     tracing is active), with the Text format ``START``, ``END`` and ``REPORT`` (with ``XRAY
-    TraceId`` when tracing is active). The emulator does not write them: they are modelled."""
+    TraceId`` when tracing is active). With the JSON format and the system log level WARN,
+    neither (AWS's event mapping for system log levels puts both at INFO). The emulator does
+    not write them: they are modelled."""
     memory = function.memory_mb
+    if function.log_format.upper() == "JSON" and function.system_log_level.upper() == "WARN":
+        return ()
     if function.log_format.upper() == "JSON":
         tracing = (
             f',"tracing":{{"spanId":"{_SEGMENT_ID}","type":"X-Amzn-Trace-Id",'

@@ -82,8 +82,13 @@ def function(
     environment: dict[str, str],
     log_retention: logs.RetentionDays,
     removal_policy: RemovalPolicy,
+    system_log_level: lambda_.SystemLogLevel = lambda_.SystemLogLevel.INFO,
 ) -> lambda_.Function:
-    """A traced, JSON-logging function whose role may write to its own log group only."""
+    """A traced, JSON-logging function whose role may write to its own log group only.
+
+    ``system_log_level`` filters Lambda's own lines: INFO (Lambda's default) writes a
+    ``platform.start`` and a ``platform.report`` per invocation; WARN writes neither.
+    """
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
@@ -121,6 +126,7 @@ def function(
         role=role,
         log_group=log_group,
         logging_format=lambda_.LoggingFormat.JSON,
+        system_log_level_v2=system_log_level,
         tracing=lambda_.Tracing.ACTIVE,
         environment={
             # The handlers' metrics land where the construct's alarms look (the contract).

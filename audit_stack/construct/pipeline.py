@@ -213,6 +213,10 @@ class AuditPipeline(Construct):
             "(the original recordDeletedAccountInfo)",
             handler=RECORDER_HANDLER,
             timeout=recorder_timeout,
+            # Per batch, the recorder's log group gets its metric line and nothing else: not
+            # Lambda's platform.start/platform.report (CloudWatch Logs bills every byte; its
+            # Duration, Errors and Throttles are metrics), nor a summary of a clean batch.
+            system_log_level=lambda_.SystemLogLevel.WARN,
             environment={
                 contract.ENV_TABLE_NAME: self._table.table_name,
                 # The one TopicArn whose signed notifications the recorder accepts.

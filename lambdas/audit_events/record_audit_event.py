@@ -169,8 +169,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     metrics.add_metric(
         name=METRIC_UNVERIFIED_MESSAGES, unit=MetricUnit.Count, value=counts.unverified
     )
-    # One line per batch: CloudWatch Logs bills by the byte.
-    logger.info(
+    # CloudWatch Logs bills by the byte: a batch recorded in full is in the metric line alone
+    # (its summary at DEBUG); one with duplicates, poison or failures also gets this line,
+    # after the WARNING or ERROR line of each message that was not recorded.
+    clean = counts.recorded == len(records)
+    (logger.debug if clean else logger.info)(
         "Batch processed",
         extra={
             "recorded": counts.recorded,

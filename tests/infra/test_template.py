@@ -487,6 +487,20 @@ def test_functions_run_the_newest_python_on_arm64_with_tracing(template: Templat
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
 
 
+def test_only_the_recorder_leaves_out_lambdas_start_and_report_lines(template: Template) -> None:
+    """The per-batch function writes no platform.start/platform.report (WARN); the publisher
+    and the sealer keep Lambda's default (INFO)."""
+    levels = {
+        role: function["Properties"]["LoggingConfig"].get("SystemLogLevel", "INFO")
+        for role, function in (
+            ("publisher", _publisher(template)),
+            ("recorder", _recorder(template)),
+            ("sealer", _sealer(template)),
+        )
+    }
+    assert levels == {"publisher": "INFO", "recorder": "WARN", "sealer": "INFO"}
+
+
 def test_log_groups_are_explicit_with_retention(template: Template) -> None:
     groups = template.find_resources("AWS::Logs::LogGroup")
     assert len(groups) == 3

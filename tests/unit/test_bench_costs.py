@@ -119,6 +119,16 @@ def test_json_platform_lines_are_a_start_and_a_report_record_with_memory_and_tra
     assert costs.platform_log_bytes(untraced) < costs.platform_log_bytes(function)
 
 
+def test_json_platform_lines_at_system_log_level_warn_are_none() -> None:
+    # AWS's event mapping for system log levels puts platform.start and platform.report at INFO.
+    quiet = FunctionFacts("F", 256, "arm64", "JSON", system_log_level="WARN", tracing=True)
+    assert costs.lambda_platform_lines(quiet) == ()
+    assert costs.platform_log_bytes(quiet) == 0
+    # The Text format has no levels: its START/END/REPORT lines are written whatever the level.
+    text = FunctionFacts("F", 256, "arm64", "Text", system_log_level="WARN")
+    assert len(costs.lambda_platform_lines(text)) == 3
+
+
 def test_text_platform_lines_are_start_end_and_report_with_the_xray_trace() -> None:
     function = FunctionFacts("F", 128, "x86_64", "Text", tracing=True)
     lines = costs.lambda_platform_lines(function)

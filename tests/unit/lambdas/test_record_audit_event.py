@@ -485,6 +485,25 @@ def test_recorder_never_logs_subject_or_details(
         assert "john.doe" not in output
 
 
+def test_a_batch_recorded_in_full_writes_its_metric_line_and_no_log_line(
+    audit_table: str,
+    recorder: ModuleType,
+    lambda_context: LambdaContext,
+    captured_logs: CapturedLogs,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """CloudWatch Logs bills every byte: the counts of a clean batch are in the metric line."""
+    events = [account_deleted(f"user{number}@mail.com") for number in range(3)]
+
+    recorder.handler(sqs_event(*map(record_for, events)), lambda_context)
+
+    # At the deployed level (INFO) nothing; the summary is there at DEBUG.
+    entries = captured_logs.entries()
+    assert [entry["message"] for entry in entries if entry["level"] != "DEBUG"] == []
+    assert [entry["message"] for entry in entries] == ["Batch processed"]
+    assert emitted_metrics(capsys.readouterr().out)["AuditEventsRecorded"] == 3
+
+
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_missing_table_name_fails_the_invocation_not_the_messages(
     audit_table: str,
