@@ -1,11 +1,13 @@
-"""The recorder's per-batch handler time with a simulated DynamoDB latency, one after another
-and concurrently.
+"""The recorder's per-batch handler time with a simulated DynamoDB latency per request.
 
 The emulator's moto serialises writes, which would hide any overlap, so this runs the recorder's
-real handler in this process against moto's in-process mock with every PutItem delayed by a fixed
-latency (``time.sleep``, which releases the GIL as a network wait does). The same batches are
-written with MAX_CONCURRENT_WRITES = 1 (the previous, sequential loop) and with the recorder's own
-setting.
+real handler in this process against moto's in-process mock (with the emulator's PartiQL INSERT)
+with every DynamoDB write request delayed by a fixed latency (``time.sleep``, which releases the
+GIL as a network wait does). A batch of plain events is one BatchExecuteStatement request: the
+handler waits about one latency per batch, where one PutItem per event waited ten. (Events with
+an idempotency key are one transaction each, MAX_CONCURRENT_WRITES at a time; moto's in-process
+transactions cost more CPU than the simulated wait, so their overlap is shown by
+``tests/unit/lambdas/test_concurrent_writes.py`` rather than timed here.)
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:bench-audit"
 class LatencyRun:
     """Handler wall time per batch at one concurrency."""
 
+    events: str
+    """"plain" (one request per batch) or "idempotent" (a transaction per event)"""
     concurrent_writes: int
+    """requests in flight at once"""
     latency_ms: float
     batch_size: int
     batches: int
@@ -81,14 +86,15 @@ def _body(event_json: str) -> str:
     )
 
 
-def _batch(size: int, first: int) -> dict[str, Any]:
+def _batch(size: int, first: int, *, idempotent: bool = False) -> dict[str, Any]:
     from audit_events.event import build_account_deleted_event
 
     records = []
     for index in range(first, first + size):
-        event = build_account_deleted_event(
-            {"email": f"latency{index}@bench.example"}, secret=b"bench", now=datetime.now(UTC)
-        )
+        payload = {"email": f"latency{index}@bench.example"}
+        if idempotent:
+            payload["idempotency_key"] = f"latency-{index}"
+        event = build_account_deleted_event(payload, secret=b"bench", now=datetime.now(UTC))
         records.append(
             {
                 "messageId": str(uuid.uuid4()),
@@ -109,6 +115,8 @@ def _batch(size: int, first: int) -> dict[str, Any]:
 def _mocked_recorder() -> Iterator[ModuleType]:
     from moto import mock_aws
 
+    from audit_stack.local.control.partiql_inserts import PartiqlInsertHooks
+
     saved = dict(os.environ)
     os.environ.update(
         {
@@ -127,6 +135,8 @@ def _mocked_recorder() -> Iterator[ModuleType]:
         os.environ.pop(name, None)
     if str(LAMBDAS_DIR) not in sys.path:
         sys.path.insert(0, str(LAMBDAS_DIR))
+    inserts = PartiqlInsertHooks()
+    inserts.install()
     try:
         with mock_aws():
             import boto3
@@ -144,9 +154,7 @@ def _mocked_recorder() -> Iterator[ModuleType]:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
-            queue = boto3.client("sqs").create_queue(QueueName="bench-seal")["QueueUrl"]
             os.environ["TABLE_NAME"] = "bench-audit"
-            os.environ["SEAL_QUEUE_URL"] = queue
             from audit_events import clients, record_audit_event, sns_signature
 
             clients._client.cache_clear()
@@ -155,50 +163,62 @@ def _mocked_recorder() -> Iterator[ModuleType]:
             yield importlib.reload(record_audit_event)
             clients._client.cache_clear()
     finally:
+        inserts.uninstall()
         os.environ.clear()
         os.environ.update(saved)
 
 
+# The recorder's DynamoDB writes: a batch's plain events, an idempotent event, one event.
+_WRITE_OPERATIONS = ("batch_execute_statement", "transact_write_items", "put_item")
+
+
 def measure(latency_ms: float, batch_size: int = 10, batches: int = 20) -> list[LatencyRun]:
-    """Per-batch handler time, sequential then concurrent, with ``latency_ms`` per PutItem."""
+    """Per-batch handler time with ``latency_ms`` per DynamoDB write request (plain events)."""
     runs: list[LatencyRun] = []
     with _mocked_recorder() as recorder:
         own = recorder.MAX_CONCURRENT_WRITES
         context = _Context()
         client = recorder.client("dynamodb", context.get_remaining_time_in_millis() / 1000)
-        put_item = client.put_item
+        originals = {name: getattr(client, name) for name in _WRITE_OPERATIONS}
 
-        def slow_put_item(**request: Any) -> Any:
-            time.sleep(latency_ms / 1000)
-            return put_item(**request)
+        def slowed(original: Any) -> Any:
+            def slow(**request: Any) -> Any:
+                time.sleep(latency_ms / 1000)
+                return original(**request)
 
-        client.put_item = slow_put_item
+            return slow
+
+        for name, original in originals.items():
+            setattr(client, name, slowed(original))
         sent = 0
+        plans = [("plain", batch_size, -(-batch_size // recorder.MAX_STATEMENTS_PER_CALL))]
         try:
-            for concurrent in (1, own):
+            for events, concurrent, requests in plans:
                 setattr(recorder, "MAX_CONCURRENT_WRITES", concurrent)  # noqa: B010
                 timings = []
                 for _ in range(batches):
-                    event = _batch(batch_size, sent)
+                    batch = _batch(batch_size, sent, idempotent=events == "idempotent")
                     sent += batch_size
                     started = time.perf_counter()
-                    response = recorder.handler(event, context)
+                    response = recorder.handler(batch, context)
                     timings.append((time.perf_counter() - started) * 1000)
                     if response["batchItemFailures"]:
                         raise RuntimeError(f"the recorder failed items: {response}")
                 ordered = sorted(timings)
                 runs.append(
                     LatencyRun(
+                        events=events,
                         concurrent_writes=concurrent,
                         latency_ms=latency_ms,
                         batch_size=batch_size,
                         batches=batches,
                         median_ms=statistics.median(timings),
                         p95_ms=ordered[max(0, round(0.95 * len(ordered)) - 1)],
-                        modelled_wait_ms=-(-batch_size // concurrent) * latency_ms,
+                        modelled_wait_ms=requests * latency_ms,
                     )
                 )
         finally:
             setattr(recorder, "MAX_CONCURRENT_WRITES", own)  # noqa: B010
-            client.put_item = put_item
+            for name, original in originals.items():
+                setattr(client, name, original)
     return runs

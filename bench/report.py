@@ -534,6 +534,7 @@ def latency_table(document: Document) -> str:
     rows = [
         [
             f"{run['latency_ms']:g}",
+            run.get("events", "plain"),
             run["concurrent_writes"],
             run["batch_size"],
             run["batches"],
@@ -545,7 +546,8 @@ def latency_table(document: Document) -> str:
     ]
     return table(
         [
-            "simulated PutItem latency, ms",
+            "simulated latency per write request, ms",
+            "events",
             "writes in flight",
             "batch",
             "batches",
