@@ -689,12 +689,13 @@ def notes(
         "Requests are counted exactly at the emulator's HTTP endpoint. Empty receives are listed "
         "but not costed (Lambda's pollers long-poll: an hourly idle cost, not per event). The "
         "SNS-to-SQS delivery is one SQS request per event. DynamoDB write units: each PutItem's "
-        "item size (1 KB units) times 1 + the number of GSIs.",
+        "and each PartiQL INSERT's item size (1 KB units) times 1 + the number of GSIs.",
         "Lambda duration is a MODEL: each invocation's handler CPU time, measured by process time "
         "in its worker (all threads), plus an assumed latency per AWS call on its critical path "
         f"({latencies}), rounded up to 1 ms per invocation as billed. The publisher waits on one "
-        "SNS Publish; the project's recorder on ceil(batch / writes in flight) DynamoDB rounds "
-        "(it sends nothing else); the seed's and the Solutions Constructs' recorders on "
+        "SNS Publish; the project's recorder on one DynamoDB request per batch (a "
+        "BatchExecuteStatement of up to 25 INSERTs; it sends nothing else); the seed's and "
+        "the Solutions Constructs' recorders on "
         "one PutItem per message in turn; the sealer on each of its counted calls in turn. "
         "DynamoDB's latency is the top of its advertised single-digit milliseconds "
         "(aws.amazon.com/dynamodb/); SNS, SQS, KMS and Secrets Manager publish no latency "
@@ -826,11 +827,12 @@ def markdown(document: Document, chart_name: str) -> str:
         "records. Recording: a backlog published with the event source paused, then recorded "
         "with the machine to itself.",
         throughput_table(document),
-        "## Recorder: concurrent writes",
+        "## Recorder: one write request per batch",
         "The recorder's real handler in this process against moto's in-process mock, every "
-        "PutItem delayed by a simulated latency (the emulator's moto serialises writes and "
-        "would hide the overlap). One after another (1 in flight) against the recorder's own "
-        "setting.",
+        "DynamoDB write request delayed by a simulated latency (the emulator's moto serialises "
+        "writes and would hide any overlap). A batch of plain events is one "
+        "BatchExecuteStatement of PartiQL INSERTs, all in flight at once: the handler waits "
+        "about one latency per batch (one PutItem per event, one after another, waited ten).",
         latency_table(document),
         "## Item sizes",
         "Every item the load wrote, sized as DynamoDB bills it (`bench/items.py`).",
@@ -867,13 +869,14 @@ def _recommendations(run: dict[str, Any]) -> list[str]:
         "rises; `seal_interval` (the batching window) is the lever.",
         f"- CloudWatch Logs cost ${_logs_total(project['full_batches']['cost_lines']):.3f} per "
         "million events in the default project at full batches (ingestion plus the data "
-        "protection scan): the recorder writes one JSON line per batch (one more per poison "
-        "message) besides its metric lines and Lambda's own; fewer bytes per batch is the "
-        "lever.",
+        "protection scan): a batch recorded in full writes only its metric line (system log "
+        "level WARN: no platform.start or platform.report); a batch with duplicates, poison or "
+        "failures adds a JSON summary and one line per message not recorded.",
         "- The recorder is CPU-bound on this machine: `python -m bench --only recorder-cpu` "
-        "prints its CPU per event beside the seed's. Its per-record work (strict parsing, the "
-        "SNS signature check, the record hash and writer MAC, and one signed request per "
-        "record) are where its CPU goes; concurrent writes only shorten the waiting.",
+        "prints its CPU per event beside the seed's. One signed request per batch (its events' "
+        "INSERTs together) instead of one per record is what puts it below the seed's; its "
+        "per-record work (strict parsing, the SNS signature check, the record hash and writer "
+        "MAC) is most of what remains.",
     ]
 
 
