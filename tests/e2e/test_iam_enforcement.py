@@ -14,11 +14,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from audit_stack import discovery
+from audit_stack.lambda_code import audit_events_module
 from audit_stack.local import LocalAuditPipeline
 from audit_stack.local.__main__ import iam_mode, main
 from audit_stack.local.pipeline import FunctionInvocationError
 from tests.e2e.helpers import records_of
 from tests.e2e.probe import probe_function, write_assembly
+
+# The recorder's item module (the Lambda asset's package, loaded from its folder).
+items = audit_events_module("items")
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +87,27 @@ def test_an_overwrite_of_a_record_by_the_administrator_is_denied_by_the_table_po
         ddb.delete_item(TableName=local_audit_pipeline.table_name, Key=key)
     assert _error_code(deleted) == "AccessDeniedException"
     assert records_of(local_audit_pipeline, EMAIL)[0]["event_type"] == record["event_type"]
+
+
+def test_an_insert_by_the_administrator_is_denied_only_the_recorder_inserts(
+    local_audit_pipeline: LocalAuditPipeline,
+) -> None:
+    """PartiQL INSERT, the recorder's batched write, is left to the recorder's role by the table
+    policy (AppendOnlyOneInserter): an administrator's forged record is refused and not stored.
+    (The emulator refuses the whole BatchExecuteStatement; DynamoDB's BatchStatementError also
+    has a per-statement AccessDenied, which the recorder handles as a failed write.)"""
+    local_audit_pipeline.invoke("publisher", {"email": EMAIL})
+    local_audit_pipeline.run_until_idle()
+    (record,) = records_of(local_audit_pipeline, EMAIL)
+    table = local_audit_pipeline.table_name
+    ddb = local_audit_pipeline.client("dynamodb")
+    forged = {**record, "event_key": {"S": record["event_key"]["S"] + "-forged"}}
+    with pytest.raises(ClientError) as denied:
+        ddb.batch_execute_statement(Statements=[items.insert_statement(table, forged)])
+    assert _error_code(denied) == "AccessDeniedException"
+    assert [found["event_key"] for found in records_of(local_audit_pipeline, EMAIL)] == [
+        record["event_key"]
+    ]
 
 
 def test_signing_with_the_digest_key_is_denied_to_anyone_but_the_sealer(
