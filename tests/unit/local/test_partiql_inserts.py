@@ -163,11 +163,8 @@ def test_the_meter_bills_each_insert_that_stored_or_found_its_key_and_counts_sta
 
     outcomes = statement_outcomes(body, answer)
 
-    # DynamoDB's item size: names plus values (a number by its digits); the throttled one
-    # wrote nothing and is not billed.
-    small_size = len("subject") + 1 + len("event_key") + len("small") + len("n") + 3
-    assert outcomes.insert_sizes == [
-        small_size,
-        small_size - len("small") + len("large") + 4 + 1500,
-    ]
+    # DynamoDB's item size: names plus values, "subject" "s" 8 + "event_key" "small" 14 + "n"
+    # 1.50 (two significant digits: 2 bytes) 3 = 25; the large one 4 + 1500 more. The
+    # throttled statement wrote nothing and is not billed.
+    assert outcomes.insert_sizes == [25, 1529]
     assert outcomes.errors == {DUPLICATE_ITEM: 1, "ThrottlingError": 1}
