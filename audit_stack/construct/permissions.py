@@ -207,14 +207,14 @@ def append_only_statements(
         changes = (*REDACT_UPDATE_ACTIONS, *PSEUDONYMISE_MOVE_ACTIONS, *INSERT_ACTIONS)
         denied = tuple(action for action in denied if action not in changes)
         writers = redactors.and_writer(writer.role_arn)
+        inserter = PrincipalArns()
+        inserter.add(writer.role_arn)
         only_writer_inserts.append(
-            iam.PolicyStatement(
-                sid="AppendOnlyOneInserter",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=list(INSERT_ACTIONS),
+            deny_all_but(
+                "AppendOnlyOneInserter",
+                actions=INSERT_ACTIONS,
                 resources=["*"],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
+                principals=inserter,
             )
         )
     return [

@@ -411,9 +411,10 @@ def _statement_result(write: _Write, answer: dict[str, Any]) -> _Result:
         return _Outcome(duplicate=True)
     logger.warning("Write failed; SQS will redeliver", extra={**write.log_keys, "error_code": code})
     # Shaped like the SDK's own errors, so that the batch response treats it as one.
-    return ClientError(
+    failed: Exception = ClientError(
         {"Error": {"Code": code, "Message": error.get("Message", "")}}, "BatchExecuteStatement"
     )
+    return failed
 
 
 def _write_batch(

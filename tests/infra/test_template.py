@@ -244,7 +244,7 @@ def test_table_resource_policy_denies_every_write_but_its_one_writers_append(
         assert denied_to_all == _ITEM_WRITE_ACTIONS - {"dynamodb:PutItem", "dynamodb:PartiQLInsert"}
         assert denied_but_to_writer == [
             (["dynamodb:PutItem"], {"ArnNotEquals": {"aws:PrincipalArn": [writer_role]}}),
-            (["dynamodb:PartiQLInsert"], {"ArnNotEquals": {"aws:PrincipalArn": writer_role}}),
+            (["dynamodb:PartiQLInsert"], {"ArnNotEquals": {"aws:PrincipalArn": [writer_role]}}),
         ]
     else:
         assert denied_to_all == _ITEM_WRITE_ACTIONS - {"dynamodb:PutItem"}

@@ -133,10 +133,11 @@ def test_a_stored_item_is_on_the_tables_stream_as_an_insert(dynamodb: Any) -> No
 
     # moto answers DescribeStream "Not yet implemented": its shard is read as the emulator's
     # stream sources read it.
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
     shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(TABLE).stream_shard
+    assert shard is not None
     records = [found.to_json() for found in shard.items]
 
     # The duplicate wrote nothing, so it streamed nothing.
