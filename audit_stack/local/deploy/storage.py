@@ -10,7 +10,7 @@ from audit_stack.local.deploy.template import DeploymentError, PhysicalResource,
 
 _TABLE_NO_LOCAL_EFFECT: Mapping[str, str] = {
     "ContributorInsightsSpecification": "CloudWatch Contributor Insights is not emulated",
-    "TimeToLiveSpecification": "expired items are not deleted locally",
+    "TimeToLiveSpecification": "TTL deletes nothing by itself; pipeline.expire_records(now=...)",
     "TableClass": "storage classes are not emulated",
     "ProvisionedThroughput": "throughput is not limited locally",
     "OnDemandThroughput": "throughput is not limited locally",
