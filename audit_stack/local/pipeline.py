@@ -37,6 +37,7 @@ from audit_stack.local.access.identities import (
     default_administrator,
 )
 from audit_stack.local.access.policies import load_policies
+from audit_stack.local.access.requests import Target
 from audit_stack.local.clients import EmulatorClients
 from audit_stack.local.control.activity import Activity
 from audit_stack.local.control.idle import IdleScheduler
@@ -365,6 +366,9 @@ class LocalAuditPipeline:
                 region=self._region,
                 now_ms=self._hooks.now_ms,
                 on_event=self._event,
+                read_denied=functools.partial(
+                    self._stream_read_denied, roles_by_name[stream.function_name], stream.stream_arn
+                ),
             )
             self._stream_sources.append(stream_worker)
             stream_worker.start()
@@ -783,6 +787,25 @@ class LocalAuditPipeline:
             raise TimeoutError(f"not reached within {timeout:.1f} s: {what or predicate}")
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    def _stream_read_denied(self, role_arn: str, stream_arn: str) -> str | None:
+        """Why ``role_arn`` may not read the stream as Lambda's poller does, or None (also when
+        IAM is not enforced): Lambda reads a table's stream with the function's execution role,
+        which needs these four actions (as ``grantStreamRead`` grants them)."""
+        enforcer = self._enforcer
+        if enforcer is None or not enforcer.enabled:
+            return None
+        caller = Caller(role_arn)
+        for target in (
+            Target("dynamodb:DescribeStream", stream_arn),
+            Target("dynamodb:GetRecords", stream_arn),
+            Target("dynamodb:GetShardIterator", stream_arn),
+            Target("dynamodb:ListStreams", "*"),
+        ):
+            denial = enforcer.check(caller, target)
+            if denial is not None:
+                return denial.message()
+        return None
 
     def _stream_records(self, table: str) -> list[dict[str, Any]]:
         """The table's stream records so far, oldest first (moto keeps them in-process)."""

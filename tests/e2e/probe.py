@@ -234,10 +234,16 @@ def child_processes() -> set[int]:
 
 
 def stream_fed_probe(
-    directory: Path, *, table: dict[str, Any] | None = None, **mapping: Any
+    directory: Path,
+    *,
+    table: dict[str, Any] | None = None,
+    function: dict[str, Any] | None = None,
+    more: dict[str, Any] | None = None,
+    **mapping: Any,
 ) -> Path:
-    """The probe function fed by a table's DynamoDB stream (new and old images) through an
-    event source mapping with ``mapping`` (StartingPosition TRIM_HORIZON unless given)."""
+    """The probe function (with ``function``'s properties) fed by a table's DynamoDB stream (new
+    and old images) through an event source mapping with ``mapping`` (StartingPosition
+    TRIM_HORIZON unless given); ``more``: other resources of the stack."""
     table_properties: dict[str, Any] = {
         "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
@@ -246,8 +252,9 @@ def stream_fed_probe(
         **(table or {}),
     }
     resources: dict[str, Any] = {
-        "Probe": probe_function(Timeout=10),
+        "Probe": probe_function(**{"Timeout": 10, **(function or {})}),
         "Table": {"Type": "AWS::DynamoDB::Table", "Properties": table_properties},
+        **(more or {}),
         "Mapping": {
             "Type": "AWS::Lambda::EventSourceMapping",
             "Properties": {

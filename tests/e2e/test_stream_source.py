@@ -3,6 +3,7 @@ delivers from a table's stream, in which order and shape, and what it does when 
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,72 @@ def test_pauses_nest_so_an_inner_pause_does_not_resume_an_outer_one(tmp_path: Pa
             assert pipeline.invocations("Probe") == []  # still held by the outer pause
         pipeline.run_until_idle(timeout=30)
         assert [len(batch) for batch in _batches(pipeline)] == [1]
+
+
+_STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+
+
+def _stream_reader(directory: Path, *actions: str, list_streams: bool = True) -> Path:
+    """The probe fed by the stream, as a role of the template allowed ``actions`` on the stream
+    (and ``dynamodb:ListStreams`` on "*" with ``list_streams``), as grantStreamRead grants."""
+    statements: list[dict[str, Any]] = []
+    if actions:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": {"Fn::GetAtt": ["Table", "StreamArn"]},
+            }
+        )
+    if list_streams:
+        statements.append({"Effect": "Allow", "Action": "dynamodb:ListStreams", "Resource": "*"})
+    more: dict[str, Any] = {"ReaderRole": {"Type": "AWS::IAM::Role", "Properties": {}}}
+    if statements:
+        more["ReaderPolicy"] = {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "read-stream",
+                "Roles": [{"Ref": "ReaderRole"}],
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+            },
+        }
+    return stream_fed_probe(
+        directory, function={"Role": {"Fn::GetAtt": ["ReaderRole", "Arn"]}}, more=more
+    )
+
+
+@pytest.mark.parametrize(
+    ("actions", "list_streams"),
+    [
+        ((), False),
+        (_STREAM_READ[:2], True),  # no GetShardIterator
+        (_STREAM_READ, False),  # no ListStreams
+    ],
+    ids=["nothing", "no-GetShardIterator", "no-ListStreams"],
+)
+def test_a_role_that_may_not_read_the_stream_invokes_nothing_and_says_why(
+    tmp_path: Path, actions: tuple[str, ...], list_streams: bool
+) -> None:
+    """Lambda reads a stream with the function's execution role
+    (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html#events-dynamodb-permissions):
+    without every one of the four actions, records wait in the stream and nothing is invoked."""
+    output = io.StringIO()
+    with LocalAuditPipeline(
+        _stream_reader(tmp_path, *actions, list_streams=list_streams),
+        "ProbeStack",
+        verbose=True,
+        output=output,
+    ) as pipeline:
+        _put(pipeline, "a")
+        time.sleep(2)
+        assert pipeline.invocations("Probe") == []
+    problems = [line for line in output.getvalue().splitlines() if "PROBLEM:" in line]
+    assert len(problems) == 1, problems  # said once, not at every retry
+    assert "is not authorized to perform: dynamodb:" in problems[0]
+
+
+def test_a_role_granted_stream_read_is_delivered_the_records(tmp_path: Path) -> None:
+    with LocalAuditPipeline(_stream_reader(tmp_path, *_STREAM_READ), "ProbeStack") as pipeline:
+        _put(pipeline, "a")
+        pipeline.run_until_idle()
+        assert [r["dynamodb"]["Keys"]["id"]["S"] for b in _batches(pipeline) for r in b] == ["a"]

@@ -5,8 +5,10 @@ function synchronously and moves its position past a batch only when the invocat
 As on AWS: a failed batch is retried, in order, never skipped, until MaximumRetryAttempts (-1:
 until it succeeds); with ReportBatchItemFailures the position moves to the first failed record.
 The emulator's stream has one shard, keeps every record for the run (no 24-hour trim) and is
-moto's own in-process record list: the mapping reads it directly, as the Lambda service reads a
-stream outside the function (no request of the function's role is made or enforced).
+moto's own in-process record list: the mapping reads it directly, but only while the function's
+execution role may read the stream (``read_denied``: Lambda reads it with that role's
+``DescribeStream``, ``GetRecords``, ``GetShardIterator`` and ``ListStreams``); while it may not,
+records wait in the stream, nothing is invoked and the mapping logs ``PROBLEM: ...`` once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from audit_stack.local.runtime.registry import InvocationResult
 _IDLE_RECHECK_SECONDS = 5.0
 # Lambda retries a failed stream batch with back-off; the emulator waits this long between tries.
 RETRY_BACKOFF_SECONDS = 0.2
+# How long a mapping whose role may not read the stream waits before it asks again.
+READ_DENIED_BACKOFF_SECONDS = 1.0
 # What DynamoDB writes as a stream record's userIdentity for a deletion by Time to Live.
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
@@ -57,6 +61,7 @@ class StreamWorker:
         at each read, as moto replaces a table object when it rolls back a transaction).
     :param now_ms: the emulator's virtual clock, which the batching window waits on (so that
         ``run_until_idle`` can fast-forward it).
+    :param read_denied: why the function's role may not read the stream now, or None.
     """
 
     def __init__(
@@ -69,9 +74,12 @@ class StreamWorker:
         region: str,
         now_ms: Callable[[], float],
         on_event: Callable[[str], None],
+        read_denied: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.spec = spec
         self._records = shard_records
+        self._read_denied = read_denied
+        self._problem: str | None = None
         self._invoke = invoke
         self._activity = activity
         self._condition = activity.condition
@@ -150,7 +158,25 @@ class StreamWorker:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._deliver(batch)
+            if self._may_read():
+                self._deliver(batch)
+
+    def _may_read(self) -> bool:
+        """Whether the role may read the stream now; if not, the batch stays in the stream and
+        the worker waits (a problem is logged when it starts, and its end when it ends)."""
+        problem = self._read_denied()
+        if problem != self._problem:
+            self._problem = problem
+            self._on_event(
+                f"{self.name}: PROBLEM: {problem}" if problem else f"{self.name}: stream readable"
+            )
+        if problem is None:
+            return True
+        with self._condition:
+            self._busy = False
+            self._condition.notify_all()
+            self._condition.wait_for(lambda: self._stopping, READ_DENIED_BACKOFF_SECONDS)
+        return False
 
     def _next_batch(self) -> list[dict[str, Any]] | None:
         """The next batch once it is due (full, or its window over); None when stopping."""
