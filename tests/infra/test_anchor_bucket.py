@@ -176,3 +176,48 @@ def test_grant_verify_reads_every_checkpoint_version_and_nothing_is_writable() -
         "s3:ListBucket",
         "s3:ListBucketVersions",
     }
+
+
+def _documented_cross_account_policy() -> dict[str, list[str]]:
+    """The bucket policy docs/INTEGRITY.md gives for a bucket in another account: actions by Sid."""
+    text = (ROOT / "docs" / "INTEGRITY.md").read_text()
+    start = text.index("**A bucket in another account**")
+    block = text[text.index("```json\n", start) + len("```json\n") :]
+    policy = json.loads(block[: block.index("```")])
+    return {
+        statement["Sid"]: sorted(_actions(statement))
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+    }
+
+
+def test_the_documented_cross_account_bucket_policy_allows_what_the_grants_use(
+    template: dict[str, Any],
+) -> None:
+    """Across accounts the bucket's policy must allow what the sealer's and the auditors' own
+    policies use: a documented policy short of an action breaks sealing (or verify) there."""
+    documented = _documented_cross_account_policy()
+    sealer = sorted(
+        action
+        for statement in _sealer_statements(template)
+        for action in _actions(statement)
+        if action.startswith("s3:")
+    )
+    assert documented["TheAuditSealerAddsCheckpoints"] == sealer
+    stack = cdk.Stack(_app(), "Verify", env=ENV)
+    pipeline = AuditPipeline(stack, "Audit")
+    role = cdk.aws_iam.Role(stack, "Auditor", assumed_by=cdk.aws_iam.AccountPrincipal(ENV.account))
+    pipeline.grant_verify(role)
+    auditor = sorted(
+        {
+            action
+            for policy in _of_type(
+                dict(Template.from_stack(stack).to_json()), "AWS::IAM::Policy"
+            ).values()
+            if any("Auditor" in json.dumps(r) for r in policy["Properties"]["Roles"])
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            for action in _actions(statement)
+            if action.startswith("s3:")
+        }
+    )
+    assert documented["AuditorsReadEveryVersion"] == auditor
