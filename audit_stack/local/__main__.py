@@ -29,6 +29,8 @@ from audit_stack.cli import render
 from audit_stack.discovery import PipelineNotFoundError
 from audit_stack.endpoints import LOCAL_ENDPOINT_URL, LOCAL_PORT, LOCAL_REGION
 from audit_stack.lambda_code import audit_events_module, contract
+from audit_stack.local.access.identities import Caller
+from audit_stack.local.access.requests import Target
 from audit_stack.local.deploy.report import resource_counts
 from audit_stack.local.deploy.template import DeploymentError
 from audit_stack.local.http.server import PortUnavailableError
@@ -220,13 +222,9 @@ def _catalogue(pipeline: LocalAuditPipeline) -> EventCatalogue | None:
 
 def _event_type_without_details(catalogue: EventCatalogue | None) -> str:
     """The catalogue's first type whose schema takes empty details (the demo has none to give)."""
-    rule_error = audit_events_module("catalogue").EventRuleError
     for event_type in catalogue.event_types if catalogue is not None else ():
-        try:
-            catalogue.check(event_type, {})  # type: ignore[union-attr]
-        except rule_error:
-            continue
-        return str(event_type)
+        if _takes_empty_details(catalogue, event_type):
+            return str(event_type)
     raise RuntimeError(
         "every event type of this pipeline needs details the demo cannot invent: publish one "
         "with `audit --local publish TYPE --subject ... --details JSON`"
@@ -407,16 +405,30 @@ def usage(pipeline: LocalAuditPipeline) -> str:
     )
     catalogue = _catalogue(pipeline)
     first_type = catalogue.event_types[0] if catalogue is not None else "TYPE"
+    details = "" if _takes_empty_details(catalogue, first_type) else " --details JSON"
+    # AccountDeleted is about an address; other types about any identifier.
+    subject = DEMO_EMAIL if first_type == contract.ACCOUNT_DELETED else DEMO_SUBJECT
+    commands = {
+        **({"delete-account": f"delete-account {DEMO_EMAIL}"} if has_publisher else {}),
+        "publish": f"publish {first_type} --subject {subject}{details}",
+        "trail": f"trail {demo_subject}",
+        "events": f"events --type {first_type}",
+        "status": "status",
+        "dlq": "dlq show",
+    }
+    denied = denied_commands(pipeline)
     lines += [
         "",
         "Or with the operator CLI (audit --help):",
-        *([f"  audit {target} delete-account {DEMO_EMAIL}"] if has_publisher else []),
-        f"  audit {target} publish {first_type} --subject {DEMO_SUBJECT} --details '{{...}}'",
-        f"  audit {target} trail {demo_subject}",
-        f"  audit {target} events --type {first_type}",
-        f"  audit {target} status",
-        f"  audit {target} dlq show",
+        *(f"  audit {target} {line}" for name, line in commands.items() if name not in denied),
     ]
+    if denied:
+        lines += [
+            f"  Denied to {pipeline.principal}, as AWS would deny it:",
+            *(f"    audit {name}: {why}" for name, why in denied.items()),
+            "  To try them, restart with --as ROLE_ARN (a role of your app granted grant_read "
+            "and grant_publish) or --no-enforce-iam.",
+        ]
     if has_publisher:
         lines += [
             "",
@@ -427,6 +439,41 @@ def usage(pipeline: LocalAuditPipeline) -> str:
             f'  lambda_.invoke(FunctionName="{publisher}", Payload={payload!r})["Payload"].read()',
         ]
     return "\n".join(lines)
+
+
+def _takes_empty_details(catalogue: EventCatalogue | None, event_type: str) -> bool:
+    if catalogue is None:
+        return True
+    try:
+        catalogue.check(event_type, {})
+    except audit_events_module("catalogue").EventRuleError:
+        return False
+    return True
+
+
+def denied_commands(pipeline: LocalAuditPipeline) -> dict[str, str]:
+    """The suggested CLI commands that IAM denies the emulator's outside caller, each with the
+    first action it is denied (none when IAM is not enforced)."""
+    if not pipeline.enforce_iam:
+        return {}
+    caller = Caller(pipeline.principal)
+    try:
+        secret: str | None = pipeline.resource_name(discovery.PSEUDONYM_SECRET)
+    except KeyError:  # subject_in_clear: no key to read
+        secret = None
+    read_key = [Target("secretsmanager:GetSecretValue", secret)] if secret else []
+    needs = {
+        "publish": [*read_key, Target("sns:Publish", pipeline.topic_arn)],
+        "trail": read_key,
+    }
+    denied: dict[str, str] = {}
+    for command, targets in needs.items():
+        for needed in targets:
+            denial = pipeline.enforcer.check(caller, needed)
+            if denial is not None:
+                denied[command] = f"{denial.action} on {denial.resource}"
+                break
+    return denied
 
 
 def _key_names(ddb: Any, table: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ account's administrator, as on AWS."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,40 @@ def test_an_operator_granted_grant_read_names_the_stack_and_reads_on_the_emulato
         refused = run_audit(capsys, *other, "events", "--type", "AccountDeleted")
         assert refused.exit_code != 0
         assert "AccessDenied" in refused.stderr
+
+
+def _suggested(text: str) -> list[list[str]]:
+    """The `audit ...` command lines that `up` suggests, as argument lists (without `audit`)."""
+    return [
+        shlex.split(line.strip())[1:] for line in text.splitlines() if line.startswith("  audit ")
+    ]
+
+
+@pytest.mark.parametrize("enforce_iam", [True, False], ids=["enforced", "not-enforced"])
+def test_every_command_up_suggests_runs_as_printed_and_the_denied_ones_say_why(
+    cloud_assembly: Path, capsys: pytest.CaptureFixture[str], enforce_iam: bool
+) -> None:
+    """`up`'s hints are for copying: each one it suggests succeeds as the outside caller; the
+    ones IAM would deny that caller are listed apart, with the action denied and how to get it."""
+    with LocalAuditPipeline(cloud_assembly, enforce_iam=enforce_iam) as pipeline:
+        text = usage(pipeline)
+        suggested = _suggested(text)
+        # After the target: `--endpoint-url URL --region REGION` (this emulator's port).
+        assert [argv[:4] for argv in suggested] == [
+            ["--endpoint-url", pipeline.endpoint_url, "--region", pipeline.region]
+        ] * len(suggested)
+        assert [argv[4] for argv in suggested] == (
+            ["delete-account", "events", "status", "dlq"]
+            if enforce_iam
+            else ["delete-account", "publish", "trail", "events", "status", "dlq"]
+        )
+        for argv in suggested:
+            run = run_audit(capsys, *argv)
+            assert run.exit_code == 0, (argv, run.stderr)
+        if enforce_iam:
+            assert "Denied to arn:aws:iam::123456789012:role/Administrator" in text
+            for command in ("publish", "trail"):
+                assert f"audit {command}: secretsmanager:GetSecretValue on arn:aws:" in text
+            assert "--as ROLE_ARN" in text and "--no-enforce-iam" in text
+        else:
+            assert "Denied to" not in text
