@@ -70,7 +70,7 @@ MODIFIED = "modified"
 MISSING = "missing"
 UNSEALED = "not in any digest"
 FUTURE = "recorded in the future"
-PENDING = "newer than the last seal"
+PENDING = "not yet sealed"
 SEALED_TWICE = "sealed twice"
 REJECTED_AT_SEAL = "rejected by the sealer"
 CHAIN = "chain"
@@ -81,8 +81,11 @@ REDACTED = "redacted"
 EXPIRED = "expired under the policy"
 """A sealed record gone after its sealed ``expires_at``: DynamoDB's TTL did what the pipeline's
 retention period asks. Reported and counted, never a failure."""
-NOT_FAILURES = frozenset({EXPIRED, REDACTED})
+NOT_FAILURES = frozenset({EXPIRED, REDACTED, PENDING})
 """Finding kinds that are reported but leave verification OK."""
+DEFAULT_SEAL_WINDOW = timedelta(seconds=300 + contract.CLOCK_MARGIN_SECONDS)
+"""How long a new record may take to reach a digest: the sealer's default ``seal_interval``
+(the stream's batching window) plus the clock margin."""
 KINDS = (
     ANCHOR,
     CHAIN,
@@ -171,6 +174,7 @@ def verify_log(
     table: str | None = None,
     signing_key: str | None = None,
     now: datetime | None = None,
+    seal_window: timedelta = DEFAULT_SEAL_WINDOW,
 ) -> VerifyReport:
     """Check the chain, every digest's signature and every record against its digest.
 
@@ -178,6 +182,9 @@ def verify_log(
     list; a record in no digest is always checked, whatever time it claims. ``table`` and
     ``signing_key`` (name, ARN or key id), when given, must be what each digest was signed for.
     ``now`` is the check's clock (a ``recorded_at`` beyond it plus the clock margin is a finding).
+    ``seal_window``: a record in no digest recorded less than this before ``now`` is still on
+    its way through the table's stream to the sealer (*not yet sealed*, not a
+    failure); one recorded earlier should have been sealed by now (*not in any digest*).
     """
     report = VerifyReport()
     now = now or datetime.now(UTC)
@@ -244,8 +251,8 @@ def verify_log(
     redactions = _redaction_entries(records, sealed)
     moved = _moved_stubs(records, sealed)
     accounted: set[tuple[str, str]] = set()  # sealed keys a pseudonymised stub replaced
-    last_sealed = integrity.record_time(report.last_sealed_at) if report.last_sealed_at else None
     latest_credible = now + timedelta(seconds=contract.CLOCK_MARGIN_SECONDS)
+    on_its_way = now - seal_window
 
     seen: set[tuple[str, str]] = set()
     for item in records:
@@ -275,7 +282,7 @@ def verify_log(
             if origin is not None and finding.kind in (REDACTED, PENDING):
                 accounted.add(origin)
         else:
-            finding = _checked_record(item, key, sealed.get(key), last_sealed, latest_credible)
+            finding = _checked_record(item, key, sealed.get(key), on_its_way, latest_credible)
             if finding is None and key in sealed:
                 finding = _expiry_not_sealed(item, key, sealed[key][1], sealed_expiry)
         if finding is not None:
@@ -291,7 +298,7 @@ def _checked_record(
     item: dict[str, Any],
     key: tuple[str, str],
     sealed: tuple[str, int, datetime] | None,
-    last_sealed: datetime | None,
+    on_its_way: datetime,
     latest_credible: datetime,
 ) -> Finding | None:
     """The one finding about this record, if any."""
@@ -330,13 +337,16 @@ def _checked_record(
             subject=subject,
             event_key=event_key,
         )
-    if last_sealed is not None and recorded_at > last_sealed:
+    if recorded_at > on_its_way:
         return Finding(
-            PENDING, "recorded after the last digest", subject=subject, event_key=event_key
+            PENDING,
+            "recorded within the seal window: on its way through the table's stream",
+            subject=subject,
+            event_key=event_key,
         )
     return Finding(
         UNSEALED,
-        "written outside the recorder, or never sealed",
+        "not sealed within the seal window: written outside the recorder, or the sealer is behind",
         subject=subject,
         event_key=event_key,
     )
@@ -482,7 +492,7 @@ def _checked_stub(
             f"{moved}redacted at {entry.redacted_at} by {entry.redacted_by}: {entry.reason}",
         )
     if match_key in redactions.pending:
-        return finding(PENDING, "redacted; its redaction entry is newer than the last seal")
+        return finding(PENDING, "redacted; its redaction entry is not yet sealed")
     return finding(MODIFIED, "a redacted stub that no sealed redaction entry names (tampering)")
 
 
@@ -976,7 +986,10 @@ def inclusion_proof(
     except integrity.IntegrityFormatError as error:
         raise ProofError(str(error)) from None
     if leaf not in tree.leaves[:size]:
-        raise ProofError("the record is not sealed in the log (newer than the last seal?)")
+        raise ProofError(
+            "the record is not sealed in the log (not yet sealed? the table's stream brings it "
+            "to the sealer within seal_interval)"
+        )
     index = tree.leaves.index(leaf)
     return {
         "format": PROOF_FORMAT,

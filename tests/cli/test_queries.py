@@ -423,8 +423,11 @@ def test_trail_pages_with_a_cursor_and_its_table_prints_the_command_that_continu
     assert "it continues a subject's trail, not events of type 'AccountDeleted'" in other.stderr
 
 
-def test_output_json_is_the_same_as_json_and_output_table_the_default(audit: Audit) -> None:
+def test_output_json_is_the_same_as_json_and_output_table_the_default(
+    audit: Audit, pipeline: LocalAuditPipeline
+) -> None:
     audit("delete-account", "output.flag@mail.com")
+    pipeline.run_until_idle()  # recorded (alone, the recorder's first start may be slower)
     query = ["trail", "output.flag@mail.com"]
 
     short = audit(*query, "--json")

@@ -3,6 +3,7 @@ inclusion proofs treat a redacted record (digests signed here with a local P-256
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,12 +201,20 @@ def test_a_stub_that_changed_its_record_hash_is_modified_even_with_an_entry() ->
 def test_an_entry_not_sealed_yet_leaves_the_stub_pending() -> None:
     a = _record("a")
     stub = _stub(a)
-    entry = _entry(stub)
-    report = verify_log([stub, entry], _chain([a]), KEY.public_key())
+    entry = _entry(stub)  # recorded 2026-03-01T10:00:01Z
+    soon_after = datetime(2026, 3, 1, 10, 3, tzinfo=UTC)
+    report = verify_log([stub, entry], _chain([a]), KEY.public_key(), now=soon_after)
     kinds = [kind for kind, _ in _kinds(report.findings)]
     assert kinds.count(checks.PENDING) == 2  # the stub, and its entry itself
     assert checks.MODIFIED not in kinds
-    assert not report.ok
+    assert report.ok  # on its way to the sealer: listed, not a failure
+    # An entry still in no digest after the seal window is a finding; the stub waits on it.
+    next_day = datetime(2026, 3, 2, tzinfo=UTC)
+    late = verify_log([stub, entry], _chain([a]), KEY.public_key(), now=next_day)
+    assert sorted(kind for kind, _ in _kinds(late.findings)) == sorted(
+        [checks.PENDING, checks.UNSEALED]
+    )
+    assert not late.ok
 
 
 def test_an_altered_entry_vouches_for_nothing() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -102,12 +102,30 @@ def test_an_altered_a_deleted_and_an_inserted_record_are_each_named() -> None:
     ]
 
 
-def test_records_newer_than_the_last_seal_are_listed_apart() -> None:
+def test_a_record_in_no_digest_is_pending_within_the_seal_window_and_a_finding_after_it() -> None:
+    """The table's stream brings a record to the sealer within seal_interval: until then it is
+    on its way (listed, not a failure, whether or not a digest was written since); after the
+    window (seal_interval + the clock margin) a record in no digest is a finding."""
     a = _record("a")
     late = _record("late", recorded_at="2026-02-01T00:00:00.000000Z")
-    report = verify_log([a, late], _chain([a]), KEY.public_key())
-    assert _kinds(report.findings) == [(checks.PENDING, "late")]
-    assert not report.ok
+    digests = _chain([a])
+    window = timedelta(minutes=10)
+    for now, kind, ok in [
+        (datetime(2026, 2, 1, 0, 9, tzinfo=UTC), checks.PENDING, True),
+        (datetime(2026, 2, 1, 0, 11, tzinfo=UTC), checks.UNSEALED, False),
+    ]:
+        report = verify_log([a, late], digests, KEY.public_key(), now=now, seal_window=window)
+        assert _kinds(report.findings) == [(kind, "late")]
+        assert report.ok is ok
+    # Recorded before the newest digest was written, and still within the window: pending too
+    # (the stream batch that digest sealed had been cut before the record arrived).
+    cut = _record("cut", recorded_at="2026-01-02T11:59:00.000000Z")
+    after = _chain([a], [])  # digest 2, empty, sealed at 2026-01-02T12:00Z
+    report = verify_log(
+        [a, cut], after, KEY.public_key(), now=datetime(2026, 1, 2, 12, 5, tzinfo=UTC)
+    )
+    assert _kinds(report.findings) == [(checks.PENDING, "cut")]
+    assert report.ok
 
 
 def test_a_removed_digest_is_a_gap_in_the_chain() -> None:
