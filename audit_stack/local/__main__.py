@@ -424,11 +424,12 @@ def usage(pipeline: LocalAuditPipeline) -> str:
     ]
     if denied:
         lines += [
-            f"  Denied to {pipeline.principal}, as AWS would deny it:",
-            *(f"    audit {name}: {why}" for name, why in denied.items()),
-            "  To try them, restart with --as ROLE_ARN (a role of your app granted grant_read "
-            "and grant_publish) or --no-enforce-iam.",
+            f"  Denied to {pipeline.principal}, as AWS would deny it (to try them, restart with",
+            "  --as ROLE_ARN, a role of your app granted grant_read and grant_publish, or with",
+            "  --no-enforce-iam):",
         ]
+        for name, why in denied.items():
+            lines += [f"    audit {target} {commands[name]}", f"      denied {why}"]
     if has_publisher:
         lines += [
             "",
