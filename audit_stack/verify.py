@@ -806,11 +806,14 @@ def verify_anchors(
     public_key: ec.EllipticCurvePublicKey,
     *,
     max_gap: timedelta | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Check the digest table against the checkpoints anchored in S3: each anchored checkpoint
     is in the table unchanged and the table's tree extends it, nothing anchored is missing
-    (truncation, a wiped or restarted log), no key was written twice, and consecutive anchored
-    checkpoints are at most ``max_gap`` apart."""
+    (truncation, a wiped or restarted log), no key was written twice, consecutive anchored
+    checkpoints are at most ``max_gap`` apart, and (given ``now``) the newest is at most
+    ``max_gap`` old: a log gone silent, or whose anchoring stopped, is a finding while it is
+    silent, not only once it speaks again."""
     findings: list[Finding] = []
 
     def fail(detail: str, sequence: int | None = None) -> None:
@@ -880,6 +883,14 @@ def verify_anchors(
                     f"{gap}; the heartbeat allows {max_gap}",
                     after,
                 )
+        last_at = integrity.record_time(anchored[newest].checkpoint.sealed_at)
+        if now is not None and now - last_at > max_gap:
+            fail(
+                f"no checkpoint anchored since digest {newest}, {now - last_at} before this "
+                f"check; the heartbeat allows {max_gap}: the sealer stopped, or its checkpoints "
+                "are no longer anchored",
+                newest,
+            )
     return findings
 
 

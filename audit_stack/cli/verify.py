@@ -111,6 +111,7 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
     )
     table = target.resource(discovery.TABLE)
     anchors = anchor_settings(target)
+    now = utc_now()
     report = checks.verify_log(
         checks.scan_records(dynamodb, table),
         digests,
@@ -118,14 +119,14 @@ def run(target: Target, arguments: argparse.Namespace) -> int:
         since=arguments.since.value if arguments.since else None,
         table=target.resource(discovery.TABLE),
         signing_key=target.resources.get(discovery.SIGNING_KEY),
-        now=utc_now(),
+        now=now,
         seal_window=anchors.seal_window,
     )
     if anchors.bucket is not None:
         anchored = checks.anchored_objects(target.client("s3"), anchors.bucket, table)
         report.anchored = len(anchored)
         report.findings[:0] = checks.verify_anchors(
-            digests, anchored, public_key, max_gap=anchors.max_gap
+            digests, anchored, public_key, max_gap=anchors.max_gap, now=now
         )
     if saved is not None:
         report.findings[:0] = checks.verify_extends(saved, digests, public_key)

@@ -645,9 +645,12 @@ class LocalAuditPipeline:
         older than their queue's MessageRetentionPeriod are deleted (as SQS does; they are
         never received nor dead-lettered).
 
-        Only SQS's clock moves (real time goes on): function timeouts, the batching window, the
-        back-off of throttled invocations and CloudWatch stay in real time.
+        DynamoDB streams age with it too: a record older than 24 hours by this clock is
+        trimmed, unread by a mapping that had not read it. Function timeouts, the back-off of
+        throttled invocations and CloudWatch stay in real time.
         """
+        for stream in self._stream_sources:
+            stream.observe()  # records written so far age with the jump (the 24-hour trim)
         self._hooks.advance(seconds)
         self._activity.changed()
 

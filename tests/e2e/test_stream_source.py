@@ -322,3 +322,24 @@ def test_a_role_granted_stream_read_is_delivered_the_records(tmp_path: Path) -> 
         _put(pipeline, "a")
         pipeline.run_until_idle()
         assert [r["dynamodb"]["Keys"]["id"]["S"] for b in _batches(pipeline) for r in b] == ["a"]
+
+
+def test_records_older_than_24_hours_by_the_emulators_clock_are_trimmed_unread(
+    tmp_path: Path,
+) -> None:
+    """ "All data in DynamoDB Streams is subject to a 24-hour lifetime": a record the mapping had
+    not read 24 hours after it was written is gone (the emulator's clock, moved by
+    advance_time); one written after the jump is delivered."""
+    output = io.StringIO()
+    with LocalAuditPipeline(
+        stream_fed_probe(tmp_path), "ProbeStack", verbose=True, output=output
+    ) as pipeline:
+        with pipeline.stream_sources_paused():
+            _put(pipeline, "old")
+            pipeline.advance_time(23 * 3600)
+            _put(pipeline, "recent")  # 23 hours younger than "old"
+            pipeline.advance_time(2 * 3600)  # "old" is 25 hours old, "recent" 2
+        pipeline.run_until_idle()
+        delivered = [r["dynamodb"]["Keys"]["id"]["S"] for b in _batches(pipeline) for r in b]
+        assert delivered == ["recent"]
+    assert "1 record(s) trimmed unread, older than 24 hours" in output.getvalue()

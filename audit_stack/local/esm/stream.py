@@ -4,19 +4,23 @@ function synchronously and moves its position past a batch only when the invocat
 
 As on AWS: a failed batch is retried, in order, never skipped, until MaximumRetryAttempts (-1:
 until it succeeds); with ReportBatchItemFailures the position moves to the first failed record.
-The emulator's stream has one shard, keeps every record for the run (no 24-hour trim) and is
-moto's own in-process record list: the mapping reads it directly, but only while the function's
-execution role may read the stream (``read_denied``: Lambda reads it with that role's
-``DescribeStream``, ``GetRecords``, ``GetShardIterator`` and ``ListStreams``); while it may not,
-records wait in the stream, nothing is invoked and the mapping logs ``PROBLEM: ...`` once.
+The emulator's stream has one shard and is moto's own in-process record list; as DynamoDB
+does, it trims records 24 hours after they were written, by the emulator's clock
+(``advance_time`` moves it: records written before a jump age with it), and a mapping that had
+not read them by then never will (``TRIM_HOURS``). The mapping reads that list directly, but
+only while the function's execution role may read the stream (``read_denied``: Lambda reads it
+with that role's ``DescribeStream``, ``GetRecords``, ``GetShardIterator`` and ``ListStreams``);
+while it may not, records wait in the stream, nothing is invoked and the mapping logs
+``PROBLEM: ...`` once.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from audit_stack.local.control.activity import Activity
@@ -30,6 +34,8 @@ _IDLE_RECHECK_SECONDS = 5.0
 RETRY_BACKOFF_SECONDS = 0.2
 # How long a mapping whose role may not read the stream waits before it asks again.
 READ_DENIED_BACKOFF_SECONDS = 1.0
+# "All data in DynamoDB Streams is subject to a 24-hour lifetime" (DynamoDB developer guide).
+TRIM_HOURS = 24
 # What DynamoDB writes as a stream record's userIdentity for a deletion by Time to Live.
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
@@ -39,7 +45,7 @@ def stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[
     change = dict(record["dynamodb"])
     created = change.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
-        change["ApproximateCreationDateTime"] = int(created.timestamp())
+        change["ApproximateCreationDateTime"] = int(_utc(created).timestamp())
     shaped = {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
@@ -52,6 +58,17 @@ def stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[
     if "userIdentity" in record:
         shaped["userIdentity"] = record["userIdentity"]
     return shaped
+
+
+def _utc(moment: datetime) -> datetime:
+    """moto writes naive UTC datetimes; read them as UTC whatever the machine's time zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _written_ms(record: dict[str, Any]) -> float:
+    """When moto wrote a stream record, real epoch milliseconds."""
+    created = (record.get("dynamodb") or {}).get("ApproximateCreationDateTime")
+    return _utc(created).timestamp() * 1000 if isinstance(created, datetime) else time.time() * 1000
 
 
 class StreamWorker:
@@ -87,6 +104,8 @@ class StreamWorker:
         self._now_ms = now_ms
         self._on_event = on_event
         self._position = 0 if spec.starting_position == "TRIM_HORIZON" else len(shard_records())
+        # When each record was written by the emulator's clock (epoch ms), index for index.
+        self._written: list[float] = []
         self._window_ends_ms: float | None = None
         self._paused = not spec.enabled
         self._holds = 0
@@ -151,6 +170,35 @@ class StreamWorker:
         self.request_stop()
         self.join()
 
+    def observe(self) -> None:
+        """Note when each record not yet seen was written, by the emulator's clock. Called
+        before the clock jumps (``advance_time``), so that records written before it age with
+        it; a record first seen after a jump was written after it."""
+        with self._condition:
+            self._observe()
+
+    def _observe(self) -> list[dict[str, Any]]:
+        records = self._records()
+        del self._written[len(records) :]  # (moto's list never shrinks; a guard all the same)
+        if len(records) > len(self._written):
+            offset_ms = self._now_ms() - time.time() * 1000
+            self._written += [
+                _written_ms(found) + offset_ms for found in records[len(self._written) :]
+            ]
+        return records
+
+    def _trim(self) -> None:
+        """Move past records older than the stream's 24-hour lifetime: gone unread."""
+        limit = self._now_ms() - TRIM_HOURS * 3600 * 1000
+        trimmed = 0
+        while self._position < len(self._written) and self._written[self._position] < limit:
+            self._position += 1
+            trimmed += 1
+        if trimmed:
+            self._on_event(
+                f"{self.name}: {trimmed} record(s) trimmed unread, older than {TRIM_HOURS} hours"
+            )
+
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -184,7 +232,9 @@ class StreamWorker:
             while True:
                 if self._stopping:
                     return None
-                available = self._records()[self._position :]
+                records = self._observe()
+                self._trim()
+                available = records[self._position :]
                 if self._paused or not available:
                     self._window_ends_ms = None
                     self._condition.wait(_IDLE_RECHECK_SECONDS)

@@ -347,6 +347,29 @@ def test_checkpoints_further_apart_than_the_heartbeat_allows_are_a_finding(
     assert finding.startswith("no checkpoint anchored between digest 2 and digest 3 for 2:25")
 
 
+def test_a_log_silent_until_now_for_longer_than_the_heartbeat_allows_is_a_finding(
+    sealing: Sealing, anchors: str, sealer: ModuleType
+) -> None:
+    """No new checkpoint since the newest (the sealer stopped, or its anchoring did): a finding
+    while the silence lasts, not only once a later checkpoint shows the gap."""
+    sealed_at = datetime.now(UTC) - timedelta(hours=2)
+    assert _seal(sealer, sealing, now=lambda: sealed_at).digests == [1]
+    anchored = checks.anchored_objects(boto3.client("s3"), ANCHOR_BUCKET, sealing.table)
+
+    def findings(now: datetime) -> list[str]:
+        return [
+            finding.detail
+            for finding in checks.verify_anchors(
+                _digests(sealing), anchored, _public_key(sealing), max_gap=MAX_GAP, now=now
+            )
+        ]
+
+    assert findings(sealed_at + timedelta(hours=1)) == []
+    (silent,) = findings(sealed_at + timedelta(hours=2))
+    assert silent.startswith("no checkpoint anchored since digest 1, 2:00:00 before this check")
+    assert "the sealer stopped, or its checkpoints are no longer anchored" in silent
+
+
 def test_a_saved_checkpoint_proves_an_honest_extension_and_refutes_a_rewrite(
     sealing: Sealing,
     anchors: str,
