@@ -1,6 +1,7 @@
-"""On the emulator: records the sealer never read before the table's stream trimmed them (24
-hours, DynamoDB's stream lifetime: a sealer failing for a day, say) are never sealed, and
-`audit verify` names each one. A drop by stalling the sealer is detected, not silent."""
+"""On the emulator: records the sealer never reads, because the table's stream trimmed them (24
+hours, DynamoDB's stream lifetime: a sealer failing for a day, say) or because the stream was
+turned off, are never sealed, and `audit verify` names each one once the seal window is over. A
+drop by starving the sealer is detected, not silent."""
 
 from __future__ import annotations
 
@@ -56,3 +57,36 @@ def test_records_the_stream_trimmed_before_the_sealer_read_them_are_findings(
         # runs no schedule; on AWS the sealing-stalled alarm fires long before the trim).
         (silent,) = [f["detail"] for f in findings if f["subject"] != lost]
         assert silent.startswith("no checkpoint anchored since digest")
+
+
+def test_records_written_while_the_stream_is_off_are_findings_after_the_seal_window(
+    cloud_assembly: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with LocalAuditPipeline(cloud_assembly, enforce_iam=OPERATOR_ENFORCE_IAM) as pipeline:
+
+        def audit(*argv: str) -> tuple[int, str]:
+            run = run_audit(capsys, "--endpoint-url", pipeline.endpoint_url, *argv)
+            return run.exit_code, run.stdout
+
+        assert audit("delete-account", "sealed@example.com")[0] == 0
+        pipeline.run_until_idle(timeout=60)
+        # The threat model's "disables the table's stream": UpdateTable, alarmed (control changed).
+        pipeline.client("dynamodb").update_table(
+            TableName=pipeline.table_name, StreamSpecification={"StreamEnabled": False}
+        )
+        assert audit("delete-account", "unstreamed@example.com")[0] == 0
+        pipeline.run_until_idle(timeout=60)
+        unstreamed = subject_of(pipeline, "unstreamed@example.com")
+
+        code, out = audit("verify", "--json")
+        assert code == 0  # within the seal window the record may still be on its way
+        assert [(f["kind"], f["subject"]) for f in json.loads(out)["findings"]] == [
+            ("not yet sealed", unstreamed)
+        ]
+        eleven_minutes_later = utc_now() + timedelta(minutes=11)
+        with mock.patch("audit_stack.cli.verify.utc_now", return_value=eleven_minutes_later):
+            code, out = audit("verify", "--json")
+        assert code == 1
+        assert [(f["kind"], f["subject"]) for f in json.loads(out)["findings"]] == [
+            ("not in any digest", unstreamed)
+        ]
