@@ -6,6 +6,7 @@ drop by starving the sealer is detected, not silent."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
@@ -19,17 +20,25 @@ from tests.e2e.helpers import subject_of
 from .conftest import OPERATOR_ENFORCE_IAM, run_audit
 
 
+def _sealed_once(
+    pipeline: LocalAuditPipeline, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str]]:
+    """`audit` against ``pipeline`` ((exit code, stdout)), after one record recorded and sealed."""
+
+    def audit(*argv: str) -> tuple[int, str]:
+        run = run_audit(capsys, "--endpoint-url", pipeline.endpoint_url, *argv)
+        return run.exit_code, run.stdout
+
+    assert audit("delete-account", "sealed@example.com")[0] == 0
+    pipeline.run_until_idle(timeout=60)
+    return audit
+
+
 def test_records_the_stream_trimmed_before_the_sealer_read_them_are_findings(
     cloud_assembly: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with LocalAuditPipeline(cloud_assembly, enforce_iam=OPERATOR_ENFORCE_IAM) as pipeline:
-
-        def audit(*argv: str) -> tuple[int, str]:
-            run = run_audit(capsys, "--endpoint-url", pipeline.endpoint_url, *argv)
-            return run.exit_code, run.stdout
-
-        assert audit("delete-account", "sealed@example.com")[0] == 0
-        pipeline.run_until_idle(timeout=60)
+        audit = _sealed_once(pipeline, capsys)
         with pipeline.stream_sources_paused():  # the sealer reads nothing for a day
             assert audit("delete-account", "lost@example.com")[0] == 0
             pipeline.run_until_idle(timeout=60)  # recorded
@@ -63,13 +72,7 @@ def test_records_written_while_the_stream_is_off_are_findings_after_the_seal_win
     cloud_assembly: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with LocalAuditPipeline(cloud_assembly, enforce_iam=OPERATOR_ENFORCE_IAM) as pipeline:
-
-        def audit(*argv: str) -> tuple[int, str]:
-            run = run_audit(capsys, "--endpoint-url", pipeline.endpoint_url, *argv)
-            return run.exit_code, run.stdout
-
-        assert audit("delete-account", "sealed@example.com")[0] == 0
-        pipeline.run_until_idle(timeout=60)
+        audit = _sealed_once(pipeline, capsys)
         # The threat model's "disables the table's stream": UpdateTable, alarmed (control changed).
         pipeline.client("dynamodb").update_table(
             TableName=pipeline.table_name, StreamSpecification={"StreamEnabled": False}
